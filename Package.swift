@@ -1,0 +1,56 @@
+// swift-tools-version:6.0
+import Foundation
+import PackageDescription
+
+// libtorch is installed by scripts/setup.sh into .deps/site/torch, or found at LIBTORCH_DIR.
+let libtorch: String = {
+    if let dir = ProcessInfo.processInfo.environment["LIBTORCH_DIR"], !dir.isEmpty { return dir }
+    return Context.packageDirectory + "/.deps/site/torch"
+}()
+let libtorchLib = libtorch + "/lib"
+
+let package = Package(
+    name: "Tokenwise",
+    platforms: [.macOS(.v13)],
+    products: [
+        .executable(name: "tokenwise", targets: ["TokenwiseCLI"]),
+        .library(name: "Torch", targets: ["Torch"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
+    targets: [
+        .target(
+            name: "CTorch",
+            cxxSettings: [
+                .unsafeFlags([
+                    "-isystem", libtorch + "/include",
+                    "-isystem", libtorch + "/include/torch/csrc/api/include",
+                    "-D_GLIBCXX_USE_CXX11_ABI=1",
+                    "-Wno-deprecated-declarations",
+                ]),
+            ],
+            linkerSettings: [
+                .unsafeFlags([
+                    "-L", libtorchLib,
+                    // The shim pulls in libtorch_cpu/libc10 only; CUDA is dlopen'd on demand.
+                    "-Xlinker", "--no-as-needed",
+                    "-ltorch_cpu", "-lc10",
+                    "-Xlinker", "-rpath", "-Xlinker", libtorchLib,
+                ]),
+                .linkedLibrary("stdc++"),
+                .linkedLibrary("dl"),
+            ]
+        ),
+        .target(name: "Torch", dependencies: ["CTorch"]),
+        .executableTarget(
+            name: "TokenwiseCLI",
+            dependencies: [
+                "Torch",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        .testTarget(name: "TorchTests", dependencies: ["Torch"]),
+    ],
+    cxxLanguageStandard: .cxx17
+)

@@ -1,0 +1,12 @@
+import ArgumentParser
+import Torch
+
+@main
+struct Tokenwise: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "tokenwise",
+        abstract: "Reinforcement-learning post-training of language models with token-level credit assignment.",
+        version: tokenwiseVersion,
+        subcommands: [Bench.self]
+    )
+}

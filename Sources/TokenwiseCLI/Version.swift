@@ -1,0 +1,3 @@
+import Torch
+
+let tokenwiseVersion = "0.1.0 (libtorch \(Torch.version))"

@@ -1,0 +1,66 @@
+import CTorch
+
+// Neural-network building blocks: matrix products, normalised exponentials, attention, selection.
+extension Tensor {
+    /// Matrix product with PyTorch's broadcasting rules (1-D, 2-D and batched).
+    public func matmul(_ other: Tensor) -> Tensor { op(other) { tw_matmul($0, $1, $2) } }
+
+    /// Batched matrix product of `[B, N, M]` and `[B, M, P]`.
+    public func bmm(_ other: Tensor) -> Tensor { op(other) { tw_bmm($0, $1, $2) } }
+
+    /// `self · weightᵀ + bias` with `weight: [out, in]`.
+    public func linear(weight: Tensor, bias: Tensor? = nil) -> Tensor {
+        withExtendedLifetime((self, weight, bias)) {
+            Tensor.make { tw_linear(handle, weight.handle, bias?.handle, $0) }
+        }
+    }
+
+    public func softmax(dim: Int) -> Tensor { op { tw_softmax($0, Int64(dim), 0, $1) } }
+    public func logSoftmax(dim: Int) -> Tensor { op { tw_softmax($0, Int64(dim), 1, $1) } }
+
+    /// Rows of `weight: [V, D]` picked by the int64 `indices`; result shape `indices.shape + [D]`.
+    public static func embedding(_ weight: Tensor, _ indices: Tensor) -> Tensor {
+        weight.op(indices) { tw_embedding($0, $1, $2) }
+    }
+
+    /// Attention `softmax(q·kᵀ·scale + mask)·v` over `[B, H, T, D]` tensors.
+    /// - mask: bool (true = attend) or additive float, broadcastable to `[B, H, Tq, Tk]`.
+    /// - causal: lower-triangular masking (not combinable with `mask`).
+    /// - scale: default `1/sqrt(D)`.
+    /// - groupedQuery: k and v may have fewer heads than q (GQA); heads are repeated.
+    public static func scaledDotProductAttention(
+        query: Tensor, key: Tensor, value: Tensor, mask: Tensor? = nil, causal: Bool = false,
+        scale: Double? = nil, groupedQuery: Bool = false, dropout: Double = 0
+    ) -> Tensor {
+        withExtendedLifetime((query, key, value, mask)) {
+            make {
+                tw_sdpa(query.handle, key.handle, value.handle, mask?.handle, dropout, causal ? 1 : 0,
+                        scale ?? 0, groupedQuery ? 1 : 0, $0)
+            }
+        }
+    }
+
+    private func pair(_ body: (inout OpaquePointer?, inout OpaquePointer?, ErrorOut) -> Int32)
+        -> (values: Tensor, indices: Tensor)
+    {
+        withExtendedLifetime(self) {
+            var v: OpaquePointer? = nil, i: OpaquePointer? = nil
+            ffiRecording { body(&v, &i, $0) }
+            return (Tensor(handle: v), Tensor(handle: i))
+        }
+    }
+
+    /// The `k` largest (or smallest) entries along `dim` and their indices.
+    public func topk(_ k: Int, dim: Int = -1, largest: Bool = true, sorted: Bool = true)
+        -> (values: Tensor, indices: Tensor)
+    {
+        pair { tw_topk(handle, Int64(k), Int64(dim), largest ? 1 : 0, sorted ? 1 : 0, &$0, &$1, $2) }
+    }
+
+    /// Sorted values along `dim` and the permutation that sorts them.
+    public func sorted(dim: Int = -1, descending: Bool = false, stable: Bool = false)
+        -> (values: Tensor, indices: Tensor)
+    {
+        pair { tw_sort(handle, Int64(dim), descending ? 1 : 0, stable ? 1 : 0, &$0, &$1, $2) }
+    }
+}
