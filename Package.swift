@@ -28,6 +28,8 @@ let package = Package(
                     "-isystem", libtorch + "/include/torch/csrc/api/include",
                     "-D_GLIBCXX_USE_CXX11_ABI=1",
                     "-Wno-deprecated-declarations",
+                    // Always optimised: the shim is thin, and the FMA peak probe is meaningless at -O0.
+                    "-O2",
                 ]),
             ],
             linkerSettings: [

@@ -50,8 +50,13 @@ extension Tensor {
         zeros(other.shape, dtype: other.dtype, device: other.device)
     }
 
+    /// 0, 1, … below end.
+    public static func arange(_ end: Double, dtype: DType = .int64, device: Device = .cpu) -> Tensor {
+        arange(0, end, dtype: dtype, device: device)
+    }
+
     /// Values start, start+step, … below end.
-    public static func arange(_ start: Double = 0, _ end: Double, step: Double = 1,
+    public static func arange(_ start: Double, _ end: Double, step: Double = 1,
                               dtype: DType = .int64, device: Device = .cpu) -> Tensor {
         make { tw_arange(start, end, step, dtype.code, device.typeCode, device.index, $0) }
     }

@@ -90,7 +90,8 @@ extension Torch {
         let grads = parameters.compactMap(\.grad)
         guard !grads.isEmpty else { return 0 }
         return withNoGrad {
-            let norms = grads.map { $0.norm(p: p).to(dtype: .float32) }
+            // Norms in float64 for float64 grads, else float32 (never in bf16/fp16).
+            let norms = grads.map { ($0.dtype == .float64 ? $0 : $0.to(dtype: .float32)).norm(p: p).to(dtype: .float64) }
             let total = Tensor.stack(norms).norm(p: p)
             let coef = (maxNorm / (total + 1e-6)).clamp(max: 1)
             for g in grads { g.mul_(coef.to(g.device, dtype: g.dtype)) }

@@ -57,10 +57,10 @@ public enum Safetensors {
             try? FileManager.default.removeItem(at: tmp)
             throw TorchError("\(url.path): write failed: \(error)")
         }
-        if FileManager.default.fileExists(atPath: url.path) {
-            _ = try FileManager.default.replaceItemAt(url, withItemAt: tmp)
-        } else {
-            try FileManager.default.moveItem(at: tmp, to: url)
+        guard rename(tmp.path, url.path) == 0 else {
+            let reason = String(cString: strerror(errno))
+            try? FileManager.default.removeItem(at: tmp)
+            throw TorchError("\(url.path): cannot move the written file into place: \(reason)")
         }
     }
 

@@ -1,0 +1,30 @@
+import ArgumentParser
+import Foundation
+import Torch
+
+/// Options every command that computes shares.
+struct RuntimeOptions: ParsableArguments {
+    @Option(help: "Intra-op CPU threads for libtorch (default: all cores).")
+    var threads: Int?
+
+    @Option(help: "Device: cpu, cuda or cuda:N.")
+    var device: String = "cpu"
+
+    func validate() throws {
+        if let threads, threads < 1 { throw ValidationError("--threads must be at least 1, got \(threads)") }
+        do { _ = try Device(parsing: device) } catch { throw ValidationError("--device: \(error)") }
+    }
+
+    /// Applies the thread count and returns the device, checking that it can be used.
+    func apply() throws -> Device {
+        Torch.threads = threads ?? ProcessInfo.processInfo.activeProcessorCount
+        let d = try Device(parsing: device)
+        if case .cuda = d {
+            if let reason = Torch.cudaUnavailableReason { throw ValidationError("--device \(device): \(reason)") }
+            guard Int(d.description.split(separator: ":").last!)! < Torch.cudaDeviceCount else {
+                throw ValidationError("--device \(device): only \(Torch.cudaDeviceCount) CUDA device(s) visible")
+            }
+        }
+        return d
+    }
+}
