@@ -20,9 +20,9 @@ struct RuntimeOptions: ParsableArguments {
         Torch.threads = threads ?? ProcessInfo.processInfo.activeProcessorCount
         let d = try Device(parsing: device)
         if case .cuda = d {
-            if let reason = Torch.cudaUnavailableReason { throw ValidationError("--device \(device): \(reason)") }
-            guard Int(d.description.split(separator: ":").last!)! < Torch.cudaDeviceCount else {
-                throw ValidationError("--device \(device): only \(Torch.cudaDeviceCount) CUDA device(s) visible")
+            if let reason = Torch.cudaUnavailableReason { throw TorchError("--device \(device): \(reason)") }
+            guard case .cuda(let index) = d, index < Torch.cudaDeviceCount else {
+                throw TorchError("--device \(device): only \(Torch.cudaDeviceCount) CUDA device(s) visible")
             }
         }
         return d

@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# The README's test command: installs what is missing, builds, runs every test suite.
+#   scripts/test.sh            unit tests + the release-binary check
+#   TOKENWISE_SKIP_RELEASE=1   skips the release-binary check (faster local loops)
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+
+scripts/setup.sh libtorch
+
+log="$(mktemp)"
+trap 'rm -f "$log"' EXIT
+set +e
+swift test --disable-swift-testing 2>&1 | tee "$log"
+status=${PIPESTATUS[0]}
+set -e
+summary=$(grep -E "Executed [0-9]+ tests?, with [0-9]+ failures?" "$log" | tail -n 1)
+passed=$(sed -E 's/.*Executed ([0-9]+) tests?, with ([0-9]+) failures?.*/\1 \2/' <<<"$summary")
+read -r total failed <<<"${passed:-0 0}"
+if [[ $status -ne 0 || -z "$summary" ]]; then
+  echo "unit: $((total - failed)) passed, ${failed:-?} failed"
+  exit 1
+fi
+
+release_checks=0
+if [[ -z "${TOKENWISE_SKIP_RELEASE:-}" ]]; then
+  # The GPU machines get a release binary with the Swift runtime linked in; it must run with only
+  # LD_LIBRARY_PATH pointing at libtorch (and no Swift toolchain on the path).
+  swift build -c release --static-swift-stdlib --product tokenwise
+  bin="$(swift build -c release --show-bin-path)/tokenwise"
+  if readelf -d "$bin" | grep NEEDED | grep -q libswift; then
+    echo "release binary still needs the Swift runtime:"; readelf -d "$bin" | grep NEEDED
+    echo "release: 0 passed, 1 failed"; exit 1
+  fi
+  lib="$ROOT/.deps/site/torch/lib:$ROOT/.deps/site/nvidia/cu13/lib"
+  env -i LD_LIBRARY_PATH="$lib" "$bin" --version
+  env -i LD_LIBRARY_PATH="$lib" "$bin" bench matmul --sizes 128 --seconds 0.2 --threads 1 --json
+  release_checks=1
+fi
+echo "tokenwise: $((total - failed + release_checks)) passed, $failed failed"
