@@ -78,6 +78,10 @@ final class MathTests: XCTestCase {
             assertClose(t64([2.5, -0.7]).rounded(), [2, -1])  // half to even
             assertClose(t64([-3, 0, 4]).sign(), [-1, 0, 1])
             assertClose(t64([1e-10]).log1p(), [1e-10], tol: 1e-12)
+            assertClose(t64([1e-10, 1]).expm1(), [1e-10, exp(1) - 1], tol: 1e-12)
+            assertClose(t64([0, Double.pi / 2]).sin(), [0, 1], tol: 1e-12)
+            assertClose(t64([0, Double.pi]).cos(), [1, -1], tol: 1e-12)
+            assertClose(t64([2, -0.5]).reciprocal(), [0.5, -2])
         }
     }
 
