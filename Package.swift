@@ -15,9 +15,11 @@ let package = Package(
     products: [
         .executable(name: "tokenwise", targets: ["TokenwiseCLI"]),
         .library(name: "Torch", targets: ["Torch"]),
+        .library(name: "Credit", targets: ["Credit"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/x-sheep/swift-property-based", from: "2.0.0"),
     ],
     targets: [
         .target(
@@ -45,14 +47,23 @@ let package = Package(
             ]
         ),
         .target(name: "Torch", dependencies: ["CTorch"]),
+        // Pure Swift: no libtorch, testable in milliseconds.
+        .target(name: "Credit"),
         .executableTarget(
             name: "TokenwiseCLI",
             dependencies: [
                 "Torch",
+                "Credit",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
         .testTarget(name: "TorchTests", dependencies: ["Torch"]),
+        // Runs the built `tokenwise` binary; the dependency makes `swift test` build it first.
+        .testTarget(name: "TokenwiseCLITests", dependencies: ["TokenwiseCLI"]),
+        .testTarget(
+            name: "CreditTests",
+            dependencies: ["Credit", .product(name: "PropertyBased", package: "swift-property-based")]
+        ),
     ],
     cxxLanguageStandard: .cxx17
 )

@@ -11,14 +11,23 @@ scripts/setup.sh libtorch
 log="$(mktemp)"
 trap 'rm -f "$log"' EXIT
 set +e
-swift test --disable-swift-testing 2>&1 | tee "$log"
+swift test 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}
 set -e
-summary=$(grep -E "Executed [0-9]+ tests?, with [0-9]+ failures?" "$log" | tail -n 1)
-passed=$(sed -E 's/.*Executed ([0-9]+) tests?, with ([0-9]+) failures?.*/\1 \2/' <<<"$summary")
-read -r total failed <<<"${passed:-0 0}"
-if [[ $status -ne 0 || -z "$summary" ]]; then
-  echo "unit: $((total - failed)) passed, ${failed:-?} failed"
+# XCTest (Torch, CLI) and Swift Testing (Credit, with property tests) each print a summary.
+xc=$(grep -E "Executed [0-9]+ tests?, with [0-9]+ failures?" "$log" | tail -n 1 || true)
+xc_total=$(sed -E 's/.*Executed ([0-9]+) tests?.*/\1/' <<<"${xc:-Executed 0 tests}")
+xc_failed=$(sed -E 's/.*with ([0-9]+) failures?.*/\1/' <<<"${xc:-with 0 failures}")
+st=$(grep -E "Test run with [0-9]+ tests?" "$log" | tail -n 1 || true)
+st_total=$(sed -E 's/.*Test run with ([0-9]+) tests?.*/\1/' <<<"${st:-Test run with 0 tests}")
+st_failed=0
+if grep -q "failed after" <<<"$st"; then
+  st_failed=$(sed -E 's/.*with ([0-9]+) issues?.*/\1/' <<<"$st")
+fi
+total=$((xc_total + st_total))
+failed=$((xc_failed + st_failed))
+if [[ $status -ne 0 || -z "$xc" || -z "$st" || $failed -ne 0 ]]; then
+  echo "tokenwise: $((total - failed)) passed, $((failed > 0 ? failed : 1)) failed"
   exit 1
 fi
 

@@ -1,0 +1,115 @@
+import Foundation
+
+/// The `tokenwise credit` request: `{"method", "params", "progress"?, "groups": [...]}`.
+public struct CreditRequest: Decodable, Sendable {
+    public var config: CreditConfig
+    public var batch: CreditBatch
+
+    enum CodingKeys: String, CodingKey { case method, params, progress, groups }
+
+    struct GroupJSON: Decodable {
+        var id: String
+        var trajectories: [TrajectoryJSON]
+        var positionScores: [Double]?
+        enum CodingKeys: String, CodingKey { case id, trajectories, positionScores = "position_scores" }
+    }
+
+    struct TrajectoryJSON: Decodable {
+        var tokens: [Int]
+        var reward: Double
+        var logprobs: [Double]?, entropies: [Double]?, values: [Double]?, kl: [Double]?, ratios: [Double]?
+        var stepRewards: [StepReward]?
+        var segments: [Int]?
+        var segmentValues: [Double]?
+        var states: [StateMark]?
+        var treePath: [String]?
+        var planning: [Int]?
+
+        enum CodingKeys: String, CodingKey {
+            case tokens, reward, logprobs, entropies, values, kl, ratios, segments, states, planning
+            case stepRewards = "step_rewards", segmentValues = "segment_values", treePath = "tree_path"
+        }
+
+        var trajectory: Trajectory {
+            Trajectory(tokens: tokens, reward: reward, logprobs: logprobs, entropies: entropies, values: values,
+                       kl: kl, ratios: ratios, stepRewards: stepRewards, segments: segments,
+                       segmentValues: segmentValues, states: states, treePath: treePath, planning: planning)
+        }
+    }
+
+    public init(config: CreditConfig, batch: CreditBatch) {
+        self.config = config
+        self.batch = batch
+    }
+
+    public init(from decoder: Decoder) throws {
+        config = try CreditConfig(from: decoder)
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        let progress = try c.decodeIfPresent(Double.self, forKey: .progress) ?? 0
+        let groups = try c.decode([GroupJSON].self, forKey: .groups)
+        batch = CreditBatch(groups: groups.map { g in
+            Group(id: g.id, trajectories: g.trajectories.map(\.trajectory), positionScores: g.positionScores)
+        }, progress: progress)
+    }
+
+    /// Parses a request, turning decoding failures into messages that name the JSON path.
+    public static func parse(_ data: Data, source: String = "input") throws -> CreditRequest {
+        do {
+            return try JSONDecoder().decode(CreditRequest.self, from: data)
+        } catch let e as CreditError {
+            throw CreditError("\(source): \(e.message)")
+        } catch let e as DecodingError {
+            throw CreditError("\(source): \(describe(e))")
+        }
+    }
+
+    static func path(_ codingPath: [CodingKey]) -> String {
+        var s = ""
+        for key in codingPath {
+            if let i = key.intValue { s += "[\(i)]" } else { s += s.isEmpty ? key.stringValue : ".\(key.stringValue)" }
+        }
+        return s.isEmpty ? "the top level" : s
+    }
+
+    static func describe(_ e: DecodingError) -> String {
+        switch e {
+        case .keyNotFound(let key, let ctx):
+            return "\(path(ctx.codingPath + [key])) is missing"
+        case .typeMismatch(let type, let ctx):
+            return "\(path(ctx.codingPath)) must be \(ParamReader.describe(type))"
+        case .valueNotFound(let type, let ctx):
+            return "\(path(ctx.codingPath)) must be \(ParamReader.describe(type)), not null"
+        case .dataCorrupted(let ctx):
+            return ctx.codingPath.isEmpty ? "not valid JSON (\(ctx.underlyingError.map { "\($0)" } ?? ctx.debugDescription))"
+                : "\(path(ctx.codingPath)): \(ctx.debugDescription)"
+        @unknown default:
+            return "\(e)"
+        }
+    }
+}
+
+/// The `tokenwise credit` response: per-trajectory advantages and weights, plus diagnostics.
+public struct CreditResponse: Encodable {
+    struct TrajectoryOut: Encodable { var advantages: [Double]; var weights: [Double] }
+    struct GroupOut: Encodable { var id: String; var trajectories: [TrajectoryOut] }
+
+    var method: String
+    var groups: [GroupOut]
+    var diagnostics: [String: Double]
+
+    public init(request: CreditRequest, result: CreditResult) {
+        method = request.config.method.rawValue
+        groups = request.batch.groups.enumerated().map { g, group in
+            GroupOut(id: group.id, trajectories: group.trajectories.indices.map { i in
+                TrajectoryOut(advantages: result.advantages[g][i], weights: result.weights[g][i])
+            })
+        }
+        diagnostics = result.diagnostics
+    }
+
+    public func json(pretty: Bool = false) throws -> Data {
+        let enc = JSONEncoder()
+        enc.outputFormatting = pretty ? [.prettyPrinted, .sortedKeys] : [.sortedKeys]
+        return try enc.encode(self)
+    }
+}

@@ -1,0 +1,166 @@
+import Foundation
+import Testing
+@testable import Credit
+
+@Suite struct HAPOTests {
+    let entropies = [0.01, 0.05, 0.2, 0.5, 1, 2]
+
+    @Test func normalizedEntropyScoreBothSigns() {
+        // e = log H; pivot = e at rank round(0.8·5) = 4 → m = log 1 = 0; s = RMS(e) = 2.3714;
+        // h ≈ [−1.942, −1.263, −0.679, −0.292, 0, 0.292].
+        let fixed = HAPO.EntropyStatistics(entropies: entropies, pivotQuantile: 0.8, signFix: true)
+        expectClose(entropies.map(fixed.normalized), [-1, -0.6505149978, -0.3494850022, -0.1505149978, 0, 1])
+        let released = HAPO.EntropyStatistics(entropies: entropies, pivotQuantile: 0.8, signFix: false)
+        expectClose(entropies.map(released.normalized), [1, 0.6505149978, 0.3494850022, 0.1505149978, 0, 1])
+        // Guards: an empty set gives finite statistics.
+        let empty = HAPO.EntropyStatistics(entropies: [])
+        #expect(empty.normalized(1).isFinite)
+    }
+
+    @Test func tokenLevelGroupAverage() throws {
+        // R = [1, 0, 0, 1], L = [2, 4, 3, 1]: μ = 0.3, σ = 0.458258 → A = [1.52752, −0.65465, −0.65465, 1.52752].
+        let r = try run(.hapo(.init(redistribution: false)), [group([(2, 1), (4, 0), (3, 0), (1, 1)])])
+        expectClose(r.advantages[0].map { $0[0] }, [1.5275219, -0.6546523, -0.6546523, 1.5275219])
+        // Single response → 0 (unlike GRPO); equal rewards → 0.
+        #expect(try run(.hapo(.init(redistribution: false)), [group([(2, 1)])]).advantages == [[[0, 0]]])
+    }
+
+    @Test func tlgaFallsBackToGRPOWhenExtreme() throws {
+        // L = [1, 100], R = [1, 0]: μ = 1/101, σ ≈ 0.0990 → A_1 ≈ 10 ≥ 5 → GRPO: ±0.5/0.707108.
+        let r = try run(.hapo(.init(redistribution: false)), [group([(1, 1), (100, 0)])])
+        expectClose([r.advantages[0][0][0], r.advantages[0][1][0]], [0.7071057, -0.7071057])
+        #expect(r.diagnostics["hapo_tlga_fallback_groups"] == 1)
+    }
+
+    @Test func redistributionAtRolloutTime() throws {
+        // Entropies as above over two 3-token responses, R = [1, 0] → TLGA A = ±0.999998.
+        // ρ = 1 is in the neutral zone: ĥ ≤ 0 → A(1 + ĥ), ĥ > 0 → A.
+        var t1 = traj([1, 2, 3], 1), t2 = traj([4, 5, 6], 0)
+        t1.entropies = Array(entropies.prefix(3))
+        t2.entropies = Array(entropies.suffix(3))
+        let r = try run(.hapo(.init()), [Group(id: "q", trajectories: [t1, t2])])
+        expectClose(r.advantages[0][0], [0, 0.3494843032, 0.6505136968])
+        expectClose(r.advantages[0][1], [-0.8494833032, -0.999998, -0.999998])
+        // Outside the neutral zone (ρ = 1.5) the branches swap: ĥ > 0 → A(1 + ĥ), ĥ ≤ 0 → A.
+        t2.ratios = [1.5, 1.5, 1.5]
+        let moved = try run(.hapo(.init()), [Group(id: "q", trajectories: [t1, t2])])
+        expectClose(moved.advantages[0][1], [-0.999998, -0.999998, -1.999996])
+    }
+
+    @Test func reducesToGRPO() throws {
+        let g = group([(2, 1), (4, 0), (3, 0.5)])
+        #expect(try run(.hapo(.init(tlga: false, redistribution: false)), [g]).advantages == (try run(.grpo(.init()), [g])).advantages)
+        #expect(message { _ = try run(.hapo(.init()), [g]) } == "group 'q', trajectory 0: method 'hapo' needs 'entropies'")
+    }
+}
+
+@Suite struct TWGRPOTests {
+    @Test func positionWeights() throws {
+        // K = [0, 1, 0.5] → K̂ = [0, 1, 0.5] (÷(1 + 1e-8)) → w = 1 + 0.4·K̂ = [1, 1.4, 1.2].
+        // Advantages: GRPO with eps 1e-4: ±0.5/(0.707107 + 1e-4) = ±0.707007.
+        let g = Group(id: "q", trajectories: [traj([1, 2, 3], 1), traj([4, 5], 0)], positionScores: [0, 1, 0.5])
+        let r = try run(.twGRPO(.init()), [g])
+        expectClose(r.weights[0][0], [1, 1.4, 1.2])
+        expectClose(r.weights[0][1], [1, 1.4])
+        expectClose(r.advantages[0][1], [-0.7070067953, -0.7070067953])
+    }
+
+    @Test func positionScoresFromDistributions() {
+        // Position 0: ℓ1 = log[.5, .5], ℓ2 = log[.9, .1]; position 1: ℓ1 = log[.8, .2], response 2 has
+        // ended → uniform log[.5, .5]. Values from an independent Python reference.
+        let l = { (p: [Double]) in p.map { Foundation.log($0) } }
+        let k = TWGRPO.positionScores(logDistributions: [[l([0.5, 0.5]), l([0.8, 0.2])], [l([0.9, 0.1])]])
+        expectClose(k, [0.385139176, 0.1345374206])
+    }
+
+    @Test func alphaOneIsGRPOAndScoresAreRequired() throws {
+        let g = group([(2, 1), (3, 0)])
+        let plain = try run(.grpo(.init(eps: 1e-4)), [g])
+        #expect(try run(.twGRPO(.init(alpha: 1)), [g]) .advantages == plain.advantages)
+        #expect(try run(.twGRPO(.init(alpha: 1)), [g]).weights == plain.weights)
+        #expect(message { _ = try run(.twGRPO(.init()), [g]) } == "group 'q': method 'tw_grpo' needs 'position_scores'")
+        var short = g
+        short.positionScores = [1, 2]
+        #expect(message { _ = try run(.twGRPO(.init()), [short]) } == "group 'q': 'position_scores' has 2 values but the longest response has 3 tokens")
+    }
+}
+
+@Suite struct D3STests {
+    @Test func maxVarianceSubset() {
+        // keep 2 of [−1, −.5, 0, .5, 1]: j=1 → {1, −1}, variance 1 (j=0, 2 give 0.0625).
+        #expect(D3S.selectMaxVariance([-1, -0.5, 0, 0.5, 1], keep: 2) == [0, 4])
+        // keep 3: j=1 {1, −1, −.5} and j=2 {.5, 1, −1} tie at 0.7222 → the smaller j.
+        #expect(D3S.selectMaxVariance([-1, -0.5, 0, 0.5, 1], keep: 3) == [0, 1, 4])
+        #expect(D3S.selectMaxVariance([3, 1, 2], keep: 3) == [0, 1, 2])
+    }
+
+    @Test func sampleLevelOnGRPO() throws {
+        // R = [1, 0, 0, 1] → ±0.866; keep ⌈0.5·4⌉ = 2: best is one of each sign — the largest
+        // (index 3, last among equals) and the smallest (index 1).
+        let r = try run(try config(#"{"method":"d3s","params":{"sample_keep":0.5}}"#), [group([(1, 1), (1, 0), (1, 0), (1, 1)])])
+        #expect(r.weights[0] == [[0], [1], [0], [1]])
+        #expect(r.advantages == (try run(.grpo(.init()), [group([(1, 1), (1, 0), (1, 0), (1, 1)])])).advantages)
+    }
+
+    @Test func tokenLevelByAbsAdvantageTimesEntropy() throws {
+        // Advantages ±0.5 (Dr.GRPO base); H = [0.1, 0.9, 0.5 | 0.3, 0, 0.8] → scores
+        // [.05, .45, .25 | .15, 0, .4]; keep ⌈0.5·6⌉ = 3 → tokens with .45, .4, .25.
+        var t1 = traj([1, 2, 3], 1), t2 = traj([4, 5, 6], 0)
+        t1.entropies = [0.1, 0.9, 0.5]
+        t2.entropies = [0.3, 0, 0.8]
+        let cfg = try config(#"{"method":"d3s","params":{"token_keep":0.5,"base":{"method":"grpo","params":{"std_normalize":false}}}}"#)
+        let r = try run(cfg, [Group(id: "q", trajectories: [t1, t2])])
+        #expect(r.weights[0] == [[0, 1, 1], [0, 0, 1]])
+        // Per sequence: ⌈0.5·3⌉ = 2 each, and the zero-entropy token is never kept.
+        let seq = try config(#"{"method":"d3s","params":{"token_keep":0.5,"token_scope":"sequence"}}"#)
+        #expect(try run(seq, [Group(id: "q", trajectories: [t1, t2])]).weights[0] == [[0, 1, 1], [1, 0, 1]])
+        // A quota above the number of positive scores still never keeps a zero-entropy token.
+        let generous = try config(#"{"method":"d3s","params":{"token_keep":0.9,"token_scope":"sequence"}}"#)
+        #expect(try run(generous, [Group(id: "q", trajectories: [t1, t2])]).weights[0] == [[1, 1, 1], [1, 0, 1]])
+    }
+
+    @Test func scheduleRelaxesWithProgress() throws {
+        let p = D3S.Params(sampleKeep: 0.5, schedule: .linear)
+        #expect(p.keep(0.5, progress: 0.5) == 0.75)
+        let c = D3S.Params(sampleKeep: 0.5, schedule: .cosine)
+        #expect(Swift.abs(c.keep(0.5, progress: 0.5) - 0.75) < 1e-12)
+        #expect(c.keep(0.5, progress: 1) == 1)
+        #expect(c.keep(0.5, progress: 0) == 0.5)
+        // At the end of training everything is kept.
+        let r = try run(.d3s(.init(sampleKeep: 0.25, schedule: .linear)), [group([(1, 1), (1, 0), (1, 0), (1, 1)])], progress: 1)
+        #expect(r.weights[0].allSatisfy { $0 == [1] })
+    }
+
+    @Test func keepingEverythingIsTheBase() throws {
+        let g = Group(id: "q", trajectories: [traj([1, 2, 3], 1), traj([1, 2, 4], 0), traj([5], 1)])
+        for base in [CreditConfig.grpo(.init()), .tempo(.init()), .rloo(.init())] {
+            let plain = try run(base, [g])
+            let d = try run(.d3s(.init(base: base)), [g])
+            #expect(d.advantages == plain.advantages)
+            #expect(d.weights == plain.weights)
+        }
+        #expect(try config(#"{"method":"d3s","params":{"base":"rloo"}}"#) == .d3s(.init(base: .rloo(.init()))))
+        #expect(message { _ = try config(#"{"method":"d3s","params":{"base":"d3s"}}"#) } == "method 'd3s': param 'base' cannot itself be 'd3s'")
+    }
+}
+
+@Suite struct HICRATests {
+    @Test func planningTokensGetExtraCredit() throws {
+        // gram [2, 3] in [1, 2, 3, 4] marks tokens 1 and 2; A' = Â + 0.2·|Â| there (Dr.GRPO Â = ±0.5).
+        #expect(HICRA.planningMask(tokens: [1, 2, 3, 4, 2, 3], grams: [[2, 3]]) == [false, true, true, false, true, true])
+        let g = Group(id: "q", trajectories: [traj([1, 2, 3, 4], 1), traj([2, 3], 0)])
+        let r = try run(.hicra(.init(grpo: .init(stdNormalize: false), grams: [[2, 3]])), [g])
+        expectClose(r.advantages[0][0], [0.5, 0.6, 0.6, 0.5])
+        expectClose(r.advantages[0][1], [-0.4, -0.4])
+        // Explicit planning indices work too.
+        var t = traj([7, 8], 1)
+        t.planning = [0]
+        let explicit = try run(.hicra(.init(grpo: .init(stdNormalize: false))), [Group(id: "q", trajectories: [t, traj([9], 0)])])
+        expectClose(explicit.advantages[0][0], [0.6, 0.5])
+    }
+
+    @Test func alphaZeroIsGRPO() throws {
+        let g = Group(id: "q", trajectories: [traj([1, 2, 3], 1), traj([2, 3], 0)])
+        #expect(try run(.hicra(.init(alpha: 0, grams: [[2, 3]])), [g]).advantages == (try run(.grpo(.init()), [g])).advantages)
+    }
+}
