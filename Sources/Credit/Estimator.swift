@@ -84,6 +84,11 @@ enum Validation {
         }
     }
 
+    /// KL reward shaping needs per-token `kl` whenever its coefficient is not 0.
+    static func requireKL(_ batch: CreditBatch, _ method: String, coef: Double) throws {
+        if coef != 0 { try require(batch, method, "kl") { $0.kl != nil } }
+    }
+
     /// Fails unless every trajectory has the field `name`.
     static func require(_ batch: CreditBatch, _ method: String, _ name: String,
                         _ has: (Trajectory) -> Bool) throws {

@@ -45,13 +45,13 @@ public enum GAE {
 
         func validate(_ batch: CreditBatch) throws {
             try Validation.require(batch, "gae", "values") { $0.values != nil }
-            if params.klCoef != 0 { try Validation.require(batch, "gae", "kl") { $0.kl != nil } }
+            try Validation.requireKL(batch, "gae", coef: params.klCoef)
         }
 
         func apply(_ batch: CreditBatch, _ result: inout CreditResult) throws {
             for (g, group) in batch.groups.enumerated() {
                 for (i, t) in group.trajectories.enumerated() where t.count > 0 {
-                    var rewards = (t.kl ?? Array(repeating: 0, count: t.count)).map { -params.klCoef * $0 }
+                    var rewards = t.klPenalty(params.klCoef)
                     rewards[t.count - 1] += t.reward
                     result.advantages[g][i] = GAE.advantages(rewards: rewards, values: t.values!, gamma: params.gamma, lam: params.lam)
                 }

@@ -66,7 +66,7 @@ public enum PURE {
         let params: Params
 
         func validate(_ batch: CreditBatch) throws {
-            if params.klCoef != 0 { try Validation.require(batch, "pure", "kl") { $0.kl != nil } }
+            try Validation.requireKL(batch, "pure", coef: params.klCoef)
         }
 
         func apply(_ batch: CreditBatch, _ result: inout CreditResult) throws {
@@ -80,7 +80,7 @@ public enum PURE {
                 let vr = group.trajectories.map { $0.reward - 1 }
                 let vrCentred = group.trajectories.count > 1 ? zip(vr, PURE.leaveOneOut(vr)).map { $0 - $1 } : vr
                 for (i, t) in group.trajectories.enumerated() where t.count > 0 {
-                    var rewards = (t.kl ?? Array(repeating: 0, count: t.count)).map { -params.klCoef * $0 }
+                    var rewards = t.klPenalty(params.klCoef)
                     var previousEnd = -1
                     for (k, s) in steps[i].enumerated() {
                         let base = params.baseline == .step ? stepBase[i] : tokenBase[i] * Double(s.index - previousEnd)

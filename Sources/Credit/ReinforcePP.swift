@@ -33,7 +33,7 @@ public enum ReinforcePP {
         let params: Params
 
         func validate(_ batch: CreditBatch) throws {
-            if params.klCoef != 0 { try Validation.require(batch, "reinforce_pp", "kl") { $0.kl != nil } }
+            try Validation.requireKL(batch, "reinforce_pp", coef: params.klCoef)
         }
 
         func apply(_ batch: CreditBatch, _ result: inout CreditResult) throws {
@@ -41,7 +41,7 @@ public enum ReinforcePP {
                 let r = group.trajectories.map(\.reward)
                 let mean = r.count > 1 ? Stats.mean(r) : 0
                 for (i, t) in group.trajectories.enumerated() where t.count > 0 {
-                    let penalty = (t.kl ?? Array(repeating: 0, count: t.count)).map { -params.klCoef * $0 }
+                    let penalty = t.klPenalty(params.klCoef)
                     switch params.baseline {
                     case .none:
                         var rewards = penalty

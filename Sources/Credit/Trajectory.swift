@@ -54,6 +54,11 @@ public struct Trajectory: Equatable, Sendable {
     }
 
     public var count: Int { tokens.count }
+
+    /// Per-token KL reward shaping −coef·kl_t (zeros without `kl`).
+    func klPenalty(_ coef: Double) -> [Double] {
+        (kl ?? Array(repeating: 0, count: count)).map { -coef * $0 }
+    }
 }
 
 /// The trajectories sampled for one prompt.
