@@ -16,6 +16,7 @@ let package = Package(
         .executable(name: "tokenwise", targets: ["TokenwiseCLI"]),
         .library(name: "Torch", targets: ["Torch"]),
         .library(name: "Credit", targets: ["Credit"]),
+        .library(name: "Objectives", targets: ["Objectives"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -49,15 +50,18 @@ let package = Package(
         .target(name: "Torch", dependencies: ["CTorch"]),
         // Pure Swift: no libtorch, testable in milliseconds.
         .target(name: "Credit"),
+        .target(name: "Objectives", dependencies: ["Torch", "Credit"]),
         .executableTarget(
             name: "TokenwiseCLI",
             dependencies: [
                 "Torch",
                 "Credit",
+                "Objectives",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
         .testTarget(name: "TorchTests", dependencies: ["Torch"]),
+        .testTarget(name: "ObjectivesTests", dependencies: ["Objectives", "Torch"]),
         // Runs the built `tokenwise` binary; the dependency makes `swift test` build it first.
         .testTarget(name: "TokenwiseCLITests", dependencies: ["TokenwiseCLI"]),
         .testTarget(

@@ -416,6 +416,8 @@ tw_tensor tw_unary(int op, tw_tensor t, char **err) {
       case TW_RECIPROCAL: return wrap(at::reciprocal(x));
       case TW_ISNAN: return wrap(at::isnan(x));
       case TW_ISFINITE: return wrap(at::isfinite(x));
+      case TW_LOG_SIGMOID: return wrap(at::log_sigmoid(x));
+      case TW_SOFTPLUS: return wrap(at::softplus(x));
     }
     throw std::invalid_argument("unknown unary op " + std::to_string(op));
   })
@@ -562,6 +564,15 @@ tw_tensor tw_softmax(tw_tensor t, int64_t dim, int log, char **err) {
 
 tw_tensor tw_cumsum(tw_tensor t, int64_t dim, char **err) {
   TW_TRY(nullptr, { return wrap(at::cumsum(T(t), dim)); })
+}
+
+int tw_cumminmax(int which, tw_tensor t, int64_t dim, tw_tensor *values, tw_tensor *indices, char **err) {
+  TW_TRY(-1, {
+    auto r = which == 0 ? at::cummin(T(t), dim) : at::cummax(T(t), dim);
+    *values = wrap(std::get<0>(r));
+    *indices = wrap(std::get<1>(r));
+    return 0;
+  })
 }
 
 tw_tensor tw_matmul(tw_tensor a, tw_tensor b, char **err) {

@@ -51,6 +51,11 @@ extension Tensor {
     }
 
     /// 0, 1, … below end.
+    /// Ones with the shape, dtype and device of `other`.
+    public static func ones(like other: Tensor) -> Tensor {
+        ones(other.shape, dtype: other.dtype, device: other.device)
+    }
+
     public static func arange(_ end: Double, dtype: DType = .int64, device: Device = .cpu) -> Tensor {
         arange(0, end, dtype: dtype, device: device)
     }

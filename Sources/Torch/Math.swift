@@ -61,6 +61,10 @@ extension Tensor {
     /// GELU; `tanhApproximation` selects the tanh form used by GPT-2 style models.
     public func gelu(tanhApproximation: Bool = false) -> Tensor { unary(tanhApproximation ? TW_GELU_TANH : TW_GELU) }
     public func isNaN() -> Tensor { unary(TW_ISNAN) }
+    /// log σ(x), stable for large |x|.
+    public func logSigmoid() -> Tensor { unary(TW_LOG_SIGMOID) }
+    /// log(1 + eˣ), stable for large |x|.
+    public func softplus() -> Tensor { unary(TW_SOFTPLUS) }
     public func isFinite() -> Tensor { unary(TW_ISFINITE) }
 
     public func pow(_ exponent: Double) -> Tensor { scalar(TW_S_POW, exponent) }
@@ -140,4 +144,17 @@ extension Tensor {
     }
 
     public func cumsum(dim: Int) -> Tensor { op { tw_cumsum($0, Int64(dim), $1) } }
+
+    private func cumulative(_ which: Int32, _ dim: Int) -> (values: Tensor, indices: Tensor) {
+        withExtendedLifetime(self) {
+            var v: OpaquePointer? = nil, i: OpaquePointer? = nil
+            ffiRecording { tw_cumminmax(which, handle, Int64(dim), &v, &i, $0) }
+            return (Tensor(handle: v), Tensor(handle: i))
+        }
+    }
+
+    /// Running minimum along `dim` and where each was reached.
+    public func cummin(dim: Int) -> (values: Tensor, indices: Tensor) { cumulative(0, dim) }
+    /// Running maximum along `dim` and where each was reached.
+    public func cummax(dim: Int) -> (values: Tensor, indices: Tensor) { cumulative(1, dim) }
 }

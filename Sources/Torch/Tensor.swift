@@ -134,10 +134,17 @@ public final class Tensor {
 
     // MARK: back to Swift values
 
+    /// Fails when this tensor is invalid, with the error that made it so when the scope has it.
+    func checkValid() throws {
+        guard handle == nil else { return }
+        if let first = ErrorScope.stack.scopes.last?.first { throw first }
+        throw TorchError("cannot read an invalid tensor (an earlier operation failed)")
+    }
+
     /// All elements in row-major order, converted to `T` (and copied to the CPU).
     public func toArray<T: TensorElement>(_ type: T.Type = T.self) throws -> [T] {
         try withExtendedLifetime(self) {
-            guard handle != nil else { throw TorchError("cannot read an invalid tensor (an earlier operation failed)") }
+            try checkValid()
             let n = count
             var out = [T](unsafeUninitializedCapacity: n) { _, initialized in initialized = n }
             try out.withUnsafeMutableBytes { raw in
@@ -150,7 +157,7 @@ public final class Tensor {
     /// The raw bytes of the elements in `dtype` (default: the tensor's own), row-major.
     public func bytes(as dtype: DType? = nil) throws -> [UInt8] {
         try withExtendedLifetime(self) {
-            guard handle != nil else { throw TorchError("cannot read an invalid tensor (an earlier operation failed)") }
+            try checkValid()
             let dt = dtype ?? self.dtype
             let n = count
             var out = [UInt8](repeating: 0, count: n * dt.byteSize)
@@ -168,6 +175,7 @@ public final class Tensor {
 
     /// The single element of a one-element tensor, as a Double.
     public func item() throws -> Double {
+        try checkValid()
         let c = count
         guard c == 1 else { throw TorchError("item() needs a tensor with one element, got shape \(shape)") }
         return try toArray(Double.self)[0]

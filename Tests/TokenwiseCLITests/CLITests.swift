@@ -66,6 +66,23 @@ final class CLITests: XCTestCase {
         XCTAssertTrue(nofile.stderr.contains("/nonexistent/x.json: cannot read the file"), nofile.stderr)
     }
 
+    func testObjectiveReadsStdinAndWritesLossAndGradients() throws {
+        let req = #"{"objective":{"ratio":"token"},"trajectories":[{"logprobs":[0.1,0.5],"old_logprobs":[0,0],"advantages":[1,1]}]}"#
+        let out = try tokenwise(["objective"], stdin: req)
+        XCTAssertEqual(out.status, 0, out.stderr)
+        let json = try JSONSerialization.jsonObject(with: Data(out.stdout.utf8)) as! [String: Any]
+        // ℓ = [−e^0.1, −1.2 (clipped)], token mean; gradient −e^0.1/2 on the first token only.
+        XCTAssertEqual(json["loss"] as! Double, (-Foundation.exp(0.1) - 1.2) / 2, accuracy: 1e-12)
+        let g = (json["grad_logprobs"] as! [[Double]])[0]
+        XCTAssertEqual(g[0], -Foundation.exp(0.1) / 2, accuracy: 1e-12)
+        XCTAssertEqual(g[1], 0)
+        let bad = try tokenwise(["objective"], stdin: #"{"objective":{"ratio":"tokens"},"trajectories":[]}"#)
+        XCTAssertNotEqual(bad.status, 0)
+        XCTAssertTrue(bad.stderr.contains("stdin: objective: 'ratio' is 'tokens'; expected one of 'token', 'sequence'"), bad.stderr)
+        let dtype = try tokenwise(["objective", "--dtype", "int8"])
+        XCTAssertTrue(dtype.stderr.contains("--dtype must be float64 or float32"), dtype.stderr)
+    }
+
     func testEveryMethodIsReachableByName() throws {
         for name in ["grpo", "rloo", "reinforce_pp", "gae", "tempo", "spo_chain", "spo_tree", "pure", "gigpo", "hapo",
                      "tw_grpo", "d3s", "hicra"] {

@@ -73,6 +73,8 @@ final class AutogradTests: XCTestCase {
             Tensor.scaledDotProductAttention(query: q, key: q * 0.5, value: q.tanh(), causal: true)
         }
         gradcheck("norm", v) { $0.norm().unsqueezed(dim: 0) }
+        gradcheck("logSigmoid/softplus", v) { $0.logSigmoid() + $0.softplus() }
+        gradcheck("cummin", v) { $0.cummin(dim: 0).values }
     }
 
     func testBackwardAccumulatesAndZeroGradClears() throws {

@@ -82,6 +82,8 @@ final class MathTests: XCTestCase {
             assertClose(t64([0, Double.pi / 2]).sin(), [0, 1], tol: 1e-12)
             assertClose(t64([0, Double.pi]).cos(), [1, -1], tol: 1e-12)
             assertClose(t64([2, -0.5]).reciprocal(), [0.5, -2])
+            assertClose(t64([0, 2, -1000]).logSigmoid(), [-log(2), -log(1 + exp(-2)), -1000])
+            assertClose(t64([0, 2, 1000]).softplus(), [log(2), log(1 + exp(2)), 1000])
         }
     }
 
@@ -123,6 +125,10 @@ final class MathTests: XCTestCase {
             XCTAssertEqual(try Tensor([true, false, true, true], shape: [2, 2]).all(dims: [1]).bools(), [false, true])
             assertClose(t64([1, 2, 3]).cumsum(dim: 0), [1, 3, 6])
             assertClose(a.cumsum(dim: 1), [1, 3, 6, 4, 9, 15])
+            let cm = t64([3, 1, 2, 0.5]).cummin(dim: 0)
+            assertClose(cm.values, [3, 1, 1, 0.5])
+            assertClose(cm.indices, [0, 1, 1, 3])
+            assertClose(t64([1, 3, 2]).cummax(dim: 0).values, [1, 3, 3])
             assertClose(t64([1, 5, 2]).argmax(), [1], shape: [])
             assertClose(a.argmax(dim: 0), [1, 1, 1])
             assertClose(a.argmin(dim: 1, keepDim: true), [0, 0], shape: [2, 1])

@@ -31,7 +31,7 @@ enum { TW_CPU = 0, TW_CUDA = 1 };
 enum tw_unary_op {
   TW_NEG, TW_EXP, TW_LOG, TW_SQRT, TW_RSQRT, TW_ABS, TW_SIGMOID, TW_SILU, TW_GELU, TW_GELU_TANH,
   TW_RELU, TW_TANH, TW_SIN, TW_COS, TW_LOG1P, TW_EXPM1, TW_SIGN, TW_FLOOR, TW_CEIL, TW_ROUND,
-  TW_LOGICAL_NOT, TW_SQUARE, TW_RECIPROCAL, TW_ISNAN, TW_ISFINITE
+  TW_LOGICAL_NOT, TW_SQUARE, TW_RECIPROCAL, TW_ISNAN, TW_ISFINITE, TW_LOG_SIGMOID, TW_SOFTPLUS
 };
 enum tw_binary_op {
   TW_ADD, TW_SUB, TW_MUL, TW_DIV, TW_POW, TW_MAXIMUM, TW_MINIMUM, TW_EQ, TW_NE, TW_LT, TW_LE,
@@ -140,6 +140,8 @@ int tw_minmax_dim(int which, tw_tensor t, int64_t dim, int keepdim, tw_tensor *v
 tw_tensor tw_argmax(tw_tensor t, int64_t dim, int has_dim, int keepdim, int argmin, char **err);
 tw_tensor tw_softmax(tw_tensor t, int64_t dim, int log, char **err);
 tw_tensor tw_cumsum(tw_tensor t, int64_t dim, char **err);
+// Running min (which = 0) or max (which = 1) along dim, with the index where it was reached.
+int tw_cumminmax(int which, tw_tensor t, int64_t dim, tw_tensor *values, tw_tensor *indices, char **err);
 tw_tensor tw_matmul(tw_tensor a, tw_tensor b, char **err);
 tw_tensor tw_bmm(tw_tensor a, tw_tensor b, char **err);
 tw_tensor tw_linear(tw_tensor x, tw_tensor w, tw_tensor bias_or_null, char **err);

@@ -1,0 +1,181 @@
+/// Every choice of a policy-gradient loss, each independent of the others (names as in YAML, CLI
+/// and JSON). Formulas: ALGORITHMS.md §1, §7, §8, §9.4, §12, §17.
+public struct PolicyLossConfig: Equatable, Sendable {
+    /// Importance-ratio level.
+    public enum Ratio: String, Codable, Sendable, CaseIterable {
+        case token, sequence
+        case gspoToken = "gspo_token"
+        case hybrid
+        case prefixMin = "prefix_min"
+        case turn
+    }
+
+    public enum Aggregation: String, Codable, Sendable, CaseIterable {
+        case tokenMean = "token_mean"
+        case seqMeanTokenMean = "seq_mean_token_mean"
+        case seqMeanTokenSum = "seq_mean_token_sum"
+        case seqMeanTokenSumNorm = "seq_mean_token_sum_norm"
+    }
+
+    public enum KLEstimator: String, Codable, Sendable, CaseIterable { case k1, k2, k3 }
+
+    /// MinPRO surrogate (ALGORITHMS.md §12, UNVERIFIED): `weighted` scales the token-level clipped
+    /// surrogate by sg(m_t/ρ_t); `direct` clips the prefix minimum m_t itself.
+    public enum PrefixMinVariant: String, Codable, Sendable, CaseIterable { case weighted, direct }
+
+    /// HAPO's asymmetric adaptive clipping (§9.4).
+    public struct AdaptiveClip: Codable, Equatable, Sendable {
+        public var alpha = 1.0
+        public var entropyPivot = 0.8
+        public var signFix = true
+
+        public init(alpha: Double = 1, entropyPivot: Double = 0.8, signFix: Bool = true) {
+            self.alpha = alpha; self.entropyPivot = entropyPivot; self.signFix = signFix
+        }
+
+        enum CodingKeys: String, CodingKey, CaseIterable { case alpha, entropyPivot = "entropy_pivot", signFix = "sign_fix" }
+
+        public init(from decoder: Decoder) throws {
+            try rejectUnknownKeys(decoder, CodingKeys.self, in: "adaptive_clip")
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            alpha = try c.decodeIfPresent(Double.self, forKey: .alpha) ?? 1
+            entropyPivot = try c.decodeIfPresent(Double.self, forKey: .entropyPivot) ?? 0.8
+            signFix = try c.decodeIfPresent(Bool.self, forKey: .signFix) ?? true
+        }
+    }
+
+    /// DHPO's mixing of token and sequence ratios (§8, UNVERIFIED reconstruction).
+    public struct Hybrid: Codable, Equatable, Sendable {
+        public enum Mixing: String, Codable, Sendable, CaseIterable { case average, entropy }
+        public enum Space: String, Codable, Sendable, CaseIterable { case linear, log }
+        public var mixing: Mixing = .average
+        public var space: Space = .linear
+        /// Weight of the token branch for `average` mixing.
+        public var tokenWeight = 0.5
+
+        public init(mixing: Mixing = .average, space: Space = .linear, tokenWeight: Double = 0.5) {
+            self.mixing = mixing; self.space = space; self.tokenWeight = tokenWeight
+        }
+
+        enum CodingKeys: String, CodingKey, CaseIterable { case mixing, space, tokenWeight = "token_weight" }
+
+        public init(from decoder: Decoder) throws {
+            try rejectUnknownKeys(decoder, CodingKeys.self, in: "hybrid")
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            mixing = try c.choice(.mixing, in: "hybrid") as Mixing? ?? .average
+            space = try c.choice(.space, in: "hybrid") as Space? ?? .linear
+            tokenWeight = try c.decodeIfPresent(Double.self, forKey: .tokenWeight) ?? 0.5
+        }
+    }
+
+    /// Train/inference mismatch correction from the rollout engine's logprobs (§17).
+    public struct Mismatch: Codable, Equatable, Sendable {
+        public enum Mode: String, Codable, Sendable, CaseIterable {
+            case none, tis, icepop
+            case seqMaskTIS = "seq_mask_tis"
+        }
+        public var mode: Mode = .none
+        public var low = 0.5
+        public var high = 5.0
+        public var cap = 2.0
+
+        public init(mode: Mode = .none, low: Double = 0.5, high: Double = 5, cap: Double = 2) {
+            self.mode = mode; self.low = low; self.high = high; self.cap = cap
+        }
+
+        enum CodingKeys: String, CodingKey, CaseIterable { case mode, low, high, cap }
+
+        public init(from decoder: Decoder) throws {
+            try rejectUnknownKeys(decoder, CodingKeys.self, in: "mismatch")
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            mode = try c.choice(.mode, in: "mismatch") as Mode? ?? .none
+            low = try c.decodeIfPresent(Double.self, forKey: .low) ?? 0.5
+            high = try c.decodeIfPresent(Double.self, forKey: .high) ?? 5
+            cap = try c.decodeIfPresent(Double.self, forKey: .cap) ?? 2
+        }
+    }
+
+    public var ratio: Ratio = .token
+    public var epsLow = 0.2
+    public var epsHigh = 0.2
+    public var seqEpsLow = 3e-4
+    public var seqEpsHigh = 4e-4
+    /// PPO clipping on (false: plain importance-weighted policy gradient, −ρA).
+    public var clip = true
+    public var dualClip: Double?
+    public var adaptiveClip: AdaptiveClip?
+    public var hybrid: Hybrid?
+    public var prefixMinVariant: PrefixMinVariant = .weighted
+    public var mismatch = Mismatch()
+    public var aggregation: Aggregation = .tokenMean
+    public var normConstant: Double?
+    public var klCoef = 0.0
+    public var klEstimator: KLEstimator = .k3
+    public var entropyCoef = 0.0
+    /// Log-ratios are clamped to ±this before exp (verl, OpenRLHF: 20).
+    public var logRatioClamp = 20.0
+
+    public init() {}
+
+    enum CodingKeys: String, CodingKey, CaseIterable {
+        case ratio, clip, hybrid, mismatch, aggregation
+        case epsLow = "eps_low", epsHigh = "eps_high", seqEpsLow = "seq_eps_low", seqEpsHigh = "seq_eps_high"
+        case dualClip = "dual_clip", adaptiveClip = "adaptive_clip", prefixMinVariant = "prefix_min_variant"
+        case normConstant = "norm_constant", klCoef = "kl_coef", klEstimator = "kl_estimator"
+        case entropyCoef = "entropy_coef", logRatioClamp = "log_ratio_clamp"
+    }
+
+    /// Rejects combinations the loss cannot honour, naming the key.
+    public func validate() throws {
+        for (name, v) in [("eps_low", epsLow), ("eps_high", epsHigh), ("seq_eps_low", seqEpsLow), ("seq_eps_high", seqEpsHigh)] {
+            guard v >= 0, v.isFinite else { throw ObjectiveError("objective: '\(name)' must be >= 0, got \(v)") }
+        }
+        guard epsLow < 1, seqEpsLow < 1 else { throw ObjectiveError("objective: 'eps_low' and 'seq_eps_low' must be below 1") }
+        if let c = dualClip, !(c > 1) { throw ObjectiveError("objective: 'dual_clip' must be > 1, got \(c)") }
+        if hybrid != nil && ratio != .hybrid {
+            throw ObjectiveError("objective: 'hybrid' is set but 'ratio' is '\(ratio.rawValue)' (use ratio: hybrid)")
+        }
+        if let h = hybrid, !(0...1).contains(h.tokenWeight) {
+            throw ObjectiveError("objective: 'hybrid.token_weight' must be in [0, 1], got \(h.tokenWeight)")
+        }
+        if adaptiveClip != nil && ![.token, .prefixMin, .turn, .hybrid].contains(ratio) {
+            throw ObjectiveError("objective: 'adaptive_clip' needs a token-level ratio, not '\(ratio.rawValue)'")
+        }
+        if adaptiveClip != nil && !clip { throw ObjectiveError("objective: 'adaptive_clip' needs 'clip: true'") }
+        if mismatch.mode != .none && !(mismatch.low < mismatch.high) {
+            throw ObjectiveError("objective: 'mismatch.low' (\(mismatch.low)) must be below 'mismatch.high' (\(mismatch.high))")
+        }
+        if mismatch.mode == .tis && !(mismatch.cap > 0) { throw ObjectiveError("objective: 'mismatch.cap' must be > 0") }
+        if normConstant != nil && aggregation != .seqMeanTokenSumNorm {
+            throw ObjectiveError("objective: 'norm_constant' only applies to aggregation 'seq_mean_token_sum_norm'")
+        }
+        if let c = normConstant, !(c > 0) { throw ObjectiveError("objective: 'norm_constant' must be > 0, got \(c)") }
+        guard logRatioClamp > 0 else { throw ObjectiveError("objective: 'log_ratio_clamp' must be > 0") }
+    }
+}
+
+extension PolicyLossConfig: Codable {
+    public init(from decoder: Decoder) throws {
+        try rejectUnknownKeys(decoder, CodingKeys.self, in: "objective")
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        ratio = try c.choice(.ratio, in: "objective") as Ratio? ?? .token
+        epsLow = try c.decodeIfPresent(Double.self, forKey: .epsLow) ?? 0.2
+        epsHigh = try c.decodeIfPresent(Double.self, forKey: .epsHigh) ?? 0.2
+        seqEpsLow = try c.decodeIfPresent(Double.self, forKey: .seqEpsLow) ?? 3e-4
+        seqEpsHigh = try c.decodeIfPresent(Double.self, forKey: .seqEpsHigh) ?? 4e-4
+        clip = try c.decodeIfPresent(Bool.self, forKey: .clip) ?? true
+        dualClip = try c.decodeIfPresent(Double.self, forKey: .dualClip)
+        adaptiveClip = try c.decodeIfPresent(AdaptiveClip.self, forKey: .adaptiveClip)
+        hybrid = try c.decodeIfPresent(Hybrid.self, forKey: .hybrid)
+        if ratio == .hybrid && hybrid == nil { hybrid = Hybrid() }
+        prefixMinVariant = try c.choice(.prefixMinVariant, in: "objective") as PrefixMinVariant? ?? .weighted
+        mismatch = try c.decodeIfPresent(Mismatch.self, forKey: .mismatch) ?? Mismatch()
+        aggregation = try c.choice(.aggregation, in: "objective") as Aggregation? ?? .tokenMean
+        normConstant = try c.decodeIfPresent(Double.self, forKey: .normConstant)
+        klCoef = try c.decodeIfPresent(Double.self, forKey: .klCoef) ?? 0
+        klEstimator = try c.choice(.klEstimator, in: "objective") as KLEstimator? ?? .k3
+        entropyCoef = try c.decodeIfPresent(Double.self, forKey: .entropyCoef) ?? 0
+        logRatioClamp = try c.decodeIfPresent(Double.self, forKey: .logRatioClamp) ?? 20
+        try validate()
+    }
+}

@@ -1,0 +1,146 @@
+import Torch
+
+/// Token-level preference losses on chosen/rejected pairs (ALGORITHMS.md §18). With
+/// Δ_t = logp_θ − logp_ref per token, u = Σ_t Δ(y_w)_t − Σ_t Δ(y_l)_t, σ the sigmoid:
+/// - `dpo` (arXiv:2305.18290): −log σ(β u)
+/// - `ipo` (arXiv:2310.12036): (u − 1/(2β))², on summed log-ratios
+/// - `tdpo1`/`tdpo2` (Token-level DPO, arXiv:2404.11999): with D = Σ_t KL(π_ref ‖ π_θ) per response,
+///   −log σ(β(u − (D_l − D_w))) and −log σ(β(u − α(D_l − sg D_w)))
+/// - `tgdpo` (arXiv:2506.14574): −log σ(Σ β(1 + αβΔ^rm_w)Δ_w − Σ β(1 − αβΔ^rm_l)Δ_l), Δ^rm from a
+///   frozen token-reward model's `rm_logprobs`
+/// - `sparsepo` (arXiv:2410.05102, UNVERIFIED): −log σ(βΣ m^u Δ_w − βΣ m^u Δ_l − β(Σ m^d KL_l − Σ m^d KL_w)),
+///   m^u = `weights`, m^d = `kl_weights` (default: `weights`)
+/// - `weighted_dpo` (cDPO, arXiv:2411.19943): −log σ(β(Σ w_w Δ_w − Σ w_l Δ_l)), weights default 1
+/// Every variant reduces to DPO when its extra terms are off. The implicit token reward of
+/// "From r to Q*" (arXiv:2404.12358) is β·Δ_t; its sum is DPO's implicit reward.
+public struct PreferenceLoss {
+    public enum Name: String, Codable, Sendable, CaseIterable {
+        case dpo, ipo, tdpo1, tdpo2, tgdpo, sparsepo
+        case weightedDPO = "weighted_dpo"
+    }
+
+    public struct Config: Codable, Equatable, Sendable {
+        public var name: Name = .dpo
+        public var beta = 0.1
+        public var alpha = 0.5
+
+        public init(name: Name = .dpo, beta: Double = 0.1, alpha: Double = 0.5) {
+            self.name = name; self.beta = beta; self.alpha = alpha
+        }
+
+        enum CodingKeys: String, CodingKey, CaseIterable { case name, beta, alpha }
+
+        public init(from decoder: Decoder) throws {
+            try rejectUnknownKeys(decoder, CodingKeys.self, in: "objective")
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            name = try c.choice(.name, in: "objective") as Name? ?? .dpo
+            beta = try c.decodeIfPresent(Double.self, forKey: .beta) ?? 0.1
+            alpha = try c.decodeIfPresent(Double.self, forKey: .alpha) ?? 0.5
+            guard beta > 0 else { throw ObjectiveError("objective: 'beta' must be > 0, got \(beta)") }
+        }
+    }
+
+    /// One side (all chosen or all rejected responses) of a batch of pairs: `[P, T]` tensors.
+    public struct Side {
+        public var logprobs: Tensor
+        public var refLogprobs: Tensor
+        public var mask: Tensor
+        /// Token weights (weighted_dpo) or reward masks m^u (sparsepo).
+        public var weights: Tensor?
+        /// Per-token KL(π_ref ‖ π_θ) over the full vocabulary (tdpo, sparsepo).
+        public var kl: Tensor?
+        /// KL masks m^d (sparsepo).
+        public var klWeights: Tensor?
+        /// A frozen token-reward model's log-probabilities (tgdpo).
+        public var rmLogprobs: Tensor?
+
+        public init(logprobs: Tensor, refLogprobs: Tensor, mask: Tensor, weights: Tensor? = nil, kl: Tensor? = nil,
+                    klWeights: Tensor? = nil, rmLogprobs: Tensor? = nil) {
+            self.logprobs = logprobs; self.refLogprobs = refLogprobs; self.mask = mask; self.weights = weights
+            self.kl = kl; self.klWeights = klWeights; self.rmLogprobs = rmLogprobs
+        }
+
+        /// β·Δ_t: the implicit token reward.
+        func tokenRewards(_ beta: Double) -> Tensor { beta * (logprobs - refLogprobs.detached()) * mask }
+    }
+
+    public let config: Config
+
+    public init(_ config: Config) { self.config = config }
+
+    func check(_ side: Side, _ label: String) throws {
+        let shape = side.logprobs.shape
+        guard shape.count == 2, shape[0] > 0 else { throw ObjectiveError("objective: the batch has no pairs") }
+        for (name, t) in [("ref_logprobs", side.refLogprobs), ("mask", side.mask), ("weights", side.weights), ("kl", side.kl),
+                          ("kl_weights", side.klWeights), ("rm_logprobs", side.rmLogprobs)] as [(String, Tensor?)] {
+            if let t, t.shape != shape { throw ObjectiveError("objective: \(label) '\(name)' has shape \(t.shape) but logprobs has \(shape)") }
+        }
+        let n = config.name
+        let uses: [(String, Bool, Bool)] = [
+            ("weights", side.weights != nil, n == .weightedDPO || n == .sparsepo),
+            ("kl", side.kl != nil, n == .tdpo1 || n == .tdpo2 || n == .sparsepo),
+            ("kl_weights", side.klWeights != nil, n == .sparsepo),
+            ("rm_logprobs", side.rmLogprobs != nil, n == .tgdpo),
+        ]
+        for (field, given, used) in uses where given && !used {
+            throw ObjectiveError("objective: \(label) '\(field)' is given but '\(n.rawValue)' does not use it")
+        }
+        if (n == .tdpo1 || n == .tdpo2 || n == .sparsepo) && side.kl == nil {
+            throw ObjectiveError("objective: '\(n.rawValue)' needs \(label) 'kl'")
+        }
+        if n == .tgdpo && side.rmLogprobs == nil { throw ObjectiveError("objective: 'tgdpo' needs \(label) 'rm_logprobs'") }
+    }
+
+    /// The mean loss over pairs, metrics, and each side's implicit token rewards.
+    public func callAsFunction(chosen: Side, rejected: Side) throws
+        -> (loss: Tensor, metrics: [String: Double], tokenRewards: (chosen: Tensor, rejected: Tensor))
+    {
+        try check(chosen, "chosen")
+        try check(rejected, "rejected")
+        guard chosen.logprobs.size(0) == rejected.logprobs.size(0) else {
+            throw ObjectiveError("objective: \(chosen.logprobs.size(0)) chosen but \(rejected.logprobs.size(0)) rejected responses")
+        }
+        let beta = config.beta, alpha = config.alpha
+        func delta(_ s: Side) -> Tensor { (s.logprobs - s.refLogprobs.detached()) * s.mask }
+        func sum(_ x: Tensor) -> Tensor { x.sum(dim: 1) }       // [P]
+        let dw = delta(chosen), dl = delta(rejected)
+        let u = sum(dw) - sum(dl)
+        let perPair: Tensor
+        switch config.name {
+        case .dpo:
+            perPair = (-beta * u).softplus()
+        case .ipo:
+            perPair = (u - 1 / (2 * beta)).square()
+        case .tdpo1, .tdpo2:
+            let kw = sum(chosen.kl! * chosen.mask), kl = sum(rejected.kl! * rejected.mask)
+            let margin = config.name == .tdpo1 ? kl - kw : alpha * (kl - kw.detached())
+            perPair = (-beta * (u - margin)).softplus()
+        case .tgdpo:
+            let rw = beta * (chosen.rmLogprobs! - chosen.refLogprobs).detached()
+            let rl = beta * (rejected.rmLogprobs! - rejected.refLogprobs).detached()
+            let z = sum(beta * (1 + alpha * rw) * dw) - sum(beta * (1 - alpha * rl) * dl)
+            perPair = (-z).softplus()
+        case .sparsepo:
+            let mw = chosen.weights ?? Tensor.ones(like: chosen.mask), ml = rejected.weights ?? Tensor.ones(like: rejected.mask)
+            let dmw = chosen.klWeights ?? mw, dml = rejected.klWeights ?? ml
+            let reward = beta * (sum(mw * dw) - sum(ml * dl))
+            let klTerm = beta * (sum(dml * rejected.kl! * rejected.mask) - sum(dmw * chosen.kl! * chosen.mask))
+            perPair = (-(reward - klTerm)).softplus()
+        case .weightedDPO:
+            let ww = chosen.weights ?? Tensor.ones(like: chosen.mask), wl = rejected.weights ?? Tensor.ones(like: rejected.mask)
+            perPair = (-beta * (sum(ww * dw) - sum(wl * dl))).softplus()
+        }
+        let loss = perPair.mean()
+        let rc = chosen.tokenRewards(beta), rr = rejected.tokenRewards(beta)
+        var metrics: [String: Double] = [:]
+        try withNoGrad {
+            let cr = sum(rc), rj = sum(rr)
+            metrics["chosen_reward"] = try cr.mean().item()
+            metrics["rejected_reward"] = try rj.mean().item()
+            metrics["reward_margin"] = try (cr - rj).mean().item()
+            metrics["reward_accuracy"] = try (cr .> rj).to(dtype: cr.dtype).mean().item()
+            metrics["pairs"] = Double(chosen.logprobs.size(0))
+        }
+        return (loss, metrics, (rc.detached(), rr.detached()))
+    }
+}
