@@ -24,177 +24,211 @@ public struct PolicyLoss {
         self.config = config
     }
 
-    /// The ratio in use, its clip bounds, and (hybrid) a separately clipped ratio.
-    struct RatioTerms {
-        var unclipped: Tensor
-        var clipped: Tensor
+    /// Per-batch tensors every part of the loss reads.
+    struct Terms {
+        let mask: Tensor          // [B, T] valid tokens
+        let lossMask: Tensor      // valid and not given weight 0 by Credit
+        let tokenWeights: Tensor  // Credit's weights on loss tokens
+        let logp: Tensor
+        let A: Tensor             // advantages, constant
+        let logRatio: Tensor      // clamped, 0 on padding
+        let rho: Tensor
+        let lengths: Tensor       // [B, 1], at least 1
+        let seqLogRatio: Tensor   // [B, 1], mean log-ratio, ≤ 10
+
+        init(_ b: PolicyBatch, clamp: Double) {
+            mask = b.mask
+            let keep = b.weights.map { b.mask * ($0 .> 0).to(dtype: b.mask.dtype) } ?? b.mask
+            lossMask = keep
+            tokenWeights = b.weights.map { $0 * keep } ?? keep
+            logp = b.logprobs
+            A = b.advantages.detached()
+            logRatio = (b.logprobs - b.oldLogprobs.detached()).clamp(min: -clamp, max: clamp) * b.mask
+            rho = logRatio.exp()
+            lengths = b.mask.sum(dim: 1, keepDim: true).clamp(min: 1)
+            seqLogRatio = (logRatio.sum(dim: 1, keepDim: true) / lengths).clamp(max: 10)
+        }
     }
 
-    func clipRange(_ low: Double, _ high: Double, _ hhat: Tensor?) -> (lo: Tensor?, hi: Tensor?, loS: Double, hiS: Double) {
-        guard let hhat, let a = config.adaptiveClip else { return (nil, nil, 1 - low, 1 + high) }
+    /// Clip bounds: scalars, or per-token tensors under HAPO's adaptive clipping.
+    struct ClipRange {
+        var lo: Tensor?, hi: Tensor?
+        var loS = 0.0, hiS = 0.0
+
+        func apply(_ r: Tensor) -> Tensor {
+            if let lo, let hi { return r.maximum(lo).minimum(hi) }
+            return r.clamp(min: loS, max: hiS)
+        }
+    }
+
+    func clipRange(_ low: Double, _ high: Double, _ hhat: Tensor?) -> ClipRange {
+        guard let hhat, let a = config.adaptiveClip else { return ClipRange(loS: 1 - low, hiS: 1 + high) }
         // ĥ ≤ 0: ε_l(1 − αĥ); ĥ > 0: ε_h(1 + αĥ).
         let neg = hhat.clamp(max: 0), pos = hhat.clamp(min: 0)
-        return (1 - low * (1 - a.alpha * neg), 1 + high * (1 + a.alpha * pos), 0, 0)
-    }
-
-    func clamp(_ r: Tensor, _ range: (lo: Tensor?, hi: Tensor?, loS: Double, hiS: Double)) -> Tensor {
-        if let lo = range.lo, let hi = range.hi { return r.maximum(lo).minimum(hi) }
-        return r.clamp(min: range.loS, max: range.hiS)
+        return ClipRange(lo: 1 - low * (1 - a.alpha * neg), hi: 1 + high * (1 + a.alpha * pos))
     }
 
     /// ĥ per token over the batch's unmasked entropies (HAPO §9.1), as a tensor.
-    func normalizedEntropy(_ entropies: Tensor, _ mask: Tensor) throws -> Tensor {
-        let a = config.adaptiveClip!
+    func normalizedEntropy(_ entropies: Tensor, _ mask: Tensor, _ a: PolicyLossConfig.AdaptiveClip) throws -> Tensor {
         let h = try entropies.to(.cpu, dtype: .float64).doubles(), m = try mask.to(.cpu, dtype: .float64).doubles()
         let stats = HAPO.EntropyStatistics(entropies: zip(h, m).filter { $0.1 > 0 }.map(\.0),
                                            pivotQuantile: a.entropyPivot, signFix: a.signFix)
         return Tensor(h.map(stats.normalized), shape: entropies.shape).to(entropies.device, dtype: entropies.dtype)
     }
 
+    static func need(_ t: Tensor?, _ name: String, _ why: String) throws -> Tensor {
+        guard let t else { throw ObjectiveError("objective: \(why) needs '\(name)'") }
+        return t
+    }
+
+    /// The per-token surrogate before dual clipping: the ratio it reports, the unclipped and clipped
+    /// losses (ℓ = max of the two), and MinPRO's constant factor.
+    func surrogate(_ b: PolicyBatch, _ x: Terms) throws -> (ratio: Tensor, unclipped: Tensor, clipped: Tensor, factor: Tensor?) {
+        let c = config
+        var hhat: Tensor? = nil
+        if let a = c.adaptiveClip {
+            hhat = try normalizedEntropy(try Self.need(b.entropies, "entropies", "adaptive_clip"), x.mask, a)
+        }
+        let tokenRange = clipRange(c.epsLow, c.epsHigh, hhat)
+        let seqRange = clipRange(c.seqEpsLow, c.seqEpsHigh, nil)
+        func clipped(_ r: Tensor, _ range: ClipRange) -> Tensor { c.clip ? -range.apply(r) * x.A : -r * x.A }
+        switch c.ratio {
+        case .token:
+            return (x.rho, -x.rho * x.A, clipped(x.rho, tokenRange), nil)
+        case .sequence:
+            let s = x.seqLogRatio.exp().expanded(to: x.rho.shape)
+            return (s, -s * x.A, clipped(s, seqRange), nil)
+        case .gspoToken:
+            let r = (x.logp - x.logp.detached() + x.seqLogRatio.detached()).exp()
+            return (r, -r * x.A, clipped(r, seqRange), nil)
+        case .turn:
+            let r = try turnRatio(try Self.need(b.turns, "turns", "ratio 'turn'"), x)
+            return (r, -r * x.A, clipped(r, tokenRange), nil)
+        case .prefixMin:
+            // Running minimum over unmasked tokens (padding → +∞ so it never wins).
+            let m = x.rho.maskedFill(x.mask .== 0, value: .infinity).cummin(dim: 1).values.maskedFill(x.mask .== 0, value: 1)
+            if c.prefixMinVariant == .weighted {
+                return (x.rho, -x.rho * x.A, clipped(x.rho, tokenRange), (m / x.rho).detached())
+            }
+            return (m, -m * x.A, clipped(m, tokenRange), nil)
+        case .hybrid:
+            return try hybrid(b, x, tokenRange, seqRange)
+        }
+    }
+
+    /// ST-PPO's turn ratio: exp of the mean log-ratio over each token's turn.
+    func turnRatio(_ turns: Tensor, _ x: Terms) throws -> Tensor {
+        // Padding gets turn 0; its log-ratio is 0 and its mask 0, so it adds nothing.
+        let ids = turns.to(dtype: .int64) * x.mask.to(dtype: .int64)
+        guard try ids.amin().item() >= 0 else { throw ObjectiveError("objective: 'turns' must be >= 0") }
+        let k = Swift.max(1, Int(try ids.amax().item()) + 1)
+        let zeros = Tensor.zeros([x.rho.size(0), k], dtype: x.rho.dtype, device: x.rho.device)
+        let sums = zeros.scattered(dim: 1, index: ids, source: x.logRatio, add: true)
+        let counts = zeros.scattered(dim: 1, index: ids, source: x.mask, add: true).clamp(min: 1)
+        return (sums / counts).gather(dim: 1, index: ids).exp()
+    }
+
+    /// DHPO: each branch clipped in its own range, then mixed with the token weight w.
+    func hybrid(_ b: PolicyBatch, _ x: Terms, _ tokenRange: ClipRange, _ seqRange: ClipRange) throws
+        -> (ratio: Tensor, unclipped: Tensor, clipped: Tensor, factor: Tensor?)
+    {
+        let c = config, h = c.hybrid ?? PolicyLossConfig.Hybrid()
+        let s = x.seqLogRatio.exp().expanded(to: x.rho.shape)
+        let w: Tensor
+        switch h.mixing {
+        case .average:
+            w = Tensor.full([], value: h.tokenWeight, dtype: x.rho.dtype, device: x.rho.device)
+        case .entropy:
+            let ent = try Self.need(b.entropies, "entropies", "hybrid entropy mixing").detached() * x.mask
+            w = (ent / ent.amax(dims: [1], keepDim: true).clamp(min: 1e-12)).detached()
+        }
+        let rhoC = c.clip ? tokenRange.apply(x.rho) : x.rho, sC = c.clip ? seqRange.apply(s) : s
+        let ratio: Tensor, mixedClipped: Tensor
+        switch h.space {
+        case .linear:
+            ratio = w * x.rho + (1 - w) * s
+            mixedClipped = w * rhoC + (1 - w) * sC
+        case .log:
+            ratio = (w * x.logRatio + (1 - w) * x.seqLogRatio.expanded(to: x.rho.shape)).exp()
+            mixedClipped = (w * rhoC.log() + (1 - w) * sC.log()).exp()
+        }
+        return (ratio, -ratio * x.A, -mixedClipped * x.A, nil)
+    }
+
+    /// Train/inference mismatch: a constant factor per token (masked tokens stay in denominators).
+    func mismatchFactor(_ b: PolicyBatch, _ x: Terms) throws -> Tensor? {
+        let m = config.mismatch
+        guard m.mode != .none else { return nil }
+        let rollout = try Self.need(b.rolloutLogprobs, "rollout_logprobs", "mismatch correction '\(m.mode.rawValue)'")
+        let logK = ((b.oldLogprobs - rollout).clamp(min: -config.logRatioClamp, max: config.logRatioClamp) * x.mask).detached()
+        let k = logK.exp()
+        switch m.mode {
+        case .tis: return k.clamp(max: m.cap)
+        case .icepop: return Tensor.where((k .>= m.low).logicalAnd(k .<= m.high), k, Tensor.zeros(like: k))
+        case .seqMaskTIS:
+            let geo = (logK.sum(dim: 1, keepDim: true) / x.lengths).exp()
+            return k * (geo .>= m.low).logicalAnd(geo .<= m.high).to(dtype: k.dtype)
+        case .none: return nil
+        }
+    }
+
     /// The loss and its metrics. Errors name a missing or mis-shaped input.
     public func callAsFunction(_ batch: PolicyBatch) throws -> (loss: Tensor, metrics: [String: Double]) {
         try batch.validate()
         let c = config
-        func need(_ t: Tensor?, _ name: String, _ why: String) throws -> Tensor {
-            guard let t else { throw ObjectiveError("objective: \(why) needs '\(name)'") }
-            return t
-        }
-        let mask = batch.mask
-        // Tokens in the loss: valid and not given weight 0 by Credit.
-        let lossMask = batch.weights.map { mask * ($0 .> 0).to(dtype: mask.dtype) } ?? mask
-        let tokenWeights = batch.weights.map { $0 * lossMask } ?? lossMask
-        let logp = batch.logprobs
-        let A = batch.advantages.detached()
-        let logRatio = (logp - batch.oldLogprobs.detached()).clamp(min: -c.logRatioClamp, max: c.logRatioClamp) * mask
-        let rho = logRatio.exp()
-        let lengths = mask.sum(dim: 1, keepDim: true).clamp(min: 1)          // [B, 1]
-        let seqLogRatio = (logRatio.sum(dim: 1, keepDim: true) / lengths).clamp(max: 10)   // [B, 1]
+        let x = Terms(batch, clamp: c.logRatioClamp)
+        let (ratio, unclipped, clipped, factor) = try surrogate(batch, x)
+        var perToken = unclipped.maximum(clipped)
+        if let dc = c.dualClip { perToken = Tensor.where(x.A .< 0, perToken.minimum(-dc * x.A), perToken) }
+        if let factor { perToken = perToken * factor }
+        let mismatch = try mismatchFactor(batch, x)
+        if let mismatch { perToken = perToken * mismatch }
 
-        let hhat = c.adaptiveClip != nil ? try normalizedEntropy(try need(batch.entropies, "entropies", "adaptive_clip"), mask) : nil
-        let tokenRange = clipRange(c.epsLow, c.epsHigh, hhat)
-        let seqRange = clipRange(c.seqEpsLow, c.seqEpsHigh, nil)
-
-        var ratio: Tensor                 // the ratio whose value the metrics report
-        var unclippedLoss: Tensor, clippedLoss: Tensor
-        var extraFactor: Tensor? = nil    // MinPRO weighted: sg(m/ρ)
-        switch c.ratio {
-        case .token, .sequence, .gspoToken, .turn, .prefixMin:
-            var range = tokenRange
-            switch c.ratio {
-            case .token:
-                ratio = rho
-            case .sequence:
-                ratio = seqLogRatio.exp().expanded(to: rho.shape)
-                range = seqRange
-            case .gspoToken:
-                ratio = (logp - logp.detached() + seqLogRatio.detached()).exp()
-                range = seqRange
-            case .turn:
-                let turns = try need(batch.turns, "turns", "ratio 'turn'")
-                // Padding gets turn 0; its log-ratio is 0 and its mask 0, so it adds nothing.
-                let ids = turns.to(dtype: .int64) * mask.to(dtype: .int64)
-                guard try ids.amin().item() >= 0 else { throw ObjectiveError("objective: 'turns' must be >= 0") }
-                let k = Swift.max(1, Int(try ids.amax().item()) + 1)
-                let zeros = Tensor.zeros([rho.size(0), k], dtype: rho.dtype, device: rho.device)
-                let sums = zeros.scattered(dim: 1, index: ids, source: logRatio, add: true)
-                let counts = zeros.scattered(dim: 1, index: ids, source: mask, add: true).clamp(min: 1)
-                ratio = (sums / counts).gather(dim: 1, index: ids).exp()
-            default:  // prefix minimum over unmasked tokens (padding → +∞ so it never wins)
-                let running = rho.maskedFill(mask .== 0, value: .infinity).cummin(dim: 1).values.maskedFill(mask .== 0, value: 1)
-                if c.prefixMinVariant == .weighted {
-                    ratio = rho
-                    extraFactor = (running / rho).detached()
-                } else {
-                    ratio = running
-                }
-            }
-            unclippedLoss = -ratio * A
-            clippedLoss = c.clip ? -clamp(ratio, range) * A : unclippedLoss
-        case .hybrid:
-            let h = c.hybrid ?? PolicyLossConfig.Hybrid()
-            let s = seqLogRatio.exp().expanded(to: rho.shape)
-            let w: Tensor
-            switch h.mixing {
-            case .average:
-                w = Tensor.full([], value: h.tokenWeight, dtype: rho.dtype, device: rho.device)
-            case .entropy:
-                let ent = try need(batch.entropies, "entropies", "hybrid entropy mixing").detached() * mask
-                w = (ent / ent.amax(dims: [1], keepDim: true).clamp(min: 1e-12)).detached()
-            }
-            let rhoC = c.clip ? clamp(rho, tokenRange) : rho, sC = c.clip ? clamp(s, seqRange) : s
-            switch h.space {
-            case .linear:
-                ratio = w * rho + (1 - w) * s
-                clippedLoss = -(w * rhoC + (1 - w) * sC) * A
-            case .log:
-                ratio = (w * logRatio + (1 - w) * seqLogRatio.expanded(to: rho.shape)).exp()
-                clippedLoss = -(w * rhoC.log() + (1 - w) * sC.log()).exp() * A
-            }
-            unclippedLoss = -ratio * A
-        }
-        var perToken = unclippedLoss.maximum(clippedLoss)
-        if let dc = c.dualClip { perToken = Tensor.where(A .< 0, perToken.minimum(-dc * A), perToken) }
-        if let f = extraFactor { perToken = perToken * f }
-
-        // Train/inference mismatch: a detached factor per token (masked tokens stay in denominators).
-        var mismatchFactor: Tensor? = nil
-        if c.mismatch.mode != .none {
-            let rollout = try need(batch.rolloutLogprobs, "rollout_logprobs", "mismatch correction '\(c.mismatch.mode.rawValue)'")
-            let logK = ((batch.oldLogprobs - rollout).clamp(min: -c.logRatioClamp, max: c.logRatioClamp) * mask).detached()
-            let k = logK.exp()
-            switch c.mismatch.mode {
-            case .tis: mismatchFactor = k.clamp(max: c.mismatch.cap)
-            case .icepop: mismatchFactor = Tensor.where((k .>= c.mismatch.low).logicalAnd(k .<= c.mismatch.high), k, Tensor.zeros(like: k))
-            case .seqMaskTIS:
-                let geo = (logK.sum(dim: 1, keepDim: true) / lengths).exp()
-                let keep = (geo .>= c.mismatch.low).logicalAnd(geo .<= c.mismatch.high).to(dtype: k.dtype)
-                mismatchFactor = k * keep
-            case .none: break
-            }
-            perToken = perToken * mismatchFactor!
-        }
-
-        let pgLoss = aggregate(perToken * tokenWeights, mask: lossMask, c.aggregation, normConstant: c.normConstant)
+        func agg(_ v: Tensor) -> Tensor { aggregate(v, mask: x.lossMask, c.aggregation, normConstant: c.normConstant) }
+        let pgLoss = agg(perToken * x.tokenWeights)
         var loss = pgLoss
-        var metrics: [String: Double] = [:]
-        var klValue: Tensor? = nil
+        var kl: Tensor? = nil, entropy: Tensor? = nil
         if c.klCoef != 0 {
-            let ref = try need(batch.refLogprobs, "ref_logprobs", "kl_coef")
-            let k = KL.estimate(logprobs: logp, refLogprobs: ref.detached(), c.klEstimator)
-            klValue = aggregate(k, mask: lossMask, c.aggregation, normConstant: c.normConstant)
-            loss = loss + c.klCoef * klValue!
+            let ref = try Self.need(batch.refLogprobs, "ref_logprobs", "kl_coef")
+            kl = agg(KL.estimate(logprobs: x.logp, refLogprobs: ref.detached(), c.klEstimator))
+            loss = loss + c.klCoef * kl!
         }
-        var entropyValue: Tensor? = nil
         if c.entropyCoef != 0 {
-            let h = try need(batch.entropies, "entropies", "entropy_coef")
-            entropyValue = aggregate(h, mask: lossMask, c.aggregation, normConstant: c.normConstant)
-            loss = loss - c.entropyCoef * entropyValue!
+            entropy = agg(try Self.need(batch.entropies, "entropies", "entropy_coef"))
+            loss = loss - c.entropyCoef * entropy!
         }
-
+        var metrics = try self.metrics(x, ratio: ratio, unclipped: unclipped, clipped: clipped, mismatch: mismatch)
         try withNoGrad {
-            let n = try lossMask.sum().item()
-            let valid = try mask.sum().item()
-            let active = (clippedLoss .> unclippedLoss).to(dtype: mask.dtype) * lossMask
             metrics["pg_loss"] = try pgLoss.item()
-            metrics["clip_fraction_high"] = try maskedMean(active * (A .> 0).to(dtype: mask.dtype), lossMask).item()
-            metrics["clip_fraction_low"] = try maskedMean(active * (A .< 0).to(dtype: mask.dtype), lossMask).item()
-            if let dc = c.dualClip {
-                let dual = ((A .< 0).logicalAnd(unclippedLoss.maximum(clippedLoss) .> -dc * A)).to(dtype: mask.dtype)
-                metrics["dual_clip_fraction"] = try maskedMean(dual, lossMask).item()
-            }
-            let r = ratio.detached()
-            metrics["ratio_mean"] = try maskedMean(r, lossMask).item()
-            metrics["ratio_min"] = n > 0 ? try r.maskedFill(lossMask .== 0, value: .infinity).amin().item() : 0
-            metrics["ratio_max"] = n > 0 ? try r.maskedFill(lossMask .== 0, value: -.infinity).amax().item() : 0
-            // k2 estimate of KL(π_old ‖ π_θ).
-            metrics["approx_kl"] = try maskedMean(0.5 * logRatio.detached().square(), lossMask).item()
-            let kept = mismatchFactor.map { lossMask * ($0 .> 0).to(dtype: mask.dtype) } ?? lossMask
-            metrics["masked_fraction"] = valid > 0 ? 1 - (try kept.sum().item()) / valid : 0
-            metrics["tokens"] = n
-            if let klValue { metrics["kl"] = try klValue.item() }
-            if let h = batch.entropies { metrics["entropy"] = try maskedMean(h.detached(), lossMask).item() }
-            if let f = mismatchFactor { metrics["mismatch_weight_mean"] = try maskedMean(f, lossMask).item() }
+            if let kl { metrics["kl"] = try kl.item() }
+            if let h = batch.entropies { metrics["entropy"] = try maskedMean(h.detached(), x.lossMask).item() }
         }
         return (loss, metrics)
+    }
+
+    func metrics(_ x: Terms, ratio: Tensor, unclipped: Tensor, clipped: Tensor, mismatch: Tensor?) throws -> [String: Double] {
+        try withNoGrad {
+            var m: [String: Double] = [:]
+            let lossMask = x.lossMask, dt = x.mask.dtype
+            let n = try lossMask.sum().item(), valid = try x.mask.sum().item()
+            let active = (clipped .> unclipped).to(dtype: dt) * lossMask
+            m["clip_fraction_high"] = try maskedMean(active * (x.A .> 0).to(dtype: dt), lossMask).item()
+            m["clip_fraction_low"] = try maskedMean(active * (x.A .< 0).to(dtype: dt), lossMask).item()
+            if let dc = config.dualClip {
+                let dual = (x.A .< 0).logicalAnd(unclipped.maximum(clipped) .> -dc * x.A).to(dtype: dt)
+                m["dual_clip_fraction"] = try maskedMean(dual, lossMask).item()
+            }
+            let r = ratio.detached()
+            m["ratio_mean"] = try maskedMean(r, lossMask).item()
+            m["ratio_min"] = n > 0 ? try r.maskedFill(lossMask .== 0, value: .infinity).amin().item() : 0
+            m["ratio_max"] = n > 0 ? try r.maskedFill(lossMask .== 0, value: -.infinity).amax().item() : 0
+            // k2 estimate of KL(π_old ‖ π_θ).
+            m["approx_kl"] = try maskedMean(0.5 * x.logRatio.detached().square(), lossMask).item()
+            let kept = mismatch.map { lossMask * ($0 .> 0).to(dtype: dt) } ?? lossMask
+            m["masked_fraction"] = valid > 0 ? 1 - (try kept.sum().item()) / valid : 0
+            m["tokens"] = n
+            if let mismatch { m["mismatch_weight_mean"] = try maskedMean(mismatch, lossMask).item() }
+            return m
+        }
     }
 }
