@@ -59,10 +59,14 @@ public struct CreditRequest: Decodable, Sendable {
         } catch let e as CreditError {
             throw CreditError("\(source): \(e.message)")
         } catch let e as DecodingError {
-            throw CreditError("\(source): \(describe(e))")
+            throw CreditError("\(source): \(DecodingErrorText.describe(e))")
         }
     }
+}
 
+/// Readable messages for JSON decoding failures, naming the path of the bad value
+/// (`groups[0].trajectories[1].reward is missing`).
+public enum DecodingErrorText {
     static func path(_ codingPath: [CodingKey]) -> String {
         var s = ""
         for key in codingPath {
@@ -71,7 +75,7 @@ public struct CreditRequest: Decodable, Sendable {
         return s.isEmpty ? "the top level" : s
     }
 
-    static func describe(_ e: DecodingError) -> String {
+    public static func describe(_ e: DecodingError) -> String {
         switch e {
         case .keyNotFound(let key, let ctx):
             return "\(path(ctx.codingPath + [key])) is missing"

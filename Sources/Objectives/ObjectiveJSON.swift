@@ -1,3 +1,4 @@
+import Credit
 import Foundation
 import Torch
 
@@ -89,13 +90,21 @@ public enum ObjectiveJSON {
 
     static func tensor(_ rows: [[Double]], _ dtype: DType) -> Tensor { padded(rows, dtype: dtype).values }
 
+    /// An optional per-token field as a padded tensor: given for every item, or for none (nil).
+    static func allOrNone<T>(_ items: [T], _ get: (T) -> [Double]?, _ field: String, _ items_: String, _ dtype: DType) throws -> Tensor? {
+        let present = items.filter { get($0) != nil }.count
+        guard present > 0 else { return nil }
+        guard present == items.count else { throw ObjectiveError("objective: \(field) must be given for every \(items_) or none") }
+        return tensor(items.map { get($0)! }, dtype)
+    }
+
     /// Evaluates a request and returns the response JSON object.
     public static func evaluate(_ data: Data, dtype: DType = .float64) throws -> [String: Any] {
         let request: Request
         do {
             request = try JSONDecoder().decode(RequestIn.self, from: data).request
         } catch let e as DecodingError {
-            throw ObjectiveError(describe(e))
+            throw ObjectiveError(DecodingErrorText.describe(e))
         }
         return try withTorchErrors {
             switch request {
@@ -120,10 +129,7 @@ public enum ObjectiveJSON {
             try checkLength(t.turns, "turns", n, at)
         }
         func optional(_ get: (TrajectoryIn) -> [Double]?, _ name: String) throws -> Tensor? {
-            let present = trajs.filter { get($0) != nil }.count
-            guard present > 0 else { return nil }
-            guard present == trajs.count else { throw ObjectiveError("objective: '\(name)' must be given for every trajectory or none") }
-            return tensor(trajs.map { get($0)! }, dtype)
+            try allOrNone(trajs, get, "'\(name)'", "trajectory", dtype)
         }
         let (logp, mask) = padded(trajs.map(\.logprobs), dtype: dtype)
         logp.requiresGrad = true
@@ -154,10 +160,7 @@ public enum ObjectiveJSON {
                 try checkLength(s.rmLogprobs, "rm_logprobs", n, at)
             }
             func optional(_ f: (SideIn) -> [Double]?, _ name: String) throws -> Tensor? {
-                let present = sides.filter { f($0) != nil }.count
-                guard present > 0 else { return nil }
-                guard present == sides.count else { throw ObjectiveError("objective: \(label) '\(name)' must be given for every pair or none") }
-                return tensor(sides.map { f($0)! }, dtype)
+                try allOrNone(sides, f, "\(label) '\(name)'", "pair", dtype)
             }
             let (logp, mask) = padded(sides.map(\.logprobs), dtype: dtype)
             logp.requiresGrad = true
@@ -182,21 +185,5 @@ public enum ObjectiveJSON {
             "token_rewards": pairs.indices.map { ["chosen": tc[$0], "rejected": tr[$0]] },
             "metrics": metrics,
         ]
-    }
-
-    static func describe(_ e: DecodingError) -> String {
-        func path(_ p: [CodingKey]) -> String {
-            var s = ""
-            for k in p { if let i = k.intValue { s += "[\(i)]" } else { s += s.isEmpty ? k.stringValue : ".\(k.stringValue)" } }
-            return s.isEmpty ? "the top level" : s
-        }
-        switch e {
-        case .keyNotFound(let key, let ctx): return "\(path(ctx.codingPath + [key])) is missing"
-        case .typeMismatch(_, let ctx), .valueNotFound(_, let ctx):
-            return "\(path(ctx.codingPath)) has the wrong type (\(ctx.debugDescription))"
-        case .dataCorrupted(let ctx):
-            return ctx.codingPath.isEmpty ? "not valid JSON" : "\(path(ctx.codingPath)): \(ctx.debugDescription)"
-        @unknown default: return "\(e)"
-        }
     }
 }
