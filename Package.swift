@@ -17,6 +17,7 @@ let package = Package(
         .library(name: "Torch", targets: ["Torch"]),
         .library(name: "Credit", targets: ["Credit"]),
         .library(name: "Objectives", targets: ["Objectives"]),
+        .library(name: "Models", targets: ["Models"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -51,17 +52,20 @@ let package = Package(
         // Pure Swift: no libtorch, testable in milliseconds.
         .target(name: "Credit"),
         .target(name: "Objectives", dependencies: ["Torch", "Credit"]),
+        .target(name: "Models", dependencies: ["Torch", "CTorch"]),
         .executableTarget(
             name: "TokenwiseCLI",
             dependencies: [
                 "Torch",
                 "Credit",
                 "Objectives",
+                "Models",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
         .testTarget(name: "TorchTests", dependencies: ["Torch"]),
         .testTarget(name: "ObjectivesTests", dependencies: ["Objectives", "Torch"]),
+        .testTarget(name: "ModelsTests", dependencies: ["Models", "Torch"], exclude: ["Fixtures"]),
         // Runs the built `tokenwise` binary; the dependency makes `swift test` build it first.
         .testTarget(name: "TokenwiseCLITests", dependencies: ["TokenwiseCLI"]),
         .testTarget(

@@ -171,6 +171,19 @@ int tw_autograd_grad(const tw_tensor *outputs, int n_out, const tw_tensor *grad_
                      const tw_tensor *inputs, int n_in, int retain_graph, int create_graph,
                      int allow_unused, tw_tensor *out, char **err);
 
+// --- GGUF tensor data ---
+// ggml type ids (as stored in GGUF files) that tw_gguf_dequantize understands.
+enum {
+  TW_GGML_F32 = 0, TW_GGML_F16 = 1, TW_GGML_Q4_0 = 2, TW_GGML_Q4_1 = 3, TW_GGML_Q8_0 = 8,
+  TW_GGML_Q4_K = 12, TW_GGML_Q6_K = 14, TW_GGML_BF16 = 30
+};
+// Bytes that n elements of a ggml type occupy; -1 for an unknown type or a count that is not a
+// whole number of blocks.
+int64_t tw_gguf_type_size(int ggml_type, int64_t n);
+// Dequantises n elements of `data` (tw_gguf_type_size(type, n) bytes) into float32 `out`.
+// Returns 0, or -1 with *err set (unknown type, partial block).
+int tw_gguf_dequantize(int ggml_type, const void *data, int64_t n, float *out, char **err);
+
 // --- benchmarks ---
 // Measured float32 peak of this CPU: register-only fused multiply-adds with the widest vectors the
 // CPU supports (AVX-512, AVX2+FMA, else SSE), on `threads` threads for about `seconds` seconds.

@@ -1,0 +1,190 @@
+import Foundation
+import Torch
+
+/// A config-driven decoder-only transformer (Llama / SmolLM2, Qwen2, Qwen3) in the Hugging Face
+/// layout: embedding → N × (RMSNorm → GQA attention with RoPE → residual → RMSNorm → SwiGLU →
+/// residual) → RMSNorm → LM head (tied to the embedding when the config says so).
+/// Weights live in one map keyed by Hugging Face names, so loading, saving and LoRA all work on it.
+public final class CausalLM {
+    public let config: ModelConfig
+    public private(set) var weights: [String: Tensor]
+    /// LoRA adapters on linear layers, by the layer's name (`model.layers.0.self_attn.q_proj`).
+    public var lora: LoRA?
+    let invFreq: Tensor   // [head_dim / 2], float32
+
+    /// Checks every weight against the config: a missing, unused or mis-shaped one is an error naming it.
+    public init(config: ModelConfig, weights: [String: Tensor], source: String = "model") throws {
+        try config.validate()
+        let expected = config.expectedWeights
+        var w = weights
+        if config.tieWordEmbeddings, let head = w["lm_head.weight"] {
+            // Some checkpoints store the tied head too; it must equal the embedding.
+            guard head.shape == w["model.embed_tokens.weight"]?.shape else {
+                throw ModelError("\(source): lm_head.weight has shape \(head.shape) but the embedding is tied")
+            }
+            w["lm_head.weight"] = nil
+        }
+        for (name, shape) in expected.sorted(by: { $0.key < $1.key }) {
+            guard let t = w[name] else { throw ModelError("\(source): missing weight '\(name)' (shape \(shape))") }
+            guard t.shape == shape else {
+                throw ModelError("\(source): weight '\(name)' has shape \(t.shape) but config.json implies \(shape)")
+            }
+        }
+        if let extra = w.keys.filter({ expected[$0] == nil }).sorted().first {
+            throw ModelError("\(source): unused weight '\(extra)' (not part of a \(config.modelType.rawValue) model with this config)")
+        }
+        self.config = config
+        self.weights = w
+        let half = config.headDim / 2
+        let exponents = (0..<half).map { Double(2 * $0) / Double(config.headDim) }
+        invFreq = try withTorchErrors { Tensor(exponents.map { Float(1 / Foundation.pow(config.ropeTheta, $0)) }) }
+    }
+
+    /// A model with random weights (normal, std 0.02; norms at 1), for tests and experiments.
+    public static func random(config: ModelConfig, seed: UInt64 = 0, dtype: DType = .float32) throws -> CausalLM {
+        let g = try Generator(seed: seed)
+        var w: [String: Tensor] = [:]
+        try withTorchErrors {
+            for (name, shape) in config.expectedWeights.sorted(by: { $0.key < $1.key }) {
+                w[name] = name.hasSuffix("norm.weight") ? Tensor.ones(shape, dtype: dtype)
+                    : (Tensor.randn(shape, generator: g) * 0.02).to(dtype: dtype)
+            }
+        }
+        return try CausalLM(config: config, weights: w)
+    }
+
+    var embedding: Tensor { weights["model.embed_tokens.weight"]! }
+    var lmHead: Tensor { weights["lm_head.weight"] ?? embedding }
+    public var dtype: DType { embedding.dtype }
+    public var device: Device { embedding.device }
+
+    /// Replaces a weight (same shape), e.g. after merging LoRA or loading a checkpoint.
+    public func setWeight(_ name: String, _ value: Tensor) throws {
+        guard let old = weights[name] else { throw ModelError("no weight named '\(name)'") }
+        guard old.shape == value.shape else { throw ModelError("weight '\(name)' has shape \(old.shape), not \(value.shape)") }
+        weights[name] = value
+    }
+
+    /// Moves every weight to a device and/or dtype (norms stay float32 only when dtype is float32).
+    public func to(_ device: Device? = nil, dtype: DType? = nil) {
+        weights = weights.mapValues { $0.to(device, dtype: dtype) }
+        lora?.to(device, dtype: dtype)
+    }
+
+    /// The base weights a full fine-tune trains.
+    public var parameters: [Tensor] { weights.keys.sorted().map { weights[$0]! } }
+
+    // MARK: forward
+
+    func rmsNorm(_ x: Tensor, _ weight: Tensor) -> Tensor {
+        let x32 = x.to(dtype: .float32)
+        let normed = x32 * (x32.square().mean(dim: -1, keepDim: true) + config.rmsNormEps).rsqrt()
+        return weight * normed.to(dtype: x.dtype)
+    }
+
+    /// x·Wᵀ + b for the linear layer `name`, plus its LoRA update when one is attached.
+    func project(_ x: Tensor, _ name: String) -> Tensor {
+        let y = x.linear(weight: weights[name + ".weight"]!, bias: weights[name + ".bias"])
+        guard let adapter = lora?.adapters[name] else { return y }
+        return y + adapter(x, lora!.scale)
+    }
+
+    /// RoPE in Hugging Face's rotate-half layout. `x`: [B, H, T, D]; cos/sin: [B, 1, T, D].
+    func rotate(_ x: Tensor, _ cos: Tensor, _ sin: Tensor) -> Tensor {
+        let half = config.headDim / 2
+        let x1 = x.narrowed(dim: -1, start: 0, length: half), x2 = x.narrowed(dim: -1, start: half, length: half)
+        return x * cos + Tensor.cat([-x2, x1], dim: -1) * sin
+    }
+
+    func rope(_ positions: Tensor) -> (cos: Tensor, sin: Tensor) {
+        let freqs = positions.to(dtype: .float32).unsqueezed(dim: -1) * invFreq.to(positions.device)  // [B, T, D/2]
+        let emb = Tensor.cat([freqs, freqs], dim: -1).unsqueezed(dim: 1)                             // [B, 1, T, D]
+        return (emb.cos().to(dtype: dtype), emb.sin().to(dtype: dtype))
+    }
+
+    func attention(_ h: Tensor, layer i: Int, cos: Tensor, sin: Tensor, mask: Tensor?, cache: KVCache?) throws -> Tensor {
+        let (b, t) = (h.size(0), h.size(1))
+        let c = config, p = "model.layers.\(i).self_attn."
+        func heads(_ x: Tensor, _ n: Int) -> Tensor { x.view([b, t, n, c.headDim]).transposed(1, 2) }  // [B, n, T, D]
+        var q = heads(project(h, p + "q_proj"), c.numAttentionHeads)
+        var k = heads(project(h, p + "k_proj"), c.numKeyValueHeads)
+        var v = heads(project(h, p + "v_proj"), c.numKeyValueHeads)
+        if c.qkNorm {
+            q = rmsNorm(q, weights[p + "q_norm.weight"]!)
+            k = rmsNorm(k, weights[p + "k_norm.weight"]!)
+        }
+        q = rotate(q, cos, sin)
+        k = rotate(k, cos, sin)
+        if let cache { (k, v) = try cache.write(layer: i, k: k, v: v) }
+        let gqa = c.numKeyValueHeads != c.numAttentionHeads
+        let out = Tensor.scaledDotProductAttention(query: q, key: k, value: v, mask: mask,
+                                                   causal: mask == nil && cache == nil, groupedQuery: gqa)  // [B, H, T, D]
+        return project(out.transposed(1, 2).reshaped([b, t, c.numAttentionHeads * c.headDim]), p + "o_proj")
+    }
+
+    /// Attention mask [B, 1, T, past + T] (true = attend): causal, keys allowed by `keyMask`
+    /// [B, past + T], and each query always sees itself so padded rows never become NaN.
+    func buildMask(keyMask: Tensor?, past: Int, t: Int, batch: Int) -> Tensor? {
+        guard keyMask != nil || past > 0 else { return nil }
+        let total = past + t
+        var allowed = Tensor.ones([t, total], dtype: .bool, device: device).tril(diagonal: past).unsqueezed(dim: 0)  // [1, T, K]
+        if let keyMask {
+            allowed = allowed.logicalAnd(keyMask.to(device, dtype: .bool).unsqueezed(dim: 1))                        // [B, T, K]
+            let selfMask = Tensor.cat([Tensor.zeros([t, past], dtype: .bool, device: device),
+                                       Tensor.eye(t, dtype: .bool, device: device)], dim: 1)
+            allowed = allowed.logicalOr(selfMask.unsqueezed(dim: 0))
+        }
+        return allowed.expanded(to: [batch, t, total]).unsqueezed(dim: 1)
+    }
+
+    /// Final hidden states [B, T, hidden] (after the last norm).
+    /// - ids: [B, T] int64 token ids.
+    /// - attentionMask: [B, past + T], 1 for real tokens (nil: all real). Needed for padding.
+    /// - positions: [B, T] position ids (nil: past, past + 1, …).
+    /// - cache: appended to; its length is `past`.
+    public func hidden(_ ids: Tensor, attentionMask: Tensor? = nil, positions: Tensor? = nil, cache: KVCache? = nil) throws -> Tensor {
+        let (b, t) = (ids.size(0), ids.size(1))
+        let past = cache?.length ?? 0
+        if let m = attentionMask, m.shape != [b, past + t] {
+            throw ModelError("attention mask has shape \(m.shape) but [\(b), \(past + t)] is needed (past \(past) + \(t) new tokens)")
+        }
+        let pos = positions ?? Tensor.arange(Double(past), Double(past + t), device: device).unsqueezed(dim: 0).expanded(to: [b, t])
+        let (cos, sin) = rope(pos)
+        let mask = buildMask(keyMask: attentionMask, past: past, t: t, batch: b)
+        var h = Tensor.embedding(embedding, ids.to(device, dtype: .int64))   // [B, T, D]
+        for i in 0..<config.numHiddenLayers {
+            let p = "model.layers.\(i)."
+            h = h + (try attention(rmsNorm(h, weights[p + "input_layernorm.weight"]!), layer: i, cos: cos, sin: sin, mask: mask, cache: cache))
+            let x = rmsNorm(h, weights[p + "post_attention_layernorm.weight"]!)
+            h = h + project(project(x, p + "mlp.gate_proj").silu() * project(x, p + "mlp.up_proj"), p + "mlp.down_proj")
+        }
+        cache?.advance(by: t)
+        return rmsNorm(h, weights["model.norm.weight"]!)
+    }
+
+    /// Logits [B, T, vocab] in the model's dtype.
+    public func callAsFunction(_ ids: Tensor, attentionMask: Tensor? = nil, positions: Tensor? = nil, cache: KVCache? = nil) throws -> Tensor {
+        try hidden(ids, attentionMask: attentionMask, positions: positions, cache: cache).linear(weight: lmHead)
+    }
+
+    /// Per-token log-probabilities of `targets` ([B, T] int64) and the entropies of the predicted
+    /// distributions, both [B, T] float32, from hidden states [B, T, hidden]. Logits are formed
+    /// `chunk` positions at a time, so at most one [B, chunk, vocab] tensor exists at once.
+    public func tokenLogprobs(hidden: Tensor, targets: Tensor, chunk: Int? = nil) -> (logprobs: Tensor, entropies: Tensor) {
+        let t = hidden.size(1), step = Swift.max(1, chunk ?? t)
+        var lps = [Tensor](), ents = [Tensor]()
+        for start in stride(from: 0, to: t, by: step) {
+            let n = Swift.min(step, t - start)
+            let logits = hidden.narrowed(dim: 1, start: start, length: n).linear(weight: lmHead).to(dtype: .float32)
+            let logp = logits.logSoftmax(dim: -1)                                          // [B, n, V]
+            lps.append(logp.gather(dim: -1, index: targets.narrowed(dim: 1, start: start, length: n).to(dtype: .int64).unsqueezed(dim: -1)).squeezed(dim: -1))
+            ents.append(-(logp.exp() * logp).sum(dim: -1))
+        }
+        return (Tensor.cat(lps, dim: 1), Tensor.cat(ents, dim: 1))
+    }
+
+    /// Positions for left-padded batches: cumulative count of real tokens − 1 (0 on padding).
+    public static func positions(fromMask mask: Tensor) -> Tensor {
+        (mask.to(dtype: .int64).cumsum(dim: 1) - 1).clamp(min: 0).to(dtype: .int64)
+    }
+}

@@ -1,0 +1,205 @@
+import Foundation
+import Torch
+
+/// A model with its tokenizer and chat format, loaded from a Hugging Face directory, a GGUF file,
+/// or `default` (the embedded SmolLM2-135M-Instruct GGUF), and saved as a Hugging Face directory.
+public struct Pretrained {
+    public let model: CausalLM
+    public let tokenizer: Tokenizer
+    public let chatTemplateText: String?
+    public let source: String
+
+    public init(model: CausalLM, tokenizer: Tokenizer, chatTemplateText: String?, source: String) {
+        self.model = model; self.tokenizer = tokenizer; self.chatTemplateText = chatTemplateText; self.source = source
+    }
+
+    /// The chat format, or an error naming the template when it is not one we can render.
+    public func chatTemplate() throws -> ChatTemplate {
+        guard let t = chatTemplateText else { throw ModelError("\(source): the model has no chat template") }
+        return try ChatTemplate(template: t)
+    }
+
+    public static let defaultModelFile = "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+    /// Where `default` lives: $TOKENWISE_DEFAULT_MODEL, else `.deps/models/` in the working
+    /// directory or in a folder above the running executable (the checkout it was built in).
+    public static func defaultModelPath() throws -> URL {
+        if let env = ProcessInfo.processInfo.environment["TOKENWISE_DEFAULT_MODEL"], !env.isEmpty { return URL(fileURLWithPath: env) }
+        var candidates = [URL(fileURLWithPath: FileManager.default.currentDirectoryPath)]
+        var dir = URL(fileURLWithPath: CommandLine.arguments.first ?? ".").resolvingSymlinksInPath().deletingLastPathComponent()
+        while dir.path != "/" { candidates.append(dir); dir.deleteLastPathComponent() }
+        for c in candidates {
+            let f = c.appendingPathComponent(".deps/models/\(defaultModelFile)")
+            if FileManager.default.fileExists(atPath: f.path) { return f }
+        }
+        throw ModelError("the default model (\(defaultModelFile)) is not installed: run scripts/setup.sh model, or set TOKENWISE_DEFAULT_MODEL")
+    }
+
+    /// Loads `spec`: "default", a `.gguf` file, or a Hugging Face directory.
+    public static func load(_ spec: String, dtype: DType = .float32, device: Device = .cpu) throws -> Pretrained {
+        let url = spec == "default" ? try defaultModelPath() : URL(fileURLWithPath: spec)
+        var isDir: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: url.path, isDirectory: &isDir) else {
+            throw ModelError("\(url.path): no such file or directory")
+        }
+        let p = isDir.boolValue ? try loadDirectory(url, dtype: dtype) : try loadGGUF(url, dtype: dtype)
+        if device != .cpu { try withTorchErrors { p.model.to(device) } }
+        return p
+    }
+
+    // MARK: Hugging Face directory
+
+    static func loadDirectory(_ dir: URL, dtype: DType) throws -> Pretrained {
+        let cfgURL = dir.appendingPathComponent("config.json")
+        guard let cfgData = FileManager.default.contents(atPath: cfgURL.path) else { throw ModelError("\(cfgURL.path): cannot read (missing config.json)") }
+        let config: ModelConfig
+        do { config = try JSONDecoder().decode(ModelConfig.self, from: cfgData) } catch let e as ModelError {
+            throw ModelError("\(cfgURL.path): \(e.message.replacingOccurrences(of: "config.json: ", with: ""))")
+        } catch {
+            throw ModelError("\(cfgURL.path): \(error)")
+        }
+        var files = [URL]()
+        let index = dir.appendingPathComponent("model.safetensors.index.json")
+        if let idx = FileManager.default.contents(atPath: index.path) {
+            guard let map = (try? JSONSerialization.jsonObject(with: idx) as? [String: Any])?["weight_map"] as? [String: String] else {
+                throw ModelError("\(index.path): missing 'weight_map'")
+            }
+            files = Set(map.values).sorted().map { dir.appendingPathComponent($0) }
+        } else {
+            files = [dir.appendingPathComponent("model.safetensors")]
+        }
+        var weights: [String: Tensor] = [:]
+        for f in files {
+            let st = try Safetensors.File(url: f)
+            for name in st.names {
+                guard weights[name] == nil else { throw ModelError("\(f.path): weight '\(name)' appears in two files") }
+                let t = try st.tensor(name)
+                weights[name] = try withTorchErrors { t.to(dtype: dtype) }
+            }
+        }
+        let model = try CausalLM(config: config, weights: weights, source: dir.path)
+        let tokenizer = try Tokenizer.load(tokenizerJSON: dir.appendingPathComponent("tokenizer.json"),
+                                           config: dir.appendingPathComponent("tokenizer_config.json"))
+        if tokenizer.eosIds.isEmpty { tokenizer.eosIds = config.eosTokenId }
+        if tokenizer.bosId == nil { tokenizer.bosId = config.bosTokenId }
+        var template: String? = nil
+        if let tc = FileManager.default.contents(atPath: dir.appendingPathComponent("tokenizer_config.json").path),
+           let obj = try? JSONSerialization.jsonObject(with: tc) as? [String: Any] {
+            template = obj["chat_template"] as? String
+        }
+        return Pretrained(model: model, tokenizer: tokenizer, chatTemplateText: template, source: dir.path)
+    }
+
+    // MARK: GGUF
+
+    /// llama.cpp's converter interleaves the rotary halves of q/k rows (its `permute`); this is the
+    /// inverse, back to Hugging Face's rotate-half layout: [h, d/2, 2, in] → [h, 2, d/2, in].
+    static func unpermute(_ w: Tensor, heads: Int) -> Tensor {
+        let (out, inp) = (w.size(0), w.size(1))
+        return w.reshaped([heads, out / heads / 2, 2, inp]).transposed(1, 2).reshaped([out, inp])
+    }
+
+    /// The inverse of `unpermute` (what llama.cpp's converter does), for writing GGUF files.
+    public static func permuteForGGUF(_ w: Tensor, heads: Int) -> Tensor {
+        let (out, inp) = (w.size(0), w.size(1))
+        return w.reshaped([heads, 2, out / heads / 2, inp]).transposed(1, 2).reshaped([out, inp])
+    }
+
+    static func hfName(_ gguf: String) -> String? {
+        let fixed = ["token_embd.weight": "model.embed_tokens.weight", "output_norm.weight": "model.norm.weight",
+                     "output.weight": "lm_head.weight"]
+        if let f = fixed[gguf] { return f }
+        let parts = gguf.split(separator: ".")
+        guard parts.count >= 3, parts[0] == "blk", let layer = Int(parts[1]) else { return nil }
+        let map = ["attn_norm": "input_layernorm", "ffn_norm": "post_attention_layernorm",
+                   "attn_q": "self_attn.q_proj", "attn_k": "self_attn.k_proj", "attn_v": "self_attn.v_proj",
+                   "attn_output": "self_attn.o_proj", "attn_q_norm": "self_attn.q_norm", "attn_k_norm": "self_attn.k_norm",
+                   "ffn_gate": "mlp.gate_proj", "ffn_up": "mlp.up_proj", "ffn_down": "mlp.down_proj"]
+        guard let module = map[String(parts[2])] else { return nil }
+        return "model.layers.\(layer).\(module).\(parts[3...].joined(separator: "."))"
+    }
+
+    static func loadGGUF(_ url: URL, dtype: DType) throws -> Pretrained {
+        let g = try GGUFFile(url: url)
+        let path = url.path
+        let arch: String = try g.require("general.architecture") { $0.string }
+        guard let family = ModelConfig.Family(rawValue: arch) else {
+            throw ModelError("\(path): general.architecture '\(arch)' is not supported (llama, qwen2, qwen3)")
+        }
+        func int(_ key: String) throws -> Int { try g.require("\(arch).\(key)") { $0.int } }
+        let heads = try int("attention.head_count"), hidden = try int("embedding_length")
+        let kvHeads = g.int("\(arch).attention.head_count_kv") ?? heads
+        let tokens = g.metadata["tokenizer.ggml.tokens"]?.array?.count
+        var eos = [Int]()
+        if let e = g.int("tokenizer.ggml.eos_token_id") { eos.append(e) }
+        let config = ModelConfig(
+            modelType: family, vocabSize: g.int("\(arch).vocab_size") ?? tokens ?? 0, hiddenSize: hidden,
+            intermediateSize: try int("feed_forward_length"), numHiddenLayers: try int("block_count"),
+            numAttentionHeads: heads, numKeyValueHeads: kvHeads,
+            headDim: g.int("\(arch).attention.key_length") ?? g.int("\(arch).rope.dimension_count") ?? hidden / heads,
+            rmsNormEps: g.double("\(arch).attention.layer_norm_rms_epsilon") ?? 1e-6,
+            ropeTheta: g.double("\(arch).rope.freq_base") ?? 10_000,
+            maxPositionEmbeddings: g.int("\(arch).context_length") ?? 2048,
+            tieWordEmbeddings: g.tensors["output.weight"] == nil,
+            bosTokenId: g.int("tokenizer.ggml.bos_token_id"), eosTokenId: eos)
+        var weights: [String: Tensor] = [:]
+        for name in g.tensorNames {
+            guard let hf = hfName(name) else { throw ModelError("\(path): tensor '\(name)' has no Hugging Face counterpart") }
+            var t = try g.tensor(name)
+            if family == .llama, hf.hasSuffix("q_proj.weight") { t = unpermute(t, heads: heads) }
+            if family == .llama, hf.hasSuffix("k_proj.weight") { t = unpermute(t, heads: kvHeads) }
+            weights[hf] = try withTorchErrors { t.to(dtype: dtype).contiguous() }
+        }
+        let model = try CausalLM(config: config, weights: weights, source: path)
+        let tokenizer = try Tokenizer.load(gguf: g)
+        return Pretrained(model: model, tokenizer: tokenizer, chatTemplateText: g.string("tokenizer.chat_template"), source: path)
+    }
+
+    // MARK: saving
+
+    /// Writes a Hugging Face directory (config.json, model.safetensors, tokenizer.json,
+    /// tokenizer_config.json, generation_config.json) that transformers loads unchanged. LoRA
+    /// adapters, if attached, are merged into a copy of the weights. Written to a temporary folder
+    /// first and renamed into place, so an interrupted save leaves no half directory.
+    public func save(to dir: URL, dtype: DType = .float32) throws {
+        let fm = FileManager.default
+        let tmp = dir.deletingLastPathComponent().appendingPathComponent(".\(dir.lastPathComponent).tmp-\(ProcessInfo.processInfo.processIdentifier)")
+        try? fm.removeItem(at: tmp)
+        try fm.createDirectory(at: tmp, withIntermediateDirectories: true)
+        do {
+            var weights = model.weights
+            try withTorchErrors {
+                try withNoGrad {
+                    if let lora = model.lora {
+                        for (name, ad) in lora.adapters {
+                            weights[name + ".weight"] = weights[name + ".weight"]! + ad.b.matmul(ad.a) * lora.scale
+                        }
+                    }
+                    weights = weights.mapValues { $0.detached().to(.cpu, dtype: dtype).contiguous() }
+                    try Safetensors.write(weights, metadata: ["format": "pt"], to: tmp.appendingPathComponent("model.safetensors"))
+                }
+            }
+            let enc = JSONEncoder()
+            enc.outputFormatting = [.prettyPrinted, .sortedKeys]
+            var cfg = try JSONSerialization.jsonObject(with: enc.encode(model.config)) as! [String: Any]
+            cfg["torch_dtype"] = dtype == .bfloat16 ? "bfloat16" : dtype == .float16 ? "float16" : "float32"
+            try JSONSerialization.data(withJSONObject: cfg, options: [.prettyPrinted, .sortedKeys]).write(to: tmp.appendingPathComponent("config.json"))
+            try tokenizer.tokenizerJSON().write(to: tmp.appendingPathComponent("tokenizer.json"))
+            var tc: [String: Any] = ["tokenizer_class": "PreTrainedTokenizerFast", "model_max_length": model.config.maxPositionEmbeddings,
+                                     "add_bos_token": false, "clean_up_tokenization_spaces": false]
+            if let b = tokenizer.bosId { tc["bos_token"] = tokenizer.tokens[b] }
+            if let e = tokenizer.eosIds.first { tc["eos_token"] = tokenizer.tokens[e]; tc["pad_token"] = tokenizer.tokens[e] }
+            if let t = chatTemplateText { tc["chat_template"] = t }
+            try JSONSerialization.data(withJSONObject: tc, options: [.prettyPrinted, .sortedKeys]).write(to: tmp.appendingPathComponent("tokenizer_config.json"))
+            var gen: [String: Any] = ["_from_model_config": true]
+            if let b = tokenizer.bosId { gen["bos_token_id"] = b }
+            if !tokenizer.eosIds.isEmpty { gen["eos_token_id"] = tokenizer.eosIds.count == 1 ? tokenizer.eosIds[0] : tokenizer.eosIds }
+            try JSONSerialization.data(withJSONObject: gen, options: [.prettyPrinted, .sortedKeys]).write(to: tmp.appendingPathComponent("generation_config.json"))
+            if fm.fileExists(atPath: dir.path) { try fm.removeItem(at: dir) }
+            try fm.moveItem(at: tmp, to: dir)
+        } catch {
+            try? fm.removeItem(at: tmp)
+            throw error
+        }
+    }
+}
