@@ -6,7 +6,9 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 
-scripts/setup.sh libtorch
+scripts/setup.sh libtorch model
+# Integration tests on the default model must not be skipped here.
+export TOKENWISE_REQUIRE_DEFAULT_MODEL=1
 
 log="$(mktemp)"
 trap 'rm -f "$log"' EXIT

@@ -117,8 +117,9 @@ public final class CausalLM {
         k = rotate(k, cos, sin)
         if let cache { (k, v) = try cache.write(layer: i, k: k, v: v) }
         let gqa = c.numKeyValueHeads != c.numAttentionHeads
+        // No mask means no padding and no past: plain causal attention (also when prefilling a cache).
         let out = Tensor.scaledDotProductAttention(query: q, key: k, value: v, mask: mask,
-                                                   causal: mask == nil && cache == nil, groupedQuery: gqa)  // [B, H, T, D]
+                                                   causal: mask == nil, groupedQuery: gqa)  // [B, H, T, D]
         return project(out.transposed(1, 2).reshaped([b, t, c.numAttentionHeads * c.headDim]), p + "o_proj")
     }
 

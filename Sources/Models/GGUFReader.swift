@@ -175,20 +175,29 @@ public final class GGUFFile {
         return (version, metadata, resolved)
     }
 
+    /// Dequantises `count` elements of ggml type `type` from `bytes`.
+    static func dequantize(type: Int, bytes: UnsafeRawPointer, count n: Int) throws -> [Float] {
+        var values = [Float](repeating: 0, count: n)
+        var err: UnsafeMutablePointer<CChar>? = nil
+        let rc = values.withUnsafeMutableBufferPointer { tw_gguf_dequantize(Int32(type), bytes, Int64(n), $0.baseAddress, &err) }
+        if rc != 0 {
+            let message = err.map { String(cString: $0) } ?? "dequantisation failed"
+            err.map(tw_error_free)
+            throw ModelError(message)
+        }
+        return values
+    }
+
     /// The tensor dequantised to float32, in PyTorch shape.
     public func tensor(_ name: String) throws -> Tensor {
         guard let info = tensors[name] else { throw ModelError("\(url.path): no tensor named '\(name)'") }
-        let n = info.shape.reduce(1, *)
-        var values = [Float](repeating: 0, count: n)
-        try data.withUnsafeBytes { raw in
-            let src = raw.baseAddress! + info.offset
-            var err: UnsafeMutablePointer<CChar>? = nil
-            let rc = values.withUnsafeMutableBufferPointer { tw_gguf_dequantize(Int32(info.ggmlType), src, Int64(n), $0.baseAddress, &err) }
-            if rc != 0 {
-                let message = err.map { String(cString: $0) } ?? "dequantisation failed"
-                err.map(tw_error_free)
-                throw ModelError("\(url.path): tensor '\(name)': \(message)")
+        let values: [Float]
+        do {
+            values = try data.withUnsafeBytes { raw in
+                try GGUFFile.dequantize(type: info.ggmlType, bytes: raw.baseAddress! + info.offset, count: info.shape.reduce(1, *))
             }
+        } catch let e as ModelError {
+            throw ModelError("\(url.path): tensor '\(name)': \(e.message)")
         }
         return try withTorchErrors { Tensor(values, shape: info.shape) }
     }
