@@ -81,6 +81,12 @@ public struct Pretrained {
         let tokenizer = try Tokenizer.load(tokenizerJSON: dir.appendingPathComponent("tokenizer.json"),
                                            config: dir.appendingPathComponent("tokenizer_config.json"))
         if tokenizer.eosIds.isEmpty { tokenizer.eosIds = config.eosTokenId }
+        // generation_config.json often lists more end ids (e.g. <|eot_id|> and <|end_of_text|>).
+        if let gc = FileManager.default.contents(atPath: dir.appendingPathComponent("generation_config.json").path),
+           let obj = try? JSONSerialization.jsonObject(with: gc) as? [String: Any] {
+            let ids = (obj["eos_token_id"] as? [Int]) ?? ((obj["eos_token_id"] as? Int).map { [$0] } ?? [])
+            for id in ids where !tokenizer.eosIds.contains(id) && (0..<tokenizer.vocabSize).contains(id) { tokenizer.eosIds.append(id) }
+        }
         if tokenizer.bosId == nil { tokenizer.bosId = config.bosTokenId }
         var template: String? = nil
         if let tc = FileManager.default.contents(atPath: dir.appendingPathComponent("tokenizer_config.json").path),

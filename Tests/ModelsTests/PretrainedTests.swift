@@ -48,6 +48,9 @@ final class PretrainedTests: XCTestCase {
         for (k, s) in shards.enumerated() { try Safetensors.write(s, to: dir.appendingPathComponent("model-0000\(k + 1)-of-00002.safetensors")) }
         try JSONSerialization.data(withJSONObject: ["weight_map": map]).write(to: dir.appendingPathComponent("model.safetensors.index.json"))
         XCTAssertEqual(try logits(try Pretrained.load(dir.path).model, ids), try logits(p.model, ids))
+        // End ids from generation_config.json join the tokenizer's.
+        try JSONSerialization.data(withJSONObject: ["eos_token_id": [257, 256]]).write(to: dir.appendingPathComponent("generation_config.json"))
+        XCTAssertEqual(try Pretrained.load(dir.path).tokenizer.eosIds, [257, 256])
     }
 
     func testBadDirectoriesNameTheFileAndField() throws {
