@@ -103,8 +103,10 @@ extension Tokenizer {
 
     /// A `tokenizer.json` that Hugging Face `tokenizers` / `transformers` load unchanged.
     public func tokenizerJSON() throws -> Data {
+        // Added tokens belong in the model vocabulary too: `tokenizers` re-numbers an added token
+        // whose content the vocabulary lacks.
         var vocab: [String: Int] = [:]
-        for (id, t) in tokens.enumerated() where addedTokens[t] != id { vocab[t] = id }
+        for (id, t) in tokens.enumerated() where vocab[t] == nil { vocab[t] = id }
         let added = addedTokens.sorted { $0.value < $1.value }.map { content, id -> [String: Any] in
             ["id": id, "content": content, "single_word": false, "lstrip": false, "rstrip": false,
              "normalized": false, "special": specialIds.contains(id)]

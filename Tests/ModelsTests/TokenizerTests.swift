@@ -56,6 +56,11 @@ final class TokenizerTests: XCTestCase {
         let u = try Tokenizer.load(tokenizerJSON: url)
         for s in ["hello world", "<|im_start|>x", "12 34 东京"] { XCTAssertEqual(u.encode(s), t.encode(s)) }
         XCTAssertEqual(u.specialIds, t.specialIds)
+        // Added tokens are in the model vocabulary too (else `tokenizers` renumbers them).
+        let written = try JSONSerialization.jsonObject(with: Data(contentsOf: url)) as! [String: Any]
+        let vocab = (written["model"] as! [String: Any])["vocab"] as! [String: Int]
+        XCTAssertEqual(vocab["<|im_start|>"], 256)
+        XCTAssertEqual(vocab.count, 270)
         // Unsupported pre-tokenizers and models are named.
         var obj = try JSONSerialization.jsonObject(with: Data(contentsOf: url)) as! [String: Any]
         obj["pre_tokenizer"] = ["type": "Metaspace"]
