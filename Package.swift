@@ -18,6 +18,7 @@ let package = Package(
         .library(name: "Credit", targets: ["Credit"]),
         .library(name: "Objectives", targets: ["Objectives"]),
         .library(name: "Models", targets: ["Models"]),
+        .library(name: "Rollout", targets: ["Rollout"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -53,6 +54,7 @@ let package = Package(
         .target(name: "Credit"),
         .target(name: "Objectives", dependencies: ["Torch", "Credit"]),
         .target(name: "Models", dependencies: ["Torch", "CTorch"]),
+        .target(name: "Rollout", dependencies: ["Torch", "Models"]),
         .executableTarget(
             name: "TokenwiseCLI",
             dependencies: [
@@ -60,12 +62,14 @@ let package = Package(
                 "Credit",
                 "Objectives",
                 "Models",
+                "Rollout",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
         .testTarget(name: "TorchTests", dependencies: ["Torch"]),
         .testTarget(name: "ObjectivesTests", dependencies: ["Objectives", "Torch"]),
         .testTarget(name: "ModelsTests", dependencies: ["Models", "Torch"], exclude: ["Fixtures"]),
+        .testTarget(name: "RolloutTests", dependencies: ["Rollout", "Models", "Torch"]),
         // Runs the built `tokenwise` binary; the dependency makes `swift test` build it first.
         .testTarget(name: "TokenwiseCLITests", dependencies: ["TokenwiseCLI"]),
         .testTarget(

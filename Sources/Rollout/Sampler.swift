@@ -1,0 +1,200 @@
+import Foundation
+import Models
+import Torch
+
+/// Batched sampling with a KV cache. Prompts (any lengths) are left-padded and prefilled once;
+/// each prompt's cache rows are then copied to its `n` samples. Decoding runs one step for all
+/// live sequences at a time, and finished sequences leave the batch. Every sequence draws from its
+/// own generator seeded by (seed, prompt, sample), so results do not depend on batch composition.
+public final class Sampler {
+    public let model: CausalLM
+    public let tokenizer: Tokenizer
+    /// Tokens run through the model so far (prompt tokens at prefill, one per live row per step).
+    public internal(set) var forwardTokens = 0
+
+    public init(model: CausalLM, tokenizer: Tokenizer) {
+        self.model = model
+        self.tokenizer = tokenizer
+    }
+
+    /// The seed of one sequence's generator (SplitMix64 over the three numbers).
+    static func seed(_ base: UInt64, _ a: Int, _ b: Int) -> UInt64 {
+        var z = base &+ 0x9E37_79B9_7F4A_7C15 &* UInt64(truncatingIfNeeded: a &+ 1) &+ 0xBF58_476D_1CE4_E5B9 &* UInt64(truncatingIfNeeded: b &+ 1)
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+
+    /// FNV-1a over the prompt's token ids.
+    static func contentKey(_ tokens: [Int]) -> UInt64 {
+        var h: UInt64 = 0xCBF2_9CE4_8422_2325
+        for t in tokens { h = (h ^ UInt64(truncatingIfNeeded: t)) &* 0x0000_0100_0000_01B3 }
+        return h
+    }
+
+    /// One sequence in flight.
+    final class Row {
+        let promptIndex: Int, sampleIndex: Int
+        let generator: Generator
+        /// Tokens before this row's own (a tree node's ancestors), for stop strings and text.
+        var prefix: [Int] = []
+        var tokens: [Int] = [], samplingLogprobs: [Double] = [], logprobs: [Double] = [], entropies: [Double] = [], temperatures: [Double] = []
+        var finish: FinishReason?
+        var stopAt: String.Index?
+        var text = ""
+
+        init(_ p: Int, _ s: Int, _ g: Generator) { promptIndex = p; sampleIndex = s; generator = g }
+    }
+
+    func check(_ prompts: [[Int]], n: Int, _ config: SamplingConfig) throws {
+        try config.validate()
+        guard !prompts.isEmpty else { throw RolloutError("rollout: the prompt list is empty") }
+        guard n >= 1 else { throw RolloutError("rollout: n (samples per prompt) must be at least 1, got \(n)") }
+        if let empty = prompts.firstIndex(where: \.isEmpty) { throw RolloutError("rollout: prompt \(empty) is empty") }
+        let longest = prompts.map(\.count).max()!
+        let context = model.config.maxPositionEmbeddings
+        guard longest + config.maxNewTokens <= context else {
+            throw RolloutError("rollout: the longest prompt (\(longest) tokens) + max_new_tokens (\(config.maxNewTokens)) exceeds the model's context (\(context))")
+        }
+        if let bad = prompts.flatMap({ $0 }).first(where: { !(0..<model.config.vocabSize).contains($0) }) {
+            throw RolloutError("rollout: token id \(bad) is outside the vocabulary (\(model.config.vocabSize))")
+        }
+    }
+
+    /// `n` completions of every prompt, ordered by prompt then sample.
+    public func sample(prompts: [[Int]], n: Int = 1, config: SamplingConfig,
+                       schedule: TemperatureSchedule = ConstantTemperature()) throws -> [Completion] {
+        try check(prompts, n: n, config)
+        let device = model.device
+        // A sequence's stream depends on its prompt's content (and which repeat of that prompt it is)
+        // and its sample index, never on the other prompts in the batch or their positions.
+        var occurrences: [[Int]: Int] = [:]
+        let rows = try prompts.indices.flatMap { p in
+            let repeatIndex = occurrences[prompts[p], default: 0]
+            occurrences[prompts[p]] = repeatIndex + 1
+            let key = Sampler.contentKey(prompts[p]) &+ UInt64(repeatIndex) &* 0x2545_F491_4F6C_DD1D
+            return try (0..<n).map { s in Row(p, s, try Generator(seed: Sampler.seed(config.seed ^ key, 0, s), device: device)) }
+        }
+        let stopIds = Set(tokenizer.eosIds + config.stopTokenIds)
+        try withTorchErrors {
+            try withNoGrad {
+                // Prefill once per prompt (left-padded), then copy each prompt's cache to its n rows.
+                let width = prompts.map(\.count).max()!
+                var ids = [Int64](), maskValues = [Int64]()
+                for p in prompts {
+                    ids += Array(repeating: 0, count: width - p.count) + p.map(Int64.init)
+                    maskValues += Array(repeating: 0, count: width - p.count) + Array(repeating: 1, count: p.count)
+                }
+                var mask = Tensor(maskValues, shape: [prompts.count, width]).to(device)
+                let cache = KVCache(config: model.config, batch: prompts.count, capacity: width + config.maxNewTokens,
+                                    dtype: model.dtype, device: device)
+                let prefill = try model(Tensor(ids, shape: [prompts.count, width]).to(device), attentionMask: mask,
+                                        positions: CausalLM.positions(fromMask: mask), cache: cache)
+                forwardTokens += prompts.reduce(0) { $0 + $1.count }
+                let expand = Tensor(prompts.indices.flatMap { Array(repeating: Int64($0), count: n) }).to(device)
+                cache.select(rows: expand)
+                mask = mask.indexSelect(dim: 0, index: expand)
+                var logits = prefill.select(dim: 1, index: width - 1).indexSelect(dim: 0, index: expand)   // [L, V]
+                var nextPosition = Tensor(prompts.flatMap { p in Array(repeating: Int64(p.count), count: n) }).to(device)
+                var seen: Tensor? = nil
+                if config.repetitionPenalty != 1 {
+                    let s = Tensor.zeros([rows.count, model.config.vocabSize], dtype: .bool, device: device)
+                    let idx = Tensor(ids, shape: [prompts.count, width]).to(device).indexSelect(dim: 0, index: expand)
+                    seen = s.scattered(dim: 1, index: idx, source: mask.to(dtype: .bool))
+                }
+                var live = Array(rows.indices)
+                for step in 0..<config.maxNewTokens {
+                    let (next, finished) = try decodeStep(logits: logits, rows: live.map { rows[$0] }, seen: seen,
+                                                          config: config, schedule: schedule, stopIds: stopIds,
+                                                          last: step == config.maxNewTokens - 1)
+                    if let s = seen { seen = s.scattered(dim: 1, index: next.unsqueezed(dim: 1), source: Tensor.ones([next.size(0), 1], dtype: .bool, device: device)) }
+                    var keep = next, keepPos = nextPosition
+                    if !finished.isEmpty {
+                        let stay = live.indices.filter { !finished.contains($0) }
+                        live = stay.map { live[$0] }
+                        guard !live.isEmpty else { break }
+                        let index = Tensor(stay.map(Int64.init)).to(device)
+                        cache.select(rows: index)
+                        mask = mask.indexSelect(dim: 0, index: index)
+                        keep = next.indexSelect(dim: 0, index: index)
+                        keepPos = nextPosition.indexSelect(dim: 0, index: index)
+                        seen = seen?.indexSelect(dim: 0, index: index)
+                    }
+                    mask = Tensor.cat([mask, Tensor.ones([live.count, 1], dtype: mask.dtype, device: device)], dim: 1)
+                    logits = try model(keep.unsqueezed(dim: 1), attentionMask: mask, positions: keepPos.unsqueezed(dim: 1), cache: cache)
+                        .squeezed(dim: 1)
+                    forwardTokens += live.count
+                    nextPosition = keepPos + 1
+                }
+            }
+        }
+        return rows.map { r in
+            Completion(promptIndex: r.promptIndex, sampleIndex: r.sampleIndex, tokens: r.tokens, samplingLogprobs: r.samplingLogprobs,
+                       logprobs: r.logprobs, entropies: r.entropies, temperatures: r.temperatures, finishReason: r.finish ?? .length,
+                       text: r.text)
+        }
+    }
+
+    /// Continuations of (prompt + partial response) prefixes, `m` each — the Monte-Carlo value
+    /// estimates of SPO-chain sample these.
+    public func continuations(prefixes: [[Int]], m: Int, config: SamplingConfig) throws -> [Completion] {
+        try sample(prompts: prefixes, n: m, config: config)
+    }
+
+    /// Draws one token for every live row; records it and returns the ids [L] and which rows (by
+    /// position in `rows`) finished.
+    func decodeStep(logits raw: Tensor, rows: [Row], seen: Tensor?, config: SamplingConfig, schedule: TemperatureSchedule,
+                    stopIds: Set<Int>, last: Bool) throws -> (Tensor, Set<Int>) {
+        let logits = raw.to(dtype: .float32)                               // [L, V]
+        let logp = logits.logSoftmax(dim: -1)
+        let entropy = try (-(logp.exp() * logp).sum(dim: -1)).doubles()    // [L]
+        let greedy = config.temperature == 0
+        let temps = entropy.map { greedy ? 0 : schedule.temperature(base: config.temperature, entropy: $0) }
+        let next: Tensor
+        var samplingLogprobs = [Double](repeating: 0, count: rows.count)
+        if greedy {
+            var x = logits
+            if let seen, config.repetitionPenalty != 1 { x = LogitsProcessing.repetitionPenalty(x, seen: seen, penalty: config.repetitionPenalty) }
+            next = x.argmax(dim: -1)
+        } else {
+            let t = Tensor(temps, shape: [rows.count, 1]).to(logits.device, dtype: .float32)
+            let slogp = LogitsProcessing.process(logits, temperatures: t, config: config, seen: seen).logSoftmax(dim: -1)
+            let probs = slogp.exp()
+            let draws = rows.indices.map { i in probs[i].multinomial(numSamples: 1, generator: rows[i].generator) }
+            next = Tensor.cat(draws, dim: 0)                                                     // [L]
+            samplingLogprobs = try slogp.gather(dim: 1, index: next.unsqueezed(dim: 1)).doubles()
+        }
+        let ids = try next.int64s().map(Int.init)
+        let policy = try logp.gather(dim: 1, index: next.unsqueezed(dim: 1)).doubles()
+        var finished = Set<Int>()
+        for (i, r) in rows.enumerated() {
+            r.tokens.append(ids[i])
+            r.samplingLogprobs.append(samplingLogprobs[i])
+            r.logprobs.append(policy[i])
+            r.entropies.append(entropy[i])
+            r.temperatures.append(temps[i])
+            if stopIds.contains(ids[i]) {
+                r.finish = .eos
+                r.text = tokenizer.decode(r.prefix + r.tokens.dropLast())
+            } else if !config.stop.isEmpty, let cut = stopMatch(r.prefix + r.tokens, config.stop) {
+                r.finish = .stop
+                r.text = cut
+            } else if last {
+                r.finish = .length
+                r.text = tokenizer.decode(r.prefix + r.tokens)
+            }
+            if r.finish != nil { finished.insert(i) }
+        }
+        return (next, finished)
+    }
+
+    /// The text before the first stop string, if the decoded response now contains one.
+    func stopMatch(_ tokens: [Int], _ stops: [String]) -> String? {
+        let text = tokenizer.decode(tokens)
+        var best: String.Index? = nil
+        for s in stops {
+            if let r = text.range(of: s), best == nil || r.lowerBound < best! { best = r.lowerBound }
+        }
+        return best.map { String(text[..<$0]) }
+    }
+}

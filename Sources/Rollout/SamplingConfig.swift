@@ -1,0 +1,70 @@
+/// How to sample (names as in YAML, CLI and JSON). Repetition penalty is off (1) by default.
+public struct SamplingConfig: Codable, Equatable, Sendable {
+    /// 0 is greedy decoding.
+    public var temperature = 1.0
+    /// Keep the k most likely tokens (0: off).
+    public var topK = 0
+    /// Keep the smallest set of tokens whose probability reaches p (1: off).
+    public var topP = 1.0
+    /// Drop tokens below min_p × the top token's probability (0: off).
+    public var minP = 0.0
+    /// CTRL-style penalty on tokens already in the prompt or the response (1: off).
+    public var repetitionPenalty = 1.0
+    public var maxNewTokens = 256
+    /// Generation stops once the decoded text contains one of these.
+    public var stop: [String] = []
+    /// Extra token ids that end a sequence (the tokenizer's end ids always do).
+    public var stopTokenIds: [Int] = []
+    public var seed: UInt64 = 0
+
+    public init(temperature: Double = 1, topK: Int = 0, topP: Double = 1, minP: Double = 0, repetitionPenalty: Double = 1,
+                maxNewTokens: Int = 256, stop: [String] = [], stopTokenIds: [Int] = [], seed: UInt64 = 0) {
+        self.temperature = temperature; self.topK = topK; self.topP = topP; self.minP = minP
+        self.repetitionPenalty = repetitionPenalty; self.maxNewTokens = maxNewTokens; self.stop = stop
+        self.stopTokenIds = stopTokenIds; self.seed = seed
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case temperature, topK = "top_k", topP = "top_p", minP = "min_p", repetitionPenalty = "repetition_penalty"
+        case maxNewTokens = "max_new_tokens", stop, stopTokenIds = "stop_token_ids", seed
+    }
+
+    public func validate() throws {
+        guard temperature >= 0, temperature.isFinite else { throw RolloutError("rollout: 'temperature' must be >= 0, got \(temperature)") }
+        guard topK >= 0 else { throw RolloutError("rollout: 'top_k' must be >= 0, got \(topK)") }
+        guard topP > 0, topP <= 1 else { throw RolloutError("rollout: 'top_p' must be in (0, 1], got \(topP)") }
+        guard (0..<1).contains(minP) else { throw RolloutError("rollout: 'min_p' must be in [0, 1), got \(minP)") }
+        guard repetitionPenalty > 0 else { throw RolloutError("rollout: 'repetition_penalty' must be > 0, got \(repetitionPenalty)") }
+        guard maxNewTokens > 0 else { throw RolloutError("rollout: 'max_new_tokens' must be positive, got \(maxNewTokens)") }
+        if let empty = stop.firstIndex(of: "") { throw RolloutError("rollout: 'stop'[\(empty)] is an empty string") }
+    }
+}
+
+public struct RolloutError: Error, CustomStringConvertible, Equatable {
+    public let message: String
+    public init(_ message: String) { self.message = message }
+    public var description: String { message }
+}
+
+/// Why a sequence ended.
+public enum FinishReason: String, Codable, Sendable { case eos, stop, length }
+
+/// One sampled response with what RL needs per token.
+public struct Completion: Equatable, Sendable {
+    public var promptIndex: Int
+    public var sampleIndex: Int
+    public var tokens: [Int]
+    /// Log-probability under the distribution the token was actually drawn from (after
+    /// temperature and truncation; 0 for greedy decoding).
+    public var samplingLogprobs: [Double]
+    /// Log-probability under the unmodified policy (temperature 1, no truncation): what importance
+    /// ratios need.
+    public var logprobs: [Double]
+    /// Entropy of the unmodified policy's next-token distribution at each step.
+    public var entropies: [Double]
+    /// The temperature each token was sampled at.
+    public var temperatures: [Double]
+    public var finishReason: FinishReason
+    /// Decoded response (cut before a matched stop string).
+    public var text: String
+}
