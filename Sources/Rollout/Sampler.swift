@@ -11,6 +11,8 @@ public final class Sampler {
     public let tokenizer: Tokenizer
     /// Tokens run through the model so far (prompt tokens at prefill, one per live row per step).
     public internal(set) var forwardTokens = 0
+    /// Wall-clock seconds of the last `sample` call's prefill and decode phases.
+    public internal(set) var lastPrefillSeconds = 0.0, lastDecodeSeconds = 0.0
 
     public init(model: CausalLM, tokenizer: Tokenizer) {
         self.model = model
@@ -75,9 +77,10 @@ public final class Sampler {
             let key = Sampler.contentKey(prompts[p]) &+ UInt64(repeatIndex) &* 0x2545_F491_4F6C_DD1D
             return try (0..<n).map { s in Row(p, s, try Generator(seed: Sampler.seed(config.seed ^ key, 0, s), device: device)) }
         }
-        let stopIds = Set(tokenizer.eosIds + config.stopTokenIds)
+        let stopIds = Set((config.ignoreEos ? [] : tokenizer.eosIds) + config.stopTokenIds)
         try withTorchErrors {
             try withNoGrad {
+                let started = DispatchTime.now().uptimeNanoseconds
                 // Prefill once per prompt (left-padded), then copy each prompt's cache to its n rows.
                 let width = prompts.map(\.count).max()!
                 var ids = [Int64](), maskValues = [Int64]()
@@ -103,6 +106,10 @@ public final class Sampler {
                     seen = s.scattered(dim: 1, index: idx, source: mask.to(dtype: .bool))
                 }
                 var live = Array(rows.indices)
+                _ = try logits.sum().item()   // wait for the prefill (a no-op cost on the CPU)
+                lastPrefillSeconds = Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9
+                let decodeStart = DispatchTime.now().uptimeNanoseconds
+                defer { lastDecodeSeconds = Double(DispatchTime.now().uptimeNanoseconds - decodeStart) / 1e9 }
                 for step in 0..<config.maxNewTokens {
                     let (next, finished) = try decodeStep(logits: logits, rows: live.map { rows[$0] }, seen: seen,
                                                           config: config, schedule: schedule, stopIds: stopIds,

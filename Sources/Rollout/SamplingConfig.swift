@@ -15,18 +15,20 @@ public struct SamplingConfig: Codable, Equatable, Sendable {
     public var stop: [String] = []
     /// Extra token ids that end a sequence (the tokenizer's end ids always do).
     public var stopTokenIds: [Int] = []
+    /// Keep generating past the tokenizer's end ids (benchmarks).
+    public var ignoreEos = false
     public var seed: UInt64 = 0
 
     public init(temperature: Double = 1, topK: Int = 0, topP: Double = 1, minP: Double = 0, repetitionPenalty: Double = 1,
-                maxNewTokens: Int = 256, stop: [String] = [], stopTokenIds: [Int] = [], seed: UInt64 = 0) {
+                maxNewTokens: Int = 256, stop: [String] = [], stopTokenIds: [Int] = [], ignoreEos: Bool = false, seed: UInt64 = 0) {
         self.temperature = temperature; self.topK = topK; self.topP = topP; self.minP = minP
         self.repetitionPenalty = repetitionPenalty; self.maxNewTokens = maxNewTokens; self.stop = stop
-        self.stopTokenIds = stopTokenIds; self.seed = seed
+        self.stopTokenIds = stopTokenIds; self.ignoreEos = ignoreEos; self.seed = seed
     }
 
     enum CodingKeys: String, CodingKey {
         case temperature, topK = "top_k", topP = "top_p", minP = "min_p", repetitionPenalty = "repetition_penalty"
-        case maxNewTokens = "max_new_tokens", stop, stopTokenIds = "stop_token_ids", seed
+        case maxNewTokens = "max_new_tokens", stop, stopTokenIds = "stop_token_ids", ignoreEos = "ignore_eos", seed
     }
 
     public func validate() throws {

@@ -164,6 +164,12 @@ final class SamplerTests: XCTestCase {
         XCTAssertEqual(eos.finishReason, .eos)
         XCTAssertEqual(eos.tokens, Array(free.tokens.prefix(k + 1)))
         XCTAssertEqual(eos.text, tok.decode(Array(free.tokens.prefix(k))))
+        // The tokenizer's end ids stop too, unless ignore_eos (benchmarks) says otherwise.
+        tok.eosIds = [free.tokens[k]]
+        XCTAssertEqual(try s.sample(prompts: [[3, 4]], config: .init(temperature: 0, maxNewTokens: 8))[0].tokens.count, k + 1)
+        let ignored = try s.sample(prompts: [[3, 4]], config: .init(temperature: 0, maxNewTokens: 8, ignoreEos: true))[0]
+        XCTAssertEqual(ignored.tokens, free.tokens)
+        XCTAssertEqual(ignored.finishReason, .length)
     }
 
     func testAdaptiveTemperature() throws {
