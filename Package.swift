@@ -16,6 +16,7 @@ let package = Package(
         .executable(name: "tokenwise", targets: ["TokenwiseCLI"]),
         .library(name: "Torch", targets: ["Torch"]),
         .library(name: "Credit", targets: ["Credit"]),
+        .library(name: "Rewards", targets: ["Rewards"]),
         .library(name: "Objectives", targets: ["Objectives"]),
         .library(name: "Models", targets: ["Models"]),
         .library(name: "Rollout", targets: ["Rollout"]),
@@ -52,6 +53,8 @@ let package = Package(
         .target(name: "Torch", dependencies: ["CTorch"]),
         // Pure Swift: no libtorch, testable in milliseconds.
         .target(name: "Credit"),
+        // Pure Swift as well: verifiable rewards and their composition.
+        .target(name: "Rewards"),
         .target(name: "Objectives", dependencies: ["Torch", "Credit"]),
         .target(name: "Models", dependencies: ["Torch", "CTorch"]),
         .target(name: "Rollout", dependencies: ["Torch", "Models"]),
@@ -69,6 +72,7 @@ let package = Package(
         .testTarget(name: "TorchTests", dependencies: ["Torch"]),
         .testTarget(name: "ObjectivesTests", dependencies: ["Objectives", "Torch"]),
         .testTarget(name: "ModelsTests", dependencies: ["Models", "Torch"], exclude: ["Fixtures"]),
+        .testTarget(name: "RewardsTests", dependencies: ["Rewards"]),
         .testTarget(name: "RolloutTests", dependencies: ["Rollout", "Models", "Torch"]),
         // Runs the built `tokenwise` binary; the dependency makes `swift test` build it first.
         .testTarget(name: "TokenwiseCLITests", dependencies: ["TokenwiseCLI"]),

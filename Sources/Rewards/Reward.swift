@@ -1,0 +1,50 @@
+/// What a reward function sees: the prompt, the response and the reference answer.
+public struct RewardInput: Sendable {
+    public var prompt: String
+    public var response: String
+    /// The reference answer (for verifiable tasks).
+    public var answer: String?
+    /// Response length in tokens (for length shaping).
+    public var responseTokens: Int
+    /// Whether generation was cut at the length limit.
+    public var truncated: Bool
+
+    public init(prompt: String = "", response: String, answer: String? = nil, responseTokens: Int = 0, truncated: Bool = false) {
+        self.prompt = prompt; self.response = response; self.answer = answer
+        self.responseTokens = responseTokens; self.truncated = truncated
+    }
+}
+
+/// A reward at a position of the response: `offset` counts UTF-8 bytes of the response up to the
+/// end of the step (the trainer maps it to the token that covers it).
+public struct StepScore: Equatable, Sendable {
+    public var offset: Int
+    public var reward: Double
+    public init(offset: Int, reward: Double) { self.offset = offset; self.reward = reward }
+}
+
+public struct RewardScore: Equatable, Sendable {
+    /// The scalar outcome reward.
+    public var value: Double
+    /// Named parts (for metrics), e.g. "correct", "format", "length".
+    public var components: [String: Double]
+    /// Process rewards at steps of the response (for PURE and other process-reward methods).
+    public var steps: [StepScore]
+
+    public init(value: Double, components: [String: Double] = [:], steps: [StepScore] = []) {
+        self.value = value; self.components = components; self.steps = steps
+    }
+}
+
+/// A reward function. Users write their own by conforming to this protocol.
+public protocol RewardFunction: Sendable {
+    /// The name its value has in metrics.
+    var name: String { get }
+    func score(_ input: RewardInput) -> RewardScore
+}
+
+public struct RewardError: Error, CustomStringConvertible, Equatable {
+    public let message: String
+    public init(_ message: String) { self.message = message }
+    public var description: String { message }
+}
