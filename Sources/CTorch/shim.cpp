@@ -11,6 +11,7 @@
 #include <torch/csrc/autograd/autograd.h>
 #include <torch/csrc/autograd/variable.h>
 
+#include <immintrin.h>
 #include <dlfcn.h>
 #include <cstdlib>
 #include <cstring>
@@ -588,6 +589,70 @@ tw_tensor tw_linear(tw_tensor x, tw_tensor w, tw_tensor bias_or_null, char **err
     return wrap(at::linear(T(x), T(w), b));
   })
 }
+extern "C++" {
+// y[m, n] = Σ_k x[m, k]·w[n, k] for rows n0..<n1 and MC (compile-time, ≤ 8) rows of x, so the
+// accumulators stay in registers and each 8-float slice of a weight row is loaded once.
+template <int MC>
+__attribute__((target("avx2,fma"))) static void small_linear_block(const float *x, int64_t K, const float *w, int64_t n0,
+                                                                    int64_t n1, float *y, int64_t N) {
+  const int64_t K8 = K / 8 * 8;
+  for (int64_t n = n0; n < n1; n++) {
+    const float *wr = w + n * K;
+    __m256 acc[MC];
+    for (int j = 0; j < MC; j++) acc[j] = _mm256_setzero_ps();
+    for (int64_t k = 0; k < K8; k += 8) {
+      const __m256 wv = _mm256_loadu_ps(wr + k);
+      for (int j = 0; j < MC; j++) acc[j] = _mm256_fmadd_ps(wv, _mm256_loadu_ps(x + j * K + k), acc[j]);
+    }
+    for (int j = 0; j < MC; j++) {
+      __m128 lo = _mm_add_ps(_mm256_castps256_ps128(acc[j]), _mm256_extractf128_ps(acc[j], 1));
+      lo = _mm_add_ps(lo, _mm_movehl_ps(lo, lo));
+      lo = _mm_add_ss(lo, _mm_shuffle_ps(lo, lo, 1));
+      float sum = _mm_cvtss_f32(lo);
+      for (int64_t k = K8; k < K; k++) sum += wr[k] * x[j * K + k];
+      y[j * N + n] = sum;
+    }
+  }
+}
+
+static void small_linear_avx2(const float *x, int64_t M, int64_t K, const float *w, int64_t n0, int64_t n1, float *y, int64_t N) {
+  for (int64_t m0 = 0; m0 < M; m0 += 8) {
+    const float *xs = x + m0 * K;
+    float *ys = y + m0 * N;
+    switch (std::min<int64_t>(8, M - m0)) {
+      case 1: small_linear_block<1>(xs, K, w, n0, n1, ys, N); break;
+      case 2: small_linear_block<2>(xs, K, w, n0, n1, ys, N); break;
+      case 3: small_linear_block<3>(xs, K, w, n0, n1, ys, N); break;
+      case 4: small_linear_block<4>(xs, K, w, n0, n1, ys, N); break;
+      case 5: small_linear_block<5>(xs, K, w, n0, n1, ys, N); break;
+      case 6: small_linear_block<6>(xs, K, w, n0, n1, ys, N); break;
+      case 7: small_linear_block<7>(xs, K, w, n0, n1, ys, N); break;
+      default: small_linear_block<8>(xs, K, w, n0, n1, ys, N); break;
+    }
+  }
+}
+}  // extern "C++"
+
+tw_tensor tw_small_linear(tw_tensor xh, tw_tensor wh, tw_tensor bias_or_null, char **err) {
+  TW_TRY(nullptr, {
+    const at::Tensor &x = T(xh), &w = T(wh);
+    static const bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    const bool fits = avx2 && x.dim() == 2 && w.dim() == 2 && x.size(1) == w.size(1) && !x.is_cuda() && !w.is_cuda() &&
+                      x.scalar_type() == at::kFloat && w.scalar_type() == at::kFloat && w.is_contiguous();
+    std::optional<at::Tensor> b;
+    if (bias_or_null) b = bias_or_null->t;
+    if (!fits) return wrap(at::linear(x, w, b));
+    const at::Tensor xc = x.contiguous();
+    const int64_t M = xc.size(0), K = xc.size(1), N = w.size(0);
+    at::Tensor y = at::empty({M, N}, xc.options());
+    const float *xp = xc.data_ptr<float>(), *wp = w.data_ptr<float>();
+    float *yp = y.data_ptr<float>();
+    at::parallel_for(0, N, 64, [&](int64_t n0, int64_t n1) { small_linear_avx2(xp, M, K, wp, n0, n1, yp, N); });
+    if (b) y.add_(*b);
+    return wrap(y);
+  })
+}
+
 tw_tensor tw_embedding(tw_tensor weight, tw_tensor indices, char **err) {
   TW_TRY(nullptr, { return wrap(at::embedding(T(weight), T(indices))); })
 }

@@ -84,9 +84,17 @@ public final class CausalLM {
 
     /// x·Wᵀ + b for the linear layer `name`, plus its LoRA update when one is attached.
     func project(_ x: Tensor, _ name: String) -> Tensor {
-        let y = x.linear(weight: weights[name + ".weight"]!, bias: weights[name + ".bias"])
+        let y = linear(x, weights[name + ".weight"]!, weights[name + ".bias"])
         guard let adapter = lora?.adapters[name] else { return y }
         return y + adapter(x, lora!.scale)
+    }
+
+    /// x·Wᵀ + b. Decoding steps on the CPU without autograd (a few rows) use the small-batch
+    /// kernel, which streams each weight row once instead of letting BLAS repack the weights.
+    func linear(_ x: Tensor, _ w: Tensor, _ b: Tensor? = nil) -> Tensor {
+        let rows = x.shape.dropLast().reduce(1, *)
+        guard rows <= 16, device == .cpu, x.dtype == .float32, !Torch.isGradEnabled else { return x.linear(weight: w, bias: b) }
+        return x.reshaped([rows, x.size(-1)]).smallLinear(weight: w, bias: b).reshaped(Array(x.shape.dropLast()) + [w.size(0)])
     }
 
     /// RoPE in Hugging Face's rotate-half layout. `x`: [B, H, T, D]; cos/sin: [B, 1, T, D].
@@ -165,7 +173,7 @@ public final class CausalLM {
 
     /// Logits [B, T, vocab] in the model's dtype.
     public func callAsFunction(_ ids: Tensor, attentionMask: Tensor? = nil, positions: Tensor? = nil, cache: KVCache? = nil) throws -> Tensor {
-        try hidden(ids, attentionMask: attentionMask, positions: positions, cache: cache).linear(weight: lmHead)
+        linear(try hidden(ids, attentionMask: attentionMask, positions: positions, cache: cache), lmHead)
     }
 
     /// Per-token log-probabilities of `targets` ([B, T] int64) and the entropies of the predicted

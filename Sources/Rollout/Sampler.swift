@@ -154,7 +154,8 @@ public final class Sampler {
                     stopIds: Set<Int>, last: Bool) throws -> (Tensor, Set<Int>) {
         let logits = raw.to(dtype: .float32)                               // [L, V]
         let logp = logits.logSoftmax(dim: -1)
-        let entropy = try (-(logp.exp() * logp).sum(dim: -1)).doubles()    // [L]
+        let probs = logp.exp()
+        let entropy = try (-(probs * logp).sum(dim: -1)).doubles()         // [L]
         let greedy = config.temperature == 0
         let temps = entropy.map { greedy ? 0 : schedule.temperature(base: config.temperature, entropy: $0) }
         let next: Tensor
@@ -164,11 +165,19 @@ public final class Sampler {
             if let seen, config.repetitionPenalty != 1 { x = LogitsProcessing.repetitionPenalty(x, seen: seen, penalty: config.repetitionPenalty) }
             next = x.argmax(dim: -1)
         } else {
-            let t = Tensor(temps, shape: [rows.count, 1]).to(logits.device, dtype: .float32)
-            let slogp = LogitsProcessing.process(logits, temperatures: t, config: config, seen: seen).logSoftmax(dim: -1)
-            let probs = slogp.exp()
-            let draws = rows.indices.map { i in probs[i].multinomial(numSamples: 1, generator: rows[i].generator) }
-            next = Tensor.cat(draws, dim: 0)                                                     // [L]
+            // At temperature 1 with no truncation or penalty the sampling distribution is the policy.
+            let untouched = temps.allSatisfy { $0 == 1 } && config.topK == 0 && config.topP == 1 && config.minP == 0 && config.repetitionPenalty == 1
+            let slogp = untouched ? logp : LogitsProcessing.process(logits, temperatures: Tensor(temps, shape: [rows.count, 1]).to(logits.device, dtype: .float32),
+                                                                    config: config, seen: seen).logSoftmax(dim: -1)
+            let sprobs = untouched ? probs : slogp.exp()
+            // Inverse CDF with one uniform per row from that row's own generator: the draw depends
+            // only on the row's distribution and stream, never on the rest of the batch.
+            let u = Tensor.cat(rows.map { Tensor.rand([1], generator: $0.generator, device: logits.device) })   // [L]
+            let cdf = sprobs.cumsum(dim: -1)
+            let total = cdf.narrowed(dim: -1, start: cdf.size(-1) - 1, length: 1)                          // [L, 1] ≈ 1
+            // The first index whose cumulative mass exceeds u·total: a zero-probability token never
+            // is (its cumulative mass equals its predecessor's), even for u = 0.
+            next = (cdf .<= u.unsqueezed(dim: 1) * total).sum(dim: -1).clamp(max: Double(cdf.size(-1) - 1)).to(dtype: .int64)
             samplingLogprobs = try slogp.gather(dim: 1, index: next.unsqueezed(dim: 1)).doubles()
         }
         let ids = try next.int64s().map(Int.init)

@@ -15,6 +15,15 @@ extension Tensor {
         }
     }
 
+    /// `self · weightᵀ + bias` for a few rows (decoding) without autograd: streams each row of
+    /// `weight` once for every row of `self` ([M, K] float32 on the CPU); other inputs fall back
+    /// to `linear`.
+    public func smallLinear(weight: Tensor, bias: Tensor? = nil) -> Tensor {
+        withExtendedLifetime((self, weight, bias)) {
+            Tensor.make { tw_small_linear(handle, weight.handle, bias?.handle, $0) }
+        }
+    }
+
     public func softmax(dim: Int) -> Tensor { op { tw_softmax($0, Int64(dim), 0, $1) } }
     public func logSoftmax(dim: Int) -> Tensor { op { tw_softmax($0, Int64(dim), 1, $1) } }
 

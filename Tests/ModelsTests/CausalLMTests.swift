@@ -60,6 +60,17 @@ final class CausalLMTests: XCTestCase {
         }
     }
 
+    /// Without autograd a few rows go through the small-batch kernel; logits equal the autograd path.
+    func testInferenceKernelMatchesTheTrainingPath() throws {
+        let m = try CausalLM.random(config: tinyConfig(.qwen2), seed: 8)
+        try withTorchErrors {
+            let ids = Tensor([5, 9, 200, 17, 33, 1] as [Int64], shape: [2, 3])
+            let training = try m(ids).floats()
+            let inference = try withNoGrad { try m(ids).floats() }
+            XCTAssertLessThan(maxDiff(training, inference), 1e-5)
+        }
+    }
+
     /// Prefill + step-by-step decoding with the KV cache gives the logits of one full forward pass.
     func testKVCacheMatchesAFullForward() throws {
         let m = try CausalLM.random(config: tinyConfig(.qwen3), seed: 4)

@@ -152,6 +152,27 @@ final class MathTests: XCTestCase {
         }
     }
 
+    /// The small-batch kernel equals `linear` for every row count (1–16, so both the 8-row blocks and
+    /// their remainders), a K that is not a multiple of 8, with and without bias; other inputs fall back.
+    func testSmallLinearMatchesLinear() throws {
+        try withTorchErrors {
+            let g = try Generator(seed: 4)
+            let w = Tensor.randn([37, 21], generator: g), b = Tensor.randn([37], generator: g)
+            for m in 1...16 {
+                let x = Tensor.randn([m, 21], generator: g)
+                XCTAssertLessThan(try (x.smallLinear(weight: w) - x.linear(weight: w)).abs().amax().item(), 1e-5, "M = \(m)")
+                XCTAssertLessThan(try (x.smallLinear(weight: w, bias: b) - x.linear(weight: w, bias: b)).abs().amax().item(), 1e-5)
+            }
+            let x64 = Tensor.randn([3, 21], generator: g, dtype: .float64)
+            XCTAssertEqual(try x64.smallLinear(weight: w.to(dtype: .float64)).doubles(), try x64.linear(weight: w.to(dtype: .float64)).doubles())
+            let wt = w.transposed(0, 1).contiguous().transposed(0, 1)   // not contiguous: falls back
+            let x = Tensor.randn([2, 21], generator: g)
+            XCTAssertLessThan(try (x.smallLinear(weight: wt) - x.linear(weight: w)).abs().amax().item(), 1e-5)
+        }
+        let msg = expectTorchError { _ = Tensor.ones([2, 3]).smallLinear(weight: Tensor.ones([4, 5])) }
+        XCTAssertTrue(msg.contains("cannot be multiplied"), msg)
+    }
+
     func testSoftmaxFamily() {
         scoped {
             let x = t64([1, 2, 3, 1, 1, 1], [2, 3])

@@ -146,6 +146,9 @@ tw_tensor tw_matmul(tw_tensor a, tw_tensor b, char **err);
 tw_tensor tw_bmm(tw_tensor a, tw_tensor b, char **err);
 tw_tensor tw_linear(tw_tensor x, tw_tensor w, tw_tensor bias_or_null, char **err);
 tw_tensor tw_embedding(tw_tensor weight, tw_tensor indices, char **err);
+// x·Wᵀ (+ b) for a few rows of x (decoding): float32 CPU tensors, x [M, K], W [N, K]. Streams each
+// row of W once for all rows of x (AVX2+FMA when the CPU has it), parallel over N. No autograd.
+tw_tensor tw_small_linear(tw_tensor x, tw_tensor w, tw_tensor bias_or_null, char **err);
 // scale <= 0 means the default 1/sqrt(head_dim).
 tw_tensor tw_sdpa(tw_tensor q, tw_tensor k, tw_tensor v, tw_tensor mask_or_null, double dropout, int causal,
                   double scale, int enable_gqa, char **err);
