@@ -647,7 +647,9 @@ tw_tensor tw_small_linear(tw_tensor xh, tw_tensor wh, tw_tensor bias_or_null, ch
     at::Tensor y = at::empty({M, N}, xc.options());
     const float *xp = xc.data_ptr<float>(), *wp = w.data_ptr<float>();
     float *yp = y.data_ptr<float>();
-    at::parallel_for(0, N, 64, [&](int64_t n0, int64_t n1) { small_linear_avx2(xp, M, K, wp, n0, n1, yp, N); });
+    // One even share of the rows per thread: a fixed grain leaves threads idle on narrow layers.
+    const int64_t threads = std::max(1, at::get_num_threads());
+    at::parallel_for(0, N, (N + threads - 1) / threads, [&](int64_t n0, int64_t n1) { small_linear_avx2(xp, M, K, wp, n0, n1, yp, N); });
     if (b) y.add_(*b);
     return wrap(y);
   })
