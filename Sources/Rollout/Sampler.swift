@@ -117,11 +117,7 @@ public final class Sampler {
                     if let s = seen { seen = s.scattered(dim: 1, index: next.unsqueezed(dim: 1), source: Tensor.ones([next.size(0), 1], dtype: .bool, device: device)) }
                     var keep = next, keepPos = nextPosition
                     if !finished.isEmpty {
-                        let stay = live.indices.filter { !finished.contains($0) }
-                        live = stay.map { live[$0] }
-                        guard !live.isEmpty else { break }
-                        let index = Tensor(stay.map(Int64.init)).to(device)
-                        cache.select(rows: index)
+                        guard let index = dropFinished(finished, from: &live, cache: cache) else { break }
                         mask = mask.indexSelect(dim: 0, index: index)
                         keep = next.indexSelect(dim: 0, index: index)
                         keepPos = nextPosition.indexSelect(dim: 0, index: index)
@@ -140,6 +136,17 @@ public final class Sampler {
                        logprobs: r.logprobs, entropies: r.entropies, temperatures: r.temperatures, finishReason: r.finish ?? .length,
                        text: r.text)
         }
+    }
+
+    /// Removes the finished rows (positions in `live`) from `live` and the cache; returns the
+    /// positions of the rows that stay, or nil when none does.
+    func dropFinished(_ finished: Set<Int>, from live: inout [Int], cache: KVCache) -> Tensor? {
+        let stay = live.indices.filter { !finished.contains($0) }
+        live = stay.map { live[$0] }
+        guard !live.isEmpty else { return nil }
+        let index = Tensor(stay.map(Int64.init)).to(model.device)
+        cache.select(rows: index)
+        return index
     }
 
     /// Continuations of (prompt + partial response) prefixes, `m` each — the Monte-Carlo value

@@ -107,11 +107,7 @@ extension Sampler {
                                                          schedule: schedule, stopIds: stopIds, last: step == config.maxNewTokens - 1)
                     var feed = ids
                     if !finished.isEmpty {
-                        let stay = live.indices.filter { !finished.contains($0) }
-                        live = stay.map { live[$0] }
-                        guard !live.isEmpty else { break }
-                        let rows = Tensor(stay.map(Int64.init)).to(device)
-                        cache.select(rows: rows)
+                        guard let rows = dropFinished(finished, from: &live, cache: cache) else { break }
                         feed = ids.indexSelect(dim: 0, index: rows)
                     }
                     logits = try model(feed.unsqueezed(dim: 1), cache: cache).squeezed(dim: 1)
