@@ -20,6 +20,7 @@ let package = Package(
         .library(name: "Objectives", targets: ["Objectives"]),
         .library(name: "Models", targets: ["Models"]),
         .library(name: "Rollout", targets: ["Rollout"]),
+        .library(name: "Training", targets: ["Training"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -58,6 +59,7 @@ let package = Package(
         .target(name: "Objectives", dependencies: ["Torch", "Credit"]),
         .target(name: "Models", dependencies: ["Torch", "CTorch"]),
         .target(name: "Rollout", dependencies: ["Torch", "Models"]),
+        .target(name: "Training", dependencies: ["Torch", "Models", "Rollout", "Credit", "Objectives", "Rewards"]),
         .executableTarget(
             name: "TokenwiseCLI",
             dependencies: [
@@ -73,6 +75,7 @@ let package = Package(
         .testTarget(name: "ObjectivesTests", dependencies: ["Objectives", "Torch"]),
         .testTarget(name: "ModelsTests", dependencies: ["Models", "Torch"], exclude: ["Fixtures"]),
         .testTarget(name: "RewardsTests", dependencies: ["Rewards"]),
+        .testTarget(name: "TrainingTests", dependencies: ["Training", "Models", "Torch", "Credit", "Objectives", "Rewards", "Rollout"]),
         .testTarget(name: "RolloutTests", dependencies: ["Rollout", "Models", "Torch"]),
         // Runs the built `tokenwise` binary; the dependency makes `swift test` build it first.
         .testTarget(name: "TokenwiseCLITests", dependencies: ["TokenwiseCLI"]),

@@ -1,0 +1,225 @@
+import Credit
+import Foundation
+import Models
+import Objectives
+import Rewards
+import Rollout
+import Torch
+
+/// One RL step, top to bottom: sample → reward → credit → loss → optimizer.
+/// The policy trains LoRA adapters (or every weight); the KL reference is the base model with
+/// LoRA switched off (a frozen copy only for full fine-tuning).
+public final class Trainer {
+    public let model: CausalLM
+    public let tokenizer: Tokenizer
+    public let reward: RewardFunction
+    public let config: TrainerConfig
+    public let optimizer: AdamW
+    let sampler: Sampler
+    let reference: CausalLM?
+    public private(set) var stepsDone = 0
+
+    public init(model: CausalLM, tokenizer: Tokenizer, reward: RewardFunction, config: TrainerConfig) throws {
+        try config.validate()
+        self.model = model
+        self.tokenizer = tokenizer
+        self.reward = reward
+        self.config = config
+        let params: [Tensor]
+        if let l = config.lora {
+            params = try LoRA(attachingTo: model, config: l, seed: config.rollout.seed).parameters
+        } else {
+            try withTorchErrors { for p in model.parameters { p.requiresGrad = true } }
+            params = model.parameters
+        }
+        optimizer = try AdamW(parameters: params, options: .init(lr: config.lr, weightDecay: config.weightDecay))
+        reference = config.objective.klCoef != 0 && config.lora == nil
+            ? try CausalLM(config: model.config, weights: withTorchErrors { model.weights.mapValues { $0.detached().clone() } }) : nil
+        sampler = Sampler(model: model, tokenizer: tokenizer)
+    }
+
+    /// A rollout with what credit assignment may need about it.
+    struct Rolled {
+        var completion: Completion
+        var treePath: [String]?
+        var segments: [Int]?
+    }
+
+    func rollouts(_ prompts: [[Int]]) throws -> [Rolled] {
+        if case .spoTree = config.credit {
+            return try prompts.enumerated().flatMap { p, prompt in
+                try sampler.sampleTree(prompt: prompt, config: config.rollout, tree: config.tree).trajectories.map { t in
+                    var c = t.completion
+                    c.promptIndex = p
+                    return Rolled(completion: c, treePath: t.path, segments: t.segmentStarts)
+                }
+            }
+        }
+        return try sampler.sample(prompts: prompts, n: config.samplesPerPrompt, config: config.rollout).map { Rolled(completion: $0) }
+    }
+
+    /// Process rewards at byte offsets of the response → the token that covers each offset.
+    func stepRewards(_ steps: [StepScore], tokens: [Int]) -> [Credit.StepReward] {
+        var ends = [Int](), total = 0
+        for t in tokens { total += tokenizer.bytes(of: t).count; ends.append(total) }
+        return steps.compactMap { s in
+            ends.firstIndex { $0 > s.offset }.map { Credit.StepReward(index: $0, reward: s.reward) }
+        }
+    }
+
+    /// SPO-chain: Monte-Carlo values of each trajectory's cut points from `spo_continuations` completions.
+    func spoChainValues(_ rolled: [Rolled], _ prompts: [[Int]], _ samples: [TaskSample], _ p: SPOChain.Params) throws -> [([Int], [Double])] {
+        let cuts = rolled.map { SPOChain.cutpoints(logprobs: $0.completion.logprobs, threshold: p.probThreshold, interval: p.cutpointInterval) }
+        var prefixes = [[Int]](), owner = [(Int, Int)]()
+        for (i, r) in rolled.enumerated() {
+            for (k, c) in cuts[i].enumerated() {
+                prefixes.append(prompts[r.completion.promptIndex] + r.completion.tokens.prefix(c + 1))
+                owner.append((i, k))
+            }
+        }
+        var values = cuts.map { [Double](repeating: 0, count: $0.count) }
+        guard !prefixes.isEmpty else { return cuts.map { ($0, []) } }
+        var cfg = config.rollout
+        cfg.seed &+= 0x5350_4F   // independent of the main rollouts
+        let m = config.spoContinuations
+        let outs = try sampler.continuations(prefixes: prefixes, m: m, config: cfg)
+        for c in outs {
+            let (i, k) = owner[c.promptIndex]
+            let r = rolled[i].completion
+            let partial = tokenizer.decode(Array(r.tokens.prefix(cuts[i][k] + 1)))
+            let input = RewardInput(prompt: samples[r.promptIndex].prompt, response: partial + c.text, answer: samples[r.promptIndex].answer,
+                                    responseTokens: cuts[i][k] + 1 + c.tokens.count, truncated: c.finishReason == .length)
+            values[i][k] += reward.score(input).value / Double(m)
+        }
+        return zip(cuts, values).map { ($0, $1) }
+    }
+
+    /// TW-GRPO's K_t for one group: per response position, the mean over responses of
+    /// Σ_v (e^{d} − d − 1), d = clamp(mean log-distribution − own, ±11); past a response's end the
+    /// uniform distribution stands in.
+    func positionScores(_ rows: [[Int]], promptLengths: [Int], responseLengths: [Int]) throws -> [Double] {
+        try withNoGrad {
+            let (ids, mask) = Self.batch(rows)
+            let logits = try model(ids, attentionMask: mask).to(dtype: .float32).logSoftmax(dim: -1)    // [G, T, V]
+            let longest = responseLengths.max() ?? 0
+            let v = model.config.vocabSize
+            let uniform = Tensor.full([longest, v], value: -Foundation.log(Double(v)))
+            let per = rows.indices.map { i -> Tensor in
+                let n = responseLengths[i]
+                let own = logits[i].narrowed(dim: 0, start: promptLengths[i] - 1, length: n)
+                return n < longest ? Tensor.cat([own, uniform.narrowed(dim: 0, start: n, length: longest - n)]) : own
+            }
+            let all = Tensor.stack(per)                                                                  // [G, L, V]
+            let d = (all.mean(dim: 0, keepDim: true) - all).clamp(min: -11, max: 11)
+            return try (d.exp() - d - 1).sum(dim: -1).mean(dim: 0).doubles()
+        }
+    }
+
+    /// Right-padded token rows as ids and a 0/1 mask.
+    static func batch(_ rows: [[Int]]) -> (Tensor, Tensor) {
+        let t = rows.map(\.count).max()!
+        let ids = rows.flatMap { $0.map(Int64.init) + Array(repeating: 0, count: t - $0.count) }
+        let mask = rows.flatMap { Array(repeating: Int64(1), count: $0.count) + Array(repeating: 0, count: t - $0.count) }
+        return (Tensor(ids, shape: [rows.count, t]), Tensor(mask, shape: [rows.count, t]))
+    }
+
+    /// Per-token logprobs (and entropies) of each response under `m`, [N, R] right-padded.
+    static func responseLogprobs(_ m: CausalLM, rows: [[Int]], promptLengths: [Int], responseLengths: [Int]) throws -> (Tensor, Tensor) {
+        let (ids, mask) = batch(rows)
+        let t = ids.size(1)
+        let hidden = try m.hidden(ids.narrowed(dim: 1, start: 0, length: t - 1), attentionMask: mask.narrowed(dim: 1, start: 0, length: t - 1))
+        let (lp, ent) = m.tokenLogprobs(hidden: hidden, targets: ids.narrowed(dim: 1, start: 1, length: t - 1), chunk: 64)
+        let width = responseLengths.max()!
+        let index = zip(promptLengths, responseLengths).flatMap { p, r in (0..<width).map { Int64(p - 1 + Swift.min($0, r - 1)) } }
+        let idx = Tensor(index, shape: [rows.count, width])
+        return (lp.gather(dim: 1, index: idx), ent.gather(dim: 1, index: idx))
+    }
+
+    /// One step on `samples` (their prompts already in chat form). `progress` (0…1) drives
+    /// schedules such as D³S's. Returns the step's metrics.
+    public func step(_ samples: [TaskSample], progress: Double = 0) throws -> [String: Double] {
+        guard !samples.isEmpty else { throw TrainingError("train: a step needs at least one prompt") }
+        let start = DispatchTime.now().uptimeNanoseconds
+        func seconds(_ from: UInt64) -> Double { Double(DispatchTime.now().uptimeNanoseconds - from) / 1e9 }
+        let prompts = samples.map { tokenizer.encode($0.prompt) }
+        let rolled = try rollouts(prompts)
+        let rolloutSeconds = seconds(start)
+        let scores = rolled.map { r in
+            reward.score(RewardInput(prompt: samples[r.completion.promptIndex].prompt, response: r.completion.text,
+                                     answer: samples[r.completion.promptIndex].answer, responseTokens: r.completion.tokens.count,
+                                     truncated: r.completion.finishReason == .length))
+        }
+        var spo: [([Int], [Double])]? = nil
+        if case .spoChain(let p) = config.credit { spo = try spoChainValues(rolled, prompts, samples, p) }
+        var groups = [Credit.Group]()
+        for p in prompts.indices {
+            let members = rolled.indices.filter { rolled[$0].completion.promptIndex == p }
+            var g = Credit.Group(id: "p\(p)", trajectories: members.map { i in
+                let c = rolled[i].completion
+                return Trajectory(tokens: c.tokens, reward: scores[i].value, logprobs: c.logprobs, entropies: c.entropies,
+                                  values: Array(repeating: 0, count: c.tokens.count),   // no critic: V = 0
+                                  stepRewards: stepRewards(scores[i].steps, tokens: c.tokens),
+                                  segments: rolled[i].segments ?? spo?[i].0, segmentValues: spo?[i].1,
+                                  states: [StateMark(index: 0, key: "prompt \(p)")], treePath: rolled[i].treePath)
+            })
+            if case .twGRPO(let tw) = config.credit, tw.alpha != 1 {
+                g.positionScores = try positionScores(members.map { prompts[p] + rolled[$0].completion.tokens },
+                                                      promptLengths: members.map { _ in prompts[p].count },
+                                                      responseLengths: members.map { rolled[$0].completion.tokens.count })
+            }
+            groups.append(g)
+        }
+        let credit = try config.credit.estimator.estimate(CreditBatch(groups: groups, progress: progress))
+        let trainStart = DispatchTime.now().uptimeNanoseconds
+        let order = groups.indices.flatMap { g in groups[g].trajectories.indices.map { (g, $0) } }
+        let members = prompts.indices.flatMap { p in rolled.filter { $0.completion.promptIndex == p } }
+        let rows = members.map { prompts[$0.completion.promptIndex] + $0.completion.tokens }
+        let promptLengths = members.map { prompts[$0.completion.promptIndex].count }
+        let responseLengths = members.map(\.completion.tokens.count)
+        var metrics: [String: Double] = [:]
+        try withTorchErrors {
+            let old = padded(members.map(\.completion.logprobs)).values
+            let mask = padded(members.map(\.completion.logprobs)).mask
+            let advantages = padded(order.map { credit.advantages[$0.0][$0.1] }).values
+            let weights = padded(order.map { credit.weights[$0.0][$0.1] }).values
+            var ref: Tensor? = nil
+            if config.objective.klCoef != 0 {
+                ref = try withNoGrad {
+                    if let reference { return try Self.responseLogprobs(reference, rows: rows, promptLengths: promptLengths, responseLengths: responseLengths).0 }
+                    let adapters = model.lora
+                    model.lora = nil
+                    defer { model.lora = adapters }
+                    return try Self.responseLogprobs(model, rows: rows, promptLengths: promptLengths, responseLengths: responseLengths).0
+                }
+            }
+            for _ in 0..<config.epochs {
+                let (lp, ent) = try Self.responseLogprobs(model, rows: rows, promptLengths: promptLengths, responseLengths: responseLengths)
+                let batch = PolicyBatch(logprobs: lp, oldLogprobs: old, advantages: advantages, mask: mask, rolloutLogprobs: old,
+                                        refLogprobs: ref, weights: weights, entropies: ent, turns: Tensor.zeros(like: mask).to(dtype: .int64))
+                let (loss, m) = try PolicyLoss(config.objective)(batch)
+                loss.backward()
+                metrics = m
+                metrics["loss"] = try loss.item()
+                metrics["grad_norm"] = Torch.clipGradNorm(optimizer.parameters, maxNorm: config.maxGradNorm)
+                optimizer.step()
+                optimizer.zeroGrad()
+            }
+        }
+        stepsDone += 1
+        let rewards = scores.map(\.value)
+        let mean = rewards.reduce(0, +) / Double(rewards.count)
+        metrics["reward_mean"] = mean
+        metrics["reward_std"] = (rewards.reduce(0) { $0 + ($1 - mean) * ($1 - mean) } / Double(rewards.count)).squareRoot()
+        metrics["response_length"] = Double(responseLengths.reduce(0, +)) / Double(responseLengths.count)
+        metrics["rollout_seconds"] = rolloutSeconds
+        metrics["train_seconds"] = seconds(trainStart)
+        metrics["step_seconds"] = seconds(start)
+        metrics["rollout_tokens_per_second"] = Double(responseLengths.reduce(0, +)) / Swift.max(rolloutSeconds, 1e-9)
+        metrics["lr"] = optimizer.learningRate
+        for (k, v) in credit.diagnostics { metrics["credit_\(k)"] = v }
+        for k in Set(scores.flatMap(\.components.keys)) {
+            metrics["reward_\(k)"] = scores.map { $0.components[k] ?? 0 }.reduce(0, +) / Double(scores.count)
+        }
+        return metrics
+    }
+}

@@ -1,0 +1,113 @@
+import Foundation
+import XCTest
+@testable import Credit
+@testable import Models
+@testable import Objectives
+@testable import Rewards
+@testable import Rollout
+@testable import Torch
+@testable import Training
+
+/// Rewards that vary with random text: the share of lower-case letters, plus a process reward after
+/// every 'e' (so process-reward methods have steps).
+struct LetterReward: RewardFunction {
+    var name: String { "letters" }
+    func score(_ input: RewardInput) -> RewardScore {
+        let bytes = Array(input.response.utf8)
+        let lower = bytes.filter { (97...122).contains($0) }.count
+        let steps = bytes.enumerated().filter { $0.element == UInt8(ascii: "e") }.map { StepScore(offset: $0.offset, reward: 0.5) }
+        return RewardScore(value: bytes.isEmpty ? 0 : Double(lower) / Double(bytes.count) + Double(bytes.count % 3) * 0.1,
+                           components: ["lower": Double(lower)], steps: steps)
+    }
+}
+
+func tiny(seed: UInt64 = 1) throws -> (CausalLM, Tokenizer) {
+    let config = ModelConfig(modelType: .llama, vocabSize: 270, hiddenSize: 64, intermediateSize: 128, numHiddenLayers: 2,
+                             numAttentionHeads: 4, numKeyValueHeads: 2, headDim: 16, maxPositionEmbeddings: 128, eosTokenId: [257])
+    let m = try CausalLM.random(config: config, seed: seed)
+    var tokens = Tokenizer.byteToChar.map { String($0) } + ["<|im_start|>", "<|im_end|>", "<|endoftext|>"]
+    while tokens.count < 270 { tokens.append("<unused\(tokens.count)>") }
+    let tok = try Tokenizer(tokens: tokens, merges: [], added: ["<|im_start|>": 256, "<|im_end|>": 257, "<|endoftext|>": 258],
+                            special: [256, 257, 258], pre: .gpt2, bosId: nil, eosIds: [257])
+    return (m, tok)
+}
+
+final class TrainerTests: XCTestCase {
+    let samples = [TaskSample(prompt: "abc", answer: "1"), TaskSample(prompt: "hello there", answer: "2")]
+
+    func run(_ edit: (inout TrainerConfig) -> Void, steps: Int = 2, file: StaticString = #filePath, line: UInt = #line) throws -> [String: Double] {
+        let (m, tok) = try tiny()
+        var cfg = TrainerConfig()
+        cfg.rollout = SamplingConfig(temperature: 1, maxNewTokens: 8, seed: 3)
+        cfg.lr = 1e-2
+        cfg.tree = TreeConfig(branching: 2, segmentTokens: 3, maxLeaves: 4)
+        edit(&cfg)
+        let t = try Trainer(model: m, tokenizer: tok, reward: LetterReward(), config: cfg)
+        let before = try withTorchErrors { try t.optimizer.parameters.map { try $0.detached().clone().floats() } }
+        var last: [String: Double] = [:]
+        for s in 0..<steps { last = try t.step(samples, progress: Double(s) / Double(steps)) }
+        let after = try withTorchErrors { try t.optimizer.parameters.map { try $0.floats() } }
+        XCTAssertTrue(last["loss"]!.isFinite, "loss \(last["loss"]!)", file: file, line: line)
+        XCTAssertTrue(last["grad_norm"]!.isFinite, file: file, line: line)
+        XCTAssertNotEqual(before, after, "weights did not change", file: file, line: line)
+        XCTAssertEqual(t.stepsDone, steps, file: file, line: line)
+        return last
+    }
+
+    func testEveryCreditMethodTrains() throws {
+        for method in CreditMethod.allCases {
+            let m = try run { $0.credit = CreditConfig(method: method) }
+            XCTAssertNotNil(m["reward_mean"], "\(method)")
+        }
+    }
+
+    func testEveryObjectiveVariantTrains() throws {
+        let variants: [(String, (inout PolicyLossConfig) -> Void)] = [
+            ("token", { _ in }), ("sequence", { $0.ratio = .sequence }), ("gspo_token", { $0.ratio = .gspoToken }),
+            ("hybrid", { $0.ratio = .hybrid; $0.hybrid = .init(mixing: .entropy, space: .log) }), ("prefix_min", { $0.ratio = .prefixMin }),
+            ("turn", { $0.ratio = .turn }), ("dual_clip", { $0.dualClip = 3; $0.epsHigh = 0.28 }), ("adaptive", { $0.adaptiveClip = .init() }),
+            ("tis", { $0.mismatch = .init(mode: .tis) }), ("icepop", { $0.mismatch = .init(mode: .icepop) }),
+            ("kl_k3", { $0.klCoef = 0.1 }), ("entropy", { $0.entropyCoef = 0.01 }),
+            ("seq_mean_token_sum_norm", { $0.aggregation = .seqMeanTokenSumNorm; $0.normConstant = 8 }),
+            ("no_clip", { $0.clip = false }),
+        ]
+        for (name, edit) in variants {
+            var objective = PolicyLossConfig()
+            edit(&objective)
+            let m = try run { $0.objective = objective }
+            XCTAssertNotNil(m["clip_fraction_high"], name)
+            if objective.klCoef != 0 { XCTAssertNotNil(m["kl"], name) }
+        }
+    }
+
+    func testFullFineTuningWithAKLReferenceAndSeveralEpochs() throws {
+        let m = try run { $0.lora = nil; $0.objective.klCoef = 0.05; $0.epochs = 2 }
+        XCTAssertNotNil(m["kl"])
+        // After the first epoch the policy has moved: the second epoch's ratios are not all 1.
+        XCTAssertGreaterThan(m["approx_kl"]!, 0)
+    }
+
+    /// On-policy, the ratio is 1 at the first epoch: rollout logprobs equal the training forward's.
+    func testFirstEpochIsOnPolicy() throws {
+        let m = try run({ _ in }, steps: 1)
+        XCTAssertEqual(m["ratio_max"]!, 1, accuracy: 1e-3)
+        XCTAssertEqual(m["ratio_min"]!, 1, accuracy: 1e-3)
+        XCTAssertEqual(m["clip_fraction_high"]!, 0)
+    }
+
+    func testBadConfigs() throws {
+        let (mdl, tok) = try tiny()
+        var cfg = TrainerConfig()
+        cfg.samplesPerPrompt = 0
+        XCTAssertThrowsError(try Trainer(model: mdl, tokenizer: tok, reward: LetterReward(), config: cfg)) {
+            XCTAssertEqual("\($0)", "train: 'samples_per_prompt' must be at least 1, got 0")
+        }
+        cfg = TrainerConfig()
+        cfg.objective.dualClip = 0.5
+        XCTAssertThrowsError(try Trainer(model: mdl, tokenizer: tok, reward: LetterReward(), config: cfg)) {
+            XCTAssertEqual("\($0)", "objective: 'dual_clip' must be > 1, got 0.5")
+        }
+        let t = try Trainer(model: mdl, tokenizer: tok, reward: LetterReward(), config: TrainerConfig())
+        XCTAssertThrowsError(try t.step([])) { XCTAssertEqual("\($0)", "train: a step needs at least one prompt") }
+    }
+}
