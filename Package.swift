@@ -68,6 +68,7 @@ let package = Package(
                 "Objectives",
                 "Models",
                 "Rollout",
+                "Training",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

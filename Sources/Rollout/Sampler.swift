@@ -116,8 +116,12 @@ public final class Sampler {
                                                           last: step == config.maxNewTokens - 1)
                     if let s = seen { seen = s.scattered(dim: 1, index: next.unsqueezed(dim: 1), source: Tensor.ones([next.size(0), 1], dtype: .bool, device: device)) }
                     var keep = next, keepPos = nextPosition
-                    if !finished.isEmpty {
-                        guard let index = dropFinished(finished, from: &live, cache: cache) else { break }
+                    // Finished rows ride along (their outputs ignored) until a quarter of the batch
+                    // has finished: compacting the cache copies all of it, so it is done in batches.
+                    let done = live.indices.filter { rows[live[$0]].finish != nil }
+                    if done.count == live.count { break }
+                    if !finished.isEmpty, done.count * 4 >= live.count {
+                        guard let index = dropFinished(Set(done), from: &live, cache: cache) else { break }
                         mask = mask.indexSelect(dim: 0, index: index)
                         keep = next.indexSelect(dim: 0, index: index)
                         keepPos = nextPosition.indexSelect(dim: 0, index: index)
@@ -190,7 +194,7 @@ public final class Sampler {
         let ids = try next.int64s().map(Int.init)
         let policy = try logp.gather(dim: 1, index: next.unsqueezed(dim: 1)).doubles()
         var finished = Set<Int>()
-        for (i, r) in rows.enumerated() {
+        for (i, r) in rows.enumerated() where r.finish == nil {
             r.tokens.append(ids[i])
             r.samplingLogprobs.append(samplingLogprobs[i])
             r.logprobs.append(policy[i])
