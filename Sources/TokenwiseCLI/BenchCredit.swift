@@ -1,6 +1,7 @@
 import ArgumentParser
 import Credit
 import Foundation
+import Training
 
 struct BenchCredit: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -29,7 +30,7 @@ struct BenchCredit: ParsableCommand {
     }
 
     func syntheticBatch() -> CreditBatch {
-        var rng = SplitMix(seed: 1)
+        var rng = SplitMix64(seed: 1)
         let gs = (0..<groups).map { g in
             var trajs = [Trajectory]()
             let root = (0..<tokens).map { _ in Int(rng.next() % 50_000) }
@@ -67,18 +68,5 @@ struct BenchCredit: ParsableCommand {
             let t = try best { _ = try estimator.estimate(batch) }
             print(pad(String(name), 14) + pad(fmt(t, 4), 12) + pad(fmt(Double(n * tokens) / t / 1e6, 1), 12) + fmt(t / baseline, 1))
         }
-    }
-}
-
-/// A small deterministic generator for synthetic data (SplitMix64).
-struct SplitMix: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }

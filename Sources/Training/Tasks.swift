@@ -12,7 +12,7 @@ public enum ProceduralTask: String, Codable, Sendable, CaseIterable {
     public func samples(count: Int, difficulty: Int, seed: UInt64) throws -> [TaskSample] {
         guard (1...5).contains(difficulty) else { throw TrainingError("task '\(rawValue)': difficulty must be 1…5, got \(difficulty)") }
         guard count > 0 else { throw TrainingError("task '\(rawValue)': count must be positive, got \(count)") }
-        var rng = TaskRandom(seed: seed)
+        var rng = SplitMix64(seed: seed)
         return (0..<count).map { _ in self == .arithmetic ? Self.arithmetic(&rng, difficulty) : Self.countdown(&rng, difficulty) }
     }
 
@@ -24,7 +24,7 @@ public enum ProceduralTask: String, Codable, Sendable, CaseIterable {
         }
     }
 
-    static func arithmetic(_ rng: inout TaskRandom, _ d: Int) -> TaskSample {
+    static func arithmetic(_ rng: inout SplitMix64, _ d: Int) -> TaskSample {
         let digits = d <= 3 ? d : d - 2
         let lo = digits == 1 ? 1 : Int(Foundation.pow(10, Double(digits - 1))), hi = Int(Foundation.pow(10, Double(digits))) - 1
         let a = rng.int(lo...hi), b = rng.int(lo...hi)
@@ -33,7 +33,7 @@ public enum ProceduralTask: String, Codable, Sendable, CaseIterable {
         return TaskSample(prompt: q, answer: String(multiply ? a * b : a + b))
     }
 
-    static func countdown(_ rng: inout TaskRandom, _ d: Int) -> TaskSample {
+    static func countdown(_ rng: inout SplitMix64, _ d: Int) -> TaskSample {
         let n = Swift.min(5, 2 + (d + 1) / 2)
         let numbers = (0..<n).map { _ in rng.int(1...(d <= 2 ? 10 : 25)) }
         // A target reachable by applying random + − × to the numbers in order.
@@ -51,16 +51,17 @@ public enum ProceduralTask: String, Codable, Sendable, CaseIterable {
     }
 }
 
-/// SplitMix64, for task generation.
-struct TaskRandom {
+/// SplitMix64: a small, fast, seedable generator for synthetic data (tasks, benchmarks).
+public struct SplitMix64: RandomNumberGenerator {
     var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
+    public init(seed: UInt64) { state = seed }
+    public mutating func next() -> UInt64 {
         state &+= 0x9E37_79B9_7F4A_7C15
         var z = state
         z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
         z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
         return z ^ (z >> 31)
     }
-    mutating func int(_ r: ClosedRange<Int>) -> Int { r.lowerBound + Int(next() % UInt64(r.count)) }
+    /// A uniform integer in `r` (modulo bias is negligible for small ranges).
+    public mutating func int(_ r: ClosedRange<Int>) -> Int { r.lowerBound + Int(next() % UInt64(r.count)) }
 }
