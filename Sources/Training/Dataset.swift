@@ -1,0 +1,99 @@
+import Foundation
+import Models
+
+/// One JSONL example: `{"prompt", "answer"?}`, chat `{"messages": [{"role", "content"}], "answer"?}`
+/// (the prompt is everything before a final assistant turn), or a preference pair
+/// `{"prompt", "chosen", "rejected"}`.
+public enum Example: Equatable, Sendable {
+    case prompt(String, answer: String?)
+    case chat([ChatMessage], answer: String?)
+    case preference(prompt: String, chosen: String, rejected: String)
+}
+
+/// A dataset read from a JSONL file, shuffled and split by seed.
+public struct Dataset: Sendable {
+    public let examples: [Example]
+
+    public init(examples: [Example]) { self.examples = examples }
+
+    /// Parses a JSONL file; a bad line is an error naming the file and the line number.
+    public static func load(_ url: URL) throws -> Dataset {
+        guard let data = FileManager.default.contents(atPath: url.path) else { throw TrainingError("\(url.path): cannot read the dataset") }
+        guard let text = String(data: data, encoding: .utf8) else { throw TrainingError("\(url.path): not UTF-8 text") }
+        var examples = [Example]()
+        for (k, line) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+            let trimmed = line.trimmingCharacters(in: .whitespaces)
+            if trimmed.isEmpty { continue }
+            do {
+                examples.append(try parse(Data(trimmed.utf8)))
+            } catch let e as TrainingError {
+                throw TrainingError("\(url.path):\(k + 1): \(e.message)")
+            }
+        }
+        guard !examples.isEmpty else { throw TrainingError("\(url.path): no examples") }
+        return Dataset(examples: examples)
+    }
+
+    static func parse(_ line: Data) throws -> Example {
+        guard let obj = try? JSONSerialization.jsonObject(with: line) as? [String: Any] else { throw TrainingError("not a JSON object") }
+        func string(_ k: String) throws -> String? {
+            guard let v = obj[k] else { return nil }
+            guard let s = v as? String else { throw TrainingError("'\(k)' must be a string") }
+            return s
+        }
+        let known: Set<String> = ["prompt", "answer", "messages", "chosen", "rejected"]
+        if let extra = obj.keys.sorted().first(where: { !known.contains($0) }) {
+            throw TrainingError("unknown field '\(extra)' (known: answer, chosen, messages, prompt, rejected)")
+        }
+        if let chosen = try string("chosen") {
+            guard let rejected = try string("rejected"), let prompt = try string("prompt") else {
+                throw TrainingError("a preference pair needs 'prompt', 'chosen' and 'rejected'")
+            }
+            return .preference(prompt: prompt, chosen: chosen, rejected: rejected)
+        }
+        if let messages = obj["messages"] {
+            guard let list = messages as? [[String: Any]], !list.isEmpty else { throw TrainingError("'messages' must be a non-empty list of {role, content}") }
+            let parsed = try list.enumerated().map { i, m -> ChatMessage in
+                guard let role = m["role"] as? String, let content = m["content"] as? String else {
+                    throw TrainingError("messages[\(i)] needs string 'role' and 'content'")
+                }
+                guard ["system", "user", "assistant"].contains(role) else { throw TrainingError("messages[\(i)].role '\(role)' is not system, user or assistant") }
+                return ChatMessage(role: role, content: content)
+            }
+            return .chat(parsed, answer: try string("answer"))
+        }
+        guard let prompt = try string("prompt") else { throw TrainingError("needs 'prompt' (or 'messages')") }
+        return .prompt(prompt, answer: try string("answer"))
+    }
+
+    /// A seeded shuffle, then the first `evalFraction` of the examples for evaluation.
+    public func split(evalFraction: Double, seed: UInt64) throws -> (train: [Example], eval: [Example]) {
+        guard (0..<1).contains(evalFraction) else { throw TrainingError("data: eval fraction must be in [0, 1), got \(evalFraction)") }
+        var rng = SplitMix64(seed: seed)
+        let shuffled = examples.shuffled(using: &rng)
+        let n = Int((Double(shuffled.count) * evalFraction).rounded())
+        return (Array(shuffled.dropFirst(n)), Array(shuffled.prefix(n)))
+    }
+}
+
+extension Example {
+    /// The prompt and reference answer for RL, rendered with the model's chat format. A chat
+    /// example's final assistant turn (if any) is the answer when none is given.
+    public func taskSample(chat: ChatTemplate) throws -> TaskSample {
+        switch self {
+        case .prompt(let p, let answer):
+            return TaskSample(prompt: chat.render([ChatMessage(role: "user", content: p)], addGenerationPrompt: true), answer: answer)
+        case .chat(let messages, let answer):
+            var turns = messages
+            var reference = answer
+            if turns.last?.role == "assistant" {
+                let last = turns.removeLast()
+                if reference == nil { reference = last.content }
+            }
+            guard !turns.isEmpty else { throw TrainingError("a chat example needs a turn before the assistant's") }
+            return TaskSample(prompt: chat.render(turns, addGenerationPrompt: true), answer: reference)
+        case .preference:
+            throw TrainingError("a preference pair is not an RL prompt (use a preference objective)")
+        }
+    }
+}

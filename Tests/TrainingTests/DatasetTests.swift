@@ -1,0 +1,63 @@
+import Foundation
+import XCTest
+@testable import Models
+@testable import Training
+
+final class DatasetTests: XCTestCase {
+    func file(_ text: String) throws -> URL {
+        let url = FileManager.default.temporaryDirectory.appendingPathComponent("tw-data-\(UUID().uuidString).jsonl")
+        try Data(text.utf8).write(to: url)
+        addTeardownBlock { try? FileManager.default.removeItem(at: url) }
+        return url
+    }
+
+    func testFormatsAndChatRendering() throws {
+        let url = try file("""
+        {"prompt": "What is 2+2?", "answer": "4"}
+
+        {"messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Capital of France?"}, {"role": "assistant", "content": "Paris"}]}
+        {"prompt": "Say hi", "chosen": "Hi!", "rejected": "No."}
+        """)
+        let d = try Dataset.load(url)
+        XCTAssertEqual(d.examples.count, 3)
+        XCTAssertEqual(d.examples[0], .prompt("What is 2+2?", answer: "4"))
+        XCTAssertEqual(d.examples[2], .preference(prompt: "Say hi", chosen: "Hi!", rejected: "No."))
+        let chat = ChatTemplate.chatML(defaultSystem: "Default.")
+        XCTAssertEqual(try d.examples[0].taskSample(chat: chat),
+                       TaskSample(prompt: "<|im_start|>system\nDefault.<|im_end|>\n<|im_start|>user\nWhat is 2+2?<|im_end|>\n<|im_start|>assistant\n", answer: "4"))
+        let s = try d.examples[1].taskSample(chat: chat)
+        XCTAssertEqual(s.answer, "Paris")
+        XCTAssertEqual(s.prompt, "<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nCapital of France?<|im_end|>\n<|im_start|>assistant\n")
+        XCTAssertThrowsError(try d.examples[2].taskSample(chat: chat)) {
+            XCTAssertEqual("\($0)", "a preference pair is not an RL prompt (use a preference objective)")
+        }
+    }
+
+    func testSeededSplit() throws {
+        let d = Dataset(examples: (0..<100).map { .prompt("q\($0)", answer: nil) })
+        let (train, eval) = try d.split(evalFraction: 0.2, seed: 1)
+        XCTAssertEqual(train.count, 80)
+        XCTAssertEqual(eval.count, 20)
+        XCTAssertEqual(Set((train + eval).map { "\($0)" }).count, 100)
+        XCTAssertEqual(try d.split(evalFraction: 0.2, seed: 1).eval, eval)
+        XCTAssertNotEqual(try d.split(evalFraction: 0.2, seed: 2).eval, eval)
+        XCTAssertThrowsError(try d.split(evalFraction: 1, seed: 0)) { XCTAssertEqual("\($0)", "data: eval fraction must be in [0, 1), got 1.0") }
+    }
+
+    func testBadLinesNameTheFileAndLine() throws {
+        func error(_ text: String) throws -> String {
+            let url = try file(text)
+            do { _ = try Dataset.load(url); return "no error" } catch { return "\(error)".replacingOccurrences(of: url.path, with: "data.jsonl") }
+        }
+        XCTAssertEqual(try error("{\"prompt\": \"a\"}\n{not json}\n"), "data.jsonl:2: not a JSON object")
+        XCTAssertEqual(try error("{\"prompt\": 3}"), "data.jsonl:1: 'prompt' must be a string")
+        XCTAssertEqual(try error("{\"prompt\": \"a\", \"anwser\": \"b\"}"), "data.jsonl:1: unknown field 'anwser' (known: answer, chosen, messages, prompt, rejected)")
+        XCTAssertEqual(try error("\n\n{\"chosen\": \"a\", \"rejected\": \"b\"}"), "data.jsonl:3: a preference pair needs 'prompt', 'chosen' and 'rejected'")
+        XCTAssertEqual(try error("{\"messages\": [{\"role\": \"bot\", \"content\": \"x\"}]}"), "data.jsonl:1: messages[0].role 'bot' is not system, user or assistant")
+        XCTAssertEqual(try error("{\"answer\": \"x\"}"), "data.jsonl:1: needs 'prompt' (or 'messages')")
+        XCTAssertEqual(try error("\n"), "data.jsonl: no examples")
+        XCTAssertThrowsError(try Dataset.load(URL(fileURLWithPath: "/nonexistent.jsonl"))) {
+            XCTAssertEqual("\($0)", "/nonexistent.jsonl: cannot read the dataset")
+        }
+    }
+}
