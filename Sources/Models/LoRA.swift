@@ -80,16 +80,21 @@ public final class LoRA {
         }
     }
 
-    /// Folds every adapter into its base weight (W + scale·B A) and detaches LoRA from the model.
+    /// `weights` with every adapter folded into its base weight (W + scale·B A), without autograd.
+    public func merged(_ weights: [String: Tensor]) -> [String: Tensor] {
+        withNoGrad {
+            var out = weights
+            for (name, ad) in adapters { out[name + ".weight"] = out[name + ".weight"]! + ad.b.matmul(ad.a) * scale }
+            return out
+        }
+    }
+
+    /// Folds every adapter into its base weight and detaches LoRA from the model.
     public static func merge(into model: CausalLM) throws {
         guard let lora = model.lora else { return }
         try withTorchErrors {
-            try withNoGrad {
-                for (name, ad) in lora.adapters {
-                    let w = model.weights[name + ".weight"]!
-                    try model.setWeight(name + ".weight", w + ad.b.matmul(ad.a) * lora.scale)
-                }
-            }
+            let merged = lora.merged(model.weights)
+            for name in lora.adapters.keys { try model.setWeight(name + ".weight", merged[name + ".weight"]!) }
         }
         model.lora = nil
     }

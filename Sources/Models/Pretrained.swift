@@ -176,11 +176,7 @@ public struct Pretrained {
             var weights = model.weights
             try withTorchErrors {
                 try withNoGrad {
-                    if let lora = model.lora {
-                        for (name, ad) in lora.adapters {
-                            weights[name + ".weight"] = weights[name + ".weight"]! + ad.b.matmul(ad.a) * lora.scale
-                        }
-                    }
+                    if let lora = model.lora { weights = lora.merged(weights) }
                     weights = weights.mapValues { $0.detached().to(.cpu, dtype: dtype).contiguous() }
                     try Safetensors.write(weights, metadata: ["format": "pt"], to: tmp.appendingPathComponent("model.safetensors"))
                 }
