@@ -151,9 +151,10 @@ public final class Trainer {
         }
         var spo: [([Int], [Double])]? = nil
         if case .spoChain(let p) = config.credit { spo = try spoChainValues(rolled, prompts, samples, p) }
+        // Rollout indices grouped by prompt; groups, loss rows and credit results share this order.
+        let byPrompt = prompts.indices.map { p in rolled.indices.filter { rolled[$0].completion.promptIndex == p } }
         var groups = [Credit.Group]()
-        for p in prompts.indices {
-            let members = rolled.indices.filter { rolled[$0].completion.promptIndex == p }
+        for (p, members) in byPrompt.enumerated() {
             var g = Credit.Group(id: "p\(p)", trajectories: members.map { i in
                 let c = rolled[i].completion
                 return Trajectory(tokens: c.tokens, reward: scores[i].value, logprobs: c.logprobs, entropies: c.entropies,
@@ -171,17 +172,15 @@ public final class Trainer {
         }
         let credit = try config.credit.estimator.estimate(CreditBatch(groups: groups, progress: progress))
         let trainStart = DispatchTime.now().uptimeNanoseconds
-        let order = groups.indices.flatMap { g in groups[g].trajectories.indices.map { (g, $0) } }
-        let members = prompts.indices.flatMap { p in rolled.filter { $0.completion.promptIndex == p } }
+        let members = byPrompt.flatMap { $0 }.map { rolled[$0] }
         let rows = members.map { prompts[$0.completion.promptIndex] + $0.completion.tokens }
         let promptLengths = members.map { prompts[$0.completion.promptIndex].count }
         let responseLengths = members.map(\.completion.tokens.count)
         var metrics: [String: Double] = [:]
         try withTorchErrors {
-            let old = padded(members.map(\.completion.logprobs)).values
-            let mask = padded(members.map(\.completion.logprobs)).mask
-            let advantages = padded(order.map { credit.advantages[$0.0][$0.1] }).values
-            let weights = padded(order.map { credit.weights[$0.0][$0.1] }).values
+            let (old, mask) = padded(members.map(\.completion.logprobs))
+            let advantages = padded(credit.advantages.flatMap { $0 }).values
+            let weights = padded(credit.weights.flatMap { $0 }).values
             var ref: Tensor? = nil
             if config.objective.klCoef != 0 {
                 ref = try withNoGrad {
