@@ -25,6 +25,7 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/x-sheep/swift-property-based", from: "2.0.0"),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.0.0"),
     ],
     targets: [
         .target(
@@ -59,7 +60,7 @@ let package = Package(
         .target(name: "Objectives", dependencies: ["Torch", "Credit"]),
         .target(name: "Models", dependencies: ["Torch", "CTorch"]),
         .target(name: "Rollout", dependencies: ["Torch", "Models"]),
-        .target(name: "Training", dependencies: ["Torch", "Models", "Rollout", "Credit", "Objectives", "Rewards"]),
+        .target(name: "Training", dependencies: ["Torch", "Models", "Rollout", "Credit", "Objectives", "Rewards", "Yams"]),
         .executableTarget(
             name: "TokenwiseCLI",
             dependencies: [

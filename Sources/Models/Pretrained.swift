@@ -35,8 +35,13 @@ public struct Pretrained {
         throw ModelError("the default model (\(defaultModelFile)) is not installed: run scripts/setup.sh model, or set TOKENWISE_DEFAULT_MODEL")
     }
 
-    /// Loads `spec`: "default", a `.gguf` file, or a Hugging Face directory.
+    /// Loads `spec`: "default", "tiny-random", a `.gguf` file, or a Hugging Face directory.
     public static func load(_ spec: String, dtype: DType = .float32, device: Device = .cpu) throws -> Pretrained {
+        if spec == "tiny-random" {
+            let p = try tinyRandom()
+            if device != .cpu { try withTorchErrors { p.model.to(device) } }
+            return p
+        }
         let url = spec == "default" ? try defaultModelPath() : URL(fileURLWithPath: spec)
         var isDir: ObjCBool = false
         guard FileManager.default.fileExists(atPath: url.path, isDirectory: &isDir) else {
@@ -45,6 +50,22 @@ public struct Pretrained {
         let p = isDir.boolValue ? try loadDirectory(url, dtype: dtype) : try loadGGUF(url, dtype: dtype)
         if device != .cpu { try withTorchErrors { p.model.to(device) } }
         return p
+    }
+
+    /// A randomly initialised 2-layer, width-64 Llama with a byte-level tokenizer (256 bytes plus
+    /// ChatML's special tokens) and a ChatML template: for smoke tests and examples that must run
+    /// in seconds without a download. The same seed gives the same weights.
+    public static func tinyRandom(seed: UInt64 = 0) throws -> Pretrained {
+        let config = ModelConfig(modelType: .llama, vocabSize: 270, hiddenSize: 64, intermediateSize: 128, numHiddenLayers: 2,
+                                 numAttentionHeads: 4, numKeyValueHeads: 2, headDim: 16, maxPositionEmbeddings: 512, eosTokenId: [257])
+        let model = try CausalLM.random(config: config, seed: seed)
+        var tokens = Tokenizer.byteToChar.map { String($0) } + ["<|im_start|>", "<|im_end|>", "<|endoftext|>"]
+        while tokens.count < config.vocabSize { tokens.append("<unused\(tokens.count)>") }
+        let tokenizer = try Tokenizer(tokens: tokens, merges: [], added: ["<|im_start|>": 256, "<|im_end|>": 257, "<|endoftext|>": 258],
+                                      special: [256, 257, 258], pre: .gpt2, bosId: nil, eosIds: [257])
+        let template = "{% for message in messages %}<|im_start|>{{ message['role'] }}\n{{ message['content'] }}<|im_end|>\n{% endfor %}"
+            + "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+        return Pretrained(model: model, tokenizer: tokenizer, chatTemplateText: template, source: "tiny-random")
     }
 
     // MARK: Hugging Face directory

@@ -4,13 +4,38 @@ import Foundation
 /// `{"terms": [{"type": "correct", "weight": 1, "extractor": "answer_tag"},
 ///             {"type": "format", "weight": 0.1}, {"type": "overlong", "max_length": 64, "cache": 16}]}`.
 /// Every key is checked: an unknown type or key is an error naming the term.
-public struct RewardConfig: Decodable, Sendable {
+public struct RewardConfig: Codable, Equatable, Sendable {
     public let terms: [Term]
 
-    public struct Term: Decodable, Sendable {
+    public struct Term: Codable, Equatable, Sendable {
         public let type: String
         public let weight: Double
         public let reward: RewardFunction
+        /// The term's keys as written (numbers and strings), so the config writes back as it was read.
+        let raw: [String: Scalar]
+
+        enum Scalar: Codable, Equatable, Sendable {
+            case number(Double), text(String)
+            init(from decoder: Decoder) throws {
+                let c = try decoder.singleValueContainer()
+                if let d = try? c.decode(Double.self) { self = .number(d) } else { self = .text(try c.decode(String.self)) }
+            }
+            func encode(to encoder: Encoder) throws {
+                var c = encoder.singleValueContainer()
+                switch self {
+                case .number(let d): if d == d.rounded(), abs(d) < 1e15 { try c.encode(Int(d)) } else { try c.encode(d) }
+                case .text(let s): try c.encode(s)
+                }
+            }
+        }
+
+        public static func == (a: Term, b: Term) -> Bool { a.raw == b.raw }
+
+        public func encode(to encoder: Encoder) throws {
+            var c = encoder.container(keyedBy: Key.self)
+            try c.encode(type, forKey: Key("type"))
+            for k in raw.keys.sorted() where k != "type" { try c.encode(raw[k]!, forKey: Key(k)) }
+        }
 
         struct Key: CodingKey {
             var stringValue: String
@@ -50,6 +75,9 @@ public struct RewardConfig: Decodable, Sendable {
             }
             self.type = type
             weight = try value("weight", 1.0)
+            var raw = [String: Scalar]()
+            for k in c.allKeys { raw[k.stringValue] = try? c.decode(Scalar.self, forKey: k) }
+            self.raw = raw
             switch type {
             case "correct":
                 let m: String = try value("match", "numeric")

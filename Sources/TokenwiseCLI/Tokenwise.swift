@@ -7,6 +7,6 @@ struct Tokenwise: ParsableCommand {
         commandName: "tokenwise",
         abstract: "Reinforcement-learning post-training of language models with token-level credit assignment.",
         version: tokenwiseVersion,
-        subcommands: [Generate.self, Logprobs.self, Convert.self, CreditCommand.self, ObjectiveCommand.self, Bench.self]
+        subcommands: [TrainCommand.self, EvalCommand.self, ReportCommand.self, Generate.self, Logprobs.self, Convert.self, CreditCommand.self, ObjectiveCommand.self, Bench.self]
     )
 }

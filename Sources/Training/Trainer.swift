@@ -18,6 +18,8 @@ public final class Trainer {
     let sampler: Sampler
     let reference: CausalLM?
     public private(set) var stepsDone = 0
+    /// The last step's trained rollouts with their per-token advantages, in group order.
+    public private(set) var lastRecords: [SampleRecord] = []
 
     public init(model: CausalLM, tokenizer: Tokenizer, reward: RewardFunction, config: TrainerConfig) throws {
         try config.validate()
@@ -45,17 +47,17 @@ public final class Trainer {
         var segments: [Int]?
     }
 
-    func rollouts(_ prompts: [[Int]]) throws -> [Rolled] {
+    func rollouts(_ prompts: [[Int]], _ sampling: SamplingConfig) throws -> [Rolled] {
         if case .spoTree = config.credit {
             return try prompts.enumerated().flatMap { p, prompt in
-                try sampler.sampleTree(prompt: prompt, config: config.rollout, tree: config.tree).trajectories.map { t in
+                try sampler.sampleTree(prompt: prompt, config: sampling, tree: config.tree).trajectories.map { t in
                     var c = t.completion
                     c.promptIndex = p
                     return Rolled(completion: c, treePath: t.path, segments: t.segmentStarts)
                 }
             }
         }
-        return try sampler.sample(prompts: prompts, n: config.samplesPerPrompt, config: config.rollout).map { Rolled(completion: $0) }
+        return try sampler.sample(prompts: prompts, n: config.samplesPerPrompt, config: sampling).map { Rolled(completion: $0) }
     }
 
     /// Process rewards at byte offsets of the response → the token that covers each offset.
@@ -68,7 +70,7 @@ public final class Trainer {
     }
 
     /// SPO-chain: Monte-Carlo values of each trajectory's cut points from `spo_continuations` completions.
-    func spoChainValues(_ rolled: [Rolled], _ prompts: [[Int]], _ samples: [TaskSample], _ p: SPOChain.Params) throws -> [([Int], [Double])] {
+    func spoChainValues(_ rolled: [Rolled], _ prompts: [[Int]], _ samples: [TaskSample], _ p: SPOChain.Params, _ sampling: SamplingConfig) throws -> [([Int], [Double])] {
         let cuts = rolled.map { SPOChain.cutpoints(logprobs: $0.completion.logprobs, threshold: p.probThreshold, interval: p.cutpointInterval) }
         var prefixes = [[Int]](), owner = [(Int, Int)]()
         for (i, r) in rolled.enumerated() {
@@ -79,7 +81,7 @@ public final class Trainer {
         }
         var values = cuts.map { [Double](repeating: 0, count: $0.count) }
         guard !prefixes.isEmpty else { return cuts.map { ($0, []) } }
-        var cfg = config.rollout
+        var cfg = sampling
         cfg.seed &+= 0x5350_4F   // independent of the main rollouts
         let m = config.spoContinuations
         let outs = try sampler.continuations(prefixes: prefixes, m: m, config: cfg)
@@ -136,25 +138,76 @@ public final class Trainer {
     }
 
     /// One step on `samples` (their prompts already in chat form). `progress` (0…1) drives
-    /// schedules such as D³S's. Returns the step's metrics.
-    public func step(_ samples: [TaskSample], progress: Double = 0) throws -> [String: Double] {
+    /// schedules such as D³S's; `seed` (default: the rollout config's) seeds this step's sampling.
+    /// With dynamic sampling on, groups whose rewards are all equal are dropped and `more(n)` is
+    /// asked for n further prompts, up to `max_refills` times. Returns the step's metrics; the
+    /// rollouts with their advantages are in `lastRecords`.
+    public func step(_ samples: [TaskSample], progress: Double = 0, seed: UInt64? = nil,
+                     more: ((Int) -> [TaskSample])? = nil) throws -> [String: Double] {
         guard !samples.isEmpty else { throw TrainingError("train: a step needs at least one prompt") }
         let start = DispatchTime.now().uptimeNanoseconds
         func seconds(_ from: UInt64) -> Double { Double(DispatchTime.now().uptimeNanoseconds - from) / 1e9 }
-        let prompts = samples.map { tokenizer.encode($0.prompt) }
-        let rolled = try rollouts(prompts)
+        var sampling = config.rollout
+        if let seed { sampling.seed = seed }
+        // Every prompt sampled this step (refills appended), its rollouts and their rewards.
+        var all = [TaskSample](), prompts = [[Int]](), rolled = [Rolled](), scores = [RewardScore]()
+        var round = 0, kept = [Int]()
+        var batch = samples
+        while true {
+            let offset = all.count
+            let tokens = batch.map { tokenizer.encode($0.prompt) }
+            for var r in try rollouts(tokens, sampling) {
+                r.completion.promptIndex += offset
+                let s = batch[r.completion.promptIndex - offset]
+                scores.append(reward.score(RewardInput(prompt: s.prompt, response: r.completion.text, answer: s.answer,
+                                                       responseTokens: r.completion.tokens.count, truncated: r.completion.finishReason == .length)))
+                rolled.append(r)
+            }
+            all += batch
+            prompts += tokens
+            kept = all.indices.filter { p in
+                let rs = rolled.indices.filter { rolled[$0].completion.promptIndex == p }.map { scores[$0].value }
+                return !config.dynamicSampling || Set(rs).count > 1
+            }
+            guard config.dynamicSampling, kept.count < samples.count, round < config.maxRefills, let more else { break }
+            round += 1
+            batch = more(samples.count - kept.count)
+            if batch.isEmpty { break }
+            sampling.seed &+= 0x9E37_79B9
+        }
+        kept = Array(kept.prefix(samples.count))
         let rolloutSeconds = seconds(start)
-        let scores = rolled.map { r in
-            reward.score(RewardInput(prompt: samples[r.completion.promptIndex].prompt, response: r.completion.text,
-                                     answer: samples[r.completion.promptIndex].answer, responseTokens: r.completion.tokens.count,
-                                     truncated: r.completion.finishReason == .length))
+        var metrics: [String: Double] = [:]
+        let sampledTokens = rolled.reduce(0) { $0 + $1.completion.tokens.count }
+        let rewards = scores.map(\.value)
+        let mean = rewards.reduce(0, +) / Double(rewards.count)
+        metrics["reward_mean"] = mean
+        metrics["reward_std"] = (rewards.reduce(0) { $0 + ($1 - mean) * ($1 - mean) } / Double(rewards.count)).squareRoot()
+        metrics["response_length"] = Double(sampledTokens) / Double(rolled.count)
+        metrics["rollout_seconds"] = rolloutSeconds
+        metrics["rollout_tokens_per_second"] = Double(sampledTokens) / Swift.max(rolloutSeconds, 1e-9)
+        metrics["groups_sampled"] = Double(all.count)
+        metrics["groups_kept"] = Double(kept.count)
+        metrics["lr"] = optimizer.learningRate
+        for k in Set(scores.flatMap(\.components.keys)) {
+            metrics["reward_\(k)"] = scores.map { $0.components[k] ?? 0 }.reduce(0, +) / Double(scores.count)
+        }
+        if scores.contains(where: { $0.components["correct"] != nil }) {
+            metrics["accuracy"] = Double(scores.filter { ($0.components["correct"] ?? 0) > 0 }.count) / Double(scores.count)
+        }
+        stepsDone += 1
+        lastRecords = []
+        guard !kept.isEmpty else {
+            // Every group agreed: nothing to learn from this step.
+            metrics["step_seconds"] = seconds(start)
+            return metrics
         }
         var spo: [([Int], [Double])]? = nil
-        if case .spoChain(let p) = config.credit { spo = try spoChainValues(rolled, prompts, samples, p) }
+        if case .spoChain(let p) = config.credit { spo = try spoChainValues(rolled, prompts, all, p, sampling) }
         // Rollout indices grouped by prompt; groups, loss rows and credit results share this order.
-        let byPrompt = prompts.indices.map { p in rolled.indices.filter { rolled[$0].completion.promptIndex == p } }
+        let byPrompt = kept.map { p in rolled.indices.filter { rolled[$0].completion.promptIndex == p } }
         var groups = [Credit.Group]()
-        for (p, members) in byPrompt.enumerated() {
+        for (members, p) in zip(byPrompt, kept) {
             var g = Credit.Group(id: "p\(p)", trajectories: members.map { i in
                 let c = rolled[i].completion
                 return Trajectory(tokens: c.tokens, reward: scores[i].value, logprobs: c.logprobs, entropies: c.entropies,
@@ -172,11 +225,11 @@ public final class Trainer {
         }
         let credit = try config.credit.estimator.estimate(CreditBatch(groups: groups, progress: progress))
         let trainStart = DispatchTime.now().uptimeNanoseconds
-        let members = byPrompt.flatMap { $0 }.map { rolled[$0] }
+        let memberIndices = byPrompt.flatMap { $0 }
+        let members = memberIndices.map { rolled[$0] }
         let rows = members.map { prompts[$0.completion.promptIndex] + $0.completion.tokens }
         let promptLengths = members.map { prompts[$0.completion.promptIndex].count }
         let responseLengths = members.map(\.completion.tokens.count)
-        var metrics: [String: Double] = [:]
         try withTorchErrors {
             let (old, mask) = padded(members.map(\.completion.logprobs))
             let advantages = padded(credit.advantages.flatMap { $0 }).values
@@ -197,28 +250,45 @@ public final class Trainer {
                                         refLogprobs: ref, weights: weights, entropies: ent, turns: Tensor.zeros(like: mask).to(dtype: .int64))
                 let (loss, m) = try PolicyLoss(config.objective)(batch)
                 loss.backward()
-                metrics = m
+                metrics.merge(m) { $1 }
                 metrics["loss"] = try loss.item()
                 metrics["grad_norm"] = Torch.clipGradNorm(optimizer.parameters, maxNorm: config.maxGradNorm)
                 optimizer.step()
                 optimizer.zeroGrad()
             }
         }
-        stepsDone += 1
-        let rewards = scores.map(\.value)
-        let mean = rewards.reduce(0, +) / Double(rewards.count)
-        metrics["reward_mean"] = mean
-        metrics["reward_std"] = (rewards.reduce(0) { $0 + ($1 - mean) * ($1 - mean) } / Double(rewards.count)).squareRoot()
-        metrics["response_length"] = Double(responseLengths.reduce(0, +)) / Double(responseLengths.count)
-        metrics["rollout_seconds"] = rolloutSeconds
         metrics["train_seconds"] = seconds(trainStart)
+        metrics["train_tokens_per_second"] = Double(rows.reduce(0) { $0 + $1.count } * config.epochs) / Swift.max(seconds(trainStart), 1e-9)
         metrics["step_seconds"] = seconds(start)
-        metrics["rollout_tokens_per_second"] = Double(responseLengths.reduce(0, +)) / Swift.max(rolloutSeconds, 1e-9)
-        metrics["lr"] = optimizer.learningRate
         for (k, v) in credit.diagnostics { metrics["credit_\(k)"] = v }
-        for k in Set(scores.flatMap(\.components.keys)) {
-            metrics["reward_\(k)"] = scores.map { $0.components[k] ?? 0 }.reduce(0, +) / Double(scores.count)
+        let flatAdvantages = credit.advantages.flatMap { $0 }
+        lastRecords = members.enumerated().map { j, r in
+            let c = r.completion, s = all[c.promptIndex], score = scores[memberIndices[j]]
+            return SampleRecord(prompt: s.prompt, answer: s.answer, response: c.text, reward: score.value, components: score.components,
+                                group: c.promptIndex, tokens: c.tokens, pieces: c.tokens.map { tokenizer.decode([$0]) },
+                                advantages: flatAdvantages[j], logprobs: c.logprobs, entropies: c.entropies, finishReason: c.finishReason.rawValue)
         }
         return metrics
+    }
+}
+
+/// One rollout as `samples.jsonl` records it: per token, its id, text, advantage, logprob and entropy.
+public struct SampleRecord: Codable, Equatable, Sendable {
+    public var prompt: String
+    public var answer: String?
+    public var response: String
+    public var reward: Double
+    public var components: [String: Double]
+    public var group: Int
+    public var tokens: [Int]
+    public var pieces: [String]
+    public var advantages: [Double]
+    public var logprobs: [Double]
+    public var entropies: [Double]
+    public var finishReason: String
+
+    enum CodingKeys: String, CodingKey {
+        case prompt, answer, response, reward, components, group, tokens, pieces, advantages, logprobs, entropies
+        case finishReason = "finish_reason"
     }
 }

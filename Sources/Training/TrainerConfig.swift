@@ -22,13 +22,16 @@ public struct TrainerConfig: Codable, Sendable {
     public var spoContinuations = 2
     /// Tree shape when the credit method is `spo_tree`.
     public var tree = TreeConfig()
+    /// DAPO dynamic sampling: groups whose rewards are all equal are dropped and refilled.
+    public var dynamicSampling = false
+    public var maxRefills = 2
 
     public init() {}
 
     enum CodingKeys: String, CodingKey {
         case credit, objective, rollout, lr, lora, epochs, tree
         case samplesPerPrompt = "samples_per_prompt", weightDecay = "weight_decay", maxGradNorm = "max_grad_norm"
-        case spoContinuations = "spo_continuations"
+        case spoContinuations = "spo_continuations", dynamicSampling = "dynamic_sampling", maxRefills = "max_refills"
     }
 
     public func validate() throws {

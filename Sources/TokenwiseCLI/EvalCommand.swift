@@ -1,0 +1,58 @@
+import ArgumentParser
+import Foundation
+import Models
+import Rollout
+import Torch
+import Training
+
+struct EvalCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "eval",
+        abstract: "Accuracy, mean reward and pass@k (with 95% confidence intervals) of a model on a task's held-out prompts.",
+        discussion: "The held-out prompts are those a training run with the same data settings never trains on.")
+
+    @OptionGroup var modelOptions: ModelOptions
+    @OptionGroup var runtime: RuntimeOptions
+    @Option(help: "A procedural task (arithmetic, countdown) or a JSONL file.") var task = "arithmetic"
+    @Option(help: "Procedural difficulty, 1…5.") var difficulty = 1
+    @Option(help: "Held-out prompts (procedural), or the share of a file when below 1.") var prompts = 64.0
+    @Option(help: "Responses per prompt (pass@k for k = 1, 2, 4, … up to this).") var samples = 4
+    @Option(help: "Sampling temperature; 0 is greedy (then --samples must be 1).") var temperature = 1.0
+    @Option(name: .customLong("max-new-tokens"), help: "Most new tokens per response.") var maxNewTokens = 32
+    @Option(help: "Seed of the task data (the same as the run's data.seed).") var dataSeed: UInt64 = 0
+    @Option(help: "Seed of the sampler.") var seed: UInt64 = 1234
+    @Option(help: "A LoRA adapter folder (PEFT format) to apply, e.g. a run's checkpoints/step-N.") var adapter: String?
+    @Flag(help: "Print the result as JSON.") var json = false
+
+    func validate() throws {
+        guard samples >= 1 else { throw ValidationError("--samples must be at least 1, got \(samples)") }
+        guard temperature >= 0 else { throw ValidationError("--temperature must be >= 0, got \(temperature)") }
+        guard temperature > 0 || samples == 1 else { throw ValidationError("--samples must be 1 with greedy decoding (--temperature 0)") }
+        guard maxNewTokens > 0 else { throw ValidationError("--max-new-tokens must be positive, got \(maxNewTokens)") }
+        guard prompts > 0 else { throw ValidationError("--prompts must be positive") }
+    }
+
+    func run() throws {
+        let device = try runtime.apply()
+        var data = RunConfig.DataSection()
+        data.task = task
+        data.difficulty = difficulty
+        data.evalSize = prompts
+        data.seed = dataSeed
+        data.trainSize = 1
+        let p = try modelOptions.load(device: device)
+        if let adapter { try LoRA.load(from: URL(fileURLWithPath: adapter), into: p.model) }
+        let set = try TaskData.load(data, reward: nil, chat: try p.chatTemplate())
+        let config = SamplingConfig(temperature: temperature, maxNewTokens: maxNewTokens, seed: seed)
+        let result = try evaluate(model: p.model, tokenizer: p.tokenizer, samples: set.eval, reward: set.reward,
+                                  samplesPerPrompt: samples, config: config)
+        if json {
+            let enc = JSONEncoder()
+            enc.outputFormatting = [.sortedKeys]
+            print(String(decoding: try enc.encode(result), as: UTF8.self))
+        } else {
+            print("tokenwise eval — \(modelOptions.model) on \(task) (difficulty \(difficulty)), temperature \(temperature)")
+            print(result.summary)
+        }
+    }
+}

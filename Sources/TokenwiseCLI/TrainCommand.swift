@@ -1,0 +1,69 @@
+import ArgumentParser
+import Foundation
+import Torch
+import Training
+
+struct TrainCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "train",
+        abstract: "RL post-training from a YAML config or a preset; writes a run folder with metrics, samples, checkpoints and a report.",
+        discussion: "Presets: " + Preset.allCases.map { "\($0.rawValue) (\($0.summary))" }.joined(separator: "; ") + ".")
+
+    @Option(help: "A YAML run config (merged over the preset).") var config: String?
+    @Option(help: "A built-in config to start from.") var preset = "default"
+    @Option(name: .customLong("set"), help: "Override one key: section.key=value (repeatable), e.g. --set optim.lr=1e-4.") var overrides: [String] = []
+    @Option(help: "The run folder (default: runs/<name>-<time>; it must not exist or be empty).") var out: String?
+    @Option(help: "Continue the run in this folder from its newest intact checkpoint.") var resume: String?
+    @Flag(name: .customLong("print-config"), help: "Print the resolved config as commented YAML and exit.") var printConfig = false
+    @Flag(help: "Print nothing but errors.") var quiet = false
+    @Flag(help: "Print each step's metrics and each evaluation as a JSON line.") var json = false
+    @OptionGroup var runtime: RuntimeOptions
+
+    func validate() throws {
+        guard Preset(rawValue: preset) != nil else {
+            throw ValidationError("--preset '\(preset)' is not one of \(Preset.allCases.map(\.rawValue).joined(separator: ", "))")
+        }
+        if quiet && json { throw ValidationError("--quiet and --json exclude each other") }
+        if resume != nil && (config != nil || !overrides.isEmpty || out != nil) {
+            throw ValidationError("--resume continues a run with its own config.yaml; drop --config, --set and --out")
+        }
+    }
+
+    func resolved() throws -> RunConfig {
+        let base = Preset(rawValue: preset)!.config
+        guard let config else { return try RunConfig.load(yaml: "{}", file: "--set", base: base, overrides: overrides) }
+        guard let text = try? String(contentsOfFile: config, encoding: .utf8) else { throw ValidationError("--config \(config): cannot read the file") }
+        return try RunConfig.load(yaml: text, file: config, base: base, overrides: overrides)
+    }
+
+    func run() throws {
+        let device = try runtime.apply()
+        let console: TrainingRun.Console = quiet ? .quiet : json ? .json : .normal
+        if let resume {
+            try TrainingRun.resume(dir: URL(fileURLWithPath: resume), console: console, device: device).run()
+            return
+        }
+        let cfg = try resolved()
+        if printConfig {
+            if overrides.isEmpty && config == nil { print(try Preset(rawValue: preset)!.template(), terminator: "") } else { print(try cfg.yaml(), terminator: "") }
+            return
+        }
+        let name = config.map { URL(fileURLWithPath: $0).deletingPathExtension().lastPathComponent } ?? preset
+        let stamp = DateFormatter()
+        stamp.dateFormat = "yyyyMMdd-HHmmss"
+        let dir = out ?? cfg.output.dir ?? "runs/\(name)-\(stamp.string(from: Date()))"
+        try TrainingRun.start(config: cfg, dir: URL(fileURLWithPath: dir), console: console, device: device).run()
+    }
+}
+
+struct ReportCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "report",
+        abstract: "Write RUN_DIR/report.html: metric curves, the before/after evaluation and token-coloured samples (self-contained).")
+
+    @Argument(help: "A run folder written by `tokenwise train`.") var runDir: String
+
+    func run() throws {
+        print(try Report.write(run: URL(fileURLWithPath: runDir)).path)
+    }
+}

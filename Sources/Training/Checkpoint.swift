@@ -1,0 +1,129 @@
+import Foundation
+import Models
+import Torch
+
+/// A run's checkpoints: `checkpoints/step-N/` in Hugging Face format (a PEFT adapter, or the whole
+/// model when every weight trains) plus `optimizer.safetensors`, `trainer_state.json` and, written
+/// last, `manifest.json` with every file's size and FNV-1a hash. A checkpoint is built in a
+/// temporary folder and renamed into place, so a crash never leaves a half one under its name; a
+/// damaged one (a file changed, cut short or missing) fails `verify` and is skipped.
+public enum Checkpoint {
+    public struct State: Codable, Equatable, Sendable {
+        public var step: Int
+        public var seed: UInt64
+    }
+
+    public static func folder(_ run: URL, step: Int) -> URL { run.appendingPathComponent("checkpoints/step-\(step)") }
+
+    /// Writes the trainer's weights and optimizer state as `checkpoints/step-<step>`.
+    public static func write(run: URL, step: Int, seed: UInt64, pretrained: Pretrained, trainer: Trainer) throws {
+        let fm = FileManager.default
+        let parent = run.appendingPathComponent("checkpoints")
+        try fm.createDirectory(at: parent, withIntermediateDirectories: true)
+        let tmp = parent.appendingPathComponent(".step-\(step).tmp")
+        try? fm.removeItem(at: tmp)
+        if let lora = pretrained.model.lora {
+            try lora.save(to: tmp)
+        } else {
+            try pretrained.save(to: tmp)
+        }
+        try trainer.optimizer.save(to: tmp.appendingPathComponent("optimizer.safetensors"))
+        try JSONEncoder().encode(State(step: step, seed: seed)).write(to: tmp.appendingPathComponent("trainer_state.json"))
+        var files: [String: [String: String]] = [:]
+        for name in try fm.contentsOfDirectory(atPath: tmp.path).sorted() {
+            let url = tmp.appendingPathComponent(name)
+            files[name] = ["bytes": String(try size(url)), "fnv1a64": try hash(url)]
+        }
+        try JSONSerialization.data(withJSONObject: ["files": files], options: [.prettyPrinted, .sortedKeys])
+            .write(to: tmp.appendingPathComponent("manifest.json"))
+        let final = folder(run, step: step)
+        try? fm.removeItem(at: final)
+        try fm.moveItem(at: tmp, to: final)
+    }
+
+    /// The checkpoint's state, or an error saying what is wrong with it.
+    public static func verify(_ dir: URL) throws -> State {
+        let manifestURL = dir.appendingPathComponent("manifest.json")
+        guard let data = FileManager.default.contents(atPath: manifestURL.path),
+              let obj = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
+              let files = obj["files"] as? [String: [String: String]] else {
+            throw TrainingError("\(dir.lastPathComponent): manifest.json is missing or unreadable (an unfinished checkpoint)")
+        }
+        for (name, entry) in files.sorted(by: { $0.key < $1.key }) {
+            let url = dir.appendingPathComponent(name)
+            guard FileManager.default.fileExists(atPath: url.path) else { throw TrainingError("\(dir.lastPathComponent): \(name) is missing") }
+            guard String(try size(url)) == entry["bytes"] else { throw TrainingError("\(dir.lastPathComponent): \(name) has the wrong size (cut short?)") }
+            guard try hash(url) == entry["fnv1a64"] else { throw TrainingError("\(dir.lastPathComponent): \(name) does not match its hash (damaged)") }
+        }
+        guard let stateData = FileManager.default.contents(atPath: dir.appendingPathComponent("trainer_state.json").path),
+              let state = try? JSONDecoder().decode(State.self, from: stateData) else {
+            throw TrainingError("\(dir.lastPathComponent): trainer_state.json is unreadable")
+        }
+        return state
+    }
+
+    /// The newest checkpoint that verifies; `notice` hears about each damaged one skipped.
+    public static func latest(run: URL, notice: (String) -> Void) -> (URL, State)? {
+        let parent = run.appendingPathComponent("checkpoints")
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: parent.path)) ?? []
+        let steps = names.compactMap { $0.hasPrefix("step-") ? Int($0.dropFirst(5)) : nil }.sorted(by: >)
+        for s in steps {
+            let dir = folder(run, step: s)
+            do {
+                return (dir, try verify(dir))
+            } catch {
+                notice("checkpoint \(error); using an earlier one")
+            }
+        }
+        return nil
+    }
+
+    /// Loads the weights and optimizer state of `dir` into the trainer (in place).
+    public static func restore(_ dir: URL, pretrained: Pretrained, trainer: Trainer) throws {
+        try withTorchErrors {
+            if let lora = pretrained.model.lora {
+                let file = try Safetensors.File(url: dir.appendingPathComponent("adapter_model.safetensors"))
+                for (name, adapter) in lora.adapters {
+                    for (key, target) in [("lora_A", adapter.a), ("lora_B", adapter.b)] {
+                        let full = "base_model.model.\(name).\(key).weight"
+                        guard file.entries[full] != nil else { throw TrainingError("\(file.url.path): missing '\(full)'") }
+                        let t = try file.tensor(full)
+                        guard t.shape == target.shape else { throw TrainingError("\(file.url.path): '\(full)' has shape \(t.shape), the run needs \(target.shape)") }
+                        withNoGrad { target.copy(from: t) }
+                    }
+                }
+            } else {
+                let file = try Safetensors.File(url: dir.appendingPathComponent("model.safetensors"))
+                for (name, target) in pretrained.model.weights {
+                    guard file.entries[name] != nil else { continue }   // tied weights are saved once
+                    let t = try file.tensor(name)
+                    guard t.shape == target.shape else { throw TrainingError("\(file.url.path): '\(name)' has shape \(t.shape), the run needs \(target.shape)") }
+                    withNoGrad { target.copy(from: t.to(dtype: target.dtype)) }
+                }
+            }
+        }
+        try trainer.optimizer.load(from: dir.appendingPathComponent("optimizer.safetensors"))
+    }
+
+    /// Deletes all but the newest `keep` checkpoints.
+    public static func prune(run: URL, keep: Int) {
+        let parent = run.appendingPathComponent("checkpoints")
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: parent.path)) ?? []
+        let steps = names.compactMap { $0.hasPrefix("step-") ? Int($0.dropFirst(5)) : nil }.sorted(by: >)
+        for s in steps.dropFirst(keep) { try? FileManager.default.removeItem(at: folder(run, step: s)) }
+    }
+
+    static func size(_ url: URL) throws -> Int {
+        (try FileManager.default.attributesOfItem(atPath: url.path)[.size] as? NSNumber)?.intValue ?? -1
+    }
+
+    /// FNV-1a over the file's bytes (catches truncation and flipped bytes; not a security hash).
+    static func hash(_ url: URL) throws -> String {
+        let data = try Data(contentsOf: url, options: .alwaysMapped)
+        var h: UInt64 = 0xCBF2_9CE4_8422_2325
+        data.withUnsafeBytes { raw in
+            for b in raw.bindMemory(to: UInt8.self) { h = (h ^ UInt64(b)) &* 0x0000_0100_0000_01B3 }
+        }
+        return String(h, radix: 16)
+    }
+}

@@ -1,0 +1,105 @@
+import Foundation
+import Models
+import Rewards
+import Rollout
+
+/// A mean with its 95% confidence half-width (Student's t over prompts).
+public struct Estimate: Codable, Equatable, Sendable {
+    public var mean: Double
+    public var ci95: Double
+    public init(mean: Double, ci95: Double) { self.mean = mean; self.ci95 = ci95 }
+
+    /// The mean of `values` and the half-width of its 95% interval; one value has no interval (0).
+    public init(_ values: [Double]) {
+        let n = Double(values.count)
+        mean = values.reduce(0, +) / Swift.max(n, 1)
+        guard values.count > 1 else { ci95 = 0; return }
+        let m = mean
+        let variance = values.reduce(0) { $0 + ($1 - m) * ($1 - m) } / (n - 1)
+        ci95 = Estimate.t975(df: values.count - 1) * (variance / n).squareRoot()
+    }
+
+    /// The 97.5% quantile of Student's t with `df` degrees of freedom.
+    static func t975(df: Int) -> Double {
+        let table: [Double] = [12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228,
+                               2.201, 2.179, 2.160, 2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086,
+                               2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042]
+        if df <= table.count { return table[df - 1] }
+        // Cornish–Fisher expansion around the normal quantile; within 1e-3 for df > 30.
+        let z = 1.959964, d = Double(df)
+        return z + (z * z * z + z) / (4 * d) + (5 * Foundation.pow(z, 5) + 16 * z * z * z + 3 * z) / (96 * d * d)
+    }
+}
+
+/// What an evaluation measured: every figure is a mean over prompts with its 95% interval.
+public struct EvalResult: Codable, Equatable, Sendable {
+    public var prompts: Int
+    public var samplesPerPrompt: Int
+    public var reward: Estimate
+    /// Share of responses the `correct` reward term accepts (nil when the reward has no such term).
+    public var accuracy: Estimate?
+    /// pass@k for k = 1, 2, 4, … ≤ samples (unbiased estimator of Chen et al., 2021), keyed by k.
+    public var passAtK: [Int: Estimate]
+    public var responseLength: Double
+    public var seconds: Double
+
+    enum CodingKeys: String, CodingKey {
+        case prompts, reward, accuracy, seconds
+        case samplesPerPrompt = "samples_per_prompt", passAtK = "pass_at_k", responseLength = "response_length"
+    }
+
+    /// One line per figure, for the console.
+    public var summary: String {
+        func f(_ e: Estimate) -> String { String(format: "%.3f ± %.3f", e.mean, e.ci95) }
+        var lines = ["prompts \(prompts) × samples \(samplesPerPrompt), mean response \(String(format: "%.1f", responseLength)) tokens, \(String(format: "%.1f", seconds)) s",
+                     "reward    \(f(reward))"]
+        if let accuracy { lines.append("accuracy  \(f(accuracy))") }
+        for k in passAtK.keys.sorted() { lines.append("pass@\(k)\(String(repeating: " ", count: Swift.max(0, 4 - String(k).count)))\(f(passAtK[k]!))") }
+        return lines.joined(separator: "\n")
+    }
+
+    /// The unbiased pass@k for one prompt with `n` samples of which `c` are correct: 1 − C(n−c, k)/C(n, k).
+    public static func passAtK(n: Int, c: Int, k: Int) -> Double {
+        guard n - c >= k else { return 1 }
+        guard c > 0 else { return 0 }
+        var miss = 1.0
+        for i in (n - c + 1)...n { miss *= 1 - Double(k) / Double(i) }
+        return 1 - miss
+    }
+}
+
+/// Samples `samplesPerPrompt` responses to each prompt (already in chat form) and scores them.
+public func evaluate(model: CausalLM, tokenizer: Tokenizer, samples: [TaskSample], reward: RewardFunction,
+                     samplesPerPrompt: Int, config: SamplingConfig, batchPrompts: Int = 64) throws -> EvalResult {
+    guard !samples.isEmpty else { throw TrainingError("eval: no prompts") }
+    guard samplesPerPrompt >= 1 else { throw TrainingError("eval: samples must be at least 1, got \(samplesPerPrompt)") }
+    if config.temperature == 0 && samplesPerPrompt > 1 { throw TrainingError("eval: greedy decoding (temperature 0) gives one answer per prompt; use samples 1") }
+    let start = DispatchTime.now().uptimeNanoseconds
+    let sampler = Sampler(model: model, tokenizer: tokenizer)
+    var rewards = [Double](), correct = [Int](), hasCorrect = false, lengths = 0
+    for chunk in stride(from: 0, to: samples.count, by: Swift.max(1, batchPrompts / samplesPerPrompt)) {
+        let part = Array(samples[chunk..<Swift.min(samples.count, chunk + Swift.max(1, batchPrompts / samplesPerPrompt))])
+        let out = try sampler.sample(prompts: part.map { tokenizer.encode($0.prompt) }, n: samplesPerPrompt, config: config)
+        var perPrompt = [Double](repeating: 0, count: part.count), right = [Int](repeating: 0, count: part.count)
+        for c in out {
+            let s = part[c.promptIndex]
+            let score = reward.score(RewardInput(prompt: s.prompt, response: c.text, answer: s.answer,
+                                                 responseTokens: c.tokens.count, truncated: c.finishReason == .length))
+            perPrompt[c.promptIndex] += score.value / Double(samplesPerPrompt)
+            if let ok = score.components["correct"] { hasCorrect = true; right[c.promptIndex] += ok > 0 ? 1 : 0 }
+            lengths += c.tokens.count
+        }
+        rewards += perPrompt
+        correct += right
+    }
+    let n = samplesPerPrompt
+    var pass = [Int: Estimate]()
+    if hasCorrect {
+        var k = 1
+        while k <= n { pass[k] = Estimate(correct.map { EvalResult.passAtK(n: n, c: $0, k: k) }); k *= 2 }
+    }
+    return EvalResult(prompts: samples.count, samplesPerPrompt: n, reward: Estimate(rewards),
+                      accuracy: hasCorrect ? Estimate(correct.map { Double($0) / Double(n) }) : nil, passAtK: pass,
+                      responseLength: Double(lengths) / Double(samples.count * n),
+                      seconds: Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)
+}

@@ -1,0 +1,102 @@
+import Credit
+import Foundation
+import Objectives
+
+/// Built-in run configs (`tokenwise train --preset NAME`); a config file or `--set` changes them further.
+public enum Preset: String, CaseIterable, Sendable {
+    /// The README's main job: SmolLM2-135M, LoRA, single-digit addition, TEMPO credit; ~10 min on 2 cores.
+    case `default`
+    /// A random 2-layer model for smoke tests (seconds).
+    case tiny
+    /// Countdown with PURE's min-form credit over per-equation step rewards.
+    case countdownPure = "countdown-pure"
+    /// Tree rollouts with SPO-tree credit.
+    case spoTree = "spo-tree"
+
+    public var summary: String {
+        switch self {
+        case .default: "SmolLM2-135M + LoRA on single-digit addition with TEMPO credit (the README's main job)"
+        case .tiny: "a random 2-layer model, 3 steps: a smoke test that runs in seconds"
+        case .countdownPure: "countdown problems, per-equation step rewards, PURE min-form credit"
+        case .spoTree: "tree rollouts (2-way branching) with SPO-tree credit"
+        }
+    }
+
+    public var config: RunConfig {
+        var c = RunConfig()
+        c.data.task = "arithmetic"
+        c.data.difficulty = 1
+        c.data.evalSize = 64
+        c.credit = CreditConfig(method: .tempo)
+        c.rollout.maxNewTokens = 24
+        c.rollout.temperature = 1
+        c.model.lora = .init(rank: 16, alpha: 32)
+        c.optim.lr = 1e-3
+        c.optim.warmupSteps = 2
+        c.train.steps = 24
+        c.train.promptsPerStep = 4
+        c.train.samplesPerPrompt = 8
+        c.eval.samples = 4
+        c.eval.temperature = 1
+        c.output.checkpointEvery = 8
+        switch self {
+        case .default: break
+        case .tiny:
+            c.model.path = "tiny-random"
+            c.rollout.maxNewTokens = 8
+            c.train.steps = 3
+            c.train.promptsPerStep = 2
+            c.train.samplesPerPrompt = 4
+            c.data.evalSize = 4
+            c.eval.samples = 2
+            c.output.checkpointEvery = 2
+            c.optim.warmupSteps = 0
+        case .countdownPure:
+            c.data.task = "countdown"
+            c.data.difficulty = 1
+            c.credit = CreditConfig(method: .pure)
+            c.rollout.maxNewTokens = 64
+        case .spoTree:
+            c.credit = CreditConfig(method: .spoTree)
+            c.train.tree = .init(branching: 2, segmentTokens: 8, maxLeaves: 8)
+        }
+        return c
+    }
+
+    /// `--print-config`: the preset as YAML with a comment over each key.
+    public func template() throws -> String {
+        var out = "# Tokenwise run config (preset '\(rawValue)': \(summary)).\n"
+            + "# Every key is optional: a file names what it changes; `--set section.key=value` overrides.\n"
+        var path = [String]()
+        for line in try config.yaml().split(separator: "\n", omittingEmptySubsequences: false) {
+            let indent = line.prefix { $0 == " " }.count / 2
+            let trimmed = line.trimmingCharacters(in: .whitespaces)
+            if let colon = trimmed.firstIndex(of: ":"), !trimmed.hasPrefix("-") {
+                let key = String(trimmed[..<colon])
+                path = Array(path.prefix(indent)) + [key]
+                if let note = Self.comments[path.joined(separator: ".")] {
+                    out += String(repeating: "  ", count: indent) + "# " + note + "\n"
+                }
+            }
+            out += line + "\n"
+        }
+        return out
+    }
+
+    static let comments: [String: String] = [
+        "model": "The policy: a Hugging Face directory, a .gguf file, `default` (SmolLM2-135M-Instruct) or `tiny-random`.",
+        "model.lora": "LoRA adapters (PEFT names); `null` trains every weight. The KL reference is the base with LoRA off.",
+        "data": "Prompts: a procedural task (arithmetic, countdown; difficulty 1–5) or a JSONL file; eval prompts are held out.",
+        "data.eval_size": "Held-out prompts: a count (procedural), or a share of the file when below 1.",
+        "data.system": "An optional system message before every prompt.",
+        "rollout": "Sampling of the training responses (temperature, top_k/top_p/min_p, max_new_tokens, stop strings).",
+        "reward": "null: the task's reward. Else {terms: [{type: correct|format|length|overlong|countdown, weight, ...}]}.",
+        "credit": "Credit assignment: method (grpo, rloo, reinforce_pp, gae, tempo, spo_chain, spo_tree, pure, gigpo, hapo, tw_grpo, d3s, hicra) and its params.",
+        "objective": "The policy loss: ratio level, clipping, mismatch correction, aggregation, KL and entropy terms.",
+        "optim": "AdamW; schedule constant|linear|cosine with warm-up.",
+        "train": "Steps × prompts per step × samples per prompt; PPO epochs; DAPO dynamic sampling.",
+        "train.dynamic_sampling": "Drop groups whose rewards are all equal and draw more prompts (at most max_refills rounds).",
+        "eval": "Held-out evaluation before and after training (and every `every` steps when > 0).",
+        "output": "Run folder (default runs/<name>-<time>), checkpoints, samples logged per step, merged model, report.",
+    ]
+}

@@ -1,0 +1,185 @@
+import Foundation
+
+/// `report.html` for a run folder: one self-contained page (inline CSS and SVG, no script, no
+/// network) with the metric curves, the before/after evaluation and sample responses whose tokens
+/// are coloured by advantage (hovering a token shows its text, logprob, entropy and advantage).
+public enum Report {
+    /// Curves drawn when the run recorded them: (metric key, title).
+    static let curves: [(String, String)] = [
+        ("reward_mean", "reward (mean)"), ("accuracy", "accuracy"), ("response_length", "response length (tokens)"),
+        ("entropy", "entropy"), ("kl", "KL to reference"), ("approx_kl", "approx. KL (old → new)"),
+        ("clip_fraction_low", "clip fraction (low)"), ("clip_fraction_high", "clip fraction (high)"),
+        ("grad_norm", "gradient norm"), ("loss", "loss"), ("lr", "learning rate"),
+        ("rollout_tokens_per_second", "rollout tokens/s"), ("train_tokens_per_second", "training tokens/s"), ("step_seconds", "seconds per step"),
+    ]
+
+    @discardableResult
+    public static func write(run dir: URL) throws -> URL {
+        let html = try render(run: dir)
+        let url = dir.appendingPathComponent("report.html")
+        try Data(html.utf8).write(to: url, options: .atomic)
+        return url
+    }
+
+    public static func render(run dir: URL) throws -> String {
+        guard FileManager.default.fileExists(atPath: dir.appendingPathComponent("config.yaml").path) else {
+            throw TrainingError("\(dir.path): not a run folder (no config.yaml)")
+        }
+        let config = (try? String(contentsOf: dir.appendingPathComponent("config.yaml"), encoding: .utf8)) ?? ""
+        let metrics = JSONLines.read(dir.appendingPathComponent("metrics.jsonl"))
+        let evals = JSONLines.read(dir.appendingPathComponent("eval.jsonl"))
+        let samples = JSONLines.read(dir.appendingPathComponent("samples.jsonl"))
+        var body = "<h1>Tokenwise run <code>\(escape(dir.lastPathComponent))</code></h1>\n"
+        body += "<p class=sub>\(metrics.count) steps recorded · \(escape(headline(config)))</p>\n"
+        body += evalTable(evals)
+        body += "<h2>Training curves</h2>\n<div class=grid>\n"
+        for (key, title) in curves {
+            let points = metrics.compactMap { m -> (Double, Double)? in
+                guard let s = number(m["step"]), let v = number(m[key]), v.isFinite else { return nil }
+                return (s, v)
+            }
+            if points.count >= 1 { body += chart(title: title, points: points) }
+        }
+        body += "</div>\n"
+        body += sampleSection(samples)
+        body += "<h2>Configuration</h2>\n<details><summary>config.yaml (resolved)</summary><pre>\(escape(config))</pre></details>\n"
+        return page(body)
+    }
+
+    static func number(_ v: Any?) -> Double? { (v as? NSNumber)?.doubleValue }
+
+    static func headline(_ yaml: String) -> String {
+        // The credit method and task, read from the resolved YAML without decoding it again.
+        let lines = yaml.split(separator: "\n").map(String.init)
+        func value(after section: String, key: String) -> String? {
+            guard let i = lines.firstIndex(of: "\(section):") else { return nil }
+            for l in lines[(i + 1)...] {
+                if !l.hasPrefix(" ") { break }
+                let t = l.trimmingCharacters(in: .whitespaces)
+                if t.hasPrefix("\(key): ") { return String(t.dropFirst(key.count + 2)) }
+            }
+            return nil
+        }
+        return ["model " + (value(after: "model", key: "path") ?? "?"), "credit " + (value(after: "credit", key: "method") ?? "?"),
+                "task " + (value(after: "data", key: "task") ?? "?")].joined(separator: " · ")
+    }
+
+    static func evalTable(_ evals: [[String: Any]]) -> String {
+        guard !evals.isEmpty else { return "<p>No evaluation was recorded.</p>\n" }
+        func estimate(_ e: [String: Any], _ path: [String]) -> (Double, Double)? {
+            var node: Any? = e
+            for p in path { node = (node as? [String: Any])?[p] }
+            guard let d = node as? [String: Any], let m = number(d["mean"]), let c = number(d["ci95"]) else { return nil }
+            return (m, c)
+        }
+        var rows: [(String, [String])] = [("reward", ["reward"]), ("accuracy", ["accuracy"])]
+        let ks = Set(evals.flatMap { (($0["pass_at_k"] as? [String: Any]) ?? [:]).keys }).compactMap(Int.init).sorted()
+        rows += ks.map { ("pass@\($0)", ["pass_at_k", String($0)]) }
+        var html = "<h2>Held-out evaluation</h2>\n<table><tr><th></th>"
+        for e in evals { html += "<th>\(escape(e["phase"] as? String ?? "?")) (step \(number(e["step"]).map { String(Int($0)) } ?? "?"))</th>" }
+        let first = evals.first!, last = evals.last!
+        if evals.count > 1 { html += "<th>change</th>" }
+        html += "</tr>\n"
+        for (name, path) in rows {
+            guard evals.contains(where: { estimate($0, path) != nil }) else { continue }
+            html += "<tr><td>\(name)</td>"
+            for e in evals { html += "<td>\(estimate(e, path).map { String(format: "%.3f ± %.3f", $0.0, $0.1) } ?? "–")</td>" }
+            if evals.count > 1, let a = estimate(first, path), let b = estimate(last, path) {
+                let d = b.0 - a.0
+                // Beyond both intervals: the figures the README's main job is judged by.
+                let clear = abs(d) > a.1 + b.1
+                html += "<td class=\(d >= 0 ? "up" : "down")>\(String(format: "%+.3f", d))\(clear ? " ✔ beyond the 95% intervals" : "")</td>"
+            }
+            html += "</tr>\n"
+        }
+        let n = evals.first.flatMap { number($0["prompts"]) }.map { Int($0) } ?? 0
+        let k = evals.first.flatMap { number($0["samples_per_prompt"]) }.map { Int($0) } ?? 0
+        return html + "</table>\n<p class=sub>\(n) held-out prompts × \(k) samples; ± is the 95% confidence half-width over prompts.</p>\n"
+    }
+
+    static func chart(title: String, points: [(Double, Double)]) -> String {
+        let w = 320.0, h = 170.0, left = 46.0, right = 10.0, top = 22.0, bottom = 24.0
+        let xs = points.map(\.0), ys = points.map(\.1)
+        let x0 = xs.min()!, x1 = Swift.max(xs.max()!, x0 + 1)
+        var y0 = ys.min()!, y1 = ys.max()!
+        if y1 - y0 < 1e-12 { y0 -= 0.5 * Swift.max(abs(y0), 1e-3); y1 += 0.5 * Swift.max(abs(y1), 1e-3) }
+        func px(_ x: Double) -> Double { left + (x - x0) / (x1 - x0) * (w - left - right) }
+        func py(_ y: Double) -> Double { top + (1 - (y - y0) / (y1 - y0)) * (h - top - bottom) }
+        let path = points.map { String(format: "%.1f,%.1f", px($0.0), py($0.1)) }.joined(separator: " ")
+        var svg = "<figure><svg viewBox=\"0 0 \(Int(w)) \(Int(h))\" width=\"\(Int(w))\" height=\"\(Int(h))\" role=img aria-label=\"\(escape(title))\">"
+        svg += "<text x=\"\(Int(left))\" y=\"14\" class=t>\(escape(title))</text>"
+        svg += "<rect x=\"\(Int(left))\" y=\"\(Int(top))\" width=\"\(Int(w - left - right))\" height=\"\(Int(h - top - bottom))\" class=frame />"
+        for (v, y) in [(y1, py(y1)), (y0, py(y0))] { svg += "<text x=\"\(Int(left) - 4)\" y=\"\(String(format: "%.1f", y + 4))\" class=ay>\(axis(v))</text>" }
+        svg += "<text x=\"\(Int(left))\" y=\"\(Int(h) - 6)\" class=ax>\(Int(x0))</text><text x=\"\(Int(w - right))\" y=\"\(Int(h) - 6)\" class=axr>step \(Int(x1))</text>"
+        svg += points.count == 1 ? "<circle cx=\"\(String(format: "%.1f", px(xs[0])))\" cy=\"\(String(format: "%.1f", py(ys[0])))\" r=3 class=dot />"
+                                 : "<polyline points=\"\(path)\" class=line />"
+        return svg + "</svg></figure>\n"
+    }
+
+    static func axis(_ v: Double) -> String {
+        if v == 0 { return "0" }
+        return abs(v) >= 1000 || abs(v) < 0.01 ? String(format: "%.1e", v) : String(format: "%.3g", v)
+    }
+
+    static func sampleSection(_ samples: [[String: Any]]) -> String {
+        guard !samples.isEmpty else { return "" }
+        let steps = Set(samples.compactMap { number($0["step"]).map { Int($0) } }).sorted()
+        let shown = Array(Set([steps.first!, steps.last!])).sorted()
+        var html = "<h2>Sample responses, tokens coloured by advantage</h2>\n"
+        html += "<p class=sub><span class=\"k pos\">positive</span> <span class=\"k neg\">negative</span> advantage; hover a token for its logprob, entropy and advantage.</p>\n"
+        for s in shown {
+            html += "<h3>step \(s)</h3>\n"
+            for r in samples.filter({ number($0["step"]).map { Int($0) } == s }) {
+                let pieces = r["pieces"] as? [String] ?? [], adv = (r["advantages"] as? [Any] ?? []).compactMap(number)
+                let lps = (r["logprobs"] as? [Any] ?? []).compactMap(number), ents = (r["entropies"] as? [Any] ?? []).compactMap(number)
+                let scale = Swift.max(adv.map(abs).max() ?? 0, 1e-9)
+                html += "<div class=sample><div class=meta>reward \(String(format: "%.3f", number(r["reward"]) ?? 0))"
+                if let a = r["answer"] as? String { html += " · answer \(escape(a))" }
+                html += " · group \(number(r["group"]).map { String(Int($0)) } ?? "?") · \(escape(r["finish_reason"] as? String ?? ""))</div><div class=tokens>"
+                for (i, p) in pieces.enumerated() {
+                    let a = i < adv.count ? adv[i] : 0
+                    let alpha = String(format: "%.2f", Swift.min(1, abs(a) / scale) * 0.85)
+                    let color = a >= 0 ? "rgba(37,99,235,\(alpha))" : "rgba(220,38,38,\(alpha))"
+                    let tip = "token \(debugText(p)) · logprob \(i < lps.count ? String(format: "%.3f", lps[i]) : "–")"
+                        + " · entropy \(i < ents.count ? String(format: "%.3f", ents[i]) : "–") · advantage \(String(format: "%+.4f", a))"
+                    html += "<span class=tok style=\"background:\(color)\" title=\"\(escape(tip))\">\(escape(p).replacingOccurrences(of: "\n", with: "↵<br>"))</span>"
+                }
+                html += "</div></div>\n"
+            }
+        }
+        return html
+    }
+
+    static func debugText(_ s: String) -> String {
+        "“" + s.replacingOccurrences(of: "\n", with: "\\n").replacingOccurrences(of: "\t", with: "\\t") + "”"
+    }
+
+    static func escape(_ s: String) -> String {
+        s.replacingOccurrences(of: "&", with: "&amp;").replacingOccurrences(of: "<", with: "&lt;")
+            .replacingOccurrences(of: ">", with: "&gt;").replacingOccurrences(of: "\"", with: "&quot;")
+    }
+
+    static func page(_ body: String) -> String {
+        """
+        <!doctype html>
+        <html lang=en><head><meta charset=utf-8><title>Tokenwise report</title>
+        <style>
+        body{font:14px/1.45 system-ui,-apple-system,Segoe UI,sans-serif;margin:24px auto;max-width:1100px;color:#111;padding:0 16px}
+        h1{font-size:22px;margin:0 0 4px} h2{font-size:17px;margin:28px 0 8px;border-bottom:1px solid #ddd;padding-bottom:4px} h3{font-size:14px;margin:16px 0 6px}
+        .sub{color:#555;margin:4px 0 12px} code{font-size:13px}
+        table{border-collapse:collapse} td,th{border:1px solid #ddd;padding:4px 10px;text-align:right} td:first-child{text-align:left}
+        .up{color:#166534} .down{color:#991b1b}
+        .grid{display:flex;flex-wrap:wrap;gap:10px} figure{margin:0;border:1px solid #e5e5e5;border-radius:6px;background:#fafafa}
+        .t{font-size:12px;font-weight:600;fill:#222} .ay{font-size:10px;fill:#666;text-anchor:end} .ax{font-size:10px;fill:#666} .axr{font-size:10px;fill:#666;text-anchor:end}
+        .frame{fill:#fff;stroke:#ddd} .line{fill:none;stroke:#2563eb;stroke-width:1.6} .dot{fill:#2563eb}
+        .sample{border:1px solid #e5e5e5;border-radius:6px;margin:8px 0;padding:6px 8px} .meta{color:#555;font-size:12px;margin-bottom:4px}
+        .tokens{font:13px/1.9 ui-monospace,SFMono-Regular,Menlo,monospace;white-space:pre-wrap;word-break:break-word}
+        .tok{border-radius:3px;padding:1px 0} .tok:hover{outline:1px solid #111}
+        .k{padding:1px 6px;border-radius:3px} .pos{background:rgba(37,99,235,.6)} .neg{background:rgba(220,38,38,.6)}
+        pre{background:#f6f6f6;padding:10px;overflow:auto;font-size:12px}
+        </style></head><body>
+        \(body)
+        </body></html>
+        """
+    }
+}

@@ -1,0 +1,209 @@
+import Foundation
+import Models
+import Torch
+
+/// A training run in its folder: `config.yaml` (resolved), `metrics.jsonl`, `samples.jsonl`,
+/// `eval.jsonl`, `checkpoints/step-N/`, `model/` (merged, Hugging Face format) and `report.html`.
+///
+/// Everything random in a step is derived from the run's seeds and the step number (which prompts,
+/// the sampler's seed), so a run resumed from a checkpoint takes exactly the steps an
+/// uninterrupted one would.
+public final class TrainingRun {
+    public enum Console: Sendable { case normal, quiet, json }
+
+    public let config: RunConfig
+    public let dir: URL
+    let pretrained: Pretrained
+    let data: TaskData
+    let trainer: Trainer
+    let console: Console
+    public private(set) var startStep = 0
+
+    /// Checks the config, loads the model and the data, and only then creates the run folder
+    /// (it must not exist or be empty), so a bad input leaves nothing behind.
+    public static func start(config: RunConfig, dir: URL, console: Console = .normal, device: Device = .cpu) throws -> TrainingRun {
+        try config.validate()
+        let fm = FileManager.default
+        if let items = try? fm.contentsOfDirectory(atPath: dir.path), !items.isEmpty {
+            throw TrainingError("\(dir.path): the run folder exists and is not empty (continue it with --resume \(dir.path))")
+        }
+        let run = try TrainingRun(config: config, dir: dir, console: console, device: device)
+        try fm.createDirectory(at: dir, withIntermediateDirectories: true)
+        try Data(try config.yaml().utf8).write(to: dir.appendingPathComponent("config.yaml"), options: .atomic)
+        return run
+    }
+
+    /// Continues the run in `dir` from its newest intact checkpoint (from the start when it has none).
+    public static func resume(dir: URL, console: Console = .normal, device: Device = .cpu) throws -> TrainingRun {
+        let url = dir.appendingPathComponent("config.yaml")
+        guard let text = try? String(contentsOf: url, encoding: .utf8) else { throw TrainingError("\(url.path): cannot read (is \(dir.path) a run folder?)") }
+        let config = try RunConfig.load(yaml: text, file: url.path)
+        let run = try TrainingRun(config: config, dir: dir, console: console, device: device)
+        if let (checkpoint, state) = Checkpoint.latest(run: dir, notice: { run.say("warning: \($0)") }) {
+            try Checkpoint.restore(checkpoint, pretrained: run.pretrained, trainer: run.trainer)
+            run.startStep = state.step
+            run.say("resuming \(dir.path) after step \(state.step) (\(checkpoint.lastPathComponent))")
+        } else {
+            run.say("resuming \(dir.path): no intact checkpoint, starting from step 0")
+        }
+        // Records of steps after the checkpoint are taken again.
+        for file in ["metrics.jsonl", "samples.jsonl", "eval.jsonl"] {
+            try JSONLines.truncate(dir.appendingPathComponent(file)) { ($0["step"] as? Int ?? 0) <= run.startStep }
+        }
+        return run
+    }
+
+    init(config: RunConfig, dir: URL, console: Console, device: Device) throws {
+        self.config = config
+        self.dir = dir
+        self.console = console
+        pretrained = try Pretrained.load(config.model.path, device: device)
+        data = try TaskData.load(config.data, reward: config.reward, chat: try pretrained.chatTemplate())
+        trainer = try Trainer(model: pretrained.model, tokenizer: pretrained.tokenizer, reward: data.reward, config: config.trainer)
+    }
+
+    func say(_ line: String) {
+        guard console == .normal else { return }
+        print(line)
+        fflush(nil)
+    }
+
+    /// The prompts of step `s`: consecutive slices of a seeded shuffle of the training prompts,
+    /// reshuffled each pass.
+    func prompts(step s: Int) -> [TaskSample] {
+        let n = config.train.promptsPerStep
+        return (s * n..<(s + 1) * n).map { i in
+            let pass = i / data.train.count
+            var rng = SplitMix64(seed: config.train.seed &+ UInt64(pass) &* 0x9E37_79B9_7F4A_7C15)
+            let order = Array(data.train.indices).shuffled(using: &rng)
+            return data.train[order[i % data.train.count]]
+        }
+    }
+
+    /// Evaluates on the held-out prompts and appends the result to eval.jsonl.
+    @discardableResult
+    public func evaluate(step: Int, phase: String) throws -> EvalResult? {
+        guard !data.eval.isEmpty else { return nil }
+        say("eval (\(phase), step \(step)): \(data.eval.count) prompts × \(config.eval.samples) samples …")
+        let r = try Training.evaluate(model: pretrained.model, tokenizer: pretrained.tokenizer, samples: data.eval, reward: data.reward,
+                                      samplesPerPrompt: config.eval.samples, config: config.evalSampling)
+        var line = try JSONLines.object(r)
+        line["step"] = step
+        line["phase"] = phase
+        try JSONLines.append(line, to: dir.appendingPathComponent("eval.jsonl"))
+        if console == .normal { print(r.summary.split(separator: "\n").map { "  " + $0 }.joined(separator: "\n")) }
+        if console == .json { print(String(decoding: try JSONSerialization.data(withJSONObject: line, options: [.sortedKeys]), as: UTF8.self)) }
+        return r
+    }
+
+    /// Trains from `startStep` to `train.steps`, with the evaluations, checkpoints and final
+    /// model the config asks for.
+    public func run() throws {
+        let t = config.train
+        let schedule = LRSchedule(kind: config.optim.schedule, warmupSteps: config.optim.warmupSteps, totalSteps: t.steps,
+                                  minLRRatio: config.optim.minLRRatio)
+        say("tokenwise train — \(config.model.path), \(config.credit.method.rawValue), task \(config.data.task) (difficulty \(config.data.difficulty)), "
+            + "\(t.steps) steps × \(t.promptsPerStep) prompts × \(t.samplesPerPrompt) samples, \(Torch.threads) thread(s) → \(dir.path)")
+        if startStep == 0 && config.eval.before && !JSONLines.contains(dir.appendingPathComponent("eval.jsonl"), phase: "before") {
+            try evaluate(step: 0, phase: "before")
+        }
+        let began = Date()
+        var counter = 0
+        for s in startStep..<t.steps {
+            trainer.optimizer.learningRate = schedule.learningRate(base: config.optim.lr, step: s)
+            let seed = config.rollout.seed &+ UInt64(s + 1) &* 0xA24B_AED4_963E_E407
+            var refills = 0
+            let metrics = try trainer.step(prompts(step: s), progress: Double(s) / Double(Swift.max(t.steps, 1)), seed: seed) { n in
+                // Extra prompts for dynamic sampling: a seeded draw per step and call.
+                refills += 1
+                var rng = SplitMix64(seed: seed ^ UInt64(refills))
+                return (0..<n).map { _ in self.data.train[Int(rng.next() % UInt64(self.data.train.count))] }
+            }
+            var line: [String: Any] = metrics
+            line["step"] = s + 1
+            try JSONLines.append(line, to: dir.appendingPathComponent("metrics.jsonl"))
+            for r in trainer.lastRecords.prefix(config.output.samplesPerStep) {
+                var rec = try JSONLines.object(r)
+                rec["step"] = s + 1
+                try JSONLines.append(rec, to: dir.appendingPathComponent("samples.jsonl"))
+            }
+            counter += 1
+            progress(step: s + 1, metrics: metrics, line: line, perStep: Date().timeIntervalSince(began) / Double(counter))
+            if config.eval.every > 0, (s + 1) % config.eval.every == 0, s + 1 < t.steps { try evaluate(step: s + 1, phase: "during") }
+            if config.output.checkpointEvery > 0, (s + 1) % config.output.checkpointEvery == 0 || s + 1 == t.steps {
+                try Checkpoint.write(run: dir, step: s + 1, seed: config.train.seed, pretrained: pretrained, trainer: trainer)
+                Checkpoint.prune(run: dir, keep: config.output.keepCheckpoints)
+            }
+        }
+        if config.eval.after && !JSONLines.contains(dir.appendingPathComponent("eval.jsonl"), phase: "after") {
+            try evaluate(step: t.steps, phase: "after")
+        }
+        if config.output.saveModel {
+            try pretrained.save(to: dir.appendingPathComponent("model"))
+            say("model (merged, Hugging Face format): \(dir.appendingPathComponent("model").path)")
+        }
+        if config.output.report {
+            let url = try Report.write(run: dir)
+            say("report: \(url.path)")
+        }
+    }
+
+    func progress(step: Int, metrics: [String: Double], line: [String: Any], perStep: Double) {
+        switch console {
+        case .quiet: return
+        case .json:
+            print(String(decoding: (try? JSONSerialization.data(withJSONObject: line, options: [.sortedKeys])) ?? Data(), as: UTF8.self))
+        case .normal:
+            func f(_ k: String, _ digits: Int) -> String { metrics[k].map { String(format: "%.\(digits)f", $0) } ?? "–" }
+            let eta = Double(config.train.steps - step) * perStep
+            var parts = ["step \(step)/\(config.train.steps)", "reward \(f("reward_mean", 3))"]
+            if metrics["accuracy"] != nil { parts.append("acc \(f("accuracy", 2))") }
+            if metrics["kl"] != nil { parts.append("kl \(f("kl", 4))") }
+            parts += ["len \(f("response_length", 1))", "\(f("rollout_tokens_per_second", 0)) tok/s",
+                      "\(String(format: "%.1f", metrics["step_seconds"] ?? 0)) s/step", "ETA \(Self.duration(eta))"]
+            print(parts.joined(separator: " │ "))
+            fflush(nil)
+        }
+    }
+
+    static func duration(_ s: Double) -> String {
+        let t = Int(s.rounded())
+        return t >= 3600 ? "\(t / 3600)h\(String(format: "%02d", t % 3600 / 60))m" : t >= 60 ? "\(t / 60)m\(String(format: "%02d", t % 60))s" : "\(t)s"
+    }
+}
+
+/// JSON-lines files: append a record, read them back, cut them at a step.
+public enum JSONLines {
+    public static func object<T: Encodable>(_ value: T) throws -> [String: Any] {
+        try JSONSerialization.jsonObject(with: JSONEncoder().encode(value)) as? [String: Any] ?? [:]
+    }
+
+    public static func append(_ object: [String: Any], to url: URL) throws {
+        var data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
+        data.append(0x0A)
+        if !FileManager.default.fileExists(atPath: url.path) { _ = FileManager.default.createFile(atPath: url.path, contents: nil) }
+        let h = try FileHandle(forWritingTo: url)
+        defer { try? h.close() }
+        try h.seekToEnd()
+        try h.write(contentsOf: data)
+    }
+
+    /// Every complete, parseable line (a line cut short by a crash is skipped).
+    public static func read(_ url: URL) -> [[String: Any]] {
+        guard let data = FileManager.default.contents(atPath: url.path) else { return [] }
+        return data.split(separator: 0x0A).compactMap { try? JSONSerialization.jsonObject(with: Data($0)) as? [String: Any] }
+    }
+
+    static func contains(_ url: URL, phase: String) -> Bool { read(url).contains { $0["phase"] as? String == phase } }
+
+    /// Keeps the lines `keep` accepts (and drops a torn last line), replacing the file atomically.
+    static func truncate(_ url: URL, keep: ([String: Any]) -> Bool) throws {
+        guard FileManager.default.fileExists(atPath: url.path) else { return }
+        var out = Data()
+        for obj in read(url) where keep(obj) {
+            out.append(try JSONSerialization.data(withJSONObject: obj, options: [.sortedKeys]))
+            out.append(0x0A)
+        }
+        try out.write(to: url, options: .atomic)
+    }
+}

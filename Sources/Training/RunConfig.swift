@@ -1,0 +1,168 @@
+import Credit
+import Foundation
+import Models
+import Objectives
+import Rewards
+import Rollout
+import Torch
+
+/// A training run as one YAML file: ten sections, each a plain `Codable` struct whose keys are the
+/// names used everywhere else (module configs are embedded as they are). Loading merges the file
+/// over the defaults, so a file names only what it changes; see `RunConfig.load`.
+public struct RunConfig: Codable, Equatable, Sendable {
+    public var model = ModelSection()
+    public var data = DataSection()
+    public var rollout = SamplingConfig(temperature: 1, maxNewTokens: 32)
+    /// nil: the task's own reward.
+    public var reward: RewardConfig? = nil
+    public var credit: CreditConfig = .grpo(.init())
+    public var objective = PolicyLossConfig()
+    public var optim = OptimSection()
+    public var train = TrainSection()
+    public var eval = EvalSection()
+    public var output = OutputSection()
+
+    public init() {}
+
+    public struct ModelSection: Codable, Equatable, Sendable {
+        /// A Hugging Face directory, a .gguf file, `default` (SmolLM2-135M-Instruct) or `tiny-random`.
+        public var path = "default"
+        /// LoRA adapters; null trains every weight.
+        public var lora: LoRA.Config? = LoRA.Config()
+        public init() {}
+    }
+
+    public struct DataSection: Codable, Equatable, Sendable {
+        /// A procedural task (`arithmetic`, `countdown`) or a JSONL file.
+        public var task = "arithmetic"
+        /// Procedural difficulty, 1…5.
+        public var difficulty = 1
+        /// Procedural training prompts (the eval prompts are drawn apart from them).
+        public var trainSize = 4096
+        /// Held-out prompts: a procedural count, or the share of a file when below 1.
+        public var evalSize = 64.0
+        public var seed: UInt64 = 0
+        /// A system message put before every prompt.
+        public var system: String? = nil
+        public init() {}
+        enum CodingKeys: String, CodingKey { case task, difficulty, seed, system, trainSize = "train_size", evalSize = "eval_size" }
+    }
+
+    public struct OptimSection: Codable, Equatable, Sendable {
+        public var lr = 1e-5
+        public var weightDecay = 0.0
+        public var maxGradNorm = 1.0
+        public var schedule = LRSchedule.Kind.constant
+        public var warmupSteps = 0
+        public var minLRRatio = 0.0
+        public init() {}
+        enum CodingKeys: String, CodingKey {
+            case lr, schedule
+            case weightDecay = "weight_decay", maxGradNorm = "max_grad_norm", warmupSteps = "warmup_steps", minLRRatio = "min_lr_ratio"
+        }
+    }
+
+    public struct TrainSection: Codable, Equatable, Sendable {
+        public var steps = 50
+        public var promptsPerStep = 8
+        public var samplesPerPrompt = 8
+        /// Optimizer passes over each batch of rollouts (PPO epochs).
+        public var epochs = 1
+        /// DAPO dynamic sampling: drop groups whose rewards are all equal and draw more prompts.
+        public var dynamicSampling = false
+        /// Most extra rollout rounds per step that dynamic sampling may take.
+        public var maxRefills = 2
+        public var spoContinuations = 2
+        public var tree = TreeConfig()
+        public var seed: UInt64 = 0
+        public init() {}
+        enum CodingKeys: String, CodingKey {
+            case steps, epochs, tree, seed
+            case promptsPerStep = "prompts_per_step", samplesPerPrompt = "samples_per_prompt", dynamicSampling = "dynamic_sampling"
+            case maxRefills = "max_refills", spoContinuations = "spo_continuations"
+        }
+    }
+
+    public struct EvalSection: Codable, Equatable, Sendable {
+        /// Evaluate before training and after it (and every `every` steps when positive).
+        public var before = true
+        public var after = true
+        public var every = 0
+        public var samples = 4
+        public var temperature = 1.0
+        /// nil: the rollout's.
+        public var maxNewTokens: Int? = nil
+        public var seed: UInt64 = 1234
+        public init() {}
+        enum CodingKeys: String, CodingKey { case before, after, every, samples, temperature, seed, maxNewTokens = "max_new_tokens" }
+    }
+
+    public struct OutputSection: Codable, Equatable, Sendable {
+        /// The run folder; nil: `runs/<preset or config name>-<time>`.
+        public var dir: String? = nil
+        public var checkpointEvery = 10
+        /// Checkpoints kept (the newest); older ones are deleted.
+        public var keepCheckpoints = 2
+        /// Responses written to samples.jsonl per step.
+        public var samplesPerStep = 8
+        /// Write the merged model (Hugging Face format) to `model/` at the end.
+        public var saveModel = true
+        public var report = true
+        public init() {}
+        enum CodingKeys: String, CodingKey {
+            case dir, report
+            case checkpointEvery = "checkpoint_every", keepCheckpoints = "keep_checkpoints", samplesPerStep = "samples_per_step"
+            case saveModel = "save_model"
+        }
+    }
+
+    /// Checks what the section structs cannot express; names the key.
+    public func validate() throws {
+        try trainer.validate()
+        try train.tree.validate()
+        func need(_ ok: Bool, _ message: String) throws { if !ok { throw TrainingError("config: \(message)") } }
+        try need((1...5).contains(data.difficulty), "'data.difficulty' must be 1…5, got \(data.difficulty)")
+        try need(data.trainSize >= 1, "'data.train_size' must be positive")
+        try need(data.evalSize >= 0, "'data.eval_size' must be >= 0")
+        try need(train.steps >= 0, "'train.steps' must be >= 0")
+        try need(train.promptsPerStep >= 1, "'train.prompts_per_step' must be at least 1")
+        try need(train.maxRefills >= 0, "'train.max_refills' must be >= 0")
+        try need(optim.warmupSteps >= 0, "'optim.warmup_steps' must be >= 0")
+        try need(optim.maxGradNorm > 0, "'optim.max_grad_norm' must be positive")
+        try need(eval.samples >= 1, "'eval.samples' must be at least 1")
+        try need(eval.every >= 0, "'eval.every' must be >= 0")
+        try need(eval.temperature >= 0, "'eval.temperature' must be >= 0")
+        try need(eval.temperature > 0 || eval.samples == 1, "'eval.samples' must be 1 with greedy decoding ('eval.temperature' 0)")
+        try need(output.checkpointEvery >= 0, "'output.checkpoint_every' must be >= 0")
+        try need(output.keepCheckpoints >= 1, "'output.keep_checkpoints' must be at least 1")
+        try need(output.samplesPerStep >= 0, "'output.samples_per_step' must be >= 0")
+    }
+
+    /// The trainer's view of the run.
+    public var trainer: TrainerConfig {
+        var t = TrainerConfig()
+        t.credit = credit
+        t.objective = objective
+        t.rollout = rollout
+        t.samplesPerPrompt = train.samplesPerPrompt
+        t.lr = optim.lr
+        t.weightDecay = optim.weightDecay
+        t.maxGradNorm = optim.maxGradNorm
+        t.lora = model.lora
+        t.epochs = train.epochs
+        t.spoContinuations = train.spoContinuations
+        t.tree = train.tree
+        t.dynamicSampling = train.dynamicSampling
+        t.maxRefills = train.maxRefills
+        return t
+    }
+
+    /// The sampling settings of evaluations.
+    public var evalSampling: SamplingConfig {
+        var s = rollout
+        s.temperature = eval.temperature
+        s.maxNewTokens = eval.maxNewTokens ?? rollout.maxNewTokens
+        s.seed = eval.seed
+        return s
+    }
+}

@@ -1,0 +1,57 @@
+import Foundation
+import Models
+import Rewards
+
+/// A run's prompts, in chat form, with the reward that scores them.
+public struct TaskData: Sendable {
+    public var train: [TaskSample]
+    public var eval: [TaskSample]
+    public var reward: RewardFunction
+
+    /// The `data` section read: a procedural task, generated so that no eval prompt is also a
+    /// training prompt, or a JSONL file split by seed. `reward` overrides the task's own.
+    public static func load(_ data: RunConfig.DataSection, reward: RewardConfig?, chat: ChatTemplate) throws -> TaskData {
+        func render(_ prompt: String) -> String {
+            var messages = [ChatMessage]()
+            if let system = data.system { messages.append(ChatMessage(role: "system", content: system)) }
+            messages.append(ChatMessage(role: "user", content: prompt))
+            return chat.render(messages, addGenerationPrompt: true)
+        }
+        if let task = ProceduralTask(rawValue: data.task) {
+            let evalCount = Int(data.evalSize)
+            guard Double(evalCount) == data.evalSize else { throw TrainingError("data: 'eval_size' must be a whole number for a procedural task, got \(data.evalSize)") }
+            let evalSet = evalCount == 0 ? [] : try task.samples(count: evalCount, difficulty: data.difficulty, seed: data.seed ^ 0xE7A1_5EED)
+            let held = Set(evalSet.map(\.prompt))
+            // Draw more than needed, then drop the held-out prompts.
+            var train = [TaskSample]()
+            var seed = data.seed
+            for _ in 0..<8 where train.count < data.trainSize {
+                train += try task.samples(count: data.trainSize, difficulty: data.difficulty, seed: seed).filter { !held.contains($0.prompt) }
+                seed &+= 0x5EED
+            }
+            guard !train.isEmpty else {
+                throw TrainingError("data: every '\(task.rawValue)' prompt at difficulty \(data.difficulty) is held out for evaluation; lower 'eval_size'")
+            }
+            let r = reward?.reward ?? task.reward
+            return TaskData(train: train.prefix(data.trainSize).map { TaskSample(prompt: render($0.prompt), answer: $0.answer) },
+                            eval: evalSet.map { TaskSample(prompt: render($0.prompt), answer: $0.answer) }, reward: r)
+        }
+        guard data.task.hasSuffix(".jsonl") || FileManager.default.fileExists(atPath: data.task) else {
+            let known = ProceduralTask.allCases.map(\.rawValue).joined(separator: ", ")
+            throw TrainingError("data: 'task' \(data.task) is neither a procedural task (\(known)) nor a JSONL file")
+        }
+        let set = try Dataset.load(URL(fileURLWithPath: data.task))
+        let fraction = data.evalSize < 1 ? data.evalSize : data.evalSize / Double(set.examples.count)
+        let (train, eval) = try set.split(evalFraction: Swift.min(fraction, 0.999), seed: data.seed)
+        func samples(_ examples: [Example]) throws -> [TaskSample] {
+            try examples.map { e in
+                var s = try e.taskSample(chat: chat)
+                if data.system != nil, case .prompt(let p, _) = e { s.prompt = render(p) }
+                return s
+            }
+        }
+        guard !train.isEmpty else { throw TrainingError("\(data.task): no training examples are left after the eval split") }
+        return TaskData(train: try samples(train), eval: try samples(eval),
+                        reward: reward?.reward ?? CompositeReward([(1, CorrectnessReward(extractor: .lastNumber))]))
+    }
+}
