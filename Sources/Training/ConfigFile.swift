@@ -67,10 +67,20 @@ extension RunConfig {
         func set(_ node: Node, _ rest: ArraySlice<String>) -> Node {
             var m = node.mapping ?? Node.Mapping([])
             let key = rest.first!
-            m[Node(key)] = rest.count == 1 ? value : set(m[key] ?? Node.mapping(.init([])), rest.dropFirst())
+            m[Node(key)] = rest.count == 1 ? unmarked(value) : set(m[key] ?? Node.mapping(.init([])), rest.dropFirst())
             return Node.mapping(m)
         }
         root = set(root, path[...])
+    }
+
+    /// `node` without source positions: an override's line 1 is not a line of the file.
+    static func unmarked(_ node: Node) -> Node {
+        switch node {
+        case .scalar(let s): return .scalar(.init(s.string, s.tag, s.style))
+        case .sequence(let q): return .sequence(.init(q.map(unmarked), q.tag, q.style))
+        case .mapping(let m): return .mapping(.init(m.map { (unmarked($0.key), unmarked($0.value)) }, m.tag, m.style))
+        case .alias: return node
+        }
     }
 
     /// `over` merged into `base`: mappings key by key, anything else replaced. A credit or reward
@@ -138,6 +148,7 @@ extension RunConfig {
         case is Double.Type, is Double?.Type: "a number"
         case is Bool.Type: "true or false"
         case is String.Type, is String?.Type: "a string"
+        case is Node.Scalar.Type: "one value, not a list or mapping"
         default: "\(t)"
         }
     }

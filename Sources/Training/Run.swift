@@ -100,16 +100,33 @@ public final class TrainingRun {
     /// model the config asks for.
     public func run() throws {
         let t = config.train
-        let schedule = LRSchedule(kind: config.optim.schedule, warmupSteps: config.optim.warmupSteps, totalSteps: t.steps,
-                                  minLRRatio: config.optim.minLRRatio)
         say("tokenwise train — \(config.model.path), \(config.credit.method.rawValue), task \(config.data.task) (difficulty \(config.data.difficulty)), "
             + "\(t.steps) steps × \(t.promptsPerStep) prompts × \(t.samplesPerPrompt) samples, \(Torch.threads) thread(s) → \(dir.path)")
         if startStep == 0 && config.eval.before && !JSONLines.contains(dir.appendingPathComponent("eval.jsonl"), phase: "before") {
             try evaluate(step: 0, phase: "before")
         }
+        try runSteps(upTo: t.steps)
+        if config.eval.after && !JSONLines.contains(dir.appendingPathComponent("eval.jsonl"), phase: "after") {
+            try evaluate(step: t.steps, phase: "after")
+        }
+        if config.output.saveModel {
+            try pretrained.save(to: dir.appendingPathComponent("model"))
+            say("model (merged, Hugging Face format): \(dir.appendingPathComponent("model").path)")
+        }
+        if config.output.report {
+            let url = try Report.write(run: dir)
+            say("report: \(url.path)")
+        }
+    }
+
+    /// Steps `startStep + 1 … end`: train, record, evaluate and checkpoint as configured.
+    func runSteps(upTo end: Int) throws {
+        let t = config.train
+        let schedule = LRSchedule(kind: config.optim.schedule, warmupSteps: config.optim.warmupSteps, totalSteps: t.steps,
+                                  minLRRatio: config.optim.minLRRatio)
         let began = Date()
         var counter = 0
-        for s in startStep..<t.steps {
+        for s in startStep..<Swift.min(end, t.steps) {
             trainer.optimizer.learningRate = schedule.learningRate(base: config.optim.lr, step: s)
             let seed = config.rollout.seed &+ UInt64(s + 1) &* 0xA24B_AED4_963E_E407
             var refills = 0
@@ -128,23 +145,13 @@ public final class TrainingRun {
                 try JSONLines.append(rec, to: dir.appendingPathComponent("samples.jsonl"))
             }
             counter += 1
+            startStep = s + 1
             progress(step: s + 1, metrics: metrics, line: line, perStep: Date().timeIntervalSince(began) / Double(counter))
             if config.eval.every > 0, (s + 1) % config.eval.every == 0, s + 1 < t.steps { try evaluate(step: s + 1, phase: "during") }
             if config.output.checkpointEvery > 0, (s + 1) % config.output.checkpointEvery == 0 || s + 1 == t.steps {
                 try Checkpoint.write(run: dir, step: s + 1, seed: config.train.seed, pretrained: pretrained, trainer: trainer)
                 Checkpoint.prune(run: dir, keep: config.output.keepCheckpoints)
             }
-        }
-        if config.eval.after && !JSONLines.contains(dir.appendingPathComponent("eval.jsonl"), phase: "after") {
-            try evaluate(step: t.steps, phase: "after")
-        }
-        if config.output.saveModel {
-            try pretrained.save(to: dir.appendingPathComponent("model"))
-            say("model (merged, Hugging Face format): \(dir.appendingPathComponent("model").path)")
-        }
-        if config.output.report {
-            let url = try Report.write(run: dir)
-            say("report: \(url.path)")
         }
     }
 

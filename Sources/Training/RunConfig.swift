@@ -30,6 +30,13 @@ public struct RunConfig: Codable, Equatable, Sendable {
         /// LoRA adapters; null trains every weight.
         public var lora: LoRA.Config? = LoRA.Config()
         public init() {}
+        enum CodingKeys: String, CodingKey { case path, lora }
+        // `lora: null` must be written out: left away, reading the file back would bring the default adapters.
+        public func encode(to encoder: Encoder) throws {
+            var c = encoder.container(keyedBy: CodingKeys.self)
+            try c.encode(path, forKey: .path)
+            try c.encode(lora, forKey: .lora)
+        }
     }
 
     public struct DataSection: Codable, Equatable, Sendable {

@@ -105,4 +105,102 @@ final class CLITests: XCTestCase {
         XCTAssertNotEqual(bad.status, 0)
         XCTAssertTrue(bad.stderr.contains("--threads must be at least 1, got 0"), bad.stderr)
     }
+
+    func temporary() throws -> URL {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("tw-cli-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        addTeardownBlock { try? FileManager.default.removeItem(at: dir) }
+        return dir
+    }
+
+    func lines(_ url: URL) -> [[String: Any]] {
+        (try? String(contentsOf: url, encoding: .utf8))?.split(separator: "\n").compactMap {
+            try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any]
+        } ?? []
+    }
+
+    func testTrainEvalAndReportOnATinyModel() throws {
+        let root = try temporary()
+        let run = root.appendingPathComponent("run").path
+        let out = try tokenwise(["train", "--preset", "tiny", "--out", run, "--json", "--threads", "1", "--set", "output.save_model=false"])
+        XCTAssertEqual(out.status, 0, out.stderr)
+        let printed = out.stdout.split(separator: "\n").compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
+        XCTAssertEqual(printed.compactMap { $0["step"] as? Int }, [0, 1, 2, 3, 3], out.stdout)   // eval before, 3 steps, eval after
+        XCTAssertTrue(FileManager.default.fileExists(atPath: run + "/report.html"))
+        let quiet = try tokenwise(["train", "--preset", "tiny", "--out", root.appendingPathComponent("q").path, "--quiet", "--threads", "1"])
+        XCTAssertEqual(quiet.status, 0, quiet.stderr)
+        XCTAssertEqual(quiet.stdout, "")
+        XCTAssertTrue(FileManager.default.fileExists(atPath: root.appendingPathComponent("q/model/model.safetensors").path))
+        let normal = try tokenwise(["train", "--preset", "tiny", "--out", root.appendingPathComponent("n").path, "--threads", "1"])
+        XCTAssertTrue(normal.stdout.contains("step 3/3 │ reward "), normal.stdout)
+        XCTAssertTrue(normal.stdout.contains("ETA "), normal.stdout)
+        // report rewrites the page; eval reads the trained adapters.
+        let report = try tokenwise(["report", run])
+        XCTAssertEqual(report.status, 0, report.stderr)
+        XCTAssertTrue(report.stdout.hasSuffix("report.html\n"))
+        let eval = try tokenwise(["eval", "--model", "tiny-random", "--adapter", run + "/checkpoints/step-3", "--prompts", "3",
+                                  "--samples", "2", "--max-new-tokens", "4", "--json", "--threads", "1"])
+        XCTAssertEqual(eval.status, 0, eval.stderr)
+        let result = try JSONSerialization.jsonObject(with: Data(eval.stdout.utf8)) as! [String: Any]
+        XCTAssertEqual(result["prompts"] as? Int, 3)
+        XCTAssertNotNil((result["pass_at_k"] as? [String: Any])?["2"])
+        let text = try tokenwise(["eval", "--model", "tiny-random", "--prompts", "2", "--samples", "2", "--max-new-tokens", "2"])
+        XCTAssertTrue(text.stdout.contains("accuracy") && text.stdout.contains("pass@2") && text.stdout.contains(" ± "), text.stdout)
+    }
+
+    func testTrainErrorsAndPrintConfig() throws {
+        let root = try temporary()
+        let template = try tokenwise(["train", "--print-config"])
+        XCTAssertEqual(template.status, 0, template.stderr)
+        XCTAssertTrue(template.stdout.contains("# Credit assignment") && template.stdout.contains("method: tempo"), template.stdout)
+        let set = try tokenwise(["train", "--print-config", "--set", "credit.method=grpo", "--set", "optim.lr=0.5"])
+        XCTAssertTrue(set.stdout.contains("method: grpo") && set.stdout.contains("lr: 0.5"), set.stdout)
+        let cfg = root.appendingPathComponent("bad.yaml")
+        try Data("train:\n  steps: 2\n  stepz: 3\n".utf8).write(to: cfg)
+        let run = root.appendingPathComponent("never")
+        let bad = try tokenwise(["train", "--config", cfg.path, "--out", run.path])
+        XCTAssertNotEqual(bad.status, 0)
+        XCTAssertTrue(bad.stderr.contains("bad.yaml:3: unknown key 'train.stepz'"), bad.stderr)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: run.path))
+        let missing = try tokenwise(["train", "--preset", "tiny", "--set", "model.path=/nonexistent/model", "--out", run.path])
+        XCTAssertTrue(missing.stderr.contains("/nonexistent/model: no such file or directory"), missing.stderr)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: run.path))
+        XCTAssertTrue(try tokenwise(["train", "--preset", "huge"]).stderr.contains("--preset 'huge' is not one of default, tiny"))
+        XCTAssertTrue(try tokenwise(["train", "--resume", run.path, "--set", "a.b=1"]).stderr.contains("--resume continues a run with its own config.yaml"))
+    }
+
+    /// A run killed with SIGKILL in the middle of a step and resumed records the same steps as one
+    /// that was never interrupted.
+    func testResumeAfterSIGKILLMatchesAnUninterruptedRun() throws {
+        let root = try temporary()
+        let args = ["--preset", "tiny", "--threads", "1", "--quiet", "--set", "train.steps=40", "--set", "output.checkpoint_every=5",
+                    "--set", "rollout.max_new_tokens=24", "--set", "output.save_model=false", "--set", "eval.before=false"]
+        let whole = root.appendingPathComponent("whole"), cut = root.appendingPathComponent("cut")
+        XCTAssertEqual(try tokenwise(["train", "--out", whole.path] + args).status, 0)
+        let p = Process()
+        p.executableURL = binary
+        p.arguments = ["train", "--out", cut.path] + args
+        p.standardOutput = FileHandle.nullDevice
+        try p.run()
+        // Kill it once it is past its second checkpoint, wherever in a step it is.
+        let deadline = Date().addingTimeInterval(120)
+        while lines(cut.appendingPathComponent("metrics.jsonl")).count < 12 && p.isRunning && Date() < deadline { usleep(2_000) }
+        XCTAssertTrue(p.isRunning, "the run ended before it could be killed")
+        kill(p.processIdentifier, SIGKILL)
+        p.waitUntilExit()
+        XCTAssertEqual(p.terminationReason, .uncaughtSignal)
+        let killedAt = lines(cut.appendingPathComponent("metrics.jsonl")).count
+        XCTAssertLessThan(killedAt, 40)
+        let resumed = try tokenwise(["train", "--resume", cut.path, "--threads", "1"])
+        XCTAssertEqual(resumed.status, 0, resumed.stderr)
+        XCTAssertTrue(resumed.stdout.contains("resuming \(cut.path) after step 10"), resumed.stdout)
+        func replayable(_ dir: URL) -> [[String: Double]] {
+            lines(dir.appendingPathComponent("metrics.jsonl")).map { line in
+                line.compactMapValues { ($0 as? NSNumber)?.doubleValue }.filter { !$0.key.contains("seconds") && !$0.key.contains("per_second") }
+            }
+        }
+        XCTAssertEqual(replayable(cut).count, 40)
+        XCTAssertEqual(replayable(cut), replayable(whole))
+        XCTAssertEqual(lines(cut.appendingPathComponent("samples.jsonl")).count, lines(whole.appendingPathComponent("samples.jsonl")).count)
+    }
 }

@@ -1,0 +1,71 @@
+import Foundation
+import XCTest
+@testable import Credit
+@testable import Training
+
+final class ConfigTests: XCTestCase {
+    func error(_ yaml: String, overrides: [String] = []) -> String {
+        do {
+            _ = try RunConfig.load(yaml: yaml, file: "run.yaml", overrides: overrides)
+            return "no error"
+        } catch { return "\(error)" }
+    }
+
+    /// Every preset's commented template reads back as the preset, and the resolved YAML round-trips.
+    func testPresetTemplatesRoundTrip() throws {
+        for p in Preset.allCases {
+            let text = try p.template()
+            XCTAssertTrue(text.contains("# Credit assignment"), p.rawValue)
+            XCTAssertEqual(try RunConfig.load(yaml: text), p.config, p.rawValue)
+            XCTAssertEqual(try RunConfig.load(yaml: try p.config.yaml()), p.config, p.rawValue)
+        }
+    }
+
+    func testFileMergesOverDefaultsAndOverrides() throws {
+        let c = try RunConfig.load(yaml: """
+            optim:
+              lr: 0.0005
+            train: {steps: 7}
+            credit:
+              method: hapo
+            reward:
+              terms:
+                - {type: correct, extractor: boxed}
+                - {type: overlong, max_length: 20, cache: 5, weight: 0.5}
+            """, overrides: ["train.samples_per_prompt=3", "model.lora=null", "rollout.stop=[\"\\n\\n\", END]"])
+        XCTAssertEqual(c.optim.lr, 0.0005)
+        XCTAssertEqual(c.optim.maxGradNorm, 1)              // untouched keys keep their defaults
+        XCTAssertEqual(c.train.steps, 7)
+        XCTAssertEqual(c.train.samplesPerPrompt, 3)
+        XCTAssertNil(c.model.lora)
+        XCTAssertEqual(c.rollout.stop, ["\n\n", "END"])
+        XCTAssertEqual(c.credit, CreditConfig(method: .hapo))  // another method: its own defaults, not GRPO's
+        XCTAssertEqual(c.reward?.terms.map(\.type), ["correct", "overlong"])
+        XCTAssertEqual(c.reward?.terms[1].weight, 0.5)
+        // The resolved config, written and read again, is the same config (reward terms included).
+        XCTAssertEqual(try RunConfig.load(yaml: try c.yaml()), c)
+        // Overriding a nested parameter of the default method keeps the others.
+        let g = try RunConfig.load(yaml: "credit: {params: {std_normalize: false}}")
+        guard case .grpo(let p) = g.credit else { return XCTFail("\(g.credit)") }
+        XCTAssertFalse(p.stdNormalize)
+    }
+
+    func testErrorsNameTheFileLineAndKey() {
+        XCTAssertEqual(error("optim:\n  lr: 0.1\n  lrr: 3\n"),
+                       "run.yaml:3: unknown key 'optim.lrr' (known in 'optim': lr, schedule, weight_decay, max_grad_norm, warmup_steps, min_lr_ratio)")
+        XCTAssertTrue(error("model: {}\nmodle: {}\n").hasPrefix("run.yaml:2: unknown key 'modle' (known in the top level: model, data,"), error("modle: {}"))
+        XCTAssertEqual(error("train:\n  steps: many\n"), "run.yaml:2: 'train.steps': expected an integer")
+        XCTAssertEqual(error("rollout:\n  temperature: [1]\n"), "run.yaml:2: 'rollout.temperature': expected one value, not a list or mapping")
+        XCTAssertEqual(error("data:\n  difficulty: 9\n"), "run.yaml: config: 'data.difficulty' must be 1…5, got 9")
+        XCTAssertEqual(error("credit: {method: nope}"), "run.yaml: unknown method 'nope' (known: grpo, rloo, reinforce_pp, gae, tempo, spo_chain, spo_tree, pure, gigpo, hapo, tw_grpo, d3s, hicra)")
+        XCTAssertEqual(error("reward: {terms: [{type: correct, extractr: boxed}]}"),
+                       "run.yaml: reward term 0 ('correct'): unknown key 'extractr' (known: correct, extractor, incorrect, match, tolerance, weight)")
+        XCTAssertTrue(error("objective: {clip_eps: 0.2}").hasPrefix("run.yaml: objective: unknown key 'clip_eps'"), error("objective: {clip_eps: 0.2}"))
+        XCTAssertEqual(error("- a\n- b\n"), "run.yaml: the config must be a mapping of sections (model, data, …)")
+        XCTAssertTrue(error("train: [\n").hasPrefix("run.yaml: "), error("train: [\n"))
+        XCTAssertEqual(error("", overrides: ["lr=3"]), "--set 'lr=3': the key must be section.key (e.g. optim.lr=1e-4)")
+        XCTAssertEqual(error("", overrides: ["optim.lr"]), "--set 'optim.lr': expected section.key=value")
+        XCTAssertEqual(error("", overrides: ["optim.lr=fast"]), "run.yaml: 'optim.lr': expected a number")
+        XCTAssertEqual(error("eval: {temperature: 0, samples: 4}"), "run.yaml: config: 'eval.samples' must be 1 with greedy decoding ('eval.temperature' 0)")
+    }
+}

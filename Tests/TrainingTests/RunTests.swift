@@ -1,0 +1,175 @@
+import Foundation
+import XCTest
+@testable import Models
+@testable import Rewards
+@testable import Torch
+@testable import Training
+
+final class EvaluationTests: XCTestCase {
+    func testPassAtKIsTheUnbiasedEstimator() {
+        // 1 − C(n−c, k)/C(n, k): n=4, c=1, k=2 → 1 − 3/6; n=5, c=2, k=2 → 1 − 3/10; all wrong → 0; too few wrong → 1.
+        XCTAssertEqual(EvalResult.passAtK(n: 4, c: 1, k: 2), 0.5, accuracy: 1e-12)
+        XCTAssertEqual(EvalResult.passAtK(n: 5, c: 2, k: 2), 0.7, accuracy: 1e-12)
+        XCTAssertEqual(EvalResult.passAtK(n: 4, c: 1, k: 1), 0.25, accuracy: 1e-12)
+        XCTAssertEqual(EvalResult.passAtK(n: 4, c: 0, k: 4), 0)
+        XCTAssertEqual(EvalResult.passAtK(n: 4, c: 3, k: 2), 1)
+    }
+
+    func testConfidenceIntervalUsesStudentsT() {
+        // [0, 1, 0, 1]: mean ½, s = √(1/3), s/√4 = 0.288675, t(3) = 3.182 → 0.918565.
+        let e = Estimate([0, 1, 0, 1])
+        XCTAssertEqual(e.mean, 0.5)
+        XCTAssertEqual(e.ci95, 3.182 * (1.0 / 3).squareRoot() / 2, accuracy: 1e-12)
+        XCTAssertEqual(Estimate([2]).ci95, 0)
+        XCTAssertEqual(Estimate.t975(df: 40), 2.021, accuracy: 1e-3)
+        XCTAssertEqual(Estimate.t975(df: 120), 1.980, accuracy: 1e-3)
+    }
+
+    func testEvaluateCountsEveryResponse() throws {
+        let p = try Pretrained.tinyRandom()
+        let samples = [TaskSample(prompt: "a", answer: "1"), TaskSample(prompt: "b", answer: "2"), TaskSample(prompt: "c", answer: "3")]
+        // A reward that is 1 for every response: accuracy and pass@k must be exactly 1 with no spread.
+        let always = CompositeReward([(1, ConstantReward())])
+        let r = try evaluate(model: p.model, tokenizer: p.tokenizer, samples: samples, reward: always, samplesPerPrompt: 4,
+                             config: .init(temperature: 1, maxNewTokens: 4, seed: 1), batchPrompts: 4)
+        XCTAssertEqual(r.prompts, 3)
+        XCTAssertEqual(r.accuracy, Estimate(mean: 1, ci95: 0))
+        XCTAssertEqual(r.passAtK.keys.sorted(), [1, 2, 4])
+        XCTAssertEqual(r.reward.mean, 2)
+        XCTAssertThrowsError(try evaluate(model: p.model, tokenizer: p.tokenizer, samples: samples, reward: always, samplesPerPrompt: 2,
+                                          config: .init(temperature: 0, maxNewTokens: 4))) {
+            XCTAssertEqual("\($0)", "eval: greedy decoding (temperature 0) gives one answer per prompt; use samples 1")
+        }
+    }
+}
+
+/// "correct" every time, worth 2.
+struct ConstantReward: RewardFunction {
+    var name: String { "correct" }
+    func score(_ input: RewardInput) -> RewardScore { RewardScore(value: 2) }
+}
+
+final class RunTests: XCTestCase {
+    var root: URL!
+
+    override func setUpWithError() throws {
+        root = FileManager.default.temporaryDirectory.appendingPathComponent("tw-run-\(UUID().uuidString)")
+    }
+
+    override func tearDownWithError() throws { try? FileManager.default.removeItem(at: root) }
+
+    func tinyConfig(steps: Int = 4) -> RunConfig {
+        var c = Preset.tiny.config
+        c.train.steps = steps
+        c.output.checkpointEvery = 2
+        c.output.keepCheckpoints = 3
+        c.output.saveModel = false
+        c.optim.lr = 1e-2
+        return c
+    }
+
+    /// The figures of a step that must not depend on an interruption (timings do).
+    func replayable(_ dir: URL) -> [[String: Double]] {
+        JSONLines.read(dir.appendingPathComponent("metrics.jsonl")).map { line in
+            line.compactMapValues { ($0 as? NSNumber)?.doubleValue }.filter { !$0.key.contains("seconds") && !$0.key.contains("per_second") }
+        }
+    }
+
+    func testARunWritesItsFolder() throws {
+        let dir = root.appendingPathComponent("a")
+        try TrainingRun.start(config: tinyConfig(), dir: dir, console: .quiet).run()
+        for f in ["config.yaml", "metrics.jsonl", "samples.jsonl", "eval.jsonl", "report.html", "checkpoints/step-4/adapter_model.safetensors",
+                  "checkpoints/step-4/adapter_config.json", "checkpoints/step-4/optimizer.safetensors", "checkpoints/step-2/manifest.json"] {
+            XCTAssertTrue(FileManager.default.fileExists(atPath: dir.appendingPathComponent(f).path), f)
+        }
+        let metrics = JSONLines.read(dir.appendingPathComponent("metrics.jsonl"))
+        XCTAssertEqual(metrics.compactMap { $0["step"] as? Int }, [1, 2, 3, 4])
+        for k in ["reward_mean", "reward_std", "accuracy", "response_length", "loss", "grad_norm", "lr", "clip_fraction_high",
+                  "rollout_tokens_per_second", "train_tokens_per_second", "rollout_seconds", "train_seconds", "entropy"] {
+            XCTAssertNotNil(metrics[0][k], k)
+        }
+        let samples = JSONLines.read(dir.appendingPathComponent("samples.jsonl"))
+        XCTAssertEqual(samples.count, 4 * 8)   // samples_per_step 8 ≥ the 2 × 4 rollouts of a step
+        let s = samples[0]
+        XCTAssertEqual((s["advantages"] as? [Any])?.count, (s["tokens"] as? [Any])?.count)
+        XCTAssertEqual((s["pieces"] as? [Any])?.count, (s["tokens"] as? [Any])?.count)
+        XCTAssertEqual(JSONLines.read(dir.appendingPathComponent("eval.jsonl")).compactMap { $0["phase"] as? String }, ["before", "after"])
+        // The written config is the run's config.
+        let written = try String(contentsOf: dir.appendingPathComponent("config.yaml"), encoding: .utf8)
+        XCTAssertEqual(try RunConfig.load(yaml: written), tinyConfig())
+        // The report draws the curves and colours the tokens.
+        let html = try String(contentsOf: dir.appendingPathComponent("report.html"), encoding: .utf8)
+        XCTAssertTrue(html.contains("<polyline") && html.contains("reward (mean)"))
+        XCTAssertTrue(html.contains("class=tok style=\"background:rgba(") && html.contains("advantage "))
+        XCTAssertTrue(html.contains("Held-out evaluation"))
+        XCTAssertFalse(html.contains("http://") || html.contains("https://") || html.contains("<script"), "the report must be self-contained")
+        // A finished run's folder is not reused.
+        XCTAssertThrowsError(try TrainingRun.start(config: tinyConfig(), dir: dir, console: .quiet)) {
+            XCTAssertTrue("\($0)".contains("the run folder exists and is not empty (continue it with --resume"), "\($0)")
+        }
+    }
+
+    /// Resuming from a checkpoint replays the same steps; a damaged newest checkpoint is skipped.
+    func testResumeFromADamagedCheckpointReplaysTheSameSteps() throws {
+        let whole = root.appendingPathComponent("whole"), cut = root.appendingPathComponent("cut")
+        try TrainingRun.start(config: tinyConfig(steps: 6), dir: whole, console: .quiet).run()
+        // The same run "killed" after step 5: checkpoints 2 and 4 exist, step 5's records were written.
+        var short = tinyConfig(steps: 6)
+        short.train.steps = 6
+        let run = try TrainingRun.start(config: short, dir: cut, console: .quiet)
+        try run.runSteps(upTo: 5)
+        // Damage checkpoint 4: cut its adapter file short.
+        let adapter = Checkpoint.folder(cut, step: 4).appendingPathComponent("adapter_model.safetensors")
+        let bytes = try Data(contentsOf: adapter)
+        try bytes.prefix(bytes.count - 7).write(to: adapter)
+        XCTAssertThrowsError(try Checkpoint.verify(Checkpoint.folder(cut, step: 4))) {
+            XCTAssertEqual("\($0)", "step-4: adapter_model.safetensors has the wrong size (cut short?)")
+        }
+        // A half-written checkpoint (no manifest) is refused too.
+        try FileManager.default.createDirectory(at: Checkpoint.folder(cut, step: 5), withIntermediateDirectories: true)
+        let resumed = try TrainingRun.resume(dir: cut, console: .quiet)
+        XCTAssertEqual(resumed.startStep, 2)
+        try resumed.run()
+        XCTAssertEqual(replayable(cut), replayable(whole))
+        XCTAssertEqual(replayable(cut).count, 6)
+    }
+
+    func testBadInputsWriteNothing() throws {
+        var c = tinyConfig()
+        c.model.path = root.appendingPathComponent("missing-model").path
+        let dir = root.appendingPathComponent("bad")
+        XCTAssertThrowsError(try TrainingRun.start(config: c, dir: dir, console: .quiet)) {
+            XCTAssertEqual("\($0)", "\(self.root.appendingPathComponent("missing-model").path): no such file or directory")
+        }
+        XCTAssertFalse(FileManager.default.fileExists(atPath: dir.path))
+        c = tinyConfig()
+        try FileManager.default.createDirectory(at: root, withIntermediateDirectories: true)
+        let data = root.appendingPathComponent("bad.jsonl")
+        try Data("{\"prompt\": \"1+1\", \"answer\": \"2\"}\n{\"prompt\": 3}\n".utf8).write(to: data)
+        c.data.task = data.path
+        c.data.evalSize = 0.5
+        XCTAssertThrowsError(try TrainingRun.start(config: c, dir: dir, console: .quiet)) {
+            XCTAssertEqual("\($0)", "\(data.path):2: 'prompt' must be a string")
+        }
+        XCTAssertFalse(FileManager.default.fileExists(atPath: dir.path))
+        XCTAssertThrowsError(try TrainingRun.resume(dir: root.appendingPathComponent("nowhere"), console: .quiet)) {
+            XCTAssertTrue("\($0)".contains("config.yaml: cannot read (is "), "\($0)")
+        }
+    }
+
+    func testProceduralEvalPromptsAreHeldOut() throws {
+        var d = RunConfig.DataSection()
+        d.evalSize = 40
+        d.trainSize = 200
+        let p = try Pretrained.tinyRandom()
+        let set = try TaskData.load(d, reward: nil, chat: try p.chatTemplate())
+        XCTAssertEqual(set.eval.count, 40)
+        XCTAssertEqual(set.train.count, 200)
+        XCTAssertTrue(Set(set.train.map(\.prompt)).isDisjoint(with: set.eval.map(\.prompt)))
+        XCTAssertTrue(set.train[0].prompt.hasPrefix("<|im_start|>user\nWhat is "), set.train[0].prompt)
+        d.evalSize = 5000
+        XCTAssertThrowsError(try TaskData.load(d, reward: nil, chat: try p.chatTemplate())) {
+            XCTAssertEqual("\($0)", "data: every 'arithmetic' prompt at difficulty 1 is held out for evaluation; lower 'eval_size'")
+        }
+    }
+}
