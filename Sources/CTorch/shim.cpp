@@ -13,6 +13,7 @@
 
 #include <immintrin.h>
 #include <dlfcn.h>
+#include <malloc.h>
 #include <cstdlib>
 #include <cstring>
 #include <mutex>
@@ -120,6 +121,17 @@ void tw_error_free(char *err) { free(err); }
 
 const char *tw_version(void) { return TORCH_VERSION; }
 void tw_set_num_threads(int n) { if (n > 0) at::set_num_threads(n); }
+
+// glibc serves blocks above 32 MB with a fresh mmap and unmaps them on free, so every
+// training step page-faults and zero-fills its ~100 MB logits chunks anew (half the step's time
+// in the kernel). Serving them from the heap and never trimming it lets the next step reuse them.
+void tw_retain_freed_memory(void) {
+#ifdef __GLIBC__
+  mallopt(M_MMAP_MAX, 0);
+  mallopt(M_TRIM_THRESHOLD, -1);  // -1: never trim (mallopt(3))
+  mallopt(M_TOP_PAD, 256 << 20);
+#endif
+}
 int tw_get_num_threads(void) { return at::get_num_threads(); }
 void tw_manual_seed(uint64_t seed) {
   auto g = at::detail::getDefaultCPUGenerator();

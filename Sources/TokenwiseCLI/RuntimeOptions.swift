@@ -18,6 +18,7 @@ struct RuntimeOptions: ParsableArguments {
     /// Applies the thread count and returns the device, checking that it can be used.
     func apply() throws -> Device {
         Torch.threads = threads ?? ProcessInfo.processInfo.activeProcessorCount
+        Torch.retainFreedMemory()
         let d = try Device(parsing: device)
         if case .cuda = d {
             if let reason = Torch.cudaUnavailableReason { throw TorchError("--device \(device): \(reason)") }

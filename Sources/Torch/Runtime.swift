@@ -11,6 +11,11 @@ public enum Torch {
         set { tw_set_num_threads(Int32(Swift.max(1, newValue))) }
     }
 
+    /// Keeps freed memory in the process for reuse instead of returning it to the system (glibc).
+    /// Training allocates and frees the same large blocks every step; returning them costs page
+    /// faults and zero-filling each time. The process keeps its peak heap until it exits.
+    public static func retainFreedMemory() { tw_retain_freed_memory() }
+
     /// Seeds the global generator used when an op is given no `Generator`.
     public static func manualSeed(_ seed: UInt64) { tw_manual_seed(seed) }
 

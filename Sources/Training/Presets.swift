@@ -33,7 +33,7 @@ public enum Preset: String, CaseIterable, Sendable {
         c.model.lora = .init(rank: 16, alpha: 32)
         c.optim.lr = 1e-3
         c.optim.warmupSteps = 2
-        c.train.steps = 24
+        c.train.steps = 16
         c.train.promptsPerStep = 4
         c.train.samplesPerPrompt = 8
         c.eval.samples = 4

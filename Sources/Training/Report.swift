@@ -124,7 +124,12 @@ public enum Report {
     static func sampleSection(_ samples: [[String: Any]]) -> String {
         guard !samples.isEmpty else { return "" }
         let steps = Set(samples.compactMap { number($0["step"]).map { Int($0) } }).sorted()
-        let shown = Array(Set([steps.first!, steps.last!])).sorted()
+        // The first step, and the last one whose advantages are not all zero (once every response
+        // in a group earns the same reward there is no credit left to show).
+        let informative = steps.last { s in
+            samples.contains { number($0["step"]).map { Int($0) } == s && ($0["advantages"] as? [Any] ?? []).contains { (number($0) ?? 0) != 0 } }
+        }
+        let shown = Array(Set([steps.first!, informative ?? steps.last!])).sorted()
         var html = "<h2>Sample responses, tokens coloured by advantage</h2>\n"
         html += "<p class=sub><span class=\"k pos\">positive</span> <span class=\"k neg\">negative</span> advantage; hover a token for its logprob, entropy and advantage.</p>\n"
         for s in shown {

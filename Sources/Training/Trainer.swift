@@ -126,13 +126,19 @@ public final class Trainer {
     }
 
     /// Per-token logprobs (and entropies) of each response under `m`, [N, R] right-padded.
+    /// The vocabulary projection runs only from the first response position on: over a batch of
+    /// 49k-word logits, skipping the prompts saves most of the time and memory of this pass.
     static func responseLogprobs(_ m: CausalLM, rows: [[Int]], promptLengths: [Int], responseLengths: [Int]) throws -> (Tensor, Tensor) {
         let (ids, mask) = batch(rows)
         let t = ids.size(1)
         let hidden = try m.hidden(ids.narrowed(dim: 1, start: 0, length: t - 1), attentionMask: mask.narrowed(dim: 1, start: 0, length: t - 1))
-        let (lp, ent) = m.tokenLogprobs(hidden: hidden, targets: ids.narrowed(dim: 1, start: 1, length: t - 1), chunk: 64)
+        let first = promptLengths.min()! - 1
+        // About 512 rows of logits per chunk (~100 MB in float32 for a 49k vocabulary).
+        let chunk = Swift.max(1, 512 / rows.count)
+        let (lp, ent) = m.tokenLogprobs(hidden: hidden.narrowed(dim: 1, start: first, length: t - 1 - first),
+                                        targets: ids.narrowed(dim: 1, start: first + 1, length: t - 1 - first), chunk: chunk)
         let width = responseLengths.max()!
-        let index = zip(promptLengths, responseLengths).flatMap { p, r in (0..<width).map { Int64(p - 1 + Swift.min($0, r - 1)) } }
+        let index = zip(promptLengths, responseLengths).flatMap { p, r in (0..<width).map { Int64(p - 1 - first + Swift.min($0, r - 1)) } }
         let idx = Tensor(index, shape: [rows.count, width])
         return (lp.gather(dim: 1, index: idx), ent.gather(dim: 1, index: idx))
     }

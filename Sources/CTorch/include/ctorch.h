@@ -56,6 +56,8 @@ void tw_error_free(char *err);
 // --- library ---
 const char *tw_version(void);
 void tw_set_num_threads(int n);
+/* Keeps freed memory in the process heap for reuse (glibc: no mmap for big blocks, no trimming). */
+void tw_retain_freed_memory(void);
 int tw_get_num_threads(void);
 void tw_manual_seed(uint64_t seed);
 // Loads libtorch_cuda.so (once) and reports whether a CUDA device can be used.
