@@ -54,7 +54,8 @@ public final class CausalLM {
     }
 
     var embedding: Tensor { weights["model.embed_tokens.weight"]! }
-    var lmHead: Tensor { weights["lm_head.weight"] ?? embedding }
+    /// The output projection (the tied embedding when the model has no separate head).
+    public var lmHead: Tensor { weights["lm_head.weight"] ?? embedding }
     public var dtype: DType { embedding.dtype }
     public var device: Device { embedding.device }
 

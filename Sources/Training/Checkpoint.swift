@@ -15,8 +15,8 @@ public enum Checkpoint {
 
     public static func folder(_ run: URL, step: Int) -> URL { run.appendingPathComponent("checkpoints/step-\(step)") }
 
-    /// Writes the trainer's weights and optimizer state as `checkpoints/step-<step>`.
-    public static func write(run: URL, step: Int, seed: UInt64, pretrained: Pretrained, trainer: Trainer) throws {
+    /// Writes the trained weights and the optimizer state as `checkpoints/step-<step>`.
+    public static func write(run: URL, step: Int, seed: UInt64, pretrained: Pretrained, optimizer: AdamW) throws {
         let fm = FileManager.default
         let parent = run.appendingPathComponent("checkpoints")
         try fm.createDirectory(at: parent, withIntermediateDirectories: true)
@@ -27,7 +27,7 @@ public enum Checkpoint {
         } else {
             try pretrained.save(to: tmp)
         }
-        try trainer.optimizer.save(to: tmp.appendingPathComponent("optimizer.safetensors"))
+        try optimizer.save(to: tmp.appendingPathComponent("optimizer.safetensors"))
         try JSONEncoder().encode(State(step: step, seed: seed)).write(to: tmp.appendingPathComponent("trainer_state.json"))
         var files: [String: [String: String]] = [:]
         for name in try fm.contentsOfDirectory(atPath: tmp.path).sorted() {
@@ -78,8 +78,8 @@ public enum Checkpoint {
         return nil
     }
 
-    /// Loads the weights and optimizer state of `dir` into the trainer (in place).
-    public static func restore(_ dir: URL, pretrained: Pretrained, trainer: Trainer) throws {
+    /// Loads the weights and optimizer state of `dir` into the model and optimizer (in place).
+    public static func restore(_ dir: URL, pretrained: Pretrained, optimizer: AdamW) throws {
         try withTorchErrors {
             if let lora = pretrained.model.lora {
                 let file = try Safetensors.File(url: dir.appendingPathComponent("adapter_model.safetensors"))
@@ -102,7 +102,7 @@ public enum Checkpoint {
                 }
             }
         }
-        try trainer.optimizer.load(from: dir.appendingPathComponent("optimizer.safetensors"))
+        try optimizer.load(from: dir.appendingPathComponent("optimizer.safetensors"))
     }
 
     /// Deletes all but the newest `keep` checkpoints.

@@ -88,6 +88,8 @@ extension RunConfig {
     static func merge(_ base: Node, _ over: Node, path: [String] = []) -> Node {
         guard var b = base.mapping, let o = over.mapping else { return over }
         if path == ["credit"], o["method"] != nil, o["method"]?.string != b["method"]?.string { return over }
+        // A preference loss (`name: dpo`, …) shares no keys with the policy loss it replaces.
+        if path == ["objective"], (o["name"] != nil) != (b["name"] != nil) { return over }
         for (k, v) in o {
             let key = k.string ?? ""
             if let existing = b[k], path != ["reward"] {

@@ -15,7 +15,10 @@ public final class TrainingRun {
     public let dir: URL
     let pretrained: Pretrained
     let data: TaskData
-    let trainer: Trainer
+    /// The RL trainer, or (for a preference objective) the preference trainer.
+    let trainer: Trainer?
+    let preferenceTrainer: PreferenceTrainer?
+    var optimizer: AdamW { trainer?.optimizer ?? preferenceTrainer!.optimizer }
     let console: Console
     public private(set) var startStep = 0
 
@@ -40,7 +43,7 @@ public final class TrainingRun {
         let config = try RunConfig.load(yaml: text, file: url.path)
         let run = try TrainingRun(config: config, dir: dir, console: console, device: device)
         if let (checkpoint, state) = Checkpoint.latest(run: dir, notice: { run.say("warning: \($0)") }) {
-            try Checkpoint.restore(checkpoint, pretrained: run.pretrained, trainer: run.trainer)
+            try Checkpoint.restore(checkpoint, pretrained: run.pretrained, optimizer: run.optimizer)
             run.startStep = state.step
             run.say("resuming \(dir.path) after step \(state.step) (\(checkpoint.lastPathComponent))")
         } else {
@@ -58,8 +61,18 @@ public final class TrainingRun {
         self.dir = dir
         self.console = console
         pretrained = try Pretrained.load(config.model.path, device: device)
-        data = try TaskData.load(config.data, reward: config.reward, chat: try pretrained.chatTemplate())
-        trainer = try Trainer(model: pretrained.model, tokenizer: pretrained.tokenizer, reward: data.reward, config: config.trainer)
+        if let objective = config.preference {
+            data = try TaskData.loadPairs(config.data, chat: try pretrained.chatTemplate())
+            let rewardModel = try config.model.rewardModel.map { try Pretrained.load($0, device: device).model }
+            preferenceTrainer = try PreferenceTrainer(model: pretrained.model, tokenizer: pretrained.tokenizer, objective: objective,
+                                                      lora: config.model.lora, lr: config.optim.lr, weightDecay: config.optim.weightDecay,
+                                                      maxGradNorm: config.optim.maxGradNorm, seed: config.rollout.seed, rewardModel: rewardModel)
+            trainer = nil
+        } else {
+            data = try TaskData.load(config.data, reward: config.reward, chat: try pretrained.chatTemplate())
+            trainer = try Trainer(model: pretrained.model, tokenizer: pretrained.tokenizer, reward: data.reward, config: config.trainer)
+            preferenceTrainer = nil
+        }
     }
 
     func say(_ line: String) {
@@ -68,25 +81,31 @@ public final class TrainingRun {
         fflush(nil)
     }
 
-    /// The prompts of step `s`: consecutive slices of a seeded shuffle of the training prompts,
-    /// reshuffled each pass.
-    func prompts(step s: Int) -> [TaskSample] {
+    /// The items (prompts or pairs) of step `s`: consecutive slices of a seeded shuffle, reshuffled each pass.
+    func batch<T>(_ items: [T], step s: Int) -> [T] {
         let n = config.train.promptsPerStep
         return (s * n..<(s + 1) * n).map { i in
-            let pass = i / data.train.count
+            let pass = i / items.count
             var rng = SplitMix64(seed: config.train.seed &+ UInt64(pass) &* 0x9E37_79B9_7F4A_7C15)
-            let order = Array(data.train.indices).shuffled(using: &rng)
-            return data.train[order[i % data.train.count]]
+            let order = Array(items.indices).shuffled(using: &rng)
+            return items[order[i % items.count]]
         }
     }
 
     /// Evaluates on the held-out prompts and appends the result to eval.jsonl.
     @discardableResult
     public func evaluate(step: Int, phase: String) throws -> EvalResult? {
-        guard !data.eval.isEmpty else { return nil }
-        say("eval (\(phase), step \(step)): \(data.eval.count) prompts × \(config.eval.samples) samples …")
-        let r = try Training.evaluate(model: pretrained.model, tokenizer: pretrained.tokenizer, samples: data.eval, reward: data.reward,
+        let r: EvalResult
+        if let preferenceTrainer {
+            guard !data.evalPairs.isEmpty else { return nil }
+            say("eval (\(phase), step \(step)): \(data.evalPairs.count) held-out pairs …")
+            r = try preferenceTrainer.evaluate(data.evalPairs)
+        } else {
+            guard !data.eval.isEmpty else { return nil }
+            say("eval (\(phase), step \(step)): \(data.eval.count) prompts × \(config.eval.samples) samples …")
+            r = try Training.evaluate(model: pretrained.model, tokenizer: pretrained.tokenizer, samples: data.eval, reward: data.reward,
                                       samplesPerPrompt: config.eval.samples, config: config.evalSampling)
+        }
         var line = try JSONLines.object(r)
         line["step"] = step
         line["phase"] = phase
@@ -100,7 +119,7 @@ public final class TrainingRun {
     /// model the config asks for.
     public func run() throws {
         let t = config.train
-        say("tokenwise train — \(config.model.path), \(config.credit.method.rawValue), task \(config.data.task) (difficulty \(config.data.difficulty)), "
+        say("tokenwise train — \(config.model.path), \(config.preference?.name.rawValue ?? config.credit.method.rawValue), task \(config.data.task) (difficulty \(config.data.difficulty)), "
             + "\(t.steps) steps × \(t.promptsPerStep) prompts × \(t.samplesPerPrompt) samples, \(Torch.threads) thread(s) → \(dir.path)")
         if startStep == 0 && config.eval.before && !JSONLines.contains(dir.appendingPathComponent("eval.jsonl"), phase: "before") {
             try evaluate(step: 0, phase: "before")
@@ -127,19 +146,24 @@ public final class TrainingRun {
         let began = Date()
         var counter = 0
         for s in startStep..<Swift.min(end, t.steps) {
-            trainer.optimizer.learningRate = schedule.learningRate(base: config.optim.lr, step: s)
+            optimizer.learningRate = schedule.learningRate(base: config.optim.lr, step: s)
             let seed = config.rollout.seed &+ UInt64(s + 1) &* 0xA24B_AED4_963E_E407
             var refills = 0
-            let metrics = try trainer.step(prompts(step: s), progress: Double(s) / Double(Swift.max(t.steps, 1)), seed: seed) { n in
-                // Extra prompts for dynamic sampling: a seeded draw per step and call.
-                refills += 1
-                var rng = SplitMix64(seed: seed ^ UInt64(refills))
-                return (0..<n).map { _ in self.data.train[Int(rng.next() % UInt64(self.data.train.count))] }
+            let metrics: [String: Double]
+            if let preferenceTrainer {
+                metrics = try preferenceTrainer.step(batch(data.trainPairs, step: s))
+            } else {
+                metrics = try trainer!.step(batch(data.train, step: s), progress: Double(s) / Double(Swift.max(t.steps, 1)), seed: seed) { n in
+                    // Extra prompts for dynamic sampling: a seeded draw per step and call.
+                    refills += 1
+                    var rng = SplitMix64(seed: seed ^ UInt64(refills))
+                    return (0..<n).map { _ in self.data.train[Int(rng.next() % UInt64(self.data.train.count))] }
+                }
             }
             var line: [String: Any] = metrics
             line["step"] = s + 1
             try JSONLines.append(line, to: dir.appendingPathComponent("metrics.jsonl"))
-            for r in trainer.lastRecords.prefix(config.output.samplesPerStep) {
+            for r in (trainer?.lastRecords ?? []).prefix(config.output.samplesPerStep) {
                 var rec = try JSONLines.object(r)
                 rec["step"] = s + 1
                 try JSONLines.append(rec, to: dir.appendingPathComponent("samples.jsonl"))
@@ -149,7 +173,7 @@ public final class TrainingRun {
             progress(step: s + 1, metrics: metrics, line: line, perStep: Date().timeIntervalSince(began) / Double(counter))
             if config.eval.every > 0, (s + 1) % config.eval.every == 0, s + 1 < t.steps { try evaluate(step: s + 1, phase: "during") }
             if config.output.checkpointEvery > 0, (s + 1) % config.output.checkpointEvery == 0 || s + 1 == t.steps {
-                try Checkpoint.write(run: dir, step: s + 1, seed: config.train.seed, pretrained: pretrained, trainer: trainer)
+                try Checkpoint.write(run: dir, step: s + 1, seed: config.train.seed, pretrained: pretrained, optimizer: optimizer)
                 Checkpoint.prune(run: dir, keep: config.output.keepCheckpoints)
             }
         }

@@ -17,6 +17,9 @@ public struct RunConfig: Codable, Equatable, Sendable {
     public var reward: RewardConfig? = nil
     public var credit: CreditConfig = .grpo(.init())
     public var objective = PolicyLossConfig()
+    /// Set when the `objective` section names a preference loss (`name: dpo | ipo | tdpo1 | tdpo2 |
+    /// tgdpo | sparsepo | weighted_dpo`): the run then trains offline on the data's preference pairs.
+    public var preference: PreferenceLoss.Config? = nil
     public var optim = OptimSection()
     public var train = TrainSection()
     public var eval = EvalSection()
@@ -29,13 +32,16 @@ public struct RunConfig: Codable, Equatable, Sendable {
         public var path = "default"
         /// LoRA adapters; null trains every weight.
         public var lora: LoRA.Config? = LoRA.Config()
+        /// A frozen token-reward model (objective `tgdpo` only).
+        public var rewardModel: String? = nil
         public init() {}
-        enum CodingKeys: String, CodingKey { case path, lora }
+        enum CodingKeys: String, CodingKey { case path, lora, rewardModel = "reward_model" }
         // `lora: null` must be written out: left away, reading the file back would bring the default adapters.
         public func encode(to encoder: Encoder) throws {
             var c = encoder.container(keyedBy: CodingKeys.self)
             try c.encode(path, forKey: .path)
             try c.encode(lora, forKey: .lora)
+            try c.encodeIfPresent(rewardModel, forKey: .rewardModel)
         }
     }
 
@@ -123,6 +129,48 @@ public struct RunConfig: Codable, Equatable, Sendable {
         }
     }
 
+    enum CodingKeys: String, CodingKey { case model, data, rollout, reward, credit, objective, optim, train, eval, output }
+    struct AnyKey: CodingKey {
+        var stringValue: String
+        var intValue: Int? { nil }
+        init?(stringValue: String) { self.stringValue = stringValue }
+        init?(intValue: Int) { nil }
+    }
+
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        model = try c.decode(ModelSection.self, forKey: .model)
+        data = try c.decode(DataSection.self, forKey: .data)
+        rollout = try c.decode(SamplingConfig.self, forKey: .rollout)
+        reward = try c.decodeIfPresent(RewardConfig.self, forKey: .reward)
+        credit = try c.decode(CreditConfig.self, forKey: .credit)
+        // `objective` is a policy loss, or a preference loss when it names one.
+        let o = try c.superDecoder(forKey: .objective)
+        if try o.container(keyedBy: AnyKey.self).allKeys.contains(where: { $0.stringValue == "name" }) {
+            preference = try PreferenceLoss.Config(from: o)
+        } else {
+            objective = try PolicyLossConfig(from: o)
+        }
+        optim = try c.decode(OptimSection.self, forKey: .optim)
+        train = try c.decode(TrainSection.self, forKey: .train)
+        eval = try c.decode(EvalSection.self, forKey: .eval)
+        output = try c.decode(OutputSection.self, forKey: .output)
+    }
+
+    public func encode(to encoder: Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(model, forKey: .model)
+        try c.encode(data, forKey: .data)
+        try c.encode(rollout, forKey: .rollout)
+        try c.encodeIfPresent(reward, forKey: .reward)
+        try c.encode(credit, forKey: .credit)
+        if let preference { try c.encode(preference, forKey: .objective) } else { try c.encode(objective, forKey: .objective) }
+        try c.encode(optim, forKey: .optim)
+        try c.encode(train, forKey: .train)
+        try c.encode(eval, forKey: .eval)
+        try c.encode(output, forKey: .output)
+    }
+
     /// Checks what the section structs cannot express; names the key.
     public func validate() throws {
         try trainer.validate()
@@ -143,6 +191,8 @@ public struct RunConfig: Codable, Equatable, Sendable {
         try need(output.checkpointEvery >= 0, "'output.checkpoint_every' must be >= 0")
         try need(output.keepCheckpoints >= 1, "'output.keep_checkpoints' must be at least 1")
         try need(output.samplesPerStep >= 0, "'output.samples_per_step' must be >= 0")
+        try need(model.rewardModel == nil || preference?.name == .tgdpo, "'model.reward_model' is only used by objective 'tgdpo'")
+        try need(preference?.name != .tgdpo || model.rewardModel != nil, "objective 'tgdpo' needs a frozen token-reward model: set 'model.reward_model'")
     }
 
     /// The trainer's view of the run.

@@ -7,6 +7,33 @@ public struct TaskData: Sendable {
     public var train: [TaskSample]
     public var eval: [TaskSample]
     public var reward: RewardFunction
+    /// Preference pairs (preference objectives only; then `train` and `eval` are empty).
+    public var trainPairs: [PreferencePair] = []
+    public var evalPairs: [PreferencePair] = []
+
+    /// The preference pairs of a JSONL file, split by seed; every line must be a pair.
+    public static func loadPairs(_ data: RunConfig.DataSection, chat: ChatTemplate) throws -> TaskData {
+        guard ProceduralTask(rawValue: data.task) == nil else {
+            throw TrainingError("data: a preference objective trains on a JSONL file of {prompt, chosen, rejected} pairs, not the procedural task '\(data.task)'")
+        }
+        let set = try Dataset.load(URL(fileURLWithPath: data.task))
+        var pairs = [PreferencePair]()
+        for e in set.examples {
+            guard case .preference(let prompt, let chosen, let rejected) = e else {
+                throw TrainingError("\(data.task): a preference objective needs every line to be a {prompt, chosen, rejected} pair")
+            }
+            var messages = [ChatMessage]()
+            if let system = data.system { messages.append(ChatMessage(role: "system", content: system)) }
+            messages.append(ChatMessage(role: "user", content: prompt))
+            pairs.append(PreferencePair(prompt: chat.render(messages, addGenerationPrompt: true), chosen: chosen, rejected: rejected))
+        }
+        let fraction = data.evalSize < 1 ? data.evalSize : data.evalSize / Double(pairs.count)
+        var rng = SplitMix64(seed: data.seed)
+        let shuffled = pairs.shuffled(using: &rng)
+        let n = Int((Double(shuffled.count) * Swift.min(fraction, 0.999)).rounded())
+        guard n < shuffled.count else { throw TrainingError("\(data.task): no training pairs are left after the eval split") }
+        return TaskData(train: [], eval: [], reward: CompositeReward([]), trainPairs: Array(shuffled.dropFirst(n)), evalPairs: Array(shuffled.prefix(n)))
+    }
 
     /// The `data` section read: a procedural task, generated so that no eval prompt is also a
     /// training prompt, or a JSONL file split by seed. `reward` overrides the task's own.

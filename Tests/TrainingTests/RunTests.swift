@@ -1,6 +1,7 @@
 import Foundation
 import XCTest
 @testable import Models
+@testable import Objectives
 @testable import Rewards
 @testable import Torch
 @testable import Training
@@ -171,5 +172,103 @@ final class RunTests: XCTestCase {
         XCTAssertThrowsError(try TaskData.load(d, reward: nil, chat: try p.chatTemplate())) {
             XCTAssertEqual("\($0)", "data: every 'arithmetic' prompt at difficulty 1 is held out for evaluation; lower 'eval_size'")
         }
+    }
+
+    func pairsFile() throws -> URL {
+        try FileManager.default.createDirectory(at: root, withIntermediateDirectories: true)
+        let url = root.appendingPathComponent("pairs.jsonl")
+        let lines = (0..<12).map { i in "{\"prompt\": \"Is \(i) even?\", \"chosen\": \"\(i % 2 == 0 ? "yes" : "no")\", \"rejected\": \"\(i % 2 == 0 ? "no" : "yes")\"}" }
+        try Data(lines.joined(separator: "\n").utf8).write(to: url)
+        return url
+    }
+
+    /// Every preference objective trains offline on pairs through the same run machinery. At the
+    /// first step the policy equals the reference (LoRA's B starts at 0), so every margin is 0 and
+    /// the DPO-family loss is softplus(0) = ln 2; held-out pairs are all ties (accuracy ½).
+    func testEveryPreferenceObjectiveTrains() throws {
+        let pairs = try pairsFile()
+        for name in PreferenceLoss.Name.allCases {
+            var c = tinyConfig(steps: 3)
+            c.data.task = pairs.path
+            c.data.evalSize = 4
+            c.preference = .init(name: name, beta: 0.5)
+            c.optim.lr = 5e-2
+            if name == .tgdpo { c.model.rewardModel = "tiny-random" }
+            let dir = root.appendingPathComponent("pref-\(name.rawValue)")
+            try TrainingRun.start(config: c, dir: dir, console: .quiet).run()
+            let metrics = JSONLines.read(dir.appendingPathComponent("metrics.jsonl"))
+            XCTAssertEqual(metrics.count, 3, name.rawValue)
+            let first = (metrics[0]["loss"] as? NSNumber)?.doubleValue ?? .nan
+            if name == .ipo {
+                XCTAssertEqual(first, 1.0, accuracy: 1e-6, "ipo: (0 − 1/(2·0.5))² = 1")   // u = 0
+            } else if name != .tgdpo {
+                XCTAssertEqual(first, Foundation.log(2.0), accuracy: 1e-5, name.rawValue)
+            }
+            for m in metrics { XCTAssertTrue(((m["loss"] as? NSNumber)?.doubleValue ?? .nan).isFinite, name.rawValue) }
+            XCTAssertNotEqual((metrics[2]["loss"] as? NSNumber)?.doubleValue, first, "\(name.rawValue): the loss did not move")
+            let evals = JSONLines.read(dir.appendingPathComponent("eval.jsonl"))
+            XCTAssertEqual(evals.compactMap { $0["phase"] as? String }, ["before", "after"], name.rawValue)
+            XCTAssertEqual(((evals[0]["accuracy"] as? [String: Any])?["mean"] as? NSNumber)?.doubleValue, 0.5, name.rawValue)
+            // The written config names the preference objective and reads back the same.
+            let text = try String(contentsOf: dir.appendingPathComponent("config.yaml"), encoding: .utf8)
+            XCTAssertEqual(try RunConfig.load(yaml: text).preference?.name, name)
+        }
+    }
+
+    func testPreferenceConfigAndDataErrors() throws {
+        let c = try RunConfig.load(yaml: "objective: {name: tdpo2, beta: 0.2}")
+        XCTAssertEqual(c.preference, .init(name: .tdpo2, beta: 0.2))
+        XCTAssertNil(try RunConfig.load(yaml: "objective: {clip: false}").preference)
+        XCTAssertEqual(try RunConfig.load(yaml: "", overrides: ["objective.name=dpo"]).preference?.name, .dpo)
+        func error(_ yaml: String) -> String { do { _ = try RunConfig.load(yaml: yaml, file: "p.yaml"); return "no error" } catch { return "\(error)" } }
+        XCTAssertEqual(error("objective: {name: tgdpo}"), "p.yaml: config: objective 'tgdpo' needs a frozen token-reward model: set 'model.reward_model'")
+        XCTAssertEqual(error("model: {reward_model: x}"), "p.yaml: config: 'model.reward_model' is only used by objective 'tgdpo'")
+        XCTAssertTrue(error("objective: {name: dpo, ratio: token}").hasPrefix("p.yaml: objective: unknown key 'ratio'"), error("objective: {name: dpo, ratio: token}"))
+        var cfg = tinyConfig()
+        cfg.preference = .init(name: .dpo)
+        XCTAssertThrowsError(try TrainingRun.start(config: cfg, dir: root.appendingPathComponent("x"), console: .quiet)) {
+            XCTAssertEqual("\($0)", "data: a preference objective trains on a JSONL file of {prompt, chosen, rejected} pairs, not the procedural task 'arithmetic'")
+        }
+        try FileManager.default.createDirectory(at: root, withIntermediateDirectories: true)
+        let mixed = root.appendingPathComponent("mixed.jsonl")
+        try Data("{\"prompt\": \"a\", \"chosen\": \"b\", \"rejected\": \"c\"}\n{\"prompt\": \"a\", \"answer\": \"1\"}\n".utf8).write(to: mixed)
+        cfg.data.task = mixed.path
+        XCTAssertThrowsError(try TrainingRun.start(config: cfg, dir: root.appendingPathComponent("x"), console: .quiet)) {
+            XCTAssertEqual("\($0)", "\(mixed.path): a preference objective needs every line to be a {prompt, chosen, rejected} pair")
+        }
+        XCTAssertFalse(FileManager.default.fileExists(atPath: root.appendingPathComponent("x").path))
+    }
+
+    /// DAPO dynamic sampling drops groups whose rewards all agree and refills from more prompts.
+    func testDynamicSamplingDropsUniformGroups() throws {
+        let p = try Pretrained.tinyRandom()
+        var cfg = TrainerConfig()
+        cfg.rollout = .init(temperature: 1, maxNewTokens: 4, seed: 2)
+        cfg.dynamicSampling = true
+        cfg.maxRefills = 2
+        let t = try Trainer(model: p.model, tokenizer: p.tokenizer, reward: PromptReward(), config: cfg)
+        var asked = [Int]()
+        // "flat" prompts always score 0 (a uniform group); "vary" prompts score by response length.
+        let m = try t.step([TaskSample(prompt: "flat 1"), TaskSample(prompt: "vary 1")], seed: 5) { n in
+            asked.append(n)
+            return (0..<n).map { TaskSample(prompt: "vary extra \($0) \(asked.count)") }
+        }
+        XCTAssertEqual(asked, [1])
+        XCTAssertEqual(m["groups_sampled"], 3)
+        XCTAssertEqual(m["groups_kept"], 2)
+        XCTAssertEqual(Set(t.lastRecords.map(\.prompt)), ["vary 1", "vary extra 0 1"])
+        // Without refills available, the step trains on what is left.
+        let only = try t.step([TaskSample(prompt: "flat 2"), TaskSample(prompt: "flat 3")], seed: 6) { _ in [] }
+        XCTAssertEqual(only["groups_kept"], 0)
+        XCTAssertNil(only["loss"])
+        XCTAssertTrue(t.lastRecords.isEmpty)
+    }
+}
+
+/// 0 for prompts that start with "flat"; otherwise the response's length in bytes mod 5.
+struct PromptReward: RewardFunction {
+    var name: String { "prompt" }
+    func score(_ input: RewardInput) -> RewardScore {
+        RewardScore(value: input.prompt.hasPrefix("flat") ? 0 : Double(input.response.utf8.count % 5))
     }
 }

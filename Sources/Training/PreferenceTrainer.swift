@@ -1,0 +1,144 @@
+import Foundation
+import Models
+import Objectives
+import Torch
+
+/// A chosen/rejected pair with its prompt in chat form.
+public struct PreferencePair: Equatable, Sendable {
+    public var prompt: String
+    public var chosen: String
+    public var rejected: String
+    public init(prompt: String, chosen: String, rejected: String) { self.prompt = prompt; self.chosen = chosen; self.rejected = rejected }
+}
+
+/// Offline preference training (DPO, IPO, TDPO, TGDPO, SparsePO, weighted DPO) on pairs, with
+/// the RL trainer's machinery: the same LoRA/full-weight policy, reference (the base with LoRA
+/// off, or a frozen copy), AdamW and clipping. Responses end with the tokenizer's end token, so
+/// the policy also learns where to stop.
+public final class PreferenceTrainer {
+    public let model: CausalLM
+    public let tokenizer: Tokenizer
+    public let loss: PreferenceLoss
+    public let optimizer: AdamW
+    let maxGradNorm: Double
+    let reference: CausalLM?
+    /// The frozen token-reward model TGDPO needs.
+    let rewardModel: CausalLM?
+
+    public init(model: CausalLM, tokenizer: Tokenizer, objective: PreferenceLoss.Config, lora: LoRA.Config?,
+                lr: Double, weightDecay: Double, maxGradNorm: Double, seed: UInt64, rewardModel: CausalLM? = nil) throws {
+        if objective.name == .tgdpo && rewardModel == nil {
+            throw TrainingError("objective 'tgdpo' needs a frozen token-reward model: set model.reward_model")
+        }
+        if objective.name != .tgdpo && rewardModel != nil {
+            throw TrainingError("model.reward_model is only used by objective 'tgdpo', not '\(objective.name.rawValue)'")
+        }
+        self.model = model
+        self.tokenizer = tokenizer
+        self.loss = PreferenceLoss(objective)
+        self.maxGradNorm = maxGradNorm
+        self.rewardModel = rewardModel
+        let params: [Tensor]
+        if let lora {
+            params = try LoRA(attachingTo: model, config: lora, seed: seed).parameters
+            reference = nil
+        } else {
+            try withTorchErrors { for p in model.parameters { p.requiresGrad = true } }
+            params = model.parameters
+            reference = try CausalLM(config: model.config, weights: withTorchErrors { model.weights.mapValues { $0.detached().clone() } })
+        }
+        optimizer = try AdamW(parameters: params, options: .init(lr: lr, weightDecay: weightDecay))
+    }
+
+    /// Token rows (prompt + response + end token), prompt lengths and response lengths.
+    func rows(_ pairs: [PreferencePair], _ side: KeyPath<PreferencePair, String>) -> ([[Int]], [Int], [Int]) {
+        let end = tokenizer.eosIds.first.map { [$0] } ?? []
+        var rows = [[Int]](), prompts = [Int](), responses = [Int]()
+        for p in pairs {
+            let prompt = tokenizer.encode(p.prompt), response = tokenizer.encode(p[keyPath: side]) + end
+            rows.append(prompt + response)
+            prompts.append(prompt.count)
+            responses.append(Swift.max(1, response.count))
+        }
+        return (rows, prompts, responses)
+    }
+
+    /// Log-softmax over the vocabulary at each response position, [N, R, V] (R = longest response).
+    static func responseLogSoftmax(_ m: CausalLM, rows: [[Int]], promptLengths: [Int], responseLengths: [Int]) throws -> Tensor {
+        let (ids, mask) = Trainer.batch(rows)
+        let t = ids.size(1)
+        let hidden = try m.hidden(ids.narrowed(dim: 1, start: 0, length: t - 1), attentionMask: mask.narrowed(dim: 1, start: 0, length: t - 1))
+        let width = responseLengths.max()!
+        let index = zip(promptLengths, responseLengths).flatMap { p, r in (0..<width).map { Int64(p - 1 + Swift.min($0, r - 1)) } }
+        let idx = Tensor(index, shape: [rows.count, width]).unsqueezed(dim: -1).expanded(to: [rows.count, width, hidden.size(2)])
+        return hidden.gather(dim: 1, index: idx).linear(weight: m.lmHead).to(dtype: .float32).logSoftmax(dim: -1)
+    }
+
+    /// One side's inputs to the loss: logprobs (with gradients), reference logprobs, mask, and the
+    /// per-token KL(π_ref ‖ π_θ) or reward-model logprobs when the loss uses them.
+    func side(_ pairs: [PreferencePair], _ key: KeyPath<PreferencePair, String>) throws -> PreferenceLoss.Side {
+        let (rows, prompts, responses) = rows(pairs, key)
+        let width = responses.max()!
+        let targets = Tensor(zip(rows, zip(prompts, responses)).flatMap { row, pr in
+            (0..<width).map { Int64(row[pr.0 + Swift.min($0, pr.1 - 1)]) } }, shape: [rows.count, width]).unsqueezed(dim: -1)
+        let mask = padded(responses.map { [Double](repeating: 1, count: $0) }).values
+        let name = loss.config.name
+        let needsKL = name == .tdpo1 || name == .tdpo2 || name == .sparsepo
+        let policy = try Self.responseLogSoftmax(model, rows: rows, promptLengths: prompts, responseLengths: responses)   // [N, R, V]
+        let ref = try withNoGrad { () throws -> Tensor in
+            if let reference { return try Self.responseLogSoftmax(reference, rows: rows, promptLengths: prompts, responseLengths: responses) }
+            let adapters = model.lora
+            model.lora = nil
+            defer { model.lora = adapters }
+            return try Self.responseLogSoftmax(model, rows: rows, promptLengths: prompts, responseLengths: responses)
+        }
+        let kl = needsKL ? (ref.exp() * (ref - policy)).sum(dim: -1) : nil
+        let rm = try rewardModel.map { rm in
+            try withNoGrad { try Self.responseLogSoftmax(rm, rows: rows, promptLengths: prompts, responseLengths: responses).gather(dim: -1, index: targets).squeezed(dim: -1) }
+        }
+        return PreferenceLoss.Side(logprobs: policy.gather(dim: -1, index: targets).squeezed(dim: -1),
+                                   refLogprobs: ref.gather(dim: -1, index: targets).squeezed(dim: -1), mask: mask, kl: kl, rmLogprobs: rm)
+    }
+
+    /// One optimizer step on `pairs`; returns the loss's metrics plus loss, grad norm and timing.
+    public func step(_ pairs: [PreferencePair]) throws -> [String: Double] {
+        guard !pairs.isEmpty else { throw TrainingError("train: a step needs at least one pair") }
+        let start = DispatchTime.now().uptimeNanoseconds
+        var metrics: [String: Double] = [:]
+        try withTorchErrors {
+            let (l, m, _) = try loss(chosen: try side(pairs, \.chosen), rejected: try side(pairs, \.rejected))
+            l.backward()
+            metrics = m
+            metrics["loss"] = try l.item()
+            metrics["grad_norm"] = Torch.clipGradNorm(optimizer.parameters, maxNorm: maxGradNorm)
+            optimizer.step()
+            optimizer.zeroGrad()
+        }
+        metrics["lr"] = optimizer.learningRate
+        metrics["step_seconds"] = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+        metrics["train_seconds"] = metrics["step_seconds"]
+        return metrics
+    }
+
+    /// Held-out pairs: the share whose implicit reward margin β(Δ_w − Δ_l) is positive ("accuracy";
+    /// a tie, as before any training, counts half) and the mean margin ("reward"), each over pairs
+    /// with its 95% interval.
+    public func evaluate(_ pairs: [PreferencePair]) throws -> EvalResult {
+        let start = DispatchTime.now().uptimeNanoseconds
+        var margins = [Double]()
+        for chunk in stride(from: 0, to: pairs.count, by: 8) {
+            let part = Array(pairs[chunk..<Swift.min(pairs.count, chunk + 8)])
+            try withTorchErrors {
+                try withNoGrad {
+                    let w = try side(part, \.chosen), l = try side(part, \.rejected)
+                    let beta = loss.config.beta
+                    let margin = beta * (((w.logprobs - w.refLogprobs) * w.mask).sum(dim: 1) - ((l.logprobs - l.refLogprobs) * l.mask).sum(dim: 1))
+                    margins += try margin.doubles()
+                }
+            }
+        }
+        return EvalResult(prompts: pairs.count, samplesPerPrompt: 1, reward: Estimate(margins),
+                          accuracy: Estimate(margins.map { $0 > 0 ? 1 : $0 == 0 ? 0.5 : 0 }), passAtK: [:], responseLength: 0,
+                          seconds: Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)
+    }
+}
