@@ -38,15 +38,8 @@ public final class PreferenceTrainer {
         self.loss = PreferenceLoss(objective)
         self.maxGradNorm = maxGradNorm
         self.rewardModel = rewardModel
-        let params: [Tensor]
-        if let lora {
-            params = try LoRA(attachingTo: model, config: lora, seed: seed).parameters
-            reference = nil
-        } else {
-            try withTorchErrors { for p in model.parameters { p.requiresGrad = true } }
-            params = model.parameters
-            reference = try CausalLM(config: model.config, weights: withTorchErrors { model.weights.mapValues { $0.detached().clone() } })
-        }
+        let (params, frozen) = try Trainer.trainable(model, lora: lora, seed: seed, reference: true)
+        reference = frozen
         optimizer = try AdamW(parameters: params, options: .init(lr: lr, weightDecay: weightDecay))
     }
 

@@ -27,17 +27,20 @@ public final class Trainer {
         self.tokenizer = tokenizer
         self.reward = reward
         self.config = config
-        let params: [Tensor]
-        if let l = config.lora {
-            params = try LoRA(attachingTo: model, config: l, seed: config.rollout.seed).parameters
-        } else {
-            try withTorchErrors { for p in model.parameters { p.requiresGrad = true } }
-            params = model.parameters
-        }
+        let (params, frozen) = try Trainer.trainable(model, lora: config.lora, seed: config.rollout.seed, reference: config.objective.klCoef != 0)
         optimizer = try AdamW(parameters: params, options: .init(lr: config.lr, weightDecay: config.weightDecay))
-        reference = config.objective.klCoef != 0 && config.lora == nil
-            ? try CausalLM(config: model.config, weights: withTorchErrors { model.weights.mapValues { $0.detached().clone() } }) : nil
+        reference = frozen
         sampler = Sampler(model: model, tokenizer: tokenizer)
+    }
+
+    /// The parameters to train — new LoRA adapters on `model`, or all its weights — and, when a
+    /// reference is needed and every weight trains, a frozen copy of the model (with LoRA the
+    /// reference is the base with the adapters switched off, which costs no copy).
+    static func trainable(_ model: CausalLM, lora: LoRA.Config?, seed: UInt64, reference: Bool) throws -> ([Tensor], CausalLM?) {
+        if let lora { return (try LoRA(attachingTo: model, config: lora, seed: seed).parameters, nil) }
+        try withTorchErrors { for p in model.parameters { p.requiresGrad = true } }
+        let copy = reference ? try CausalLM(config: model.config, weights: withTorchErrors { model.weights.mapValues { $0.detached().clone() } }) : nil
+        return (model.parameters, copy)
     }
 
     /// A rollout with what credit assignment may need about it.

@@ -47,7 +47,7 @@ cfg = GRPOConfig(output_dir="/tmp/trl-grpo-bench", per_device_train_batch_size=6
                  max_completion_length=64, temperature=1.0, learning_rate=1e-5, beta=0.0, max_steps=2,
                  logging_steps=1, report_to="none", use_cpu=True, bf16=False, save_strategy="no", seed=1)
 tok = AutoTokenizer.from_pretrained(model_dir)
-model = AutoModelForCausalLM.from_pretrained(model_dir, torch_dtype=torch.float32)
+model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
 trainer = GRPOTrainer(model=model, reward_funcs=correct, args=cfg, train_dataset=ds, processing_class=tok,
                       peft_config=LoraConfig(r=8, lora_alpha=16, target_modules=["q_proj", "k_proj", "v_proj", "o_proj"]),
                       callbacks=[timer])
