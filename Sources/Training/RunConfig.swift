@@ -85,6 +85,10 @@ public struct RunConfig: Codable, Equatable, Sendable {
         public var dynamicSampling = false
         /// Most extra rollout rounds per step that dynamic sampling may take.
         public var maxRefills = 2
+        /// Optimizer steps per epoch (PPO mini-batches over the step's rollouts).
+        public var miniBatches = 1
+        /// Sequences per forward/backward; gradients accumulate over them (0: the whole mini-batch).
+        public var microBatch = 0
         public var spoContinuations = 2
         public var tree = TreeConfig()
         public var seed: UInt64 = 0
@@ -93,6 +97,7 @@ public struct RunConfig: Codable, Equatable, Sendable {
             case steps, epochs, tree, seed
             case promptsPerStep = "prompts_per_step", samplesPerPrompt = "samples_per_prompt", dynamicSampling = "dynamic_sampling"
             case maxRefills = "max_refills", spoContinuations = "spo_continuations"
+            case miniBatches = "mini_batches", microBatch = "micro_batch"
         }
     }
 
@@ -211,6 +216,8 @@ public struct RunConfig: Codable, Equatable, Sendable {
         t.tree = train.tree
         t.dynamicSampling = train.dynamicSampling
         t.maxRefills = train.maxRefills
+        t.miniBatches = train.miniBatches
+        t.microBatch = train.microBatch
         return t
     }
 

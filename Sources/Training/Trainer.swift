@@ -128,10 +128,12 @@ public final class Trainer {
         return (Tensor(ids, shape: [rows.count, t]), Tensor(mask, shape: [rows.count, t]))
     }
 
-    /// Per-token logprobs (and entropies) of each response under `m`, [N, R] right-padded.
+    /// Per-token logprobs (and entropies) of each response under `m`, [N, R] right-padded (R = `width`,
+    /// default the longest response).
     /// The vocabulary projection runs only from the first response position on: over a batch of
     /// 49k-word logits, skipping the prompts saves most of the time and memory of this pass.
-    static func responseLogprobs(_ m: CausalLM, rows: [[Int]], promptLengths: [Int], responseLengths: [Int]) throws -> (Tensor, Tensor) {
+    static func responseLogprobs(_ m: CausalLM, rows: [[Int]], promptLengths: [Int], responseLengths: [Int],
+                                 width: Int? = nil) throws -> (Tensor, Tensor) {
         let (ids, mask) = batch(rows)
         let t = ids.size(1)
         let hidden = try m.hidden(ids.narrowed(dim: 1, start: 0, length: t - 1), attentionMask: mask.narrowed(dim: 1, start: 0, length: t - 1))
@@ -140,7 +142,7 @@ public final class Trainer {
         let chunk = Swift.max(1, 512 / rows.count)
         let (lp, ent) = m.tokenLogprobs(hidden: hidden.narrowed(dim: 1, start: first, length: t - 1 - first),
                                         targets: ids.narrowed(dim: 1, start: first + 1, length: t - 1 - first), chunk: chunk)
-        let width = responseLengths.max()!
+        let width = width ?? responseLengths.max()!
         let index = zip(promptLengths, responseLengths).flatMap { p, r in (0..<width).map { Int64(p - 1 - first + Swift.min($0, r - 1)) } }
         let idx = Tensor(index, shape: [rows.count, width])
         return (lp.gather(dim: 1, index: idx), ent.gather(dim: 1, index: idx))
@@ -243,27 +245,61 @@ public final class Trainer {
             let (old, mask) = padded(members.map(\.completion.logprobs))
             let advantages = padded(credit.advantages.flatMap { $0 }).values
             let weights = padded(credit.weights.flatMap { $0 }).values
+            let width = mask.size(1)
+            let micro = config.microBatch > 0 ? config.microBatch : rows.count
+            func logprobs(_ m: CausalLM, _ r: Range<Int>) throws -> (Tensor, Tensor) {
+                try Self.responseLogprobs(m, rows: Array(rows[r]), promptLengths: Array(promptLengths[r]),
+                                          responseLengths: Array(responseLengths[r]), width: width)
+            }
             var ref: Tensor? = nil
             if config.objective.klCoef != 0 {
                 ref = try withNoGrad {
-                    if let reference { return try Self.responseLogprobs(reference, rows: rows, promptLengths: promptLengths, responseLengths: responseLengths).0 }
                     let adapters = model.lora
-                    model.lora = nil
+                    if reference == nil { model.lora = nil }
                     defer { model.lora = adapters }
-                    return try Self.responseLogprobs(model, rows: rows, promptLengths: promptLengths, responseLengths: responseLengths).0
+                    return Tensor.cat(try stride(from: 0, to: rows.count, by: micro).map {
+                        try logprobs(reference ?? model, $0..<Swift.min(rows.count, $0 + micro)).0
+                    }, dim: 0)
                 }
             }
+            // A mini-batch's loss is the configured aggregation over all its rows; each micro-batch
+            // contributes its own aggregate times its share, so the gradient is the same as one pass.
+            var objective = config.objective
+            if objective.aggregation == .seqMeanTokenSumNorm && objective.normConstant == nil { objective.normConstant = Double(width) }
+            let loss = try PolicyLoss(objective)
+            let parts = Swift.min(config.miniBatches, rows.count)
+            let bounds = (0...parts).map { $0 * rows.count / parts }
             for _ in 0..<config.epochs {
-                let (lp, ent) = try Self.responseLogprobs(model, rows: rows, promptLengths: promptLengths, responseLengths: responseLengths)
-                let batch = PolicyBatch(logprobs: lp, oldLogprobs: old, advantages: advantages, mask: mask, rolloutLogprobs: old,
-                                        refLogprobs: ref, weights: weights, entropies: ent, turns: Tensor.zeros(like: mask).to(dtype: .int64))
-                let (loss, m) = try PolicyLoss(config.objective)(batch)
-                loss.backward()
-                metrics.merge(m) { $1 }
-                metrics["loss"] = try loss.item()
-                metrics["grad_norm"] = Torch.clipGradNorm(optimizer.parameters, maxNorm: config.maxGradNorm)
-                optimizer.step()
-                optimizer.zeroGrad()
+                for mb in 0..<parts {
+                    let range = bounds[mb]..<bounds[mb + 1]
+                    let tokens = Double(responseLengths[range].reduce(0, +))
+                    var sums: [String: Double] = [:]
+                    for a in stride(from: range.lowerBound, to: range.upperBound, by: micro) {
+                        let r = a..<Swift.min(range.upperBound, a + micro)
+                        func rowsOf(_ t: Tensor) -> Tensor { t.narrowed(dim: 0, start: r.lowerBound, length: r.count) }
+                        let (lp, ent) = try logprobs(model, r)
+                        let batch = PolicyBatch(logprobs: lp, oldLogprobs: rowsOf(old), advantages: rowsOf(advantages), mask: rowsOf(mask),
+                                                rolloutLogprobs: rowsOf(old), refLogprobs: ref.map(rowsOf), weights: rowsOf(weights),
+                                                entropies: ent, turns: Tensor.zeros(like: rowsOf(mask)).to(dtype: .int64))
+                        let (l, m) = try loss(batch)
+                        let share: Double = switch objective.aggregation {
+                        case .tokenMean: Double(responseLengths[r].reduce(0, +)) / tokens
+                        case .seqMeanTokenMean, .seqMeanTokenSum: Double(r.count) / Double(range.count)
+                        case .seqMeanTokenSumNorm: 1
+                        }
+                        (l * share).backward()
+                        sums["loss", default: 0] += try l.item() * share
+                        for (k, v) in m {
+                            if k.hasSuffix("_max") { sums[k] = Swift.max(sums[k] ?? -.infinity, v) }
+                            else if k.hasSuffix("_min") { sums[k] = Swift.min(sums[k] ?? .infinity, v) }
+                            else { sums[k, default: 0] += v * Double(responseLengths[r].reduce(0, +)) / tokens }
+                        }
+                    }
+                    metrics.merge(sums) { $1 }
+                    metrics["grad_norm"] = Torch.clipGradNorm(optimizer.parameters, maxNorm: config.maxGradNorm)
+                    optimizer.step()
+                    optimizer.zeroGrad()
+                }
             }
         }
         metrics["train_seconds"] = seconds(trainStart)

@@ -25,6 +25,10 @@ public struct TrainerConfig: Codable, Sendable {
     /// DAPO dynamic sampling: groups whose rewards are all equal are dropped and refilled.
     public var dynamicSampling = false
     public var maxRefills = 2
+    /// Optimizer steps per epoch: the batch's rows are split into this many mini-batches (PPO).
+    public var miniBatches = 1
+    /// Rows per forward/backward pass; gradients accumulate over them (0: the whole mini-batch).
+    public var microBatch = 0
 
     public init() {}
 
@@ -32,6 +36,7 @@ public struct TrainerConfig: Codable, Sendable {
         case credit, objective, rollout, lr, lora, epochs, tree
         case samplesPerPrompt = "samples_per_prompt", weightDecay = "weight_decay", maxGradNorm = "max_grad_norm"
         case spoContinuations = "spo_continuations", dynamicSampling = "dynamic_sampling", maxRefills = "max_refills"
+        case miniBatches = "mini_batches", microBatch = "micro_batch"
     }
 
     public func validate() throws {
@@ -40,6 +45,8 @@ public struct TrainerConfig: Codable, Sendable {
         guard samplesPerPrompt >= 1 else { throw TrainingError("train: 'samples_per_prompt' must be at least 1, got \(samplesPerPrompt)") }
         guard lr > 0 else { throw TrainingError("train: 'lr' must be positive, got \(lr)") }
         guard epochs >= 1 else { throw TrainingError("train: 'epochs' must be at least 1, got \(epochs)") }
+        guard miniBatches >= 1 else { throw TrainingError("train: 'mini_batches' must be at least 1, got \(miniBatches)") }
+        guard microBatch >= 0 else { throw TrainingError("train: 'micro_batch' must be >= 0, got \(microBatch)") }
         guard spoContinuations >= 1 else { throw TrainingError("train: 'spo_continuations' must be at least 1") }
     }
 }

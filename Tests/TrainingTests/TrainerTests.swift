@@ -111,3 +111,51 @@ final class TrainerTests: XCTestCase {
         XCTAssertThrowsError(try t.step([])) { XCTAssertEqual("\($0)", "train: a step needs at least one prompt") }
     }
 }
+
+final class MicroBatchTests: XCTestCase {
+    /// Accumulating over micro-batches gives the whole batch's loss and gradient, for every aggregation
+    /// (each micro-batch's aggregate is weighted by its share of tokens or rows).
+    func testMicroBatchesAccumulateTheWholeBatchGradient() throws {
+        let samples = [TaskSample(prompt: "abc", answer: "1"), TaskSample(prompt: "hello there", answer: "2")]
+        for aggregation in PolicyLossConfig.Aggregation.allCases {
+            func run(_ micro: Int) throws -> ([String: Double], [[Float]]) {
+                let (m, tok) = try tiny()
+                var cfg = TrainerConfig()
+                cfg.rollout = SamplingConfig(temperature: 1, maxNewTokens: 8, seed: 3)
+                cfg.objective.aggregation = aggregation
+                cfg.microBatch = micro
+                cfg.maxGradNorm = 1e9
+                cfg.lr = 1e-2
+                let t = try Trainer(model: m, tokenizer: tok, reward: LetterReward(), config: cfg)
+                let metrics = try t.step(samples)
+                return (metrics, try withTorchErrors { try t.optimizer.parameters.map { try $0.floats() } })
+            }
+            let (whole, w1) = try run(0), (parts, w2) = try run(3)   // 8 rows: micro-batches of 3, 3, 2
+            XCTAssertEqual(parts["loss"]!, whole["loss"]!, accuracy: 1e-6, "\(aggregation)")
+            XCTAssertEqual(parts["grad_norm"]!, whole["grad_norm"]!, accuracy: 1e-5 * whole["grad_norm"]!, "\(aggregation)")
+            XCTAssertGreaterThan(whole["grad_norm"]!, 0)
+            // Adam's first step is about lr·sign(g): equal gradients give equal weights, except where a
+            // gradient element is near Adam's eps (1e-8), where float noise moves the update a little.
+            let diffs = zip(w1.flatMap { $0 }, w2.flatMap { $0 }).map { abs($0 - $1) }
+            XCTAssertLessThan(Double(diffs.filter { $0 > 1e-6 }.count), 1e-3 * Double(diffs.count), "\(aggregation)")
+            XCTAssertLessThan(diffs.max()!, 1e-2 * 0.5, "\(aggregation)")
+        }
+    }
+
+    /// Two mini-batches take two optimizer steps per epoch; the second is off-policy.
+    func testMiniBatchesTakeSeveralOptimizerSteps() throws {
+        let (m, tok) = try tiny()
+        var cfg = TrainerConfig()
+        cfg.rollout = SamplingConfig(temperature: 1, maxNewTokens: 8, seed: 3)
+        cfg.miniBatches = 2
+        cfg.lr = 1e-2
+        let t = try Trainer(model: m, tokenizer: tok, reward: LetterReward(), config: cfg)
+        _ = try t.step([TaskSample(prompt: "abc"), TaskSample(prompt: "hello there")])
+        let state = try t.optimizer.stateTensors().metadata
+        XCTAssertTrue(state["steps"]?.contains("2") ?? false, "\(state)")
+        cfg.miniBatches = 0
+        XCTAssertThrowsError(try Trainer(model: m, tokenizer: tok, reward: LetterReward(), config: cfg)) {
+            XCTAssertEqual("\($0)", "train: 'mini_batches' must be at least 1, got 0")
+        }
+    }
+}
