@@ -94,7 +94,7 @@ public enum Preset: String, CaseIterable, Sendable {
         "credit": "Credit assignment: method (grpo, rloo, reinforce_pp, gae, tempo, spo_chain, spo_tree, pure, gigpo, hapo, tw_grpo, d3s, hicra) and its params.",
         "objective": "The policy loss: ratio level, clipping, mismatch correction, aggregation, KL and entropy terms.",
         "optim": "AdamW; schedule constant|linear|cosine with warm-up.",
-        "train": "Steps × prompts per step × samples per prompt; PPO epochs; DAPO dynamic sampling.",
+        "train": "Steps × prompts per step × samples per prompt; PPO epochs and mini-batches; micro-batches (gradient accumulation); DAPO dynamic sampling.",
         "train.dynamic_sampling": "Drop groups whose rewards are all equal and draw more prompts (at most max_refills rounds).",
         "eval": "Held-out evaluation before and after training (and every `every` steps when > 0).",
         "output": "Run folder (default runs/<name>-<time>), checkpoints, samples logged per step, merged model, report.",
