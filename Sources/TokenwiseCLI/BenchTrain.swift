@@ -18,19 +18,21 @@ struct BenchTrain: ParsableCommand {
     @Option(help: "Samples per prompt.") var samples = 8
     @Option(name: .customLong("new-tokens"), help: "Most new tokens per sample.") var newTokens = 64
     @Option(help: "Steps to time.") var steps = 2
+    @Option(name: .customLong("micro-batch"), help: "Rows per forward/backward (0: all).") var microBatch = 8
 
     func run() throws {
         let device = try runtime.apply()
         let p = try modelOptions.load(device: device)
         var cfg = TrainerConfig()
         cfg.samplesPerPrompt = samples
+        cfg.microBatch = microBatch
         cfg.rollout = SamplingConfig(temperature: 1, maxNewTokens: newTokens, seed: 1)
         let chat = try p.chatTemplate()
         let tasks = try ProceduralTask.arithmetic.samples(count: prompts * steps, difficulty: 1, seed: 7).map {
             TaskSample(prompt: chat.render([ChatMessage(role: "user", content: $0.prompt)], addGenerationPrompt: true), answer: $0.answer)
         }
         let trainer = try Trainer(model: p.model, tokenizer: p.tokenizer, reward: ProceduralTask.arithmetic.reward, config: cfg)
-        print("tokenwise bench train — GRPO, \(prompts) prompts × \(samples) samples, ≤\(newTokens) new tokens, LoRA, \(Torch.threads) thread(s)")
+        print("tokenwise bench train — GRPO, \(prompts) prompts × \(samples) samples, ≤\(newTokens) new tokens, LoRA, micro-batch \(microBatch == 0 ? "all" : String(microBatch)), \(Torch.threads) thread(s)")
         for s in 0..<steps {
             let m = try trainer.step(Array(tasks[(s * prompts)..<((s + 1) * prompts)]))
             print("step \(s + 1): \(fmt(m["step_seconds"]!, 1)) s (rollout \(fmt(m["rollout_seconds"]!, 1)) s, train \(fmt(m["train_seconds"]!, 1)) s), "

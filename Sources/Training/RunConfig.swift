@@ -88,7 +88,7 @@ public struct RunConfig: Codable, Equatable, Sendable {
         /// Optimizer steps per epoch (PPO mini-batches over the step's rollouts).
         public var miniBatches = 1
         /// Sequences per forward/backward; gradients accumulate over them (0: the whole mini-batch).
-        public var microBatch = 0
+        public var microBatch = 8
         public var spoContinuations = 2
         public var tree = TreeConfig()
         public var seed: UInt64 = 0

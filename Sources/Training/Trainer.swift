@@ -247,9 +247,9 @@ public final class Trainer {
             let weights = padded(credit.weights.flatMap { $0 }).values
             let width = mask.size(1)
             let micro = config.microBatch > 0 ? config.microBatch : rows.count
-            func logprobs(_ m: CausalLM, _ r: Range<Int>) throws -> (Tensor, Tensor) {
-                try Self.responseLogprobs(m, rows: Array(rows[r]), promptLengths: Array(promptLengths[r]),
-                                          responseLengths: Array(responseLengths[r]), width: width)
+            func logprobs(_ m: CausalLM, _ r: [Int]) throws -> (Tensor, Tensor) {
+                try Self.responseLogprobs(m, rows: r.map { rows[$0] }, promptLengths: r.map { promptLengths[$0] },
+                                          responseLengths: r.map { responseLengths[$0] }, width: width)
             }
             var ref: Tensor? = nil
             if config.objective.klCoef != 0 {
@@ -258,7 +258,7 @@ public final class Trainer {
                     if reference == nil { model.lora = nil }
                     defer { model.lora = adapters }
                     return Tensor.cat(try stride(from: 0, to: rows.count, by: micro).map {
-                        try logprobs(reference ?? model, $0..<Swift.min(rows.count, $0 + micro)).0
+                        try logprobs(reference ?? model, Array($0..<Swift.min(rows.count, $0 + micro))).0
                     }, dim: 0)
                 }
             }
@@ -274,16 +274,20 @@ public final class Trainer {
                     let range = bounds[mb]..<bounds[mb + 1]
                     let tokens = Double(responseLengths[range].reduce(0, +))
                     var sums: [String: Double] = [:]
-                    for a in stride(from: range.lowerBound, to: range.upperBound, by: micro) {
-                        let r = a..<Swift.min(range.upperBound, a + micro)
-                        func rowsOf(_ t: Tensor) -> Tensor { t.narrowed(dim: 0, start: r.lowerBound, length: r.count) }
+                    // Micro-batches of rows of similar length, so each pads only to its own longest row.
+                    let order = micro >= range.count ? Array(range) : range.sorted { (rows[$0].count, $0) < (rows[$1].count, $1) }
+                    for a in stride(from: 0, to: order.count, by: micro) {
+                        let r = Array(order[a..<Swift.min(order.count, a + micro)])
+                        let pick = Tensor(r.map(Int64.init))
+                        let whole = r.count == rows.count && r == Array(0..<rows.count)
+                        func rowsOf(_ t: Tensor) -> Tensor { whole ? t : t.indexSelect(dim: 0, index: pick) }
                         let (lp, ent) = try logprobs(model, r)
                         let batch = PolicyBatch(logprobs: lp, oldLogprobs: rowsOf(old), advantages: rowsOf(advantages), mask: rowsOf(mask),
                                                 rolloutLogprobs: rowsOf(old), refLogprobs: ref.map(rowsOf), weights: rowsOf(weights),
                                                 entropies: ent, turns: Tensor.zeros(like: rowsOf(mask)).to(dtype: .int64))
                         let (l, m) = try loss(batch)
                         let share: Double = switch objective.aggregation {
-                        case .tokenMean: Double(responseLengths[r].reduce(0, +)) / tokens
+                        case .tokenMean: Double(r.reduce(0) { $0 + responseLengths[$1] }) / tokens
                         case .seqMeanTokenMean, .seqMeanTokenSum: Double(r.count) / Double(range.count)
                         case .seqMeanTokenSumNorm: 1
                         }
@@ -292,7 +296,7 @@ public final class Trainer {
                         for (k, v) in m {
                             if k.hasSuffix("_max") { sums[k] = Swift.max(sums[k] ?? -.infinity, v) }
                             else if k.hasSuffix("_min") { sums[k] = Swift.min(sums[k] ?? .infinity, v) }
-                            else { sums[k, default: 0] += v * Double(responseLengths[r].reduce(0, +)) / tokens }
+                            else { sums[k, default: 0] += v * Double(r.reduce(0) { $0 + responseLengths[$1] }) / tokens }
                         }
                     }
                     metrics.merge(sums) { $1 }

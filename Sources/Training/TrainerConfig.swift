@@ -27,8 +27,10 @@ public struct TrainerConfig: Codable, Sendable {
     public var maxRefills = 2
     /// Optimizer steps per epoch: the batch's rows are split into this many mini-batches (PPO).
     public var miniBatches = 1
-    /// Rows per forward/backward pass; gradients accumulate over them (0: the whole mini-batch).
-    public var microBatch = 0
+    /// Rows per forward/backward pass, grouped by length; gradients accumulate over them (0: the
+    /// whole mini-batch). Small micro-batches pad less and keep the logits small: 8 rows took a
+    /// GRPO step of 8×8 rollouts from 51.7 s to 36.2 s here.
+    public var microBatch = 8
 
     public init() {}
 
