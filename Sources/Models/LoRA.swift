@@ -127,18 +127,24 @@ public final class LoRA {
             throw ModelError("\(cfgURL.path): not a LoRA adapter config (\(error))")
         }
         let lora = try LoRA(attachingTo: model, config: config)
+        try lora.loadWeights(from: dir)
+        return lora
+    }
+
+    /// Copies the adapter weights saved in `dir` (`adapter_model.safetensors`) into these adapters in
+    /// place, so an optimizer that holds them keeps working (resuming a run relies on it).
+    public func loadWeights(from dir: URL) throws {
         let file = try Safetensors.File(url: dir.appendingPathComponent("adapter_model.safetensors"))
-        for (name, ad) in lora.adapters {
-            for (key, keyPath) in [("lora_A", \Adapter.a), ("lora_B", \Adapter.b)] as [(String, ReferenceWritableKeyPath<Adapter, Tensor>)] {
+        for (name, ad) in adapters {
+            for (key, target) in [("lora_A", ad.a), ("lora_B", ad.b)] {
                 let full = "base_model.model.\(name).\(key).weight"
                 guard file.entries[full] != nil else { throw ModelError("\(file.url.path): missing '\(full)'") }
                 let t = try file.tensor(full)
-                guard t.shape == ad[keyPath: keyPath].shape else {
-                    throw ModelError("\(file.url.path): '\(full)' has shape \(t.shape) but the model needs \(ad[keyPath: keyPath].shape)")
+                guard t.shape == target.shape else {
+                    throw ModelError("\(file.url.path): '\(full)' has shape \(t.shape) but the model needs \(target.shape)")
                 }
-                ad[keyPath: keyPath] = try withTorchErrors { t.to(model.device, dtype: model.dtype).requiringGrad() }
+                try withTorchErrors { withNoGrad { target.copy(from: t) } }
             }
         }
-        return lora
     }
 }

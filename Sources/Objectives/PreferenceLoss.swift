@@ -30,6 +30,12 @@ public struct PreferenceLoss {
 
         enum CodingKeys: String, CodingKey, CaseIterable { case name, beta, alpha }
 
+        /// Whether an `objective` mapping selects a preference loss: it names one (`name: dpo`, …),
+        /// a key the policy loss does not have.
+        public static func isNamed(in decoder: Decoder) throws -> Bool {
+            try decoder.container(keyedBy: AnyKey.self).contains(AnyKey(CodingKeys.name.stringValue))
+        }
+
         public init(from decoder: Decoder) throws {
             try rejectUnknownKeys(decoder, CodingKeys.self, in: "objective")
             let c = try decoder.container(keyedBy: CodingKeys.self)

@@ -62,12 +62,15 @@ public enum Checkpoint {
         return state
     }
 
+    /// The steps that have a `checkpoints/step-N` folder, newest first (intact or not).
+    static func steps(run: URL) -> [Int] {
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: run.appendingPathComponent("checkpoints").path)) ?? []
+        return names.compactMap { $0.hasPrefix("step-") ? Int($0.dropFirst(5)) : nil }.sorted(by: >)
+    }
+
     /// The newest checkpoint that verifies; `notice` hears about each damaged one skipped.
     public static func latest(run: URL, notice: (String) -> Void) -> (URL, State)? {
-        let parent = run.appendingPathComponent("checkpoints")
-        let names = (try? FileManager.default.contentsOfDirectory(atPath: parent.path)) ?? []
-        let steps = names.compactMap { $0.hasPrefix("step-") ? Int($0.dropFirst(5)) : nil }.sorted(by: >)
-        for s in steps {
+        for s in steps(run: run) {
             let dir = folder(run, step: s)
             do {
                 return (dir, try verify(dir))
@@ -82,16 +85,7 @@ public enum Checkpoint {
     public static func restore(_ dir: URL, pretrained: Pretrained, optimizer: AdamW) throws {
         try withTorchErrors {
             if let lora = pretrained.model.lora {
-                let file = try Safetensors.File(url: dir.appendingPathComponent("adapter_model.safetensors"))
-                for (name, adapter) in lora.adapters {
-                    for (key, target) in [("lora_A", adapter.a), ("lora_B", adapter.b)] {
-                        let full = "base_model.model.\(name).\(key).weight"
-                        guard file.entries[full] != nil else { throw TrainingError("\(file.url.path): missing '\(full)'") }
-                        let t = try file.tensor(full)
-                        guard t.shape == target.shape else { throw TrainingError("\(file.url.path): '\(full)' has shape \(t.shape), the run needs \(target.shape)") }
-                        withNoGrad { target.copy(from: t) }
-                    }
-                }
+                try lora.loadWeights(from: dir)
             } else {
                 let file = try Safetensors.File(url: dir.appendingPathComponent("model.safetensors"))
                 for (name, target) in pretrained.model.weights {
@@ -107,10 +101,7 @@ public enum Checkpoint {
 
     /// Deletes all but the newest `keep` checkpoints.
     public static func prune(run: URL, keep: Int) {
-        let parent = run.appendingPathComponent("checkpoints")
-        let names = (try? FileManager.default.contentsOfDirectory(atPath: parent.path)) ?? []
-        let steps = names.compactMap { $0.hasPrefix("step-") ? Int($0.dropFirst(5)) : nil }.sorted(by: >)
-        for s in steps.dropFirst(keep) { try? FileManager.default.removeItem(at: folder(run, step: s)) }
+        for s in steps(run: run).dropFirst(keep) { try? FileManager.default.removeItem(at: folder(run, step: s)) }
     }
 
     static func size(_ url: URL) throws -> Int {

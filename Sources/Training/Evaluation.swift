@@ -77,14 +77,13 @@ public func evaluate(model: CausalLM, tokenizer: Tokenizer, samples: [TaskSample
     let start = DispatchTime.now().uptimeNanoseconds
     let sampler = Sampler(model: model, tokenizer: tokenizer)
     var rewards = [Double](), correct = [Int](), hasCorrect = false, lengths = 0
-    for chunk in stride(from: 0, to: samples.count, by: Swift.max(1, batchPrompts / samplesPerPrompt)) {
-        let part = Array(samples[chunk..<Swift.min(samples.count, chunk + Swift.max(1, batchPrompts / samplesPerPrompt))])
+    let perBatch = Swift.max(1, batchPrompts / samplesPerPrompt)
+    for chunk in stride(from: 0, to: samples.count, by: perBatch) {
+        let part = Array(samples[chunk..<Swift.min(samples.count, chunk + perBatch)])
         let out = try sampler.sample(prompts: part.map { tokenizer.encode($0.prompt) }, n: samplesPerPrompt, config: config)
         var perPrompt = [Double](repeating: 0, count: part.count), right = [Int](repeating: 0, count: part.count)
         for c in out {
-            let s = part[c.promptIndex]
-            let score = reward.score(RewardInput(prompt: s.prompt, response: c.text, answer: s.answer,
-                                                 responseTokens: c.tokens.count, truncated: c.finishReason == .length))
+            let score = reward.score(c, of: part[c.promptIndex])
             perPrompt[c.promptIndex] += score.value / Double(samplesPerPrompt)
             if let ok = score.components["correct"] { hasCorrect = true; right[c.promptIndex] += ok > 0 ? 1 : 0 }
             lengths += c.tokens.count

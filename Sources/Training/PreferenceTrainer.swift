@@ -56,39 +56,22 @@ public final class PreferenceTrainer {
         return (rows, prompts, responses)
     }
 
-    /// Log-softmax over the vocabulary at each response position, [N, R, V] (R = longest response).
-    static func responseLogSoftmax(_ m: CausalLM, rows: [[Int]], promptLengths: [Int], responseLengths: [Int]) throws -> Tensor {
-        let (ids, mask) = Trainer.batch(rows)
-        let t = ids.size(1)
-        let hidden = try m.hidden(ids.narrowed(dim: 1, start: 0, length: t - 1), attentionMask: mask.narrowed(dim: 1, start: 0, length: t - 1))
-        let width = responseLengths.max()!
-        let index = zip(promptLengths, responseLengths).flatMap { p, r in (0..<width).map { Int64(p - 1 + Swift.min($0, r - 1)) } }
-        let idx = Tensor(index, shape: [rows.count, width]).unsqueezed(dim: -1).expanded(to: [rows.count, width, hidden.size(2)])
-        return hidden.gather(dim: 1, index: idx).linear(weight: m.lmHead).to(dtype: .float32).logSoftmax(dim: -1)
-    }
-
     /// One side's inputs to the loss: logprobs (with gradients), reference logprobs, mask, and the
     /// per-token KL(π_ref ‖ π_θ) or reward-model logprobs when the loss uses them.
     func side(_ pairs: [PreferencePair], _ key: KeyPath<PreferencePair, String>) throws -> PreferenceLoss.Side {
         let (rows, prompts, responses) = rows(pairs, key)
-        let width = responses.max()!
-        let targets = Tensor(zip(rows, zip(prompts, responses)).flatMap { row, pr in
-            (0..<width).map { Int64(row[pr.0 + Swift.min($0, pr.1 - 1)]) } }, shape: [rows.count, width]).unsqueezed(dim: -1)
         let mask = padded(responses.map { [Double](repeating: 1, count: $0) }).values
+        // Log-softmax over the vocabulary at each response position, [N, R, V], and the response tokens.
+        func logSoftmax(_ m: CausalLM) throws -> (Tensor, Tensor) {
+            let (h, targets) = try Trainer.responseHidden(m, rows: rows, promptLengths: prompts, responseLengths: responses)
+            return (h.linear(weight: m.lmHead).to(dtype: .float32).logSoftmax(dim: -1), targets.unsqueezed(dim: -1))
+        }
         let name = loss.config.name
         let needsKL = name == .tdpo1 || name == .tdpo2 || name == .sparsepo
-        let policy = try Self.responseLogSoftmax(model, rows: rows, promptLengths: prompts, responseLengths: responses)   // [N, R, V]
-        let ref = try withNoGrad { () throws -> Tensor in
-            if let reference { return try Self.responseLogSoftmax(reference, rows: rows, promptLengths: prompts, responseLengths: responses) }
-            let adapters = model.lora
-            model.lora = nil
-            defer { model.lora = adapters }
-            return try Self.responseLogSoftmax(model, rows: rows, promptLengths: prompts, responseLengths: responses)
-        }
+        let (policy, targets) = try logSoftmax(model)
+        let ref = try Trainer.withReference(model, reference) { try logSoftmax($0).0 }
         let kl = needsKL ? (ref.exp() * (ref - policy)).sum(dim: -1) : nil
-        let rm = try rewardModel.map { rm in
-            try withNoGrad { try Self.responseLogSoftmax(rm, rows: rows, promptLengths: prompts, responseLengths: responses).gather(dim: -1, index: targets).squeezed(dim: -1) }
-        }
+        let rm = try rewardModel.map { rm in try withNoGrad { try logSoftmax(rm).0.gather(dim: -1, index: targets).squeezed(dim: -1) } }
         return PreferenceLoss.Side(logprobs: policy.gather(dim: -1, index: targets).squeezed(dim: -1),
                                    refLogprobs: ref.gather(dim: -1, index: targets).squeezed(dim: -1), mask: mask, kl: kl, rmLogprobs: rm)
     }
@@ -123,10 +106,9 @@ public final class PreferenceTrainer {
             let part = Array(pairs[chunk..<Swift.min(pairs.count, chunk + 8)])
             try withTorchErrors {
                 try withNoGrad {
-                    let w = try side(part, \.chosen), l = try side(part, \.rejected)
-                    let beta = loss.config.beta
-                    let margin = beta * (((w.logprobs - w.refLogprobs) * w.mask).sum(dim: 1) - ((l.logprobs - l.refLogprobs) * l.mask).sum(dim: 1))
-                    margins += try margin.doubles()
+                    // The implicit token rewards β·Δ_t the loss reports, summed per response.
+                    let (_, _, rewards) = try loss(chosen: try side(part, \.chosen), rejected: try side(part, \.rejected))
+                    margins += try (rewards.chosen.sum(dim: 1) - rewards.rejected.sum(dim: 1)).doubles()
                 }
             }
         }

@@ -48,20 +48,11 @@ public enum Report {
 
     static func number(_ v: Any?) -> Double? { (v as? NSNumber)?.doubleValue }
 
+    /// Model, method and task, from the run's resolved config.
     static func headline(_ yaml: String) -> String {
-        // The credit method and task, read from the resolved YAML without decoding it again.
-        let lines = yaml.split(separator: "\n").map(String.init)
-        func value(after section: String, key: String) -> String? {
-            guard let i = lines.firstIndex(of: "\(section):") else { return nil }
-            for l in lines[(i + 1)...] {
-                if !l.hasPrefix(" ") { break }
-                let t = l.trimmingCharacters(in: .whitespaces)
-                if t.hasPrefix("\(key): ") { return String(t.dropFirst(key.count + 2)) }
-            }
-            return nil
-        }
-        return ["model " + (value(after: "model", key: "path") ?? "?"), "credit " + (value(after: "credit", key: "method") ?? "?"),
-                "task " + (value(after: "data", key: "task") ?? "?")].joined(separator: " · ")
+        guard let c = try? RunConfig.load(yaml: yaml) else { return "config.yaml could not be read" }
+        let method = c.preference.map { "objective \($0.name.rawValue)" } ?? "credit \(c.credit.method.rawValue)"
+        return "model \(c.model.path) · \(method) · task \(c.data.task)"
     }
 
     static func evalTable(_ evals: [[String: Any]]) -> String {

@@ -84,10 +84,15 @@ public final class TrainingRun {
     /// The items (prompts or pairs) of step `s`: consecutive slices of a seeded shuffle, reshuffled each pass.
     func batch<T>(_ items: [T], step s: Int) -> [T] {
         let n = config.train.promptsPerStep
+        var orders: [Int: [Int]] = [:]   // each pass's shuffle, made once
         return (s * n..<(s + 1) * n).map { i in
             let pass = i / items.count
-            var rng = SplitMix64(seed: config.train.seed &+ UInt64(pass) &* 0x9E37_79B9_7F4A_7C15)
-            let order = Array(items.indices).shuffled(using: &rng)
+            let order = orders[pass] ?? {
+                var rng = SplitMix64(seed: config.train.seed &+ UInt64(pass) &* 0x9E37_79B9_7F4A_7C15)
+                let o = Array(items.indices).shuffled(using: &rng)
+                orders[pass] = o
+                return o
+            }()
             return items[order[i % items.count]]
         }
     }
@@ -111,7 +116,7 @@ public final class TrainingRun {
         line["phase"] = phase
         try JSONLines.append(line, to: dir.appendingPathComponent("eval.jsonl"))
         if console == .normal { print(r.summary.split(separator: "\n").map { "  " + $0 }.joined(separator: "\n")) }
-        if console == .json { print(String(decoding: try JSONSerialization.data(withJSONObject: line, options: [.sortedKeys]), as: UTF8.self)) }
+        if console == .json { print(try JSONLines.text(line)) }
         return r
     }
 
@@ -183,7 +188,7 @@ public final class TrainingRun {
         switch console {
         case .quiet: return
         case .json:
-            print(String(decoding: (try? JSONSerialization.data(withJSONObject: line, options: [.sortedKeys])) ?? Data(), as: UTF8.self))
+            print((try? JSONLines.text(line)) ?? "{}")
         case .normal:
             func f(_ k: String, _ digits: Int) -> String { metrics[k].map { String(format: "%.\(digits)f", $0) } ?? "–" }
             let eta = Double(config.train.steps - step) * perStep
@@ -209,8 +214,13 @@ public enum JSONLines {
         try JSONSerialization.jsonObject(with: JSONEncoder().encode(value)) as? [String: Any] ?? [:]
     }
 
+    /// One record as a line of JSON (keys sorted, no newline).
+    public static func text(_ object: [String: Any]) throws -> String {
+        String(decoding: try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]), as: UTF8.self)
+    }
+
     public static func append(_ object: [String: Any], to url: URL) throws {
-        var data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
+        var data = Data(try text(object).utf8)
         data.append(0x0A)
         if !FileManager.default.fileExists(atPath: url.path) { _ = FileManager.default.createFile(atPath: url.path, contents: nil) }
         let h = try FileHandle(forWritingTo: url)
@@ -231,10 +241,7 @@ public enum JSONLines {
     static func truncate(_ url: URL, keep: ([String: Any]) -> Bool) throws {
         guard FileManager.default.fileExists(atPath: url.path) else { return }
         var out = Data()
-        for obj in read(url) where keep(obj) {
-            out.append(try JSONSerialization.data(withJSONObject: obj, options: [.sortedKeys]))
-            out.append(0x0A)
-        }
+        for obj in read(url) where keep(obj) { out.append(Data((try text(obj) + "\n").utf8)) }
         try out.write(to: url, options: .atomic)
     }
 }

@@ -135,13 +135,6 @@ public struct RunConfig: Codable, Equatable, Sendable {
     }
 
     enum CodingKeys: String, CodingKey { case model, data, rollout, reward, credit, objective, optim, train, eval, output }
-    struct AnyKey: CodingKey {
-        var stringValue: String
-        var intValue: Int? { nil }
-        init?(stringValue: String) { self.stringValue = stringValue }
-        init?(intValue: Int) { nil }
-    }
-
     public init(from decoder: Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         model = try c.decode(ModelSection.self, forKey: .model)
@@ -151,7 +144,7 @@ public struct RunConfig: Codable, Equatable, Sendable {
         credit = try c.decode(CreditConfig.self, forKey: .credit)
         // `objective` is a policy loss, or a preference loss when it names one.
         let o = try c.superDecoder(forKey: .objective)
-        if try o.container(keyedBy: AnyKey.self).allKeys.contains(where: { $0.stringValue == "name" }) {
+        if try PreferenceLoss.Config.isNamed(in: o) {
             preference = try PreferenceLoss.Config(from: o)
         } else {
             objective = try PolicyLossConfig(from: o)

@@ -17,33 +17,39 @@ public struct TaskData: Sendable {
             throw TrainingError("data: a preference objective trains on a JSONL file of {prompt, chosen, rejected} pairs, not the procedural task '\(data.task)'")
         }
         let set = try Dataset.load(URL(fileURLWithPath: data.task))
-        var pairs = [PreferencePair]()
-        for e in set.examples {
-            guard case .preference(let prompt, let chosen, let rejected) = e else {
-                throw TrainingError("\(data.task): a preference objective needs every line to be a {prompt, chosen, rejected} pair")
-            }
-            var messages = [ChatMessage]()
-            if let system = data.system { messages.append(ChatMessage(role: "system", content: system)) }
-            messages.append(ChatMessage(role: "user", content: prompt))
-            pairs.append(PreferencePair(prompt: chat.render(messages, addGenerationPrompt: true), chosen: chosen, rejected: rejected))
+        guard set.examples.allSatisfy({ if case .preference = $0 { true } else { false } }) else {
+            throw TrainingError("\(data.task): a preference objective needs every line to be a {prompt, chosen, rejected} pair")
         }
-        let fraction = data.evalSize < 1 ? data.evalSize : data.evalSize / Double(pairs.count)
-        var rng = SplitMix64(seed: data.seed)
-        let shuffled = pairs.shuffled(using: &rng)
-        let n = Int((Double(shuffled.count) * Swift.min(fraction, 0.999)).rounded())
-        guard n < shuffled.count else { throw TrainingError("\(data.task): no training pairs are left after the eval split") }
-        return TaskData(train: [], eval: [], reward: CompositeReward([]), trainPairs: Array(shuffled.dropFirst(n)), evalPairs: Array(shuffled.prefix(n)))
+        func pairs(_ examples: [Example]) -> [PreferencePair] {
+            examples.compactMap { e in
+                guard case .preference(let prompt, let chosen, let rejected) = e else { return nil }
+                return PreferencePair(prompt: render(prompt, data, chat), chosen: chosen, rejected: rejected)
+            }
+        }
+        let (train, eval) = try split(set, data, what: "pairs")
+        return TaskData(train: [], eval: [], reward: CompositeReward([]), trainPairs: pairs(train), evalPairs: pairs(eval))
+    }
+
+    /// A user turn (after `data.system`, when set) in the model's chat format, ready for the reply.
+    static func render(_ prompt: String, _ data: RunConfig.DataSection, _ chat: ChatTemplate) -> String {
+        var messages = [ChatMessage]()
+        if let system = data.system { messages.append(ChatMessage(role: "system", content: system)) }
+        messages.append(ChatMessage(role: "user", content: prompt))
+        return chat.render(messages, addGenerationPrompt: true)
+    }
+
+    /// A file's examples split by `data.seed`; `eval_size` is a count, or a share when below 1.
+    static func split(_ set: Dataset, _ data: RunConfig.DataSection, what: String) throws -> (train: [Example], eval: [Example]) {
+        let fraction = data.evalSize < 1 ? data.evalSize : data.evalSize / Double(set.examples.count)
+        let (train, eval) = try set.split(evalFraction: Swift.min(fraction, 0.999), seed: data.seed)
+        guard !train.isEmpty else { throw TrainingError("\(data.task): no training \(what) are left after the eval split") }
+        return (train, eval)
     }
 
     /// The `data` section read: a procedural task, generated so that no eval prompt is also a
     /// training prompt, or a JSONL file split by seed. `reward` overrides the task's own.
     public static func load(_ data: RunConfig.DataSection, reward: RewardConfig?, chat: ChatTemplate) throws -> TaskData {
-        func render(_ prompt: String) -> String {
-            var messages = [ChatMessage]()
-            if let system = data.system { messages.append(ChatMessage(role: "system", content: system)) }
-            messages.append(ChatMessage(role: "user", content: prompt))
-            return chat.render(messages, addGenerationPrompt: true)
-        }
+        func render(_ prompt: String) -> String { TaskData.render(prompt, data, chat) }
         if let task = ProceduralTask(rawValue: data.task) {
             let evalCount = Int(data.evalSize)
             guard Double(evalCount) == data.evalSize else { throw TrainingError("data: 'eval_size' must be a whole number for a procedural task, got \(data.evalSize)") }
@@ -68,8 +74,7 @@ public struct TaskData: Sendable {
             throw TrainingError("data: 'task' \(data.task) is neither a procedural task (\(known)) nor a JSONL file")
         }
         let set = try Dataset.load(URL(fileURLWithPath: data.task))
-        let fraction = data.evalSize < 1 ? data.evalSize : data.evalSize / Double(set.examples.count)
-        let (train, eval) = try set.split(evalFraction: Swift.min(fraction, 0.999), seed: data.seed)
+        let (train, eval) = try split(set, data, what: "examples")
         func samples(_ examples: [Example]) throws -> [TaskSample] {
             try examples.map { e in
                 var s = try e.taskSample(chat: chat)
@@ -77,7 +82,6 @@ public struct TaskData: Sendable {
                 return s
             }
         }
-        guard !train.isEmpty else { throw TrainingError("\(data.task): no training examples are left after the eval split") }
         return TaskData(train: try samples(train), eval: try samples(eval),
                         reward: reward?.reward ?? CompositeReward([(1, CorrectnessReward(extractor: .lastNumber))]))
     }
