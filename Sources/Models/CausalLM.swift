@@ -111,7 +111,22 @@ public final class CausalLM {
         return (emb.cos().to(dtype: dtype), emb.sin().to(dtype: dtype))
     }
 
-    func attention(_ h: Tensor, layer i: Int, cos: Tensor, sin: Tensor, mask: Tensor?, cache: KVCache?) throws -> Tensor {
+    /// Where a layer's keys and values come from besides the new positions.
+    enum PastKV {
+        case none
+        /// Written in place into a preallocated cache (decoding; no autograd through the cache).
+        case cache(KVCache)
+        /// Kept, with their autograd history, to become a `SharedPrefix`.
+        case record(PrefixRecorder)
+        /// Prepended from a shared prefix: row n attends to prefix row `owner[n]`.
+        case prefix(SharedPrefix, owner: Tensor)
+    }
+
+    final class PrefixRecorder {
+        var keys = [Tensor](), values = [Tensor]()
+    }
+
+    func attention(_ h: Tensor, layer i: Int, cos: Tensor, sin: Tensor, mask: Tensor?, past: PastKV) throws -> Tensor {
         let (b, t) = (h.size(0), h.size(1))
         let c = config, p = "model.layers.\(i).self_attn."
         func heads(_ x: Tensor, _ n: Int) -> Tensor { x.view([b, t, n, c.headDim]).transposed(1, 2) }  // [B, n, T, D]
@@ -124,7 +139,16 @@ public final class CausalLM {
         }
         q = rotate(q, cos, sin)
         k = rotate(k, cos, sin)
-        if let cache { (k, v) = try cache.write(layer: i, k: k, v: v) }
+        switch past {
+        case .none: break
+        case .cache(let cache): (k, v) = try cache.write(layer: i, k: k, v: v)
+        case .record(let r): r.keys.append(k); r.values.append(v)
+        case .prefix(let p, let owner):
+            let one = p.batch == 1
+            func rows(_ t: Tensor) -> Tensor { one ? t.expanded(to: [b] + Array(t.shape.dropFirst())) : t.indexSelect(dim: 0, index: owner) }
+            k = Tensor.cat([rows(p.keys[i]), k], dim: 2)
+            v = Tensor.cat([rows(p.values[i]), v], dim: 2)
+        }
         let gqa = c.numKeyValueHeads != c.numAttentionHeads
         // No mask means no padding and no past: plain causal attention (also when prefilling a cache).
         let out = Tensor.scaledDotProductAttention(query: q, key: k, value: v, mask: mask,
@@ -159,17 +183,60 @@ public final class CausalLM {
             throw ModelError("attention mask has shape \(m.shape) but [\(b), \(past + t)] is needed (past \(past) + \(t) new tokens)")
         }
         let pos = positions ?? Tensor.arange(Double(past), Double(past + t), device: device).unsqueezed(dim: 0).expanded(to: [b, t])
-        let (cos, sin) = rope(pos)
-        let mask = buildMask(keyMask: attentionMask, past: past, t: t, batch: b)
+        let h = try layers(ids, positions: pos, mask: buildMask(keyMask: attentionMask, past: past, t: t, batch: b),
+                           past: cache.map { .cache($0) } ?? .none)
+        cache?.advance(by: t)
+        return h
+    }
+
+    /// Embedding → every layer → final norm.
+    func layers(_ ids: Tensor, positions: Tensor, mask: Tensor?, past: PastKV) throws -> Tensor {
+        let (cos, sin) = rope(positions)
         var h = Tensor.embedding(embedding, ids.to(device, dtype: .int64))   // [B, T, D]
         for i in 0..<config.numHiddenLayers {
             let p = "model.layers.\(i)."
-            h = h + (try attention(rmsNorm(h, weights[p + "input_layernorm.weight"]!), layer: i, cos: cos, sin: sin, mask: mask, cache: cache))
+            h = h + (try attention(rmsNorm(h, weights[p + "input_layernorm.weight"]!), layer: i, cos: cos, sin: sin, mask: mask, past: past))
             let x = rmsNorm(h, weights[p + "post_attention_layernorm.weight"]!)
             h = h + project(project(x, p + "mlp.gate_proj").silu() * project(x, p + "mlp.up_proj"), p + "mlp.down_proj")
         }
-        cache?.advance(by: t)
         return rmsNorm(h, weights["model.norm.weight"]!)
+    }
+
+    // MARK: shared prefixes
+
+    /// Runs `prompts` (left-padded into one batch) once and keeps every layer's keys and values with
+    /// their autograd history, so many continuations of the same prompt can attend to it without
+    /// recomputing it, and gradients still reach the prompt's computation.
+    public func sharedPrefix(_ prompts: [[Int]]) throws -> SharedPrefix {
+        guard let longest = prompts.map(\.count).max(), prompts.allSatisfy({ !$0.isEmpty }) else {
+            throw ModelError("a shared prefix needs one or more prompts, none of them empty")
+        }
+        let ids = prompts.flatMap { Array(repeating: Int64(0), count: longest - $0.count) + $0.map(Int64.init) }
+        let real = prompts.flatMap { Array(repeating: Int64(0), count: longest - $0.count) + Array(repeating: Int64(1), count: $0.count) }
+        let mask = Tensor(real, shape: [prompts.count, longest]).to(device)
+        let recorder = PrefixRecorder()
+        let padded = prompts.contains { $0.count != longest }
+        let h = try layers(Tensor(ids, shape: [prompts.count, longest]).to(device), positions: CausalLM.positions(fromMask: mask),
+                           mask: padded ? buildMask(keyMask: mask, past: 0, t: longest, batch: prompts.count) : nil, past: .record(recorder))
+        return SharedPrefix(keys: recorder.keys, values: recorder.values, mask: mask, lengths: prompts.map(\.count),
+                            last: h.narrowed(dim: 1, start: longest - 1, length: 1).squeezed(dim: 1))
+    }
+
+    /// Final hidden states [N, T, hidden] of `ids` [N, T] continuing prefix row `owner[n]`; padding
+    /// goes on the right (causal attention keeps it from affecting earlier positions).
+    public func hidden(_ ids: Tensor, continuing prefix: SharedPrefix, owner: [Int]) throws -> Tensor {
+        let (n, t) = (ids.size(0), ids.size(1))
+        guard owner.count == n, owner.allSatisfy({ prefix.lengths.indices.contains($0) }) else {
+            throw ModelError("\(n) continuations need \(n) owners among \(prefix.batch) prefixes; got \(owner)")
+        }
+        let rows = Tensor(owner.map(Int64.init)).to(device)
+        let start = Tensor(owner.map { Int64(prefix.lengths[$0]) }).to(device).unsqueezed(dim: 1)
+        let pos = start + Tensor.arange(0, Double(t), device: device).to(dtype: .int64).unsqueezed(dim: 0)   // [N, T]
+        let width = prefix.mask.size(1)
+        let old = prefix.mask.to(dtype: .bool).indexSelect(dim: 0, index: rows).unsqueezed(dim: 1).expanded(to: [n, t, width])
+        let causal = Tensor.ones([t, t], dtype: .bool, device: device).tril(diagonal: 0).unsqueezed(dim: 0).expanded(to: [n, t, t])
+        let mask = Tensor.cat([old, causal], dim: 2).unsqueezed(dim: 1)                                     // [N, 1, T, P + T]
+        return try layers(ids.to(device, dtype: .int64), positions: pos, mask: mask, past: .prefix(prefix, owner: rows))
     }
 
     /// Logits [B, T, vocab] in the model's dtype.
@@ -196,5 +263,41 @@ public final class CausalLM {
     /// Positions for left-padded batches: cumulative count of real tokens − 1 (0 on padding).
     public static func positions(fromMask mask: Tensor) -> Tensor {
         (mask.to(dtype: .int64).cumsum(dim: 1) - 1).clamp(min: 0).to(dtype: .int64)
+    }
+}
+
+/// Keys and values of a batch of left-padded prompts, per layer `[U, KV heads, P, head dim]`, with
+/// their autograd history; `last` is each prompt's final hidden state `[U, hidden]` (it predicts
+/// the first continuation token).
+public struct SharedPrefix {
+    public let keys: [Tensor]
+    public let values: [Tensor]
+    /// [U, P], 1 on real tokens (padding is on the left).
+    public let mask: Tensor
+    public let lengths: [Int]
+    public let last: Tensor
+    public var batch: Int { lengths.count }
+
+    var tensors: [Tensor] { keys + values + [last] }
+
+    /// The same values as new autograd leaves. Continuations built on them backpropagate into the
+    /// leaves (one micro-batch after another, accumulating), and `backward(from:)` then sends the
+    /// sum through the prompt pass once — so the prompts' graph is neither kept per micro-batch
+    /// nor recomputed.
+    public func leaves() -> SharedPrefix {
+        func leaf(_ t: Tensor) -> Tensor { t.detached().requiringGrad(t.requiresGrad) }
+        return SharedPrefix(keys: keys.map(leaf), values: values.map(leaf), mask: mask, lengths: lengths, last: leaf(last))
+    }
+
+    /// Backpropagates the gradients accumulated on `leaves` (made by `leaves()`) through this
+    /// prefix's computation; nothing when no gradient reached them.
+    public func backward(from leaves: SharedPrefix) {
+        var surrogate: Tensor? = nil
+        for (t, leaf) in zip(tensors, leaves.tensors) {
+            guard let g = leaf.grad else { continue }
+            let term = (t * g).sum()   // d/dt = g: the chain rule through t with the leaf's gradient
+            surrogate = surrogate.map { $0 + term } ?? term
+        }
+        if let surrogate, surrogate.requiresGrad { surrogate.backward() }
     }
 }

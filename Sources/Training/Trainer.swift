@@ -154,21 +154,37 @@ public final class Trainer {
         return (hidden.gather(dim: 1, index: idx.unsqueezed(dim: -1).expanded(to: [rows.count, width, hidden.size(2)])), targets)
     }
 
-    /// Per-token logprobs (and entropies) of each response under `m`, [N, R] right-padded (R = `width`,
-    /// default the longest response). The vocabulary projection runs only from the first response
-    /// position on: over 49k-word logits, skipping the prompts saves most of the time and memory.
-    /// (Projecting a window of positions and gathering afterwards measured faster here than
-    /// gathering the hidden states first, as `responseHidden` does: 23.7 vs 26.2 s of training in
-    /// the second step of `tokenwise bench train --steps 2`, back-to-back runs.)
-    static func responseLogprobs(_ m: CausalLM, rows: [[Int]], promptLengths: [Int], responseLengths: [Int],
-                                 width: Int? = nil) throws -> (Tensor, Tensor) {
-        let (ids, hidden) = try predictingHidden(m, rows: rows)
-        let t = ids.size(1), first = promptLengths.min()! - 1
-        // About 512 rows of logits per chunk (~100 MB in float32 for a 49k vocabulary).
-        let (lp, ent) = m.tokenLogprobs(hidden: hidden.narrowed(dim: 1, start: first, length: t - 1 - first),
-                                        targets: ids.narrowed(dim: 1, start: first + 1, length: t - 1 - first), chunk: Swift.max(1, 512 / rows.count))
-        let idx = responsePositions(promptLengths: promptLengths, responseLengths: responseLengths,
-                                    width: width ?? responseLengths.max()!, offset: first)
+    /// The distinct prompts among `prompts` and, per entry, the index of its distinct prompt.
+    static func distinct(_ prompts: [[Int]]) -> (unique: [[Int]], owner: [Int]) {
+        var unique = [[Int]](), slot = [[Int]: Int]()
+        let owner = prompts.map { p in
+            if let i = slot[p] { return i }
+            slot[p] = unique.count
+            unique.append(p)
+            return unique.count - 1
+        }
+        return (unique, owner)
+    }
+
+    /// Per-token logprobs (and entropies) under `m` of responses that continue `prefix` (row n
+    /// continues prefix row `owner[n]`), [N, R] right-padded (R = `width`, default the longest
+    /// response; past a row's end its last value repeats). A group's n samples share one prompt, so
+    /// the prompt is computed once for all of them; the vocabulary projection runs only over
+    /// response positions.
+    static func responseLogprobs(_ m: CausalLM, prefix: SharedPrefix, owner: [Int], responses: [[Int]], width: Int? = nil) throws -> (Tensor, Tensor) {
+        let lengths = responses.map(\.count), longest = Swift.max(1, lengths.max() ?? 1)
+        let first = prefix.last.indexSelect(dim: 0, index: Tensor(owner.map(Int64.init)).to(m.device)).unsqueezed(dim: 1)   // [N, 1, H]
+        var hidden = first
+        if longest > 1 {
+            // Token k's input predicts token k + 1, so the last token of the longest response is no input.
+            let inputs = batch(responses.map { Array($0.prefix(longest - 1)) }).0
+            hidden = Tensor.cat([first, try m.hidden(inputs, continuing: prefix, owner: owner)], dim: 1)            // [N, R, H]
+        }
+        let targets = batch(responses.map { $0.isEmpty ? [0] : $0 }).0
+        let (lp, ent) = m.tokenLogprobs(hidden: hidden, targets: targets.narrowed(dim: 1, start: 0, length: longest).to(m.device),
+                                        chunk: Swift.max(1, 512 / responses.count))   // ~100 MB of logits per chunk
+        let w = width ?? longest
+        let idx = Tensor(lengths.flatMap { r in (0..<w).map { Int64(Swift.min($0, Swift.max(r, 1) - 1)) } }, shape: [responses.count, w]).to(m.device)
         return (lp.gather(dim: 1, index: idx), ent.gather(dim: 1, index: idx))
     }
 
@@ -273,8 +289,8 @@ public final class Trainer {
         let trainStart = DispatchTime.now().uptimeNanoseconds
         let trainedIndices = byPrompt.flatMap { $0 }
         let trained = trainedIndices.map { rolled[$0] }
+        let rowPrompts = trained.map { prompts[$0.completion.promptIndex] }
         let rows = trained.map { prompts[$0.completion.promptIndex] + $0.completion.tokens }
-        let promptLengths = trained.map { prompts[$0.completion.promptIndex].count }
         let responseLengths = trained.map(\.completion.tokens.count)
         try withTorchErrors {
             let (old, mask) = padded(trained.map(\.completion.logprobs))
@@ -282,15 +298,17 @@ public final class Trainer {
             let weights = padded(credit.weights.flatMap { $0 }).values
             let width = mask.size(1)
             let micro = config.microBatch > 0 ? config.microBatch : rows.count
-            func logprobs(_ m: CausalLM, _ r: [Int]) throws -> (Tensor, Tensor) {
-                try Self.responseLogprobs(m, rows: r.map { rows[$0] }, promptLengths: r.map { promptLengths[$0] },
-                                          responseLengths: r.map { responseLengths[$0] }, width: width)
+            // Each prompt runs once per pass (its n samples attend to its keys and values).
+            let (unique, owner) = Self.distinct(rowPrompts)
+            func logprobs(_ m: CausalLM, _ prefix: SharedPrefix, _ r: [Int]) throws -> (Tensor, Tensor) {
+                try Self.responseLogprobs(m, prefix: prefix, owner: r.map { owner[$0] }, responses: r.map { trained[$0].completion.tokens }, width: width)
             }
             var ref: Tensor? = nil
             if config.objective.klCoef != 0 {
                 ref = try Self.withReference(model, reference) { m in
-                    Tensor.cat(try stride(from: 0, to: rows.count, by: micro).map {
-                        try logprobs(m, Array($0..<Swift.min(rows.count, $0 + micro))).0
+                    let prefix = try m.sharedPrefix(unique)
+                    return Tensor.cat(try stride(from: 0, to: rows.count, by: micro).map {
+                        try logprobs(m, prefix, Array($0..<Swift.min(rows.count, $0 + micro))).0
                     }, dim: 0)
                 }
             }
@@ -306,15 +324,20 @@ public final class Trainer {
                     let range = bounds[mb]..<bounds[mb + 1]
                     let tokens = Double(responseLengths[range].reduce(0, +))
                     var sums: [String: Double] = [:]
-                    // Micro-batches of rows of similar length, so each pads only to its own longest row.
-                    let order = micro >= range.count ? Array(range) : range.sorted { (rows[$0].count, $0) < (rows[$1].count, $1) }
+                    // The prompts run once (with autograd) for the whole mini-batch; micro-batches
+                    // backpropagate into leaf copies of their keys and values, which then
+                    // backpropagate through the prompts once.
+                    let prefix = try model.sharedPrefix(unique)
+                    let leaves = prefix.leaves()
+                    // Micro-batches of rows of similar length, so each pads only to its own longest response.
+                    let order = micro >= range.count ? Array(range) : range.sorted { (responseLengths[$0], $0) < (responseLengths[$1], $1) }
                     for a in stride(from: 0, to: order.count, by: micro) {
                         let r = Array(order[a..<Swift.min(order.count, a + micro)])
                         let pick = Tensor(r.map(Int64.init))
                         let whole = r == Array(rows.indices)
                         func rowsOf(_ t: Tensor) -> Tensor { whole ? t : t.indexSelect(dim: 0, index: pick) }
                         let tokenShare = Double(r.reduce(0) { $0 + responseLengths[$1] }) / tokens
-                        let (lp, ent) = try logprobs(model, r)
+                        let (lp, ent) = try logprobs(model, leaves, r)
                         let batch = PolicyBatch(logprobs: lp, oldLogprobs: rowsOf(old), advantages: rowsOf(advantages), mask: rowsOf(mask),
                                                 rolloutLogprobs: rowsOf(old), refLogprobs: ref.map(rowsOf), weights: rowsOf(weights),
                                                 entropies: ent, turns: Tensor.zeros(like: rowsOf(mask)).to(dtype: .int64))
@@ -332,6 +355,7 @@ public final class Trainer {
                             else { sums[k, default: 0] += v * tokenShare }
                         }
                     }
+                    prefix.backward(from: leaves)
                     metrics.merge(sums) { $1 }
                     metrics["grad_norm"] = Torch.clipGradNorm(optimizer.parameters, maxNorm: config.maxGradNorm)
                     optimizer.step()

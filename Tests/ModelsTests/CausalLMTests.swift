@@ -90,6 +90,53 @@ final class CausalLMTests: XCTestCase {
         }
     }
 
+    /// Continuations attending to a shared prefix (prompts of different lengths, so one is left-padded)
+    /// give the hidden states of running each prompt + continuation alone, and the same gradients.
+    func testSharedPrefixMatchesFullForwardsWithGradients() throws {
+        for family in [ModelConfig.Family.llama, .qwen3] {
+            let m = try CausalLM.random(config: tinyConfig(family), seed: 12)
+            let prompts = [[5, 9, 200, 17], [7, 8]]
+            let continuations = [[33, 4, 6], [1, 2, 0], [99, 0, 0]], lengths = [3, 2, 1], owner = [0, 1, 0]
+            try withTorchErrors {
+                let weight = m.weights["model.layers.0.self_attn.k_proj.weight"]!
+                weight.requiresGrad = true
+                let probe = Tensor.randn([64], generator: try Generator(seed: 2))
+                // Alone: row n is prompt + continuation; keep the last prompt position and the continuation's.
+                var alone = [Float](), total = Tensor.zeros([])
+                for n in 0..<3 {
+                    let p = prompts[owner[n]], row = p + continuations[n].prefix(lengths[n])
+                    let h = try m.hidden(Tensor(row.map(Int64.init), shape: [1, row.count]))
+                        .narrowed(dim: 1, start: p.count - 1, length: lengths[n] + 1)
+                    alone += try h.floats()
+                    total = total + (h * probe).sum()
+                }
+                total.backward()
+                let gradAlone = try weight.grad!.floats()
+                weight.grad = nil
+                let prefix = try m.sharedPrefix(prompts)
+                XCTAssertEqual(prefix.lengths, [4, 2])
+                let ids = Tensor(continuations.flatMap { $0.map(Int64.init) }, shape: [3, 3])
+                let h = Tensor.cat([prefix.last.indexSelect(dim: 0, index: Tensor(owner.map(Int64.init))).unsqueezed(dim: 1),
+                                    try m.hidden(ids, continuing: prefix, owner: owner)], dim: 1)           // [3, 4, 64]
+                var shared = [Float](), sum = Tensor.zeros([])
+                for n in 0..<3 {
+                    let real = h[n].narrowed(dim: 0, start: 0, length: lengths[n] + 1)
+                    shared += try real.floats()
+                    sum = sum + (real * probe).sum()
+                }
+                sum.backward()
+                XCTAssertLessThan(maxDiff(shared, alone), 1e-5, "\(family)")
+                let gradShared = try weight.grad!.floats()
+                XCTAssertLessThan(maxDiff(gradShared, gradAlone), 1e-5 * Swift.max(1, gradAlone.map(abs).max()!), "\(family)")
+                XCTAssertGreaterThan(gradAlone.map(abs).max()!, 1e-4)   // the prompt's keys do get gradient
+                XCTAssertThrowsError(try m.hidden(ids, continuing: prefix, owner: [0, 2, 0])) {
+                    XCTAssertEqual("\($0)", "3 continuations need 3 owners among 2 prefixes; got [0, 2, 0]")
+                }
+                XCTAssertThrowsError(try m.sharedPrefix([[1], []])) { XCTAssertEqual("\($0)", "a shared prefix needs one or more prompts, none of them empty") }
+            }
+        }
+    }
+
     /// A left-padded batch gives each row the logits it has alone.
     func testPaddingAndPositions() throws {
         let m = try CausalLM.random(config: tinyConfig(), seed: 5)

@@ -142,6 +142,37 @@ final class MicroBatchTests: XCTestCase {
         }
     }
 
+    /// Prompts run once per mini-batch and micro-batches backpropagate into their keys and values:
+    /// with full fine-tuning and an untied head, an embedding row learns exactly when its token is an
+    /// input — tokens seen only in the prompts included, which need the prompts' backward pass.
+    func testPromptsGetGradientThroughTheSharedPrefix() throws {
+        let (base, tok) = try tiny()
+        var config = base.config
+        config.tieWordEmbeddings = false
+        var w = base.weights
+        w["lm_head.weight"] = try withTorchErrors { w["model.embed_tokens.weight"]!.detached().clone() }
+        let m = try CausalLM(config: config, weights: w)
+        var cfg = TrainerConfig()
+        cfg.lora = nil
+        cfg.weightDecay = 0
+        cfg.microBatch = 3
+        cfg.rollout = SamplingConfig(temperature: 1, maxNewTokens: 6, seed: 5)
+        let t = try Trainer(model: m, tokenizer: tok, reward: LetterReward(), config: cfg)
+        let embedding = { try withTorchErrors { try m.weights["model.embed_tokens.weight"]!.detached().clone().floats() } }
+        let before = try embedding()
+        let samples = [TaskSample(prompt: "QXZ", answer: nil), TaskSample(prompt: "JKV", answer: nil)]
+        _ = try t.step(samples)
+        let after = try embedding()
+        func changed(_ id: Int) -> Bool { (0..<64).contains { before[id * 64 + $0] != after[id * 64 + $0] } }
+        let responses = Set(t.lastRecords.flatMap(\.tokens))
+        let promptOnly = Set(samples.flatMap { tok.encode($0.prompt) }).subtracting(responses)
+        XCTAssertEqual(promptOnly.count, 6)
+        for id in promptOnly { XCTAssertTrue(changed(id), "prompt token \(id) got no gradient") }
+        let unused = (0..<256).filter { !responses.contains($0) && !promptOnly.contains($0) }
+        XCTAssertFalse(unused.isEmpty)
+        for id in unused { XCTAssertFalse(changed(id), "token \(id) is no input but changed") }
+    }
+
     /// Two mini-batches take two optimizer steps per epoch; the second is off-policy.
     func testMiniBatchesTakeSeveralOptimizerSteps() throws {
         let (m, tok) = try tiny()
