@@ -241,7 +241,15 @@ public final class CausalLM {
 
     /// Logits [B, T, vocab] in the model's dtype.
     public func callAsFunction(_ ids: Tensor, attentionMask: Tensor? = nil, positions: Tensor? = nil, cache: KVCache? = nil) throws -> Tensor {
-        linear(try hidden(ids, attentionMask: attentionMask, positions: positions, cache: cache), lmHead)
+        logits(hidden: try hidden(ids, attentionMask: attentionMask, positions: positions, cache: cache))
+    }
+
+    /// Logits [..., vocab] of final hidden states [..., hidden] (e.g. only a prompt's last position).
+    public func logits(hidden: Tensor) -> Tensor {
+        let rows = hidden.shape.dropLast().reduce(1, *)
+        // A few rows without autograd: the small-batch kernel; otherwise the chunked product.
+        if rows <= 16, device == .cpu, hidden.dtype == .float32, !Torch.isGradEnabled { return linear(hidden, lmHead) }
+        return hidden.wideLinear(weight: lmHead)
     }
 
     /// Per-token log-probabilities of `targets` ([B, T] int64) and the entropies of the predicted
@@ -252,7 +260,7 @@ public final class CausalLM {
         var lps = [Tensor](), ents = [Tensor]()
         for start in stride(from: 0, to: t, by: step) {
             let n = Swift.min(step, t - start)
-            let logits = hidden.narrowed(dim: 1, start: start, length: n).linear(weight: lmHead).to(dtype: .float32)
+            let logits = self.logits(hidden: hidden.narrowed(dim: 1, start: start, length: n)).to(dtype: .float32)
             let logp = logits.logSoftmax(dim: -1)                                          // [B, n, V]
             lps.append(logp.gather(dim: -1, index: targets.narrowed(dim: 1, start: start, length: n).to(dtype: .int64).unsqueezed(dim: -1)).squeezed(dim: -1))
             ents.append(-(logp.exp() * logp).sum(dim: -1))

@@ -33,6 +33,25 @@ public final class KVCache {
     /// Forgets every position (the buffers are reused).
     public func reset() { length = 0 }
 
+    /// Keeps the batch rows `order` (old row numbers, in their new order). When every row that
+    /// moves comes from beyond the new batch size — as when finished rows' slots are filled with
+    /// the last live rows — only those rows are copied, in place, and the buffers shrink to a view;
+    /// otherwise all kept rows are gathered into new buffers.
+    public func keep(rows order: [Int], device: Device = .cpu) {
+        let moves = order.enumerated().filter { $0.offset != $0.element }
+        guard moves.allSatisfy({ $0.element >= order.count }) else {
+            return select(rows: Tensor(order.map(Int64.init)).to(device))
+        }
+        for (dst, src) in moves {
+            for l in keys.indices {
+                keys[l].select(dim: 0, index: dst).copy(from: keys[l].select(dim: 0, index: src))
+                values[l].select(dim: 0, index: dst).copy(from: values[l].select(dim: 0, index: src))
+            }
+        }
+        keys = keys.map { $0.narrowed(dim: 0, start: 0, length: order.count) }
+        values = values.map { $0.narrowed(dim: 0, start: 0, length: order.count) }
+    }
+
     /// Keeps only the batch rows in `rows` (e.g. to drop finished sequences).
     public func select(rows: Tensor) {
         keys = keys.map { $0.indexSelect(dim: 0, index: rows) }

@@ -91,13 +91,14 @@ public final class Sampler {
                 var mask = Tensor(maskValues, shape: [prompts.count, width]).to(device)
                 let cache = KVCache(config: model.config, batch: prompts.count, capacity: width + config.maxNewTokens,
                                     dtype: model.dtype, device: device)
-                let prefill = try model(Tensor(ids, shape: [prompts.count, width]).to(device), attentionMask: mask,
-                                        positions: CausalLM.positions(fromMask: mask), cache: cache)
+                // Only the last position's logits are needed: the vocabulary projection skips the rest.
+                let prefill = try model.hidden(Tensor(ids, shape: [prompts.count, width]).to(device), attentionMask: mask,
+                                               positions: CausalLM.positions(fromMask: mask), cache: cache)
                 forwardTokens += prompts.reduce(0) { $0 + $1.count }
                 let expand = Tensor(prompts.indices.flatMap { Array(repeating: Int64($0), count: n) }).to(device)
                 cache.select(rows: expand)
                 mask = mask.indexSelect(dim: 0, index: expand)
-                var logits = prefill.select(dim: 1, index: width - 1).indexSelect(dim: 0, index: expand)   // [L, V]
+                var logits = model.logits(hidden: prefill.select(dim: 1, index: width - 1)).indexSelect(dim: 0, index: expand)   // [L, V]
                 var nextPosition = Tensor(prompts.flatMap { p in Array(repeating: Int64(p.count), count: n) }).to(device)
                 var seen: Tensor? = nil
                 if config.repetitionPenalty != 1 {
@@ -116,12 +117,9 @@ public final class Sampler {
                                                           last: step == config.maxNewTokens - 1)
                     if let s = seen { seen = s.scattered(dim: 1, index: next.unsqueezed(dim: 1), source: Tensor.ones([next.size(0), 1], dtype: .bool, device: device)) }
                     var keep = next, keepPos = nextPosition
-                    // Finished rows ride along (their outputs ignored) until a quarter of the batch
-                    // has finished: compacting the cache copies all of it, so it is done in batches.
-                    let done = live.indices.filter { rows[live[$0]].finish != nil }
-                    if done.count == live.count { break }
-                    if !finished.isEmpty, done.count * 4 >= live.count {
-                        guard let index = dropFinished(Set(done), from: &live, cache: cache) else { break }
+                    // Finished rows leave the batch at once (the cache moves only the rows that fill their slots).
+                    if !finished.isEmpty {
+                        guard let index = dropFinished(finished, from: &live, cache: cache) else { break }
                         mask = mask.indexSelect(dim: 0, index: index)
                         keep = next.indexSelect(dim: 0, index: index)
                         keepPos = nextPosition.indexSelect(dim: 0, index: index)
@@ -143,14 +141,16 @@ public final class Sampler {
     }
 
     /// Removes the finished rows (positions in `live`) from `live` and the cache; returns the
-    /// positions of the rows that stay, or nil when none does.
+    /// positions of the rows that stay, in their new order, or nil when none does. The last live
+    /// rows move into the finished rows' slots, so the cache copies only those rows, in place.
     func dropFinished(_ finished: Set<Int>, from live: inout [Int], cache: KVCache) -> Tensor? {
-        let stay = live.indices.filter { !finished.contains($0) }
-        live = stay.map { live[$0] }
-        guard !live.isEmpty else { return nil }
-        let index = Tensor(stay.map(Int64.init)).to(model.device)
-        cache.select(rows: index)
-        return index
+        let count = live.count - finished.count
+        guard count > 0 else { live = []; return nil }
+        var movers = (count..<live.count).filter { !finished.contains($0) }.makeIterator()
+        let order = (0..<count).map { finished.contains($0) ? movers.next()! : $0 }
+        live = order.map { live[$0] }
+        cache.keep(rows: order, device: model.device)
+        return Tensor(order.map(Int64.init)).to(model.device)
     }
 
     /// Continuations of (prompt + partial response) prefixes, `m` each — the Monte-Carlo value

@@ -73,12 +73,12 @@ extension Sampler {
         try withTorchErrors {
             try withNoGrad {
                 let cache = KVCache(config: model.config, batch: 1, capacity: prompt.count + config.maxNewTokens, dtype: model.dtype, device: device)
-                let prefill = try model(Tensor(prompt.map(Int64.init), shape: [1, prompt.count]).to(device), cache: cache)
+                let prefill = try model.hidden(Tensor(prompt.map(Int64.init), shape: [1, prompt.count]).to(device), cache: cache)
                 forwardTokens += prompt.count
                 var live = try (0..<tree.branching).map { _ in try newNode(parent: nil) }
                 let first = Tensor(Array(repeating: Int64(0), count: live.count)).to(device)
                 cache.select(rows: first)
-                var logits = prefill.select(dim: 1, index: prompt.count - 1).indexSelect(dim: 0, index: first)
+                var logits = model.logits(hidden: prefill.select(dim: 1, index: prompt.count - 1)).indexSelect(dim: 0, index: first)
                 var leaves = live.count
                 for step in 0..<config.maxNewTokens {
                     if step > 0 && tree.branching > 1 {

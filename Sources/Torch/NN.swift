@@ -24,6 +24,14 @@ extension Tensor {
         }
     }
 
+    /// `self · weightᵀ` for a weight with many rows (a vocabulary projection): on the CPU the
+    /// output is computed `chunk` columns at a time, which BLAS runs faster than one huge product.
+    public func wideLinear(weight: Tensor, chunk: Int = 2048) -> Tensor {
+        withExtendedLifetime((self, weight)) {
+            Tensor.make { tw_wide_linear(handle, weight.handle, Int64(chunk), $0) }
+        }
+    }
+
     public func softmax(dim: Int) -> Tensor { op { tw_softmax($0, Int64(dim), 0, $1) } }
     public func logSoftmax(dim: Int) -> Tensor { op { tw_softmax($0, Int64(dim), 1, $1) } }
 

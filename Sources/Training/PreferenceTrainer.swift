@@ -64,7 +64,7 @@ public final class PreferenceTrainer {
         // Log-softmax over the vocabulary at each response position, [N, R, V], and the response tokens.
         func logSoftmax(_ m: CausalLM) throws -> (Tensor, Tensor) {
             let (h, targets) = try Trainer.responseHidden(m, rows: rows, promptLengths: prompts, responseLengths: responses)
-            return (h.linear(weight: m.lmHead).to(dtype: .float32).logSoftmax(dim: -1), targets.unsqueezed(dim: -1))
+            return (m.logits(hidden: h).to(dtype: .float32).logSoftmax(dim: -1), targets.unsqueezed(dim: -1))
         }
         let name = loss.config.name
         let needsKL = name == .tdpo1 || name == .tdpo2 || name == .sparsepo

@@ -90,6 +90,24 @@ final class CausalLMTests: XCTestCase {
         }
     }
 
+    /// Keeping cache rows: moving the last rows into freed slots copies in place and shrinks the
+    /// buffers; any other order gathers. Both leave each kept row's keys and values intact.
+    func testKVCacheKeepsRowsInPlaceOrByGathering() throws {
+        try withTorchErrors {
+            for order in [[0, 4, 2], [3, 1], [2, 0], [1, 1, 0]] {
+                let cache = KVCache(config: tinyConfig(), batch: 5, capacity: 3)
+                let rows = (0..<5).map { Tensor.full([2, 3, 16], value: Double($0)) }
+                for l in 0..<2 { cache.keys[l].copy(from: Tensor.stack(rows)); cache.values[l].copy(from: Tensor.stack(rows) * -1) }
+                cache.keep(rows: order)
+                XCTAssertEqual(cache.keys[1].shape, [order.count, 2, 3, 16])
+                for (i, r) in order.enumerated() {
+                    XCTAssertEqual(Set(try cache.keys[1][i].floats()), [Float(r)], "\(order)")
+                    XCTAssertEqual(Set(try cache.values[0][i].floats()), [Float(-r)], "\(order)")
+                }
+            }
+        }
+    }
+
     /// Continuations attending to a shared prefix (prompts of different lengths, so one is left-padded)
     /// give the hidden states of running each prompt + continuation alone, and the same gradients.
     func testSharedPrefixMatchesFullForwardsWithGradients() throws {

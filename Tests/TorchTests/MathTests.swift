@@ -152,6 +152,28 @@ final class MathTests: XCTestCase {
         }
     }
 
+    /// The chunked vocabulary projection equals `linear` (chunks that do and do not divide the rows,
+    /// 2-D and 3-D inputs), without autograd and with it, where the input's gradient matches too.
+    func testWideLinearMatchesLinear() throws {
+        try withTorchErrors {
+            let g = try Generator(seed: 9)
+            let w = Tensor.randn([50, 12], generator: g)
+            for (shape, chunk) in [([3, 12], 16), ([2, 4, 12], 7), ([5, 12], 50), ([5, 12], 64), ([1, 12], 1)] {
+                let x = Tensor.randn(shape, generator: g)
+                let plain = try withNoGrad { x.wideLinear(weight: w, chunk: chunk) }
+                XCTAssertEqual(plain.shape, Array(shape.dropLast()) + [50])
+                XCTAssertLessThan(try (plain - x.linear(weight: w)).abs().amax().item(), 1e-5, "\(shape) chunk \(chunk)")
+                let probe = Tensor.randn(Array(shape.dropLast()) + [50], generator: g)
+                let a = x.detached().requiringGrad(), b = x.detached().requiringGrad()
+                (a.wideLinear(weight: w, chunk: chunk) * probe).sum().backward()
+                (b.linear(weight: w) * probe).sum().backward()
+                XCTAssertLessThan(try (a.grad! - b.grad!).abs().amax().item(), 1e-5, "\(shape) chunk \(chunk)")
+            }
+        }
+        let msg = expectTorchError { _ = Tensor.ones([2, 3]).wideLinear(weight: Tensor.ones([40, 5]), chunk: 8) }
+        XCTAssertTrue(msg.contains("cannot be multiplied") || msg.contains("size mismatch") || msg.contains("shape"), msg)
+    }
+
     /// The small-batch kernel equals `linear` for every row count (1–16, so both the 8-row blocks and
     /// their remainders), a K that is not a multiple of 8, with and without bias; other inputs fall back.
     func testSmallLinearMatchesLinear() throws {

@@ -151,6 +151,8 @@ tw_tensor tw_embedding(tw_tensor weight, tw_tensor indices, char **err);
 // x·Wᵀ (+ b) for a few rows of x (decoding): float32 CPU tensors, x [M, K], W [N, K]. Streams each
 // row of W once for all rows of x (AVX2+FMA when the CPU has it), parallel over N. No autograd.
 tw_tensor tw_small_linear(tw_tensor x, tw_tensor w, tw_tensor bias_or_null, char **err);
+/* x·wᵀ for a weight with many rows (a vocabulary projection), `chunk` output columns at a time on the CPU. */
+tw_tensor tw_wide_linear(tw_tensor x, tw_tensor w, int64_t chunk, char **err);
 // scale <= 0 means the default 1/sqrt(head_dim).
 tw_tensor tw_sdpa(tw_tensor q, tw_tensor k, tw_tensor v, tw_tensor mask_or_null, double dropout, int causal,
                   double scale, int enable_gqa, char **err);
