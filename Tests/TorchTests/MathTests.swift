@@ -174,17 +174,22 @@ final class MathTests: XCTestCase {
         XCTAssertTrue(msg.contains("cannot be multiplied") || msg.contains("size mismatch") || msg.contains("shape"), msg)
     }
 
-    /// The small-batch kernel equals `linear` for every row count (1–16, so both the 8-row blocks and
-    /// their remainders), a K that is not a multiple of 8, with and without bias; other inputs fall back.
+    /// The small-batch kernel equals `linear` for every row count 1–70 (the per-row kernel's 8-row
+    /// blocks and remainders; past 8 rows the 4 × 3 tiles and their row and column remainders),
+    /// for K a multiple of 8 (tiles) and not (per-row), over more than one 48-row weight chunk per
+    /// thread, with and without bias; other inputs fall back.
     func testSmallLinearMatchesLinear() throws {
         try withTorchErrors {
             let g = try Generator(seed: 4)
-            let w = Tensor.randn([37, 21], generator: g), b = Tensor.randn([37], generator: g)
-            for m in 1...16 {
-                let x = Tensor.randn([m, 21], generator: g)
-                XCTAssertLessThan(try (x.smallLinear(weight: w) - x.linear(weight: w)).abs().amax().item(), 1e-5, "M = \(m)")
-                XCTAssertLessThan(try (x.smallLinear(weight: w, bias: b) - x.linear(weight: w, bias: b)).abs().amax().item(), 1e-5)
+            for k in [21, 24] {
+                let w = Tensor.randn([203, k], generator: g), b = Tensor.randn([203], generator: g)
+                for m in 1...70 {
+                    let x = Tensor.randn([m, k], generator: g)
+                    XCTAssertLessThan(try (x.smallLinear(weight: w) - x.linear(weight: w)).abs().amax().item(), 1e-5, "M = \(m), K = \(k)")
+                    XCTAssertLessThan(try (x.smallLinear(weight: w, bias: b) - x.linear(weight: w, bias: b)).abs().amax().item(), 1e-5)
+                }
             }
+            let w = Tensor.randn([37, 21], generator: g)
             let x64 = Tensor.randn([3, 21], generator: g, dtype: .float64)
             XCTAssertEqual(try x64.smallLinear(weight: w.to(dtype: .float64)).doubles(), try x64.linear(weight: w.to(dtype: .float64)).doubles())
             let wt = w.transposed(0, 1).contiguous().transposed(0, 1)   // not contiguous: falls back
