@@ -43,37 +43,44 @@ public final class PreferenceTrainer {
         optimizer = try AdamW(parameters: params, options: .init(lr: lr, weightDecay: weightDecay))
     }
 
-    /// Token rows (prompt + response + end token), prompt lengths and response lengths.
-    func rows(_ pairs: [PreferencePair], _ side: KeyPath<PreferencePair, String>) -> ([[Int]], [Int], [Int]) {
+    /// Both sides' inputs to the loss: logprobs (with gradients), reference logprobs, mask, and the
+    /// per-token KL(π_ref ‖ π_θ) or reward-model logprobs when the loss uses them. Each distinct
+    /// prompt runs once per model, and its chosen and rejected responses attend to its keys and
+    /// values (gradients flow back into it through both).
+    func sides(_ pairs: [PreferencePair]) throws -> (chosen: PreferenceLoss.Side, rejected: PreferenceLoss.Side) {
+        let (unique, owner) = Trainer.distinct(pairs.map { tokenizer.encode($0.prompt) })
         let end = tokenizer.eosIds.first.map { [$0] } ?? []
-        var rows = [[Int]](), prompts = [Int](), responses = [Int]()
-        for p in pairs {
-            let prompt = tokenizer.encode(p.prompt), response = tokenizer.encode(p[keyPath: side]) + end
-            rows.append(prompt + response)
-            prompts.append(prompt.count)
-            responses.append(Swift.max(1, response.count))
-        }
-        return (rows, prompts, responses)
-    }
-
-    /// One side's inputs to the loss: logprobs (with gradients), reference logprobs, mask, and the
-    /// per-token KL(π_ref ‖ π_θ) or reward-model logprobs when the loss uses them.
-    func side(_ pairs: [PreferencePair], _ key: KeyPath<PreferencePair, String>) throws -> PreferenceLoss.Side {
-        let (rows, prompts, responses) = rows(pairs, key)
-        let mask = padded(responses.map { [Double](repeating: 1, count: $0) }).values
-        // Log-softmax over the vocabulary at each response position, [N, R, V], and the response tokens.
-        func logSoftmax(_ m: CausalLM) throws -> (Tensor, Tensor) {
-            let (h, targets) = try Trainer.responseHidden(m, rows: rows, promptLengths: prompts, responseLengths: responses)
-            return (m.logits(hidden: h).to(dtype: .float32).logSoftmax(dim: -1), targets.unsqueezed(dim: -1))
-        }
         let name = loss.config.name
         let needsKL = name == .tdpo1 || name == .tdpo2 || name == .sparsepo
-        let (policy, targets) = try logSoftmax(model)
-        let ref = try Trainer.withReference(model, reference) { try logSoftmax($0).0 }
-        let kl = needsKL ? (ref.exp() * (ref - policy)).sum(dim: -1) : nil
-        let rm = try rewardModel.map { rm in try withNoGrad { try logSoftmax(rm).0.gather(dim: -1, index: targets).squeezed(dim: -1) } }
-        return PreferenceLoss.Side(logprobs: policy.gather(dim: -1, index: targets).squeezed(dim: -1),
-                                   refLogprobs: ref.gather(dim: -1, index: targets).squeezed(dim: -1), mask: mask, kl: kl, rmLogprobs: rm)
+        let policyPrefix = try model.sharedPrefix(unique)
+        let refPrefix = try Trainer.withReference(model, reference) { try $0.sharedPrefix(unique) }
+        let rmPrefix = try rewardModel.map { rm in try withNoGrad { try rm.sharedPrefix(unique) } }
+        func side(_ key: KeyPath<PreferencePair, String>) throws -> PreferenceLoss.Side {
+            let responses = pairs.map { tokenizer.encode($0[keyPath: key]) + end }
+            if let empty = responses.firstIndex(where: \.isEmpty) {
+                throw TrainingError("preference pair \(empty): the response is empty and the tokenizer has no end token")
+            }
+            let longest = responses.map(\.count).max()!
+            let mask = padded(responses.map { [Double](repeating: 1, count: $0.count) }).values
+            let targets = Trainer.batch(responses).0.unsqueezed(dim: -1)                        // [N, R, 1]
+            // Log-softmax over the vocabulary at each response position, [N, R, V]: the prompt's last
+            // state predicts the first token, each response token's state the next.
+            func logSoftmax(_ m: CausalLM, _ prefix: SharedPrefix) throws -> Tensor {
+                var h = prefix.last.indexSelect(dim: 0, index: Tensor(owner.map(Int64.init)).to(m.device)).unsqueezed(dim: 1)
+                if longest > 1 {
+                    let inputs = Trainer.batch(responses.map { Array($0.prefix(longest - 1)) }).0
+                    h = Tensor.cat([h, try m.hidden(inputs, continuing: prefix, owner: owner)], dim: 1)
+                }
+                return m.logits(hidden: h).to(dtype: .float32).logSoftmax(dim: -1)
+            }
+            let policy = try logSoftmax(model, policyPrefix)
+            let ref = try Trainer.withReference(model, reference) { try logSoftmax($0, refPrefix) }
+            let kl = needsKL ? (ref.exp() * (ref - policy)).sum(dim: -1) : nil
+            let rm = try rewardModel.map { rm in try withNoGrad { try logSoftmax(rm, rmPrefix!).gather(dim: -1, index: targets).squeezed(dim: -1) } }
+            return PreferenceLoss.Side(logprobs: policy.gather(dim: -1, index: targets).squeezed(dim: -1),
+                                       refLogprobs: ref.gather(dim: -1, index: targets).squeezed(dim: -1), mask: mask, kl: kl, rmLogprobs: rm)
+        }
+        return (try side(\.chosen), try side(\.rejected))
     }
 
     /// One optimizer step on `pairs`; returns the loss's metrics plus loss, grad norm and timing.
@@ -82,7 +89,8 @@ public final class PreferenceTrainer {
         let start = DispatchTime.now().uptimeNanoseconds
         var metrics: [String: Double] = [:]
         try withTorchErrors {
-            let (l, m, _) = try loss(chosen: try side(pairs, \.chosen), rejected: try side(pairs, \.rejected))
+            let (chosen, rejected) = try sides(pairs)
+            let (l, m, _) = try loss(chosen: chosen, rejected: rejected)
             l.backward()
             metrics = m
             metrics["loss"] = try l.item()
@@ -107,7 +115,8 @@ public final class PreferenceTrainer {
             try withTorchErrors {
                 try withNoGrad {
                     // The implicit token rewards β·Δ_t the loss reports, summed per response.
-                    let (_, _, rewards) = try loss(chosen: try side(part, \.chosen), rejected: try side(part, \.rejected))
+                    let (chosen, rejected) = try sides(part)
+                    let (_, _, rewards) = try loss(chosen: chosen, rejected: rejected)
                     margins += try (rewards.chosen.sum(dim: 1) - rewards.rejected.sum(dim: 1)).doubles()
                 }
             }

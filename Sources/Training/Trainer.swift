@@ -128,32 +128,6 @@ public final class Trainer {
         return (Tensor(ids, shape: [rows.count, t]), Tensor(mask, shape: [rows.count, t]))
     }
 
-    /// The token ids `[N, T]` of right-padded rows and the hidden states `[N, T − 1, H]` that predict
-    /// tokens 1 … T − 1.
-    static func predictingHidden(_ m: CausalLM, rows: [[Int]]) throws -> (ids: Tensor, hidden: Tensor) {
-        let (ids, mask) = batch(rows)
-        let t = ids.size(1)
-        return (ids, try m.hidden(ids.narrowed(dim: 1, start: 0, length: t - 1), attentionMask: mask.narrowed(dim: 1, start: 0, length: t - 1)))
-    }
-
-    /// Per row, the positions p − 1 + k (minus `offset`) whose hidden state predicts response token k,
-    /// for k < `width`; past a row's end its last position repeats. `[N, width]`.
-    static func responsePositions(promptLengths: [Int], responseLengths: [Int], width: Int, offset: Int = 0) -> Tensor {
-        let index = zip(promptLengths, responseLengths).flatMap { p, r in (0..<width).map { Int64(p - 1 - offset + Swift.min($0, r - 1)) } }
-        return Tensor(index, shape: [promptLengths.count, width])
-    }
-
-    /// The hidden states that predict each response token and those tokens, `[N, R, H]` and `[N, R]`
-    /// (R = `width`, default the longest response).
-    static func responseHidden(_ m: CausalLM, rows: [[Int]], promptLengths: [Int], responseLengths: [Int],
-                               width: Int? = nil) throws -> (hidden: Tensor, targets: Tensor) {
-        let (ids, hidden) = try predictingHidden(m, rows: rows)
-        let width = width ?? responseLengths.max()!
-        let idx = responsePositions(promptLengths: promptLengths, responseLengths: responseLengths, width: width)
-        let targets = ids.narrowed(dim: 1, start: 1, length: ids.size(1) - 1).gather(dim: 1, index: idx)
-        return (hidden.gather(dim: 1, index: idx.unsqueezed(dim: -1).expanded(to: [rows.count, width, hidden.size(2)])), targets)
-    }
-
     /// The distinct prompts among `prompts` and, per entry, the index of its distinct prompt.
     static func distinct(_ prompts: [[Int]]) -> (unique: [[Int]], owner: [Int]) {
         var unique = [[Int]](), slot = [[Int]: Int]()

@@ -226,7 +226,8 @@ final class RunTests: XCTestCase {
             XCTAssertEqual(metrics.count, 3, name.rawValue)
             let first = (metrics[0]["loss"] as? NSNumber)?.doubleValue ?? .nan
             if name == .ipo {
-                XCTAssertEqual(first, 1.0, accuracy: 1e-6, "ipo: (0 − 1/(2·0.5))² = 1")   // u = 0
+                // u = 0 up to float rounding: the no-grad reference pass runs through the decoding kernel.
+                XCTAssertEqual(first, 1.0, accuracy: 1e-5, "ipo: (0 − 1/(2·0.5))² = 1")
             } else if name != .tgdpo {
                 XCTAssertEqual(first, Foundation.log(2.0), accuracy: 1e-5, name.rawValue)
             }

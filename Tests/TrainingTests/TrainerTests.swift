@@ -190,3 +190,47 @@ final class MicroBatchTests: XCTestCase {
         }
     }
 }
+
+final class PreferenceTrainerTests: XCTestCase {
+    /// Chosen and rejected responses share one pass over their prompt (prompts of different lengths,
+    /// one repeated); every response token's logprob equals a teacher-forced pass over the whole row.
+    func testSidesEqualTeacherForcedRows() throws {
+        let (m, tok) = try tiny()
+        let t = try PreferenceTrainer(model: m, tokenizer: tok, objective: .init(name: .tdpo2, beta: 0.1), lora: .init(),
+                                      lr: 1e-3, weightDecay: 0, maxGradNorm: 1, seed: 1)
+        let pairs = [PreferencePair(prompt: "Q: two plus two", chosen: "four", rejected: "five!"),
+                     PreferencePair(prompt: "hi", chosen: "hello there", rejected: ""),
+                     PreferencePair(prompt: "Q: two plus two", chosen: "4", rejected: "22")]
+        try withTorchErrors {
+            let (chosen, rejected) = try withNoGrad { try t.sides(pairs) }
+            for (side, key) in [(chosen, \PreferencePair.chosen), (rejected, \PreferencePair.rejected)] {
+                let lp = try side.logprobs.floats(), ref = try side.refLogprobs.floats(), width = side.logprobs.size(1)
+                XCTAssertEqual(try side.mask.doubles().reduce(0, +), Double(pairs.reduce(0) { $0 + tok.encode($1[keyPath: key]).count + 1 }))
+                XCTAssertLessThan(try side.kl!.abs().amax().item(), 1e-6)   // LoRA starts at B = 0: policy = reference
+                for (n, pair) in pairs.enumerated() {
+                    let prompt = tok.encode(pair.prompt), response = tok.encode(pair[keyPath: key]) + [257]
+                    let row = prompt + response
+                    let full = try withNoGrad { try m(Tensor(row.map(Int64.init), shape: [1, row.count])).logSoftmax(dim: -1).floats() }
+                    for (k, token) in response.enumerated() {
+                        let expected = full[(prompt.count - 1 + k) * 270 + token]
+                        XCTAssertEqual(lp[n * width + k], expected, accuracy: 1e-5, "pair \(n) token \(k)")
+                        XCTAssertEqual(ref[n * width + k], expected, accuracy: 1e-5)
+                    }
+                }
+            }
+        }
+    }
+
+    /// A pair whose response is empty has nothing to score when the tokenizer has no end token.
+    func testEmptyResponseWithoutEndTokenIsAnError() throws {
+        let (m, _) = try tiny()
+        var tokens = Tokenizer.byteToChar.map { String($0) }
+        while tokens.count < 270 { tokens.append("<unused\(tokens.count)>") }
+        let tok = try Tokenizer(tokens: tokens, merges: [], added: [:], special: [], pre: .gpt2, bosId: nil, eosIds: [])
+        let t = try PreferenceTrainer(model: m, tokenizer: tok, objective: .init(name: .dpo, beta: 0.1), lora: .init(),
+                                      lr: 1e-3, weightDecay: 0, maxGradNorm: 1, seed: 1)
+        XCTAssertThrowsError(try t.step([PreferencePair(prompt: "a", chosen: "b", rejected: "c"), PreferencePair(prompt: "a", chosen: "", rejected: "c")])) {
+            XCTAssertEqual("\($0)", "preference pair 1: the response is empty and the tokenizer has no end token")
+        }
+    }
+}
