@@ -61,8 +61,8 @@ public final class PreferenceTrainer {
                 throw TrainingError("preference pair \(empty): the response is empty and the tokenizer has no end token")
             }
             let longest = responses.map(\.count).max()!
-            let mask = padded(responses.map { [Double](repeating: 1, count: $0.count) }).values
-            let targets = Trainer.batch(responses).0.unsqueezed(dim: -1)                        // [N, R, 1]
+            let mask = padded(responses.map { [Double](repeating: 1, count: $0.count) }, device: model.device).values
+            let targets = Trainer.batch(responses).0.unsqueezed(dim: -1).to(model.device)       // [N, R, 1]
             // Log-softmax over the vocabulary at each response position, [N, R, V]: the prompt's last
             // state predicts the first token, each response token's state the next.
             func logSoftmax(_ m: CausalLM, _ prefix: SharedPrefix) throws -> Tensor {

@@ -267,9 +267,10 @@ public final class Trainer {
         let rows = trained.map { prompts[$0.completion.promptIndex] + $0.completion.tokens }
         let responseLengths = trained.map(\.completion.tokens.count)
         try withTorchErrors {
-            let (old, mask) = padded(trained.map(\.completion.logprobs))
-            let advantages = padded(credit.advantages.flatMap { $0 }).values
-            let weights = padded(credit.weights.flatMap { $0 }).values
+            let device = model.device
+            let (old, mask) = padded(trained.map(\.completion.logprobs), device: device)
+            let advantages = padded(credit.advantages.flatMap { $0 }, device: device).values
+            let weights = padded(credit.weights.flatMap { $0 }, device: device).values
             let width = mask.size(1)
             let micro = config.microBatch > 0 ? config.microBatch : rows.count
             // Each prompt runs once per pass (its n samples attend to its keys and values).
@@ -307,7 +308,7 @@ public final class Trainer {
                     let order = micro >= range.count ? Array(range) : range.sorted { (responseLengths[$0], $0) < (responseLengths[$1], $1) }
                     for a in stride(from: 0, to: order.count, by: micro) {
                         let r = Array(order[a..<Swift.min(order.count, a + micro)])
-                        let pick = Tensor(r.map(Int64.init))
+                        let pick = Tensor(r.map(Int64.init)).to(device)
                         let whole = r == Array(rows.indices)
                         func rowsOf(_ t: Tensor) -> Tensor { whole ? t : t.indexSelect(dim: 0, index: pick) }
                         let tokenShare = Double(r.reduce(0) { $0 + responseLengths[$1] }) / tokens
