@@ -273,17 +273,22 @@ public final class Trainer {
             let weights = padded(credit.weights.flatMap { $0 }, device: device).values
             let width = mask.size(1)
             let micro = config.microBatch > 0 ? config.microBatch : rows.count
-            // Each prompt runs once per pass (its n samples attend to its keys and values).
-            let (unique, owner) = Self.distinct(rowPrompts)
-            func logprobs(_ m: CausalLM, _ prefix: SharedPrefix, _ r: [Int]) throws -> (Tensor, Tensor) {
-                try Self.responseLogprobs(m, prefix: prefix, owner: r.map { owner[$0] }, responses: r.map { trained[$0].completion.tokens }, width: width)
+            // Each prompt runs once per pass over a set of rows: its n samples attend to its keys and values.
+            // `prompts(rows)` gives the distinct prompts of those rows and each row's index among them.
+            func prompts(_ rows: some Sequence<Int>) -> ([[Int]], [Int: Int]) {
+                let rows = Array(rows), (unique, owner) = Self.distinct(rows.map { rowPrompts[$0] })
+                return (unique, Dictionary(uniqueKeysWithValues: zip(rows, owner)))
+            }
+            func logprobs(_ m: CausalLM, _ prefix: SharedPrefix, _ owner: [Int: Int], _ r: [Int]) throws -> (Tensor, Tensor) {
+                try Self.responseLogprobs(m, prefix: prefix, owner: r.map { owner[$0]! }, responses: r.map { trained[$0].completion.tokens }, width: width)
             }
             var ref: Tensor? = nil
             if config.objective.klCoef != 0 {
                 ref = try Self.withReference(model, reference) { m in
+                    let (unique, owner) = prompts(rows.indices)
                     let prefix = try m.sharedPrefix(unique)
                     return Tensor.cat(try stride(from: 0, to: rows.count, by: micro).map {
-                        try logprobs(m, prefix, Array($0..<Swift.min(rows.count, $0 + micro))).0
+                        try logprobs(m, prefix, owner, Array($0..<Swift.min(rows.count, $0 + micro))).0
                     }, dim: 0)
                 }
             }
@@ -302,6 +307,7 @@ public final class Trainer {
                     // The prompts run once (with autograd) for the whole mini-batch; micro-batches
                     // backpropagate into leaf copies of their keys and values, which then
                     // backpropagate through the prompts once.
+                    let (unique, owner) = prompts(range)
                     let prefix = try model.sharedPrefix(unique)
                     let leaves = prefix.leaves()
                     // Micro-batches of rows of similar length, so each pads only to its own longest response.
@@ -312,7 +318,7 @@ public final class Trainer {
                         let whole = r == Array(rows.indices)
                         func rowsOf(_ t: Tensor) -> Tensor { whole ? t : t.indexSelect(dim: 0, index: pick) }
                         let tokenShare = Double(r.reduce(0) { $0 + responseLengths[$1] }) / tokens
-                        let (lp, ent) = try logprobs(model, leaves, r)
+                        let (lp, ent) = try logprobs(model, leaves, owner, r)
                         let batch = PolicyBatch(logprobs: lp, oldLogprobs: rowsOf(old), advantages: rowsOf(advantages), mask: rowsOf(mask),
                                                 rolloutLogprobs: rowsOf(old), refLogprobs: ref.map(rowsOf), weights: rowsOf(weights),
                                                 entropies: ent, turns: Tensor.zeros(like: rowsOf(mask)).to(dtype: .int64))
