@@ -646,6 +646,14 @@ static void parallel_shares(int64_t n, int threads, const std::function<void(int
   g.parallel(runShare, &job, static_cast<unsigned>(std::min<int64_t>(threads, n)), 0);
 }
 
+// The sum of a vector's 8 floats.
+__attribute__((target("avx2,fma"))) static inline float hsum8(__m256 a) {
+  __m128 lo = _mm_add_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps(a, 1));
+  lo = _mm_add_ps(lo, _mm_movehl_ps(lo, lo));
+  lo = _mm_add_ss(lo, _mm_shuffle_ps(lo, lo, 1));
+  return _mm_cvtss_f32(lo);
+}
+
 // y[m, n] = Σ_k x[m, k]·w[n, k] for rows n0..<n1 and MC (compile-time, ≤ 8) rows of x, so the
 // accumulators stay in registers and each 8-float slice of a weight row is loaded once.
 template <int MC>
@@ -661,21 +669,11 @@ __attribute__((target("avx2,fma"))) static void small_linear_block(const float *
       for (int j = 0; j < MC; j++) acc[j] = _mm256_fmadd_ps(wv, _mm256_loadu_ps(x + j * K + k), acc[j]);
     }
     for (int j = 0; j < MC; j++) {
-      __m128 lo = _mm_add_ps(_mm256_castps256_ps128(acc[j]), _mm256_extractf128_ps(acc[j], 1));
-      lo = _mm_add_ps(lo, _mm_movehl_ps(lo, lo));
-      lo = _mm_add_ss(lo, _mm_shuffle_ps(lo, lo, 1));
-      float sum = _mm_cvtss_f32(lo);
+      float sum = hsum8(acc[j]);
       for (int64_t k = K8; k < K; k++) sum += wr[k] * x[j * K + k];
       y[j * N + n] = sum;
     }
   }
-}
-
-__attribute__((target("avx2,fma"))) static inline float hsum8(__m256 a) {
-  __m128 lo = _mm_add_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps(a, 1));
-  lo = _mm_add_ps(lo, _mm_movehl_ps(lo, lo));
-  lo = _mm_add_ss(lo, _mm_shuffle_ps(lo, lo, 1));
-  return _mm_cvtss_f32(lo);
 }
 
 // MC rows of x times NC weight rows (K a multiple of 8): MC·NC accumulators and NC weight slices

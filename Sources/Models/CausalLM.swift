@@ -95,10 +95,16 @@ public final class CausalLM {
     /// from 16 to 64 rows on this project's 2-core machine.
     static let kernelRows = 64
 
+    /// Whether `x` is a decoding step's input that the small-batch kernel takes: float32 on the CPU,
+    /// no autograd, at most `kernelRows` rows.
+    func takesKernel(_ x: Tensor) -> Bool {
+        x.shape.dropLast().reduce(1, *) <= Self.kernelRows && device == .cpu && x.dtype == .float32 && !Torch.isGradEnabled
+    }
+
     /// x·Wᵀ + b. Decoding steps on the CPU without autograd use the small-batch kernel.
     func linear(_ x: Tensor, _ w: Tensor, _ b: Tensor? = nil) -> Tensor {
+        guard takesKernel(x) else { return x.linear(weight: w, bias: b) }
         let rows = x.shape.dropLast().reduce(1, *)
-        guard rows <= Self.kernelRows, device == .cpu, x.dtype == .float32, !Torch.isGradEnabled else { return x.linear(weight: w, bias: b) }
         return x.reshaped([rows, x.size(-1)]).smallLinear(weight: w, bias: b).reshaped(Array(x.shape.dropLast()) + [w.size(0)])
     }
 
@@ -250,10 +256,8 @@ public final class CausalLM {
 
     /// Logits [..., vocab] of final hidden states [..., hidden] (e.g. only a prompt's last position).
     public func logits(hidden: Tensor) -> Tensor {
-        let rows = hidden.shape.dropLast().reduce(1, *)
-        // Decoding without autograd: the small-batch kernel; otherwise the chunked product.
-        if rows <= Self.kernelRows, device == .cpu, hidden.dtype == .float32, !Torch.isGradEnabled { return linear(hidden, lmHead) }
-        return hidden.wideLinear(weight: lmHead)
+        // Decoding: the small-batch kernel; otherwise the chunked product.
+        takesKernel(hidden) ? linear(hidden, lmHead) : hidden.wideLinear(weight: lmHead)
     }
 
     /// Per-token log-probabilities of `targets` ([B, T] int64) and the entropies of the predicted

@@ -37,10 +37,10 @@ public final class KVCache {
     /// moves comes from beyond the new batch size — as when finished rows' slots are filled with
     /// the last live rows — only those rows are copied, in place, and the buffers shrink to a view;
     /// otherwise all kept rows are gathered into new buffers.
-    public func keep(rows order: [Int], device: Device = .cpu) {
+    public func keep(rows order: [Int]) {
         let moves = order.enumerated().filter { $0.offset != $0.element }
         guard moves.allSatisfy({ $0.element >= order.count }) else {
-            return select(rows: Tensor(order.map(Int64.init)).to(device))
+            return select(rows: Tensor(order.map(Int64.init)).to(keys.first?.device ?? .cpu))
         }
         for (dst, src) in moves {
             for l in keys.indices {

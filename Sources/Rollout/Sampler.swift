@@ -149,7 +149,7 @@ public final class Sampler {
         var movers = (count..<live.count).filter { !finished.contains($0) }.makeIterator()
         let order = (0..<count).map { finished.contains($0) ? movers.next()! : $0 }
         live = order.map { live[$0] }
-        cache.keep(rows: order, device: model.device)
+        cache.keep(rows: order)
         return Tensor(order.map(Int64.init)).to(model.device)
     }
 

@@ -60,17 +60,11 @@ public final class PreferenceTrainer {
             if let empty = responses.firstIndex(where: \.isEmpty) {
                 throw TrainingError("preference pair \(empty): the response is empty and the tokenizer has no end token")
             }
-            let longest = responses.map(\.count).max()!
             let mask = padded(responses.map { [Double](repeating: 1, count: $0.count) }, device: model.device).values
             let targets = Trainer.batch(responses).0.unsqueezed(dim: -1).to(model.device)       // [N, R, 1]
-            // Log-softmax over the vocabulary at each response position, [N, R, V]: the prompt's last
-            // state predicts the first token, each response token's state the next.
+            // Log-softmax over the vocabulary at each response position, [N, R, V].
             func logSoftmax(_ m: CausalLM, _ prefix: SharedPrefix) throws -> Tensor {
-                var h = prefix.last.indexSelect(dim: 0, index: Tensor(owner.map(Int64.init)).to(m.device)).unsqueezed(dim: 1)
-                if longest > 1 {
-                    let inputs = Trainer.batch(responses.map { Array($0.prefix(longest - 1)) }).0
-                    h = Tensor.cat([h, try m.hidden(inputs, continuing: prefix, owner: owner)], dim: 1)
-                }
+                let h = try Trainer.responseHidden(m, prefix: prefix, owner: owner, responses: responses)
                 return m.logits(hidden: h).to(dtype: .float32).logSoftmax(dim: -1)
             }
             let policy = try logSoftmax(model, policyPrefix)

@@ -140,6 +140,18 @@ public final class Trainer {
         return (unique, owner)
     }
 
+    /// The hidden states `[N, R, H]` that predict each token of responses continuing `prefix` (row n
+    /// continues prefix row `owner[n]`; R = the longest response, at least 1): the prompt's last
+    /// state predicts the first token, each response token's state the next.
+    static func responseHidden(_ m: CausalLM, prefix: SharedPrefix, owner: [Int], responses: [[Int]]) throws -> Tensor {
+        let longest = Swift.max(1, responses.map(\.count).max() ?? 1)
+        let first = prefix.last.indexSelect(dim: 0, index: Tensor(owner.map(Int64.init)).to(m.device)).unsqueezed(dim: 1)   // [N, 1, H]
+        guard longest > 1 else { return first }
+        // Token k's input predicts token k + 1, so the last token of the longest response is no input.
+        let inputs = batch(responses.map { Array($0.prefix(longest - 1)) }).0
+        return Tensor.cat([first, try m.hidden(inputs, continuing: prefix, owner: owner)], dim: 1)
+    }
+
     /// Per-token logprobs (and entropies) under `m` of responses that continue `prefix` (row n
     /// continues prefix row `owner[n]`), [N, R] right-padded (R = `width`, default the longest
     /// response; past a row's end its last value repeats). A group's n samples share one prompt, so
@@ -147,13 +159,7 @@ public final class Trainer {
     /// response positions.
     static func responseLogprobs(_ m: CausalLM, prefix: SharedPrefix, owner: [Int], responses: [[Int]], width: Int? = nil) throws -> (Tensor, Tensor) {
         let lengths = responses.map(\.count), longest = Swift.max(1, lengths.max() ?? 1)
-        let first = prefix.last.indexSelect(dim: 0, index: Tensor(owner.map(Int64.init)).to(m.device)).unsqueezed(dim: 1)   // [N, 1, H]
-        var hidden = first
-        if longest > 1 {
-            // Token k's input predicts token k + 1, so the last token of the longest response is no input.
-            let inputs = batch(responses.map { Array($0.prefix(longest - 1)) }).0
-            hidden = Tensor.cat([first, try m.hidden(inputs, continuing: prefix, owner: owner)], dim: 1)            // [N, R, H]
-        }
+        let hidden = try responseHidden(m, prefix: prefix, owner: owner, responses: responses)
         let targets = batch(responses.map { $0.isEmpty ? [0] : $0 }).0
         let (lp, ent) = m.tokenLogprobs(hidden: hidden, targets: targets.narrowed(dim: 1, start: 0, length: longest).to(m.device),
                                         chunk: Swift.max(1, 512 / responses.count))   // ~100 MB of logits per chunk
