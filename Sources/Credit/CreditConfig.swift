@@ -63,6 +63,15 @@ public indirect enum CreditConfig: Equatable, Sendable {
         }
     }
 
+    /// SPO-chain's parameters, as the method or as a composite's base: what its cut-point provider reads.
+    public var spoChainParams: SPOChain.Params? {
+        switch self {
+        case .spoChain(let p): p
+        case .d3s(let p): p.base.spoChainParams
+        default: nil
+        }
+    }
+
     /// The method's pipeline of stages.
     public var estimator: AdvantageEstimator { Pipeline(stages: stages) }
 

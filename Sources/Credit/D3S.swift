@@ -67,6 +67,7 @@ public enum D3S {
 
     struct Stage: CreditStage {
         let params: Params
+        var inputs: Set<CreditInput> { params.tokenKeep < 1 ? [.entropies] : [] }
 
         func validate(_ batch: CreditBatch) throws {
             if params.tokenKeep < 1 { try Validation.require(batch, "d3s", "entropies (for token_keep < 1)") { $0.entropies != nil } }

@@ -7,6 +7,9 @@ public protocol AdvantageEstimator: Sendable {
 /// One step of a credit pipeline: a base advantage, or a modifier of advantages and weights
 /// (token weights, selection, redistribution) applied on top of the previous stages.
 protocol CreditStage: Sendable {
+    /// The inputs this stage reads with its parameters as set (declared by every stage, so a new
+    /// method cannot silently go without them in training).
+    var inputs: Set<CreditInput> { get }
     /// Checks that the batch carries the inputs this stage needs.
     func validate(_ batch: CreditBatch) throws
     func apply(_ batch: CreditBatch, _ result: inout CreditResult) throws

@@ -42,6 +42,7 @@ public enum GAE {
 
     struct Stage: CreditStage {
         let params: Params
+        var inputs: Set<CreditInput> { params.klCoef != 0 ? [.values, .kl] : [.values] }
 
         func validate(_ batch: CreditBatch) throws {
             try Validation.require(batch, "gae", "values") { $0.values != nil }

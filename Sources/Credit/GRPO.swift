@@ -43,6 +43,7 @@ public enum GRPO {
 
     struct Stage: CreditStage {
         let params: Params
+        var inputs: Set<CreditInput> { [] }
         func apply(_ batch: CreditBatch, _ result: inout CreditResult) throws {
             let adv = GRPO.advantages(batch, params)
             for g in adv.indices { for i in adv[g].indices { result.fill(g, i, adv[g][i]) } }
@@ -70,6 +71,7 @@ public enum RLOO {
     }
 
     struct Stage: CreditStage {
+        var inputs: Set<CreditInput> { [] }
         func apply(_ batch: CreditBatch, _ result: inout CreditResult) throws {
             let adv = RLOO.advantages(batch)
             for g in adv.indices { for i in adv[g].indices { result.fill(g, i, adv[g][i]) } }

@@ -50,6 +50,8 @@ public enum GiGPO {
 
     struct Stage: CreditStage {
         let params: Params
+        // Step rewards are optional: without them every turn's step return is 0.
+        var inputs: Set<CreditInput> { [.states] }
 
         func validate(_ batch: CreditBatch) throws {
             try Validation.require(batch, "gigpo", "states") { $0.states.map { !$0.isEmpty } ?? false }

@@ -96,6 +96,7 @@ public enum HAPO {
 
     struct Stage: CreditStage {
         let params: Params
+        var inputs: Set<CreditInput> { params.redistribution ? [.entropies] : [] }
 
         func validate(_ batch: CreditBatch) throws {
             if params.redistribution { try Validation.require(batch, "hapo", "entropies") { $0.entropies != nil } }

@@ -64,6 +64,7 @@ public enum PURE {
 
     struct Stage: CreditStage {
         let params: Params
+        var inputs: Set<CreditInput> { params.klCoef != 0 ? [.stepRewards, .kl] : [.stepRewards] }
 
         func validate(_ batch: CreditBatch) throws {
             try Validation.requireKL(batch, "pure", coef: params.klCoef)

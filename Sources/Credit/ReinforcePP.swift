@@ -31,6 +31,7 @@ public enum ReinforcePP {
 
     struct Stage: CreditStage {
         let params: Params
+        var inputs: Set<CreditInput> { params.klCoef != 0 ? [.kl] : [] }
 
         func validate(_ batch: CreditBatch) throws {
             try Validation.requireKL(batch, "reinforce_pp", coef: params.klCoef)

@@ -63,6 +63,7 @@ public enum SPOChain {
 
     struct Stage: CreditStage {
         let params: Params
+        var inputs: Set<CreditInput> { params.probMask ? [.segmentValues, .logprobs] : [.segmentValues] }
 
         func validate(_ batch: CreditBatch) throws {
             let hint = "(cut points and their Monte-Carlo values; SPOChain.cutpoints computes the cut points)"

@@ -112,6 +112,7 @@ public enum SPOTree {
 
     struct Stage: CreditStage {
         let params: Params
+        var inputs: Set<CreditInput> { params.probMask ? [.tree, .logprobs] : [.tree] }
 
         func validate(_ batch: CreditBatch) throws {
             for g in batch.groups.indices { _ = try SPOTree.buildTree(batch, g) }

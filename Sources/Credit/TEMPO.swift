@@ -37,6 +37,7 @@ public enum TEMPO {
 
     struct Stage: CreditStage {
         let params: Params
+        var inputs: Set<CreditInput> { [] }
 
         func apply(_ batch: CreditBatch, _ result: inout CreditResult) throws {
             let base = GRPO.advantages(batch, params.grpo)

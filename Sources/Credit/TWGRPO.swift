@@ -54,6 +54,7 @@ public enum TWGRPO {
 
     struct Stage: CreditStage {
         let alpha: Double
+        var inputs: Set<CreditInput> { alpha != 1 ? [.positionScores] : [] }
 
         func validate(_ batch: CreditBatch) throws {
             guard alpha != 1 else { return }

@@ -25,3 +25,18 @@ func aggregate(_ x: Tensor, mask m: Tensor, _ mode: PolicyLossConfig.Aggregation
 
 /// Masked mean of a `[B, T]` value (0 when nothing is unmasked), for metrics.
 func maskedMean(_ x: Tensor, _ m: Tensor) -> Tensor { (x * m).sum() / m.sum().clamp(min: 1) }
+
+extension PolicyLossConfig.Aggregation {
+    /// The weight of one part's aggregate (a micro-batch's) in the aggregate of the whole batch, so
+    /// that Σ part aggregate × share is the whole's aggregate and gradient. `tokens` count loss
+    /// tokens (valid, weight > 0) and `rows` the rows with at least one:
+    /// token_mean: the part's share of loss tokens; seq_mean_*: its share of such rows;
+    /// seq_mean_token_sum_norm: 1 (its normaliser is a constant).
+    public func share(tokens: Int, rows: Int, ofTokens allTokens: Int, rows allRows: Int) -> Double {
+        switch self {
+        case .tokenMean: allTokens == 0 ? 0 : Double(tokens) / Double(allTokens)
+        case .seqMeanTokenMean, .seqMeanTokenSum: allRows == 0 ? 0 : Double(rows) / Double(allRows)
+        case .seqMeanTokenSumNorm: 1
+        }
+    }
+}

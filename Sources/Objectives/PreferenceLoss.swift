@@ -81,20 +81,18 @@ public struct PreferenceLoss {
                           ("kl_weights", side.klWeights), ("rm_logprobs", side.rmLogprobs)] as [(String, Tensor?)] {
             if let t, t.shape != shape { throw ObjectiveError("objective: \(label) '\(name)' has shape \(t.shape) but logprobs has \(shape)") }
         }
-        let n = config.name
+        let n = config.name, reads = config.inputs
         let uses: [(String, Bool, Bool)] = [
-            ("weights", side.weights != nil, n == .weightedDPO || n == .sparsepo),
-            ("kl", side.kl != nil, n == .tdpo1 || n == .tdpo2 || n == .sparsepo),
+            ("weights", side.weights != nil, reads.contains(.weights)),
+            ("kl", side.kl != nil, reads.contains(.kl)),
             ("kl_weights", side.klWeights != nil, n == .sparsepo),
-            ("rm_logprobs", side.rmLogprobs != nil, n == .tgdpo),
+            ("rm_logprobs", side.rmLogprobs != nil, reads.contains(.rmLogprobs)),
         ]
         for (field, given, used) in uses where given && !used {
             throw ObjectiveError("objective: \(label) '\(field)' is given but '\(n.rawValue)' does not use it")
         }
-        if (n == .tdpo1 || n == .tdpo2 || n == .sparsepo) && side.kl == nil {
-            throw ObjectiveError("objective: '\(n.rawValue)' needs \(label) 'kl'")
-        }
-        if n == .tgdpo && side.rmLogprobs == nil { throw ObjectiveError("objective: 'tgdpo' needs \(label) 'rm_logprobs'") }
+        if reads.contains(.kl) && side.kl == nil { throw ObjectiveError("objective: '\(n.rawValue)' needs \(label) 'kl'") }
+        if reads.contains(.rmLogprobs) && side.rmLogprobs == nil { throw ObjectiveError("objective: 'tgdpo' needs \(label) 'rm_logprobs'") }
     }
 
     /// The mean loss over pairs, metrics, and each side's implicit token rewards.

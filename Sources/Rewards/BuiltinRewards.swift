@@ -68,6 +68,7 @@ public struct OverlongShaping: RewardFunction {
 public struct CompositeReward: RewardFunction {
     public var terms: [(weight: Double, reward: RewardFunction)]
     public var name: String { "reward" }
+    public var givesStepRewards: Bool { terms.contains { $0.weight != 0 && $0.reward.givesStepRewards } }
 
     public init(_ terms: [(weight: Double, reward: RewardFunction)]) { self.terms = terms }
 

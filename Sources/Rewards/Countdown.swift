@@ -9,6 +9,7 @@ import Foundation
 public struct CountdownReward: RewardFunction {
     public var stepReward: Double
     public var name: String { "countdown" }
+    public var givesStepRewards: Bool { stepReward != 0 }
 
     public init(stepReward: Double = 1) { self.stepReward = stepReward }
 

@@ -40,7 +40,14 @@ public struct RewardScore: Equatable, Sendable {
 public protocol RewardFunction: Sendable {
     /// The name its value has in metrics.
     var name: String { get }
+    /// Whether `score` reports process rewards (`RewardScore.steps`); methods that read step
+    /// rewards are refused in training when it does not.
+    var givesStepRewards: Bool { get }
     func score(_ input: RewardInput) -> RewardScore
+}
+
+extension RewardFunction {
+    public var givesStepRewards: Bool { false }
 }
 
 public struct RewardError: Error, CustomStringConvertible, Equatable {

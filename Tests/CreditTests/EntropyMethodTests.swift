@@ -149,18 +149,40 @@ import Testing
         // gram [2, 3] in [1, 2, 3, 4] marks tokens 1 and 2; A' = Â + 0.2·|Â| there (Dr.GRPO Â = ±0.5).
         #expect(HICRA.planningMask(tokens: [1, 2, 3, 4, 2, 3], grams: [[2, 3]]) == [false, true, true, false, true, true])
         let g = Group(id: "q", trajectories: [traj([1, 2, 3, 4], 1), traj([2, 3], 0)])
-        let r = try run(.hicra(.init(grpo: .init(stdNormalize: false), grams: [[2, 3]])), [g])
+        let r = try run(.hicra(.init(grpo: .init(stdNormalize: false), grams: [[2, 3]], entropyTop: 0)), [g])
         expectClose(r.advantages[0][0], [0.5, 0.6, 0.6, 0.5])
         expectClose(r.advantages[0][1], [-0.4, -0.4])
         // Explicit planning indices work too.
         var t = traj([7, 8], 1)
         t.planning = [0]
-        let explicit = try run(.hicra(.init(grpo: .init(stdNormalize: false))), [Group(id: "q", trajectories: [t, traj([9], 0)])])
+        let explicit = try run(.hicra(.init(grpo: .init(stdNormalize: false), entropyTop: 0)), [Group(id: "q", trajectories: [t, traj([9], 0)])])
         expectClose(explicit.advantages[0][0], [0.6, 0.5])
+    }
+
+    /// The released recipe's entropy branch: only responses with Â > 0 longer than the group's mean
+    /// length qualify; in those, tokens with H > sorted(H)[⌊0.7·n⌋] get Â·(1 + α).
+    @Test func highEntropyTokensOfLongCorrectResponsesGetExtraCredit() throws {
+        #expect(HICRA.highEntropyMask([0.5, 2, 1, 3, 0.1, 0.2, 0.3, 0.4, 0.6, 0.7], top: 0.3)
+                == [false, true, false, true, false, false, false, false, false, false])   // threshold sorted[7] = 1
+        #expect(HICRA.highEntropyMask([1, 1, 1], top: 0.3) == [false, false, false])           // ties at the threshold stay
+        var long = traj([1, 2, 3, 4], 1), short = traj([5], 1), wrong = traj([6, 7, 8, 9, 10], 0)
+        long.entropies = [0.1, 0.9, 0.5, 0.2]       // threshold sorted[⌊2.8⌋] = 0.5 → token 1
+        short.entropies = [3]
+        wrong.entropies = [5, 5, 5, 5, 0.1]
+        // Dr. GRPO: mean reward 2/3 → Â = 1/3, 1/3, −2/3; mean length 10/3: only `long` (4 > 3.33) qualifies.
+        let r = try run(.hicra(.init(grpo: .init(stdNormalize: false))), [Group(id: "q", trajectories: [long, short, wrong])])
+        expectClose(r.advantages[0][0], [1.0 / 3, 1.2 / 3, 1.0 / 3, 1.0 / 3])
+        expectClose(r.advantages[0][1], [1.0 / 3])
+        expectClose(r.advantages[0][2], Array(repeating: -2.0 / 3, count: 5))
+        #expect(r.diagnostics["hicra_entropy_token_fraction"] == 0.1)
+        // Without entropies the branch names what it needs; entropy_top 0 turns it off.
+        #expect(message { _ = try run(.hicra(.init()), [group([(2, 1), (1, 0)])]) }
+                == "group 'q', trajectory 0: method 'hicra' needs 'entropies (for entropy_top > 0)'")
+        #expect(try run(.hicra(.init(entropyTop: 0)), [group([(2, 1), (1, 0)])]).advantages == (try run(.grpo(.init()), [group([(2, 1), (1, 0)])])).advantages)
     }
 
     @Test func alphaZeroIsGRPO() throws {
         let g = Group(id: "q", trajectories: [traj([1, 2, 3], 1), traj([2, 3], 0)])
-        #expect(try run(.hicra(.init(alpha: 0, grams: [[2, 3]])), [g]).advantages == (try run(.grpo(.init()), [g])).advantages)
+        #expect(try run(.hicra(.init(alpha: 0, grams: [[2, 3]], entropyTop: 0)), [g]).advantages == (try run(.grpo(.init()), [g])).advantages)
     }
 }
