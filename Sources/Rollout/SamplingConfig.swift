@@ -18,6 +18,8 @@ public struct SamplingConfig: Codable, Equatable, Sendable {
     /// Keep generating past the tokenizer's end ids (benchmarks).
     public var ignoreEos = false
     public var seed: UInt64 = 0
+    /// How the temperature moves during decoding in training (evaluation always uses `temperature`).
+    public var temperatureSchedule = TemperatureScheduleConfig()
 
     public init(temperature: Double = 1, topK: Int = 0, topP: Double = 1, minP: Double = 0, repetitionPenalty: Double = 1,
                 maxNewTokens: Int = 256, stop: [String] = [], stopTokenIds: [Int] = [], ignoreEos: Bool = false, seed: UInt64 = 0) {
@@ -29,6 +31,7 @@ public struct SamplingConfig: Codable, Equatable, Sendable {
     enum CodingKeys: String, CodingKey {
         case temperature, topK = "top_k", topP = "top_p", minP = "min_p", repetitionPenalty = "repetition_penalty"
         case maxNewTokens = "max_new_tokens", stop, stopTokenIds = "stop_token_ids", ignoreEos = "ignore_eos", seed
+        case temperatureSchedule = "temperature_schedule"
     }
 
     public func validate() throws {
@@ -39,6 +42,32 @@ public struct SamplingConfig: Codable, Equatable, Sendable {
         guard repetitionPenalty > 0 else { throw RolloutError("rollout: 'repetition_penalty' must be > 0, got \(repetitionPenalty)") }
         guard maxNewTokens > 0 else { throw RolloutError("rollout: 'max_new_tokens' must be positive, got \(maxNewTokens)") }
         if let empty = stop.firstIndex(of: "") { throw RolloutError("rollout: 'stop'[\(empty)] is an empty string") }
+        try temperatureSchedule.validate()
+    }
+}
+
+/// `rollout.temperature_schedule`: `constant`, or HAPO's Adaptive Temperature Sampling
+/// (arXiv:2509.16591 §9.2, `AdaptiveTemperature`) with τ = `tau` and the previous step's entropy
+/// statistics (pivot quantile `entropy_pivot`, `sign_fix` as HAPO's ĥ); the first step samples at
+/// the plain temperature.
+public struct TemperatureScheduleConfig: Codable, Equatable, Sendable {
+    public enum Name: String, Codable, CaseIterable, Sendable { case constant, adaptive }
+    public var name: Name = .constant
+    public var tau = 0.05
+    public var entropyPivot = 0.8
+    public var signFix = true
+
+    public init(name: Name = .constant, tau: Double = 0.05, entropyPivot: Double = 0.8, signFix: Bool = true) {
+        self.name = name; self.tau = tau; self.entropyPivot = entropyPivot; self.signFix = signFix
+    }
+
+    enum CodingKeys: String, CodingKey { case name, tau, entropyPivot = "entropy_pivot", signFix = "sign_fix" }
+
+    public func validate() throws {
+        guard tau >= 0, tau < 1 else { throw RolloutError("rollout: 'temperature_schedule.tau' must be in [0, 1), got \(tau)") }
+        guard (0...1).contains(entropyPivot) else {
+            throw RolloutError("rollout: 'temperature_schedule.entropy_pivot' must be in [0, 1], got \(entropyPivot)")
+        }
     }
 }
 

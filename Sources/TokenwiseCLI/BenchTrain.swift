@@ -23,9 +23,10 @@ struct BenchTrain: ParsableCommand {
     func run() throws {
         let device = try runtime.apply()
         let p = try modelOptions.load(device: device)
-        var cfg = TrainerConfig()
-        cfg.samplesPerPrompt = samples
-        cfg.microBatch = microBatch
+        var cfg = RunConfig()
+        cfg.credit = .grpo(.init())
+        cfg.train.samplesPerPrompt = samples
+        cfg.train.microBatch = microBatch
         cfg.rollout = SamplingConfig(temperature: 1, maxNewTokens: newTokens, seed: 1)
         let chat = try p.chatTemplate()
         let tasks = try ProceduralTask.arithmetic.samples(count: prompts * steps, difficulty: 1, seed: 7).map {

@@ -1,3 +1,4 @@
+import Credit
 import Foundation
 import Models
 import Torch
@@ -11,12 +12,21 @@ public enum Checkpoint {
     public struct State: Codable, Equatable, Sendable {
         public var step: Int
         public var seed: UInt64
+        /// The trainer's entropy statistics for the next step's adaptive temperature.
+        public var entropyStatistics: HAPO.EntropyStatistics?
+
+        public init(step: Int, seed: UInt64, entropyStatistics: HAPO.EntropyStatistics? = nil) {
+            self.step = step; self.seed = seed; self.entropyStatistics = entropyStatistics
+        }
+
+        enum CodingKeys: String, CodingKey { case step, seed, entropyStatistics = "entropy_statistics" }
     }
 
     public static func folder(_ run: URL, step: Int) -> URL { run.appendingPathComponent("checkpoints/step-\(step)") }
 
     /// Writes the trained weights and the optimizer state as `checkpoints/step-<step>`.
-    public static func write(run: URL, step: Int, seed: UInt64, pretrained: Pretrained, optimizer: AdamW) throws {
+    public static func write(run: URL, state: State, pretrained: Pretrained, optimizer: AdamW) throws {
+        let step = state.step
         let fm = FileManager.default
         let parent = run.appendingPathComponent("checkpoints")
         try fm.createDirectory(at: parent, withIntermediateDirectories: true)
@@ -28,7 +38,7 @@ public enum Checkpoint {
             try pretrained.save(to: tmp)
         }
         try optimizer.save(to: tmp.appendingPathComponent("optimizer.safetensors"))
-        try JSONEncoder().encode(State(step: step, seed: seed)).write(to: tmp.appendingPathComponent("trainer_state.json"))
+        try JSONEncoder().encode(state).write(to: tmp.appendingPathComponent("trainer_state.json"))
         var files: [String: [String: String]] = [:]
         for name in try fm.contentsOfDirectory(atPath: tmp.path).sorted() {
             let url = tmp.appendingPathComponent(name)

@@ -3,35 +3,42 @@ import Models
 
 /// One JSONL example: `{"prompt", "answer"?}`, chat `{"messages": [{"role", "content"}], "answer"?}`
 /// (the prompt is everything before a final assistant turn), or a preference pair
-/// `{"prompt", "chosen", "rejected"}`.
+/// `{"prompt", "chosen", "rejected"}` with optional per-token weights (`chosen_weights`,
+/// `rejected_weights`, and SparsePO's KL masks `chosen_kl_weights`, `rejected_kl_weights`).
 public enum Example: Equatable, Sendable {
     case prompt(String, answer: String?)
     case chat([ChatMessage], answer: String?)
-    case preference(prompt: String, chosen: String, rejected: String)
+    case preference(PreferencePair)
 }
 
 /// A dataset read from a JSONL file, shuffled and split by seed.
 public struct Dataset: Sendable {
     public let examples: [Example]
+    /// The file line of each example (1-based), for error messages.
+    public let lines: [Int]
 
-    public init(examples: [Example]) { self.examples = examples }
+    public init(examples: [Example], lines: [Int]? = nil) {
+        self.examples = examples
+        self.lines = lines ?? Array(1...Swift.max(examples.count, 1)).prefix(examples.count).map { $0 }
+    }
 
     /// Parses a JSONL file; a bad line is an error naming the file and the line number.
     public static func load(_ url: URL) throws -> Dataset {
         guard let data = FileManager.default.contents(atPath: url.path) else { throw TrainingError("\(url.path): cannot read the dataset") }
         guard let text = String(data: data, encoding: .utf8) else { throw TrainingError("\(url.path): not UTF-8 text") }
-        var examples = [Example]()
+        var examples = [Example](), lines = [Int]()
         for (k, line) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
             let trimmed = line.trimmingCharacters(in: .whitespaces)
             if trimmed.isEmpty { continue }
             do {
                 examples.append(try parse(Data(trimmed.utf8)))
+                lines.append(k + 1)
             } catch let e as TrainingError {
                 throw TrainingError("\(url.path):\(k + 1): \(e.message)")
             }
         }
         guard !examples.isEmpty else { throw TrainingError("\(url.path): no examples") }
-        return Dataset(examples: examples)
+        return Dataset(examples: examples, lines: lines)
     }
 
     static func parse(_ line: Data) throws -> Example {
@@ -41,15 +48,31 @@ public struct Dataset: Sendable {
             guard let s = v as? String else { throw TrainingError("'\(k)' must be a string") }
             return s
         }
-        let known: Set<String> = ["prompt", "answer", "messages", "chosen", "rejected"]
+        let known = ["answer", "chosen", "chosen_kl_weights", "chosen_weights", "messages", "prompt", "rejected", "rejected_kl_weights", "rejected_weights"]
         if let extra = obj.keys.sorted().first(where: { !known.contains($0) }) {
-            throw TrainingError("unknown field '\(extra)' (known: answer, chosen, messages, prompt, rejected)")
+            throw TrainingError("unknown field '\(extra)' (known: \(known.joined(separator: ", ")))")
+        }
+        func numbers(_ k: String) throws -> [Double]? {
+            guard let v = obj[k] else { return nil }
+            let bad = TrainingError("'\(k)' must be a list of finite numbers (one per response token)")
+            guard let list = v as? [Any] else { throw bad }
+            return try list.map { x in
+                // JSON booleans arrive as a boolean NSNumber subclass; they are not weights.
+                guard let n = x as? NSNumber, String(describing: type(of: x)) != "__NSCFBoolean", n.doubleValue.isFinite else { throw bad }
+                return n.doubleValue
+            }
         }
         if let chosen = try string("chosen") {
             guard let rejected = try string("rejected"), let prompt = try string("prompt") else {
                 throw TrainingError("a preference pair needs 'prompt', 'chosen' and 'rejected'")
             }
-            return .preference(prompt: prompt, chosen: chosen, rejected: rejected)
+            let w = (try numbers("chosen_weights"), try numbers("rejected_weights"))
+            guard (w.0 == nil) == (w.1 == nil) else { throw TrainingError("give both 'chosen_weights' and 'rejected_weights', or neither") }
+            let kl = (try numbers("chosen_kl_weights"), try numbers("rejected_kl_weights"))
+            guard (kl.0 == nil) == (kl.1 == nil) else { throw TrainingError("give both 'chosen_kl_weights' and 'rejected_kl_weights', or neither") }
+            guard kl.0 == nil || w.0 != nil else { throw TrainingError("'chosen_kl_weights' needs 'chosen_weights' and 'rejected_weights' too") }
+            let weights = w.0.map { TokenWeights(chosen: $0, rejected: w.1!, chosenKL: kl.0, rejectedKL: kl.1) }
+            return .preference(PreferencePair(prompt: prompt, chosen: chosen, rejected: rejected, weights: weights))
         }
         if let messages = obj["messages"] {
             guard let list = messages as? [[String: Any]], !list.isEmpty else { throw TrainingError("'messages' must be a non-empty list of {role, content}") }

@@ -3,12 +3,29 @@ import Models
 import Objectives
 import Torch
 
-/// A chosen/rejected pair with its prompt in chat form.
+/// A chosen/rejected pair (its prompt in chat form once `TaskData` has rendered it).
 public struct PreferencePair: Equatable, Sendable {
     public var prompt: String
     public var chosen: String
     public var rejected: String
-    public init(prompt: String, chosen: String, rejected: String) { self.prompt = prompt; self.chosen = chosen; self.rejected = rejected }
+    /// Per-token weights of both responses (weighted DPO's weights, SparsePO's masks).
+    public var weights: TokenWeights?
+    public init(prompt: String, chosen: String, rejected: String, weights: TokenWeights? = nil) {
+        self.prompt = prompt; self.chosen = chosen; self.rejected = rejected; self.weights = weights
+    }
+}
+
+/// Per-token weights of a pair's responses from the data file: one number per token of each
+/// response under the model's tokenizer (the end token the trainer appends weighs 1).
+public struct TokenWeights: Equatable, Sendable {
+    public var chosen: [Double]
+    public var rejected: [Double]
+    /// SparsePO's KL masks m^d (default: the weights).
+    public var chosenKL: [Double]?
+    public var rejectedKL: [Double]?
+    public init(chosen: [Double], rejected: [Double], chosenKL: [Double]? = nil, rejectedKL: [Double]? = nil) {
+        self.chosen = chosen; self.rejected = rejected; self.chosenKL = chosenKL; self.rejectedKL = rejectedKL
+    }
 }
 
 /// Offline preference training (DPO, IPO, TDPO, TGDPO, SparsePO, weighted DPO) on pairs, with
@@ -21,7 +38,7 @@ public final class PreferenceTrainer {
     public let loss: PreferenceLoss
     public let optimizer: AdamW
     let maxGradNorm: Double
-    let reference: CausalLM?
+    let forward: ResponseForward
     /// The frozen token-reward model TGDPO needs.
     let rewardModel: CausalLM?
 
@@ -38,8 +55,8 @@ public final class PreferenceTrainer {
         self.loss = PreferenceLoss(objective)
         self.maxGradNorm = maxGradNorm
         self.rewardModel = rewardModel
-        let (params, frozen) = try Trainer.trainable(model, lora: lora, seed: seed, reference: true)
-        reference = frozen
+        let (forward, params) = try ResponseForward.attach(model, lora: lora, seed: seed, reference: true)
+        self.forward = forward
         optimizer = try AdamW(parameters: params, options: .init(lr: lr, weightDecay: weightDecay))
     }
 
@@ -48,33 +65,52 @@ public final class PreferenceTrainer {
     /// prompt runs once per model, and its chosen and rejected responses attend to its keys and
     /// values (gradients flow back into it through both).
     func sides(_ pairs: [PreferencePair]) throws -> (chosen: PreferenceLoss.Side, rejected: PreferenceLoss.Side) {
-        let (unique, owner) = Trainer.distinct(pairs.map { tokenizer.encode($0.prompt) })
+        let (unique, owner) = ResponseForward.distinct(pairs.map { tokenizer.encode($0.prompt) })
         let end = tokenizer.eosIds.first.map { [$0] } ?? []
-        let name = loss.config.name
-        let needsKL = name == .tdpo1 || name == .tdpo2 || name == .sparsepo
+        let needsKL = loss.config.inputs.contains(.kl)
         let policyPrefix = try model.sharedPrefix(unique)
-        let refPrefix = try Trainer.withReference(model, reference) { try $0.sharedPrefix(unique) }
+        let refPrefix = try forward.withReference { try $0.sharedPrefix(unique) }
         let rmPrefix = try rewardModel.map { rm in try withNoGrad { try rm.sharedPrefix(unique) } }
-        func side(_ key: KeyPath<PreferencePair, String>) throws -> PreferenceLoss.Side {
+        func side(_ key: KeyPath<PreferencePair, String>, _ w: KeyPath<TokenWeights, [Double]>, _ klw: KeyPath<TokenWeights, [Double]?>) throws -> PreferenceLoss.Side {
             let responses = pairs.map { tokenizer.encode($0[keyPath: key]) + end }
             if let empty = responses.firstIndex(where: \.isEmpty) {
                 throw TrainingError("preference pair \(empty): the response is empty and the tokenizer has no end token")
             }
             let mask = padded(responses.map { [Double](repeating: 1, count: $0.count) }, device: model.device).values
-            let targets = Trainer.batch(responses).0.unsqueezed(dim: -1).to(model.device)       // [N, R, 1]
+            let targets = ResponseForward.batch(responses).0.unsqueezed(dim: -1).to(model.device)       // [N, R, 1]
             // Log-softmax over the vocabulary at each response position, [N, R, V].
             func logSoftmax(_ m: CausalLM, _ prefix: SharedPrefix) throws -> Tensor {
-                let h = try Trainer.responseHidden(m, prefix: prefix, owner: owner, responses: responses)
+                let h = try ResponseForward.hidden(m, prefix: prefix, owner: owner, responses: responses)
                 return m.logits(hidden: h).to(dtype: .float32).logSoftmax(dim: -1)
             }
             let policy = try logSoftmax(model, policyPrefix)
-            let ref = try Trainer.withReference(model, reference) { try logSoftmax($0, refPrefix) }
+            let ref = try forward.withReference { try logSoftmax($0, refPrefix) }
             let kl = needsKL ? (ref.exp() * (ref - policy)).sum(dim: -1) : nil
             let rm = try rewardModel.map { rm in try withNoGrad { try logSoftmax(rm, rmPrefix!).gather(dim: -1, index: targets).squeezed(dim: -1) } }
+            let (weights, klWeights) = try tokenWeights(pairs, w, klw, endTokens: end.count)
             return PreferenceLoss.Side(logprobs: policy.gather(dim: -1, index: targets).squeezed(dim: -1),
-                                       refLogprobs: ref.gather(dim: -1, index: targets).squeezed(dim: -1), mask: mask, kl: kl, rmLogprobs: rm)
+                                       refLogprobs: ref.gather(dim: -1, index: targets).squeezed(dim: -1), mask: mask,
+                                       weights: weights, kl: kl, klWeights: klWeights, rmLogprobs: rm)
         }
-        return (try side(\.chosen), try side(\.rejected))
+        return (try side(\.chosen, \.chosen, \.chosenKL), try side(\.rejected, \.rejected, \.rejectedKL))
+    }
+
+    /// One side's token weights (and SparsePO's KL masks, where the pairs give them) as `[N, R]`
+    /// tensors when the loss reads them; the end token weighs 1. `TaskData.loadPairs` has checked
+    /// that each pair has them, one per response token.
+    func tokenWeights(_ pairs: [PreferencePair], _ w: KeyPath<TokenWeights, [Double]>, _ klw: KeyPath<TokenWeights, [Double]?>,
+                      endTokens: Int) throws -> (Tensor?, Tensor?) {
+        guard loss.config.inputs.contains(.weights) else { return (nil, nil) }
+        let end = [Double](repeating: 1, count: endTokens)
+        let rows = try pairs.enumerated().map { n, p -> TokenWeights in
+            guard let weights = p.weights else {
+                throw TrainingError("preference pair \(n): objective '\(loss.config.name.rawValue)' needs per-token weights ('chosen_weights', 'rejected_weights')")
+            }
+            return weights
+        }
+        let weights = padded(rows.map { $0[keyPath: w] + end }, device: model.device).values
+        guard loss.config.name == .sparsepo, rows.contains(where: { $0[keyPath: klw] != nil }) else { return (weights, nil) }
+        return (weights, padded(rows.map { ($0[keyPath: klw] ?? $0[keyPath: w]) + end }, device: model.device).values)
     }
 
     /// One optimizer step on `pairs`; returns the loss's metrics plus loss, grad norm and timing.

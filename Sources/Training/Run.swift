@@ -44,6 +44,7 @@ public final class TrainingRun {
         let run = try TrainingRun(config: config, dir: dir, console: console, device: device)
         if let (checkpoint, state) = Checkpoint.latest(run: dir, notice: { run.say("warning: \($0)") }) {
             try Checkpoint.restore(checkpoint, pretrained: run.pretrained, optimizer: run.optimizer)
+            run.trainer?.entropyStatistics = state.entropyStatistics
             run.startStep = state.step
             run.say("resuming \(dir.path) after step \(state.step) (\(checkpoint.lastPathComponent))")
         } else {
@@ -62,7 +63,7 @@ public final class TrainingRun {
         self.console = console
         pretrained = try Pretrained.load(config.model.path, device: device)
         if let objective = config.preference {
-            data = try TaskData.loadPairs(config.data, chat: try pretrained.chatTemplate())
+            data = try TaskData.loadPairs(config.data, objective: objective, tokenizer: pretrained.tokenizer, chat: try pretrained.chatTemplate())
             let rewardModel = try config.model.rewardModel.map { try Pretrained.load($0, device: device).model }
             preferenceTrainer = try PreferenceTrainer(model: pretrained.model, tokenizer: pretrained.tokenizer, objective: objective,
                                                       lora: config.model.lora, lr: config.optim.lr, weightDecay: config.optim.weightDecay,
@@ -70,9 +71,15 @@ public final class TrainingRun {
             trainer = nil
         } else {
             data = try TaskData.load(config.data, reward: config.reward, chat: try pretrained.chatTemplate())
-            trainer = try Trainer(model: pretrained.model, tokenizer: pretrained.tokenizer, reward: data.reward, config: config.trainer)
+            trainer = try Trainer(model: pretrained.model, tokenizer: pretrained.tokenizer, reward: data.reward, config: config)
             preferenceTrainer = nil
         }
+    }
+
+    /// A warning goes to standard error (so `--json` output stays parseable), unless quiet.
+    func warn(_ line: String) {
+        guard console != .quiet else { return }
+        FileHandle.standardError.write(Data("warning: \(line)\n".utf8))
     }
 
     func say(_ line: String) {
@@ -126,6 +133,7 @@ public final class TrainingRun {
         let t = config.train
         say("tokenwise train — \(config.model.path), \(config.preference?.name.rawValue ?? config.credit.method.rawValue), task \(config.data.task) (difficulty \(config.data.difficulty)), "
             + "\(t.steps) steps × \(t.promptsPerStep) prompts × \(t.samplesPerPrompt) samples, \(Torch.threads) thread(s) → \(dir.path)")
+        for w in config.warnings { warn(w) }
         if startStep == 0 && config.eval.before && !JSONLines.contains(dir.appendingPathComponent("eval.jsonl"), phase: "before") {
             try evaluate(step: 0, phase: "before")
         }
@@ -178,7 +186,8 @@ public final class TrainingRun {
             progress(step: s + 1, metrics: metrics, line: line, perStep: Date().timeIntervalSince(began) / Double(counter))
             if config.eval.every > 0, (s + 1) % config.eval.every == 0, s + 1 < t.steps { try evaluate(step: s + 1, phase: "during") }
             if config.output.checkpointEvery > 0, (s + 1) % config.output.checkpointEvery == 0 || s + 1 == t.steps {
-                try Checkpoint.write(run: dir, step: s + 1, seed: config.train.seed, pretrained: pretrained, optimizer: optimizer)
+                try Checkpoint.write(run: dir, state: .init(step: s + 1, seed: config.train.seed, entropyStatistics: trainer?.entropyStatistics),
+                                     pretrained: pretrained, optimizer: optimizer)
                 Checkpoint.prune(run: dir, keep: config.output.keepCheckpoints)
             }
         }

@@ -169,19 +169,20 @@ public struct RunConfig: Codable, Equatable, Sendable {
         try c.encode(output, forKey: .output)
     }
 
-    /// Checks what the section structs cannot express; names the key.
+    /// Checks what the section structs cannot express, naming the key, and (for RL) that every
+    /// input the credit method and the loss read has a provider in training.
     public func validate() throws {
-        try trainer.validate()
+        try objective.validate()
+        try rollout.validate()
         try train.tree.validate()
         func need(_ ok: Bool, _ message: String) throws { if !ok { throw TrainingError("config: \(message)") } }
         try need((1...5).contains(data.difficulty), "'data.difficulty' must be 1…5, got \(data.difficulty)")
         try need(data.trainSize >= 1, "'data.train_size' must be positive")
         try need(data.evalSize >= 0, "'data.eval_size' must be >= 0")
-        try need(train.steps >= 0, "'train.steps' must be >= 0")
-        try need(train.promptsPerStep >= 1, "'train.prompts_per_step' must be at least 1")
-        try need(train.maxRefills >= 0, "'train.max_refills' must be >= 0")
+        try need(optim.lr > 0 && optim.lr.isFinite, "'optim.lr' must be positive and finite, got \(optim.lr)")
         try need(optim.warmupSteps >= 0, "'optim.warmup_steps' must be >= 0")
         try need(optim.maxGradNorm > 0, "'optim.max_grad_norm' must be positive")
+        try validateTrain()
         try need(eval.samples >= 1, "'eval.samples' must be at least 1")
         try need(eval.every >= 0, "'eval.every' must be >= 0")
         try need(eval.temperature >= 0, "'eval.temperature' must be >= 0")
@@ -191,28 +192,23 @@ public struct RunConfig: Codable, Equatable, Sendable {
         try need(output.samplesPerStep >= 0, "'output.samples_per_step' must be >= 0")
         try need(model.rewardModel == nil || preference?.name == .tgdpo, "'model.reward_model' is only used by objective 'tgdpo'")
         try need(preference?.name != .tgdpo || model.rewardModel != nil, "objective 'tgdpo' needs a frozen token-reward model: set 'model.reward_model'")
+        if preference == nil { _ = try InputPlan(self, reward: nil) }
     }
 
-    /// The trainer's view of the run.
-    public var trainer: TrainerConfig {
-        var t = TrainerConfig()
-        t.credit = credit
-        t.objective = objective
-        t.rollout = rollout
-        t.samplesPerPrompt = train.samplesPerPrompt
-        t.lr = optim.lr
-        t.weightDecay = optim.weightDecay
-        t.maxGradNorm = optim.maxGradNorm
-        t.lora = model.lora
-        t.epochs = train.epochs
-        t.spoContinuations = train.spoContinuations
-        t.tree = train.tree
-        t.dynamicSampling = train.dynamicSampling
-        t.maxRefills = train.maxRefills
-        t.miniBatches = train.miniBatches
-        t.microBatch = train.microBatch
-        return t
+    func validateTrain() throws {
+        func need(_ ok: Bool, _ message: String) throws { if !ok { throw TrainingError("config: \(message)") } }
+        try need(train.steps >= 0, "'train.steps' must be >= 0")
+        try need(train.promptsPerStep >= 1, "'train.prompts_per_step' must be at least 1")
+        try need(train.samplesPerPrompt >= 1, "'train.samples_per_prompt' must be at least 1, got \(train.samplesPerPrompt)")
+        try need(train.epochs >= 1, "'train.epochs' must be at least 1, got \(train.epochs)")
+        try need(train.miniBatches >= 1, "'train.mini_batches' must be at least 1, got \(train.miniBatches)")
+        try need(train.microBatch >= 0, "'train.micro_batch' must be >= 0, got \(train.microBatch)")
+        try need(train.spoContinuations >= 1, "'train.spo_continuations' must be at least 1")
+        try need(train.maxRefills >= 0, "'train.max_refills' must be >= 0")
     }
+
+    /// One line for each option that is set but cannot change this run.
+    public var warnings: [String] { preference == nil ? InputPlan.warnings(self) : [] }
 
     /// The sampling settings of evaluations.
     public var evalSampling: SamplingConfig {
@@ -220,6 +216,7 @@ public struct RunConfig: Codable, Equatable, Sendable {
         s.temperature = eval.temperature
         s.maxNewTokens = eval.maxNewTokens ?? rollout.maxNewTokens
         s.seed = eval.seed
+        s.temperatureSchedule = .init()
         return s
     }
 }

@@ -1,5 +1,6 @@
 import Foundation
 import Models
+import Objectives
 import Rewards
 
 /// A run's prompts, in chat form, with the reward that scores them.
@@ -11,23 +12,53 @@ public struct TaskData: Sendable {
     public var trainPairs: [PreferencePair] = []
     public var evalPairs: [PreferencePair] = []
 
-    /// The preference pairs of a JSONL file, split by seed; every line must be a pair.
-    public static func loadPairs(_ data: RunConfig.DataSection, chat: ChatTemplate) throws -> TaskData {
+    /// The preference pairs of a JSONL file, split by seed; every line must be a pair, with
+    /// per-token weights exactly when `objective` reads them.
+    public static func loadPairs(_ data: RunConfig.DataSection, objective: PreferenceLoss.Config, tokenizer: Tokenizer,
+                                 chat: ChatTemplate) throws -> TaskData {
         guard ProceduralTask(rawValue: data.task) == nil else {
             throw TrainingError("data: a preference objective trains on a JSONL file of {prompt, chosen, rejected} pairs, not the procedural task '\(data.task)'")
         }
         let set = try Dataset.load(URL(fileURLWithPath: data.task))
-        guard set.examples.allSatisfy({ if case .preference = $0 { true } else { false } }) else {
-            throw TrainingError("\(data.task): a preference objective needs every line to be a {prompt, chosen, rejected} pair")
+        let pairs = try set.examples.map { e -> PreferencePair in
+            guard case .preference(let p) = e else {
+                throw TrainingError("\(data.task): a preference objective needs every line to be a {prompt, chosen, rejected} pair")
+            }
+            return p
         }
-        func pairs(_ examples: [Example]) -> [PreferencePair] {
+        for (p, line) in zip(pairs, set.lines) {
+            do { try checkWeights(p, objective, tokenizer) } catch let e as TrainingError { throw TrainingError("\(data.task):\(line): \(e.message)") }
+        }
+        func rendered(_ examples: [Example]) -> [PreferencePair] {
             examples.compactMap { e in
-                guard case .preference(let prompt, let chosen, let rejected) = e else { return nil }
-                return PreferencePair(prompt: render(prompt, data, chat), chosen: chosen, rejected: rejected)
+                guard case .preference(var p) = e else { return nil }
+                p.prompt = render(p.prompt, data, chat)
+                return p
             }
         }
         let (train, eval) = try split(set, data, what: "pairs")
-        return TaskData(train: [], eval: [], reward: CompositeReward([]), trainPairs: pairs(train), evalPairs: pairs(eval))
+        return TaskData(train: [], eval: [], reward: CompositeReward([]), trainPairs: rendered(train), evalPairs: rendered(eval))
+    }
+
+    /// A pair has per-token weights exactly when the objective reads them, one per response token.
+    static func checkWeights(_ p: PreferencePair, _ objective: PreferenceLoss.Config, _ tokenizer: Tokenizer) throws {
+        let name = objective.name.rawValue
+        guard objective.inputs.contains(.weights) else {
+            if p.weights != nil { throw TrainingError("'chosen_weights' and 'rejected_weights' are read by objectives weighted_dpo and sparsepo, not '\(name)'") }
+            return
+        }
+        guard let w = p.weights else {
+            throw TrainingError("objective '\(name)' needs per-token weights: give 'chosen_weights' and 'rejected_weights' (one number per response token)")
+        }
+        if w.chosenKL != nil && objective.name != .sparsepo { throw TrainingError("'chosen_kl_weights' and 'rejected_kl_weights' are read by objective sparsepo only") }
+        for (field, text, values) in [("chosen_weights", p.chosen, w.chosen), ("rejected_weights", p.rejected, w.rejected),
+                                      ("chosen_kl_weights", p.chosen, w.chosenKL), ("rejected_kl_weights", p.rejected, w.rejectedKL)] {
+            guard let values else { continue }
+            let n = tokenizer.encode(text).count
+            guard values.count == n else {
+                throw TrainingError("'\(field)' has \(values.count) values but the response is \(n) tokens under the model's tokenizer")
+            }
+        }
     }
 
     /// A user turn (after `data.system`, when set) in the model's chat format, ready for the reply.

@@ -169,6 +169,22 @@ final class CLITests: XCTestCase {
         XCTAssertTrue(try tokenwise(["train", "--resume", run.path, "--set", "a.b=1"]).stderr.contains("--resume continues a run with its own config.yaml"))
     }
 
+    /// A method or option whose input nothing in training supplies is refused before a run folder exists.
+    func testMethodsWithoutTheirInputsAreRefusedBeforeAnythingIsWritten() throws {
+        let run = try temporary().appendingPathComponent("never")
+        let gae = try tokenwise(["train", "--preset", "tiny", "--set", "credit.method=gae", "--out", run.path])
+        XCTAssertNotEqual(gae.status, 0)
+        XCTAssertTrue(gae.stderr.contains("config: credit.method gae needs critic values ('values'), and training has no critic yet"), gae.stderr)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: run.path))
+        let tis = try tokenwise(["train", "--preset", "tiny", "--set", "objective.mismatch.mode=tis", "--out", run.path])
+        XCTAssertNotEqual(tis.status, 0)
+        XCTAssertTrue(tis.stderr.contains("config: objective.mismatch tis needs rollout-engine logprobs ('rollout_logprobs'), which differ from the trainer's only with a separate rollout engine"), tis.stderr)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: run.path))
+        // tokenwise credit still computes GAE from values the user gives.
+        let credit = try tokenwise(["credit"], stdin: #"{"method": "gae", "groups": [{"id": "q", "trajectories": [{"tokens": [1, 2], "reward": 1, "values": [0.5, 0.25]}]}]}"#)
+        XCTAssertEqual(credit.status, 0, credit.stderr)
+    }
+
     /// A run killed with SIGKILL in the middle of a step and resumed records the same steps as one
     /// that was never interrupted.
     func testResumeAfterSIGKILLMatchesAnUninterruptedRun() throws {

@@ -21,7 +21,8 @@ final class DatasetTests: XCTestCase {
         let d = try Dataset.load(url)
         XCTAssertEqual(d.examples.count, 3)
         XCTAssertEqual(d.examples[0], .prompt("What is 2+2?", answer: "4"))
-        XCTAssertEqual(d.examples[2], .preference(prompt: "Say hi", chosen: "Hi!", rejected: "No."))
+        XCTAssertEqual(d.examples[2], .preference(PreferencePair(prompt: "Say hi", chosen: "Hi!", rejected: "No.")))
+        XCTAssertEqual(d.lines, [1, 3, 4])
         let chat = ChatTemplate.chatML(defaultSystem: "Default.")
         XCTAssertEqual(try d.examples[0].taskSample(chat: chat),
                        TaskSample(prompt: "<|im_start|>system\nDefault.<|im_end|>\n<|im_start|>user\nWhat is 2+2?<|im_end|>\n<|im_start|>assistant\n", answer: "4"))
@@ -51,7 +52,19 @@ final class DatasetTests: XCTestCase {
         }
         XCTAssertEqual(try error("{\"prompt\": \"a\"}\n{not json}\n"), "data.jsonl:2: not a JSON object")
         XCTAssertEqual(try error("{\"prompt\": 3}"), "data.jsonl:1: 'prompt' must be a string")
-        XCTAssertEqual(try error("{\"prompt\": \"a\", \"anwser\": \"b\"}"), "data.jsonl:1: unknown field 'anwser' (known: answer, chosen, messages, prompt, rejected)")
+        XCTAssertEqual(try error("{\"prompt\": \"a\", \"anwser\": \"b\"}"), "data.jsonl:1: unknown field 'anwser' (known: answer, chosen, "
+                       + "chosen_kl_weights, chosen_weights, messages, prompt, rejected, rejected_kl_weights, rejected_weights)")
+        let pair = #"{"prompt": "p", "chosen": "a", "rejected": "b", "#
+        XCTAssertEqual(try error(pair + #""chosen_weights": [1, "x"], "rejected_weights": [1]}"#),
+                       "data.jsonl:1: 'chosen_weights' must be a list of finite numbers (one per response token)")
+        XCTAssertEqual(try error(pair + #""chosen_weights": [true], "rejected_weights": [1]}"#),
+                       "data.jsonl:1: 'chosen_weights' must be a list of finite numbers (one per response token)")
+        XCTAssertEqual(try error(pair + #""chosen_weights": [1]}"#), "data.jsonl:1: give both 'chosen_weights' and 'rejected_weights', or neither")
+        XCTAssertEqual(try error(pair + #""chosen_kl_weights": [1], "rejected_kl_weights": [1]}"#),
+                       "data.jsonl:1: 'chosen_kl_weights' needs 'chosen_weights' and 'rejected_weights' too")
+        let weighted = try Dataset.load(try file(pair + #""chosen_weights": [0.5], "rejected_weights": [2], "chosen_kl_weights": [0], "rejected_kl_weights": [1]}"#))
+        XCTAssertEqual(weighted.examples[0], .preference(PreferencePair(prompt: "p", chosen: "a", rejected: "b",
+                                                                       weights: TokenWeights(chosen: [0.5], rejected: [2], chosenKL: [0], rejectedKL: [1]))))
         XCTAssertEqual(try error("\n\n{\"chosen\": \"a\", \"rejected\": \"b\"}"), "data.jsonl:3: a preference pair needs 'prompt', 'chosen' and 'rejected'")
         XCTAssertEqual(try error("{\"messages\": [{\"role\": \"bot\", \"content\": \"x\"}]}"), "data.jsonl:1: messages[0].role 'bot' is not system, user or assistant")
         XCTAssertEqual(try error("{\"answer\": \"x\"}"), "data.jsonl:1: needs 'prompt' (or 'messages')")

@@ -175,8 +175,8 @@ final class RunTests: XCTestCase {
         }
     }
 
-    /// Every credit method and objective variant, selected by name in YAML, trains a tiny model:
-    /// finite loss, nonzero gradient, adapters changed.
+    /// Every credit method and objective variant, selected by name in YAML, trains a tiny model
+    /// (finite loss, nonzero gradient, adapters changed) or is refused before a run folder exists.
     func testEveryMethodAndObjectiveRunsFromYAML() throws {
         let base = """
             train: {steps: 2, tree: {branching: 2, segment_tokens: 3, max_leaves: 4}}
@@ -186,11 +186,25 @@ final class RunTests: XCTestCase {
             """
         let objectives = ["{ratio: sequence}", "{ratio: gspo_token}", "{ratio: hybrid, hybrid: {mixing: entropy}}", "{ratio: prefix_min}",
                           "{dual_clip: 3, eps_high: 0.28}", "{adaptive_clip: {}}", "{mismatch: {mode: icepop}}", "{kl_coef: 0.1}",
-                          "{entropy_coef: 0.01}", "{aggregation: seq_mean_token_sum_norm, norm_constant: 8}", "{clip: false}"]
+                          "{entropy_coef: 0.01}", "{aggregation: seq_mean_token_sum_norm, norm_constant: 8}", "{clip: false}", "{ratio: turn}"]
+        // What the arithmetic task cannot supply: a critic, environment states, process rewards, a second engine, turns.
+        let refused = ["credit: {method: gae}": "credit.method gae needs critic values",
+                       "credit: {method: gigpo}": "credit.method gigpo needs environment states",
+                       "credit: {method: pure}": "credit.method pure needs process rewards ('step_rewards'), but the reward 'reward' gives none",
+                       "objective: {mismatch: {mode: icepop}}": "objective.mismatch icepop needs rollout-engine logprobs",
+                       "objective: {ratio: turn}": "objective.ratio turn needs turn ids"]
         let cases = CreditMethod.allCases.map { "credit: {method: \($0.rawValue)}" } + objectives.map { "objective: \($0)" }
         for (i, extra) in cases.enumerated() {
+            let dir = root.appendingPathComponent("m\(i)")
+            if let message = refused[extra] {
+                XCTAssertThrowsError(try TrainingRun.start(config: try RunConfig.load(yaml: base + "\n" + extra, base: Preset.tiny.config), dir: dir, console: .quiet)) {
+                    XCTAssertTrue("\($0)".contains(message), "\($0)")
+                }
+                XCTAssertFalse(FileManager.default.fileExists(atPath: dir.path), extra)
+                continue
+            }
             let config = try RunConfig.load(yaml: base + "\n" + extra, base: Preset.tiny.config)
-            let run = try TrainingRun.start(config: config, dir: root.appendingPathComponent("m\(i)"), console: .quiet)
+            let run = try TrainingRun.start(config: config, dir: dir, console: .quiet)
             let before = try withTorchErrors { try run.optimizer.parameters.map { try $0.detached().clone().floats() } }
             try run.run()
             let after = try withTorchErrors { try run.optimizer.parameters.map { try $0.floats() } }
@@ -200,10 +214,31 @@ final class RunTests: XCTestCase {
         }
     }
 
-    func pairsFile() throws -> URL {
+    /// A run with HAPO's adaptive temperature resumes with the entropy statistics of its checkpoint.
+    func testResumeKeepsTheAdaptiveTemperaturesStatistics() throws {
+        var c = tinyConfig(steps: 4)
+        c.rollout.temperatureSchedule = .init(name: .adaptive, tau: 0.5)
+        let whole = root.appendingPathComponent("whole"), cut = root.appendingPathComponent("cut")
+        try TrainingRun.start(config: c, dir: whole, console: .quiet).run()
+        try TrainingRun.start(config: c, dir: cut, console: .quiet).runSteps(upTo: 3)
+        let resumed = try TrainingRun.resume(dir: cut, console: .quiet)
+        XCTAssertEqual(resumed.startStep, 2)
+        XCTAssertNotNil(resumed.trainer?.entropyStatistics)
+        try resumed.run()
+        XCTAssertEqual(replayable(cut), replayable(whole))
+    }
+
+    /// Twelve pairs; with `weights`, per-token weights of both responses (the tiny model's
+    /// tokenizer is bytewise: one weight per letter).
+    func pairsFile(weights: Bool = false, name: String = "pairs.jsonl") throws -> URL {
         try FileManager.default.createDirectory(at: root, withIntermediateDirectories: true)
-        let url = root.appendingPathComponent("pairs.jsonl")
-        let lines = (0..<12).map { i in "{\"prompt\": \"Is \(i) even?\", \"chosen\": \"\(i % 2 == 0 ? "yes" : "no")\", \"rejected\": \"\(i % 2 == 0 ? "no" : "yes")\"}" }
+        let url = root.appendingPathComponent(name)
+        let lines = (0..<12).map { i in
+            let (chosen, rejected) = i % 2 == 0 ? ("yes", "no") : ("no", "yes")
+            func w(_ text: String) -> String { "[" + text.utf8.indices.enumerated().map { k, _ in String(0.5 + 0.25 * Double(k)) }.joined(separator: ", ") + "]" }
+            let extra = weights ? ", \"chosen_weights\": \(w(chosen)), \"rejected_weights\": \(w(rejected))" : ""
+            return "{\"prompt\": \"Is \(i) even?\", \"chosen\": \"\(chosen)\", \"rejected\": \"\(rejected)\"\(extra)}"
+        }
         try Data(lines.joined(separator: "\n").utf8).write(to: url)
         return url
     }
@@ -212,10 +247,10 @@ final class RunTests: XCTestCase {
     /// first step the policy equals the reference (LoRA's B starts at 0), so every margin is 0 and
     /// the DPO-family loss is softplus(0) = ln 2; held-out pairs are all ties (accuracy ½).
     func testEveryPreferenceObjectiveTrains() throws {
-        let pairs = try pairsFile()
+        let pairs = try pairsFile(), weighted = try pairsFile(weights: true, name: "weighted.jsonl")
         for name in PreferenceLoss.Name.allCases {
             var c = tinyConfig(steps: 3)
-            c.data.task = pairs.path
+            c.data.task = PreferenceLoss.Config(name: name).inputs.contains(.weights) ? weighted.path : pairs.path
             c.data.evalSize = 4
             c.preference = .init(name: name, beta: 0.5)
             c.optim.lr = 5e-2
@@ -240,6 +275,37 @@ final class RunTests: XCTestCase {
             let text = try String(contentsOf: dir.appendingPathComponent("config.yaml"), encoding: .utf8)
             XCTAssertEqual(try RunConfig.load(yaml: text).preference?.name, name)
         }
+    }
+
+    /// Token weights come from the pair file when the objective reads them: refused when missing,
+    /// when the objective ignores them, or when their count is not the response's token count.
+    func testPreferenceTokenWeightsComeFromThePairFile() throws {
+        func start(_ name: PreferenceLoss.Name, _ file: URL) throws -> TrainingRun {
+            var c = tinyConfig(steps: 1)
+            c.data.task = file.path
+            c.data.evalSize = 4
+            c.preference = .init(name: name, beta: 0.5)
+            return try TrainingRun.start(config: c, dir: root.appendingPathComponent("w-\(UUID().uuidString)"), console: .quiet)
+        }
+        let plain = try pairsFile(), weighted = try pairsFile(weights: true, name: "weighted.jsonl")
+        XCTAssertThrowsError(try start(.weightedDPO, plain)) {
+            XCTAssertEqual("\($0)", "\(plain.path):1: objective 'weighted_dpo' needs per-token weights: give 'chosen_weights' and 'rejected_weights' (one number per response token)")
+        }
+        XCTAssertThrowsError(try start(.dpo, weighted)) {
+            XCTAssertEqual("\($0)", "\(weighted.path):1: 'chosen_weights' and 'rejected_weights' are read by objectives weighted_dpo and sparsepo, not 'dpo'")
+        }
+        let short = root.appendingPathComponent("short.jsonl")
+        try Data(#"{"prompt": "a", "chosen": "yes", "rejected": "no", "chosen_weights": [1, 2], "rejected_weights": [1, 1]}"#.utf8).write(to: short)
+        XCTAssertThrowsError(try start(.sparsepo, short)) {
+            XCTAssertEqual("\($0)", "\(short.path):1: 'chosen_weights' has 2 values but the response is 3 tokens under the model's tokenizer")
+        }
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: root.path).filter { $0.hasPrefix("w-") }, [])
+        // The weights reach the loss: the file's, then 1 for the end token.
+        let run = try start(.weightedDPO, weighted)
+        let pair = try XCTUnwrap(run.data.trainPairs.first)
+        let (chosen, _) = try withTorchErrors { try withNoGrad { try run.preferenceTrainer!.sides([pair]) } }
+        let expected = (pair.chosen == "yes" ? [0.5, 0.75, 1.0] : [0.5, 0.75]) + [1]
+        XCTAssertEqual(try withTorchErrors { try XCTUnwrap(chosen.weights).doubles() }, expected)
     }
 
     func testPreferenceConfigAndDataErrors() throws {
@@ -269,10 +335,11 @@ final class RunTests: XCTestCase {
     /// DAPO dynamic sampling drops groups whose rewards all agree and refills from more prompts.
     func testDynamicSamplingDropsUniformGroups() throws {
         let p = try Pretrained.tinyRandom()
-        var cfg = TrainerConfig()
+        var cfg = RunConfig()
         cfg.rollout = .init(temperature: 1, maxNewTokens: 4, seed: 2)
-        cfg.dynamicSampling = true
-        cfg.maxRefills = 2
+        cfg.train.samplesPerPrompt = 4
+        cfg.train.dynamicSampling = true
+        cfg.train.maxRefills = 2
         let t = try Trainer(model: p.model, tokenizer: p.tokenizer, reward: PromptReward(), config: cfg)
         var asked = [Int]()
         // "flat" prompts always score 0 (a uniform group); "vary" prompts score by response length.

@@ -1,0 +1,96 @@
+import Credit
+import Objectives
+import Rewards
+import Rollout
+
+/// What supplies each input the configured credit method and loss read, decided from the config
+/// alone (and the reward function, when known), before anything is loaded. An input with no
+/// supplier in training is an error naming the method or option, the input, and what would supply it.
+struct InputPlan: Equatable {
+    /// The providers a step runs, besides the rollouts themselves (which give sampling logprobs and
+    /// entropies, and the training forward's entropies).
+    enum Provider: String, CaseIterable, Comparable {
+        case treeRollouts, monteCarloValues, processRewards, referenceLogprobs, positionScores
+        static func < (a: Provider, b: Provider) -> Bool { allCases.firstIndex(of: a)! < allCases.firstIndex(of: b)! }
+    }
+
+    let providers: Set<Provider>
+    /// Credit reads per-token KL (reward shaping), so the reference provider fills `kl` too.
+    let klForCredit: Bool
+
+    /// The plan for `config`; `reward` (when known) decides whether process rewards exist.
+    init(_ config: RunConfig, reward: RewardFunction?) throws {
+        let method = config.credit.method.rawValue
+        let name: String
+        if case .d3s(let p) = config.credit { name = "credit.method d3s (base \(p.base.method.rawValue))" } else { name = "credit.method \(method)" }
+        var providers = Set<Provider>()
+        for input in config.credit.inputs.sorted() {
+            if let p = try Self.supplier(of: input, for: name, config, reward) { providers.insert(p) }
+        }
+        for (option, input) in config.objective.requirements {
+            if let p = try Self.supplier(of: input, for: option) { providers.insert(p) }
+        }
+        self.providers = providers
+        klForCredit = config.credit.inputs.contains(.kl)
+    }
+
+    /// The provider of a credit input (nil: the rollouts give it), or the refusal.
+    static func supplier(of input: CreditInput, for name: String, _ config: RunConfig, _ reward: RewardFunction?) throws -> Provider? {
+        func refuse(_ why: String) -> TrainingError { TrainingError("config: \(name) needs \(input.summary), \(why)") }
+        switch input {
+        case .logprobs, .entropies: return nil
+        case .kl: return .referenceLogprobs
+        case .segmentValues: return .monteCarloValues
+        case .tree: return .treeRollouts
+        case .positionScores: return .positionScores
+        case .stepRewards:
+            if let reward, !reward.givesStepRewards {
+                throw refuse("but the reward '\(reward.name)' gives none: use a reward with steps (such as the countdown task's) or another method")
+            }
+            return .processRewards
+        case .values:
+            throw refuse("and training has no critic yet: use a method without one (grpo, rloo, reinforce_pp, tempo), "
+                + "or compute advantages from your own values with `tokenwise credit`")
+        case .states:
+            throw refuse("and training has no multi-turn environment yet: one-turn rollouts have a single state each, which makes its step groups "
+                + "its episode groups (GRPO); give your own states to `tokenwise credit`")
+        case .planning:
+            throw refuse("and training has no provider of planning marks: give token n-grams in 'grams' instead")
+        }
+    }
+
+    /// The provider of a loss input (nil: the training forward gives it), or the refusal.
+    static func supplier(of input: PolicyInput, for option: String) throws -> Provider? {
+        func refuse(_ why: String) -> TrainingError { TrainingError("config: \(option) needs \(input.summary), \(why)") }
+        switch input {
+        case .entropies: return nil
+        case .refLogprobs: return .referenceLogprobs
+        case .rolloutLogprobs:
+            throw refuse("which differ from the trainer's only with a separate rollout engine; Tokenwise samples with the model it trains, "
+                + "so the correction would be exactly 1: set objective.mismatch.mode none")
+        case .turns:
+            throw refuse("and training has no multi-turn environment yet: a one-turn response's turn ratio is its sequence ratio "
+                + "(objective.ratio sequence)")
+        }
+    }
+
+    /// One line for each option that is set but cannot change this run (printed at the start).
+    static func warnings(_ config: RunConfig) -> [String] {
+        let inputs = config.credit.inputs, t = config.train
+        var w = [String]()
+        if inputs.contains(.tree), t.samplesPerPrompt != RunConfig.TrainSection().samplesPerPrompt {
+            w.append("train.samples_per_prompt is not used with tree rollouts: each group is one tree's leaves (train.tree.max_leaves \(t.tree.maxLeaves))")
+        }
+        if !inputs.contains(.tree), t.tree != TreeConfig() {
+            w.append("train.tree is set but credit.method \(config.credit.method.rawValue) samples no trees; it has no effect")
+        }
+        if !inputs.contains(.segmentValues), t.spoContinuations != RunConfig.TrainSection().spoContinuations {
+            w.append("train.spo_continuations is set but credit.method \(config.credit.method.rawValue) reads no Monte-Carlo values; it has no effect")
+        }
+        if case .hapo(let p) = config.credit, p.redistribution, t.epochs > 1 || t.miniBatches > 1 {
+            w.append("credit.method hapo: advantage redistribution sees the ratio at rollout time (1); the authors' code uses each mini-batch's live ratio, "
+                + "which differs with train.epochs \(t.epochs) × train.mini_batches \(t.miniBatches)")
+        }
+        return w
+    }
+}

@@ -1,0 +1,51 @@
+import Credit
+import Rollout
+
+/// Supplies one kind of input a credit method or the loss reads (tree structure, Monte-Carlo
+/// values, position scores, process rewards, reference logprobs …). The trainer runs the providers
+/// its `InputPlan` chose; none of them is run for a method that does not read its input.
+protocol InputProvider {
+    func provide(_ inputs: inout StepInputs) throws
+}
+
+/// The trained rollouts of a step grouped by prompt, and the inputs the providers add to them for
+/// credit and for the loss.
+struct StepInputs {
+    let rollouts: StepRollouts
+    /// Indices into `rollouts.rolled` of each trained group's members; credit groups, loss rows and
+    /// credit results share this order.
+    let members: [[Int]]
+    /// The credit groups: tokens, rewards, sampling logprobs and entropies, plus what providers add.
+    var groups: [Credit.Group]
+    /// The reference policy's logprob of every token of each trained row (row order).
+    var refLogprobs: [[Double]]?
+    /// The step's sampling settings (its seed included).
+    let sampling: SamplingConfig
+    let progress: Double
+
+    init(_ rollouts: StepRollouts, sampling: SamplingConfig, progress: Double) {
+        self.rollouts = rollouts
+        self.sampling = sampling
+        self.progress = progress
+        members = rollouts.kept.map { rollouts.rolloutsOf[$0] }
+        groups = zip(members, rollouts.kept).map { members, p in
+            Credit.Group(id: "p\(p)", trajectories: members.map { i in
+                let c = rollouts.rolled[i].completion
+                return Trajectory(tokens: c.tokens, reward: rollouts.scores[i].value, logprobs: c.logprobs, entropies: c.entropies)
+            })
+        }
+    }
+
+    /// Rollout indices of the trained rows, in row order.
+    var rows: [Int] { members.flatMap { $0 } }
+
+    /// The prompt tokens of rollout `i`.
+    func prompt(of i: Int) -> [Int] { rollouts.prompts[rollouts.rolled[i].completion.promptIndex] }
+
+    /// Calls `body` with (group, member, rollout index) for every trained rollout.
+    func forEachMember(_ body: (Int, Int, Int) throws -> Void) rethrows {
+        for (g, m) in members.enumerated() { for (k, i) in m.enumerated() { try body(g, k, i) } }
+    }
+
+    var creditBatch: CreditBatch { CreditBatch(groups: groups, progress: progress) }
+}

@@ -1,0 +1,99 @@
+import Credit
+import Models
+import Objectives
+import Torch
+
+/// A step's optimisation over its trained rows: epochs × mini-batches (one optimizer step each) ×
+/// micro-batches (gradients accumulated). Each prompt of a mini-batch runs once with autograd; its
+/// rows' responses attend to its keys and values through leaf copies, which backpropagate through
+/// the prompts once after the last micro-batch.
+struct PolicyUpdate {
+    let forward: ResponseForward
+    let optimizer: AdamW
+    let config: RunConfig
+
+    /// The rows in row order with what the loss reads, `[N, W]` right-padded.
+    struct Rows {
+        let prompts: [[Int]]
+        let responses: [[Int]]
+        let old: Tensor, mask: Tensor, advantages: Tensor, weights: Tensor
+        let ref: Tensor?
+        /// Loss tokens (weight > 0) of each row: the aggregation's counts.
+        let lossTokens: [Int]
+        var count: Int { responses.count }
+        var width: Int { mask.size(1) }
+
+        init(_ inputs: StepInputs, _ credit: CreditResult, device: Device) {
+            let rolled = inputs.rollouts.rolled, rows = inputs.rows
+            prompts = rows.map { inputs.prompt(of: $0) }
+            responses = rows.map { rolled[$0].completion.tokens }
+            (old, mask) = padded(rows.map { rolled[$0].completion.logprobs }, device: device)
+            let flatWeights = credit.weights.flatMap { $0 }
+            advantages = padded(credit.advantages.flatMap { $0 }, device: device).values
+            weights = padded(flatWeights, device: device).values
+            ref = inputs.refLogprobs.map { padded($0, device: device).values }
+            lossTokens = flatWeights.map { $0.filter { $0 > 0 }.count }
+        }
+    }
+
+    /// Runs the update; returns the last mini-batch's loss metrics and gradient norm.
+    func run(_ inputs: StepInputs, _ credit: CreditResult) throws -> [String: Double] {
+        var metrics: [String: Double] = [:]
+        try withTorchErrors {
+            let rows = Rows(inputs, credit, device: forward.model.device)
+            var objective = config.objective
+            if objective.aggregation == .seqMeanTokenSumNorm && objective.normConstant == nil { objective.normConstant = Double(rows.width) }
+            let loss = try PolicyLoss(objective)
+            let parts = Swift.min(config.train.miniBatches, rows.count)
+            let bounds = (0...parts).map { $0 * rows.count / parts }
+            for _ in 0..<config.train.epochs {
+                for mb in 0..<parts { metrics.merge(try miniBatch(Array(bounds[mb]..<bounds[mb + 1]), rows, loss)) { $1 } }
+            }
+        }
+        return metrics
+    }
+
+    /// One optimizer step over `range`'s rows, in micro-batches of rows of similar length (each
+    /// pads only to its own longest response), each weighted by its share of the aggregation.
+    func miniBatch(_ range: [Int], _ rows: Rows, _ loss: PolicyLoss) throws -> [String: Double] {
+        let (unique, owners) = ResponseForward.distinct(range.map { rows.prompts[$0] })
+        let owner = Dictionary(uniqueKeysWithValues: zip(range, owners))
+        let prefix = try forward.model.sharedPrefix(unique)
+        let leaves = prefix.leaves()
+        let micro = config.train.microBatch > 0 ? config.train.microBatch : range.count
+        let order = micro >= range.count ? range : range.sorted { (rows.responses[$0].count, $0) < (rows.responses[$1].count, $1) }
+        func counts(_ r: [Int]) -> (tokens: Int, rows: Int) { (r.reduce(0) { $0 + rows.lossTokens[$1] }, r.filter { rows.lossTokens[$0] > 0 }.count) }
+        let all = counts(range)
+        var sums: [String: Double] = [:]
+        for a in stride(from: 0, to: order.count, by: micro) {
+            let r = Array(order[a..<Swift.min(order.count, a + micro)]), part = counts(r)
+            let (l, m) = try loss(try batch(r, rows, leaves, owner))
+            let share = loss.config.aggregation.share(tokens: part.tokens, rows: part.rows, ofTokens: all.tokens, rows: all.rows)
+            (l * share).backward()
+            let tokenShare = all.tokens == 0 ? 0 : Double(part.tokens) / Double(all.tokens)
+            sums["loss", default: 0] += try l.item() * share
+            for (k, v) in m {
+                if k.hasSuffix("_max") { sums[k] = Swift.max(sums[k] ?? -.infinity, v) }
+                else if k.hasSuffix("_min") { sums[k] = Swift.min(sums[k] ?? .infinity, v) }
+                else { sums[k, default: 0] += v * tokenShare }
+            }
+        }
+        prefix.backward(from: leaves)
+        sums["grad_norm"] = Torch.clipGradNorm(optimizer.parameters, maxNorm: config.optim.maxGradNorm)
+        optimizer.step()
+        optimizer.zeroGrad()
+        return sums
+    }
+
+    /// The loss's inputs for rows `r`: new logprobs and entropies from the policy, the rest picked
+    /// from the step's tensors.
+    func batch(_ r: [Int], _ rows: Rows, _ prefix: SharedPrefix, _ owner: [Int: Int]) throws -> PolicyBatch {
+        let pick = Tensor(r.map(Int64.init)).to(forward.model.device)
+        let whole = r == Array(0..<rows.count)
+        func rowsOf(_ t: Tensor) -> Tensor { whole ? t : t.indexSelect(dim: 0, index: pick) }
+        let (lp, ent) = try ResponseForward.logprobs(forward.model, prefix: prefix, owner: r.map { owner[$0]! },
+                                                     responses: r.map { rows.responses[$0] }, width: rows.width)
+        return PolicyBatch(logprobs: lp, oldLogprobs: rowsOf(rows.old), advantages: rowsOf(rows.advantages), mask: rowsOf(rows.mask),
+                           refLogprobs: rows.ref.map(rowsOf), weights: rowsOf(rows.weights), entropies: ent)
+    }
+}

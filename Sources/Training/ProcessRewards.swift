@@ -1,0 +1,27 @@
+import Credit
+import Models
+import Rewards
+
+/// Supplies `step_rewards`: the reward function's process rewards, each at the response token that
+/// covers its byte offset.
+struct ProcessRewards: InputProvider {
+    let tokenizer: Tokenizer
+
+    func provide(_ inputs: inout StepInputs) throws {
+        let rollouts = inputs.rollouts
+        var groups = inputs.groups
+        inputs.forEachMember { g, k, i in
+            groups[g].trajectories[k].stepRewards = stepRewards(rollouts.scores[i].steps, tokens: rollouts.rolled[i].completion.tokens)
+        }
+        inputs.groups = groups
+    }
+
+    /// Process rewards at byte offsets of the response → the token that covers each offset.
+    func stepRewards(_ steps: [StepScore], tokens: [Int]) -> [Credit.StepReward] {
+        var ends = [Int](), total = 0
+        for t in tokens { total += tokenizer.bytes(of: t).count; ends.append(total) }
+        return steps.compactMap { s in
+            ends.firstIndex { $0 > s.offset }.map { Credit.StepReward(index: $0, reward: s.reward) }
+        }
+    }
+}

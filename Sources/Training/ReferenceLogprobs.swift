@@ -1,0 +1,40 @@
+import Credit
+import Torch
+
+/// Supplies the frozen reference policy's logprob of every trained token: the loss's
+/// `ref_logprobs` (`objective.kl_coef`) and, when credit shapes rewards with KL, each trajectory's
+/// `kl` = logp_old − logp_ref (the k1 estimate, as verl's and OpenRLHF's KL-in-reward default).
+struct ReferenceLogprobs: InputProvider {
+    let forward: ResponseForward
+    /// Rows per forward pass.
+    let microBatch: Int
+    /// Whether credit reads per-token `kl`.
+    let klForCredit: Bool
+
+    func provide(_ inputs: inout StepInputs) throws {
+        let rows = inputs.rows, rolled = inputs.rollouts.rolled
+        let responses = rows.map { rolled[$0].completion.tokens }
+        let (unique, owner) = ResponseForward.distinct(rows.map { inputs.prompt(of: $0) })
+        let micro = microBatch > 0 ? microBatch : rows.count
+        var ref = [[Double]]()
+        try withTorchErrors {
+            try forward.withReference { m in
+                let prefix = try m.sharedPrefix(unique)
+                for start in stride(from: 0, to: rows.count, by: micro) {
+                    let part = start..<Swift.min(rows.count, start + micro)
+                    let lp = try ResponseForward.logprobs(m, prefix: prefix, owner: Array(owner[part]), responses: Array(responses[part])).0
+                    let width = lp.size(1), flat = try lp.to(.cpu, dtype: .float64).doubles()
+                    for (n, r) in part.enumerated() { ref.append(Array(flat[(n * width)..<(n * width + responses[r].count)])) }
+                }
+            }
+        }
+        inputs.refLogprobs = ref
+        guard klForCredit else { return }
+        var groups = inputs.groups, row = 0
+        inputs.forEachMember { g, k, i in
+            groups[g].trajectories[k].kl = zip(rolled[i].completion.logprobs, ref[row]).map { $0 - $1 }
+            row += 1
+        }
+        inputs.groups = groups
+    }
+}

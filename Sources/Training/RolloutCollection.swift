@@ -1,0 +1,110 @@
+import Foundation
+import Models
+import Rewards
+import Rollout
+
+/// A rollout with the tree structure a tree rollout gives it.
+struct Rolled {
+    var completion: Completion
+    var treePath: [String]?
+    var segments: [Int]?
+}
+
+/// Where a step's rollouts come from: flat samples of each prompt, or trees (`TreeRollouts`).
+protocol RolloutSource {
+    /// The rollouts of `prompts`, each completion's `promptIndex` pointing into `prompts`.
+    func rollouts(_ prompts: [[Int]], _ sampling: SamplingConfig, _ schedule: TemperatureSchedule) throws -> [Rolled]
+}
+
+/// `n` independent samples of each prompt.
+struct FlatRollouts: RolloutSource {
+    let sampler: Sampler
+    let n: Int
+
+    func rollouts(_ prompts: [[Int]], _ sampling: SamplingConfig, _ schedule: TemperatureSchedule) throws -> [Rolled] {
+        try sampler.sample(prompts: prompts, n: n, config: sampling, schedule: schedule).map { Rolled(completion: $0) }
+    }
+}
+
+/// Everything a step sampled: every prompt (refills appended), its rollouts and their rewards, and
+/// which prompts train.
+struct StepRollouts {
+    var samples: [TaskSample] = []
+    var prompts: [[Int]] = []
+    var rolled: [Rolled] = []
+    var scores: [RewardScore] = []
+    /// Rollout indices of each prompt.
+    var rolloutsOf: [[Int]] = []
+    /// The prompts that train, at most as many as the step asked for.
+    var kept: [Int] = []
+    var seconds = 0.0
+
+    /// How a step collects its rollouts.
+    struct Plan {
+        let source: RolloutSource
+        let tokenizer: Tokenizer
+        let reward: RewardFunction
+        /// DAPO dynamic sampling: groups whose rewards are all equal are dropped and refilled,
+        /// with `more(n)` asked for n further prompts, up to `maxRefills` times.
+        let dynamicSampling: Bool
+        let maxRefills: Int
+    }
+
+    static func collect(_ samples: [TaskSample], _ plan: Plan, sampling start: SamplingConfig, schedule: TemperatureSchedule,
+                        more: ((Int) -> [TaskSample])?) throws -> StepRollouts {
+        let began = DispatchTime.now().uptimeNanoseconds
+        var r = StepRollouts(), sampling = start, batch = samples, round = 0
+        while true {
+            let offset = r.samples.count
+            let tokens = batch.map { plan.tokenizer.encode($0.prompt) }
+            r.rolloutsOf += batch.map { _ in [] }
+            for var one in try plan.source.rollouts(tokens, sampling, schedule) {
+                one.completion.promptIndex += offset
+                r.rolloutsOf[one.completion.promptIndex].append(r.rolled.count)
+                r.scores.append(plan.reward.score(one.completion, of: batch[one.completion.promptIndex - offset]))
+                r.rolled.append(one)
+            }
+            r.samples += batch
+            r.prompts += tokens
+            r.kept += (offset..<r.samples.count).filter { p in !plan.dynamicSampling || Set(r.rolloutsOf[p].map { r.scores[$0].value }).count > 1 }
+            guard plan.dynamicSampling, r.kept.count < samples.count, round < plan.maxRefills, let more else { break }
+            round += 1
+            batch = more(samples.count - r.kept.count)
+            if batch.isEmpty { break }
+            sampling.seed &+= 0x9E37_79B9
+        }
+        r.kept = Array(r.kept.prefix(samples.count))
+        r.seconds = Double(DispatchTime.now().uptimeNanoseconds - began) / 1e9
+        return r
+    }
+
+    /// The step's rollout metrics: rewards and their parts, accuracy, length, speed, groups.
+    var metrics: [String: Double] {
+        var m: [String: Double] = [:]
+        let sampled = rolled.reduce(0) { $0 + $1.completion.tokens.count }
+        let rewards = scores.map(\.value)
+        let mean = rewards.reduce(0, +) / Double(rewards.count)
+        m["reward_mean"] = mean
+        m["reward_std"] = (rewards.reduce(0) { $0 + ($1 - mean) * ($1 - mean) } / Double(rewards.count)).squareRoot()
+        m["response_length"] = Double(sampled) / Double(rolled.count)
+        m["rollout_seconds"] = seconds
+        m["rollout_tokens_per_second"] = Double(sampled) / Swift.max(seconds, 1e-9)
+        m["groups_sampled"] = Double(samples.count)
+        m["groups_kept"] = Double(kept.count)
+        for k in Set(scores.flatMap(\.components.keys)) {
+            m["reward_\(k)"] = scores.map { $0.components[k] ?? 0 }.reduce(0, +) / Double(scores.count)
+        }
+        if scores.contains(where: { $0.components["correct"] != nil }) {
+            m["accuracy"] = Double(scores.filter { ($0.components["correct"] ?? 0) > 0 }.count) / Double(scores.count)
+        }
+        return m
+    }
+}
+
+extension RewardFunction {
+    /// The reward of a sampled completion of `sample`'s prompt.
+    func score(_ c: Completion, of sample: TaskSample) -> RewardScore {
+        score(RewardInput(prompt: sample.prompt, response: c.text, answer: sample.answer,
+                          responseTokens: c.tokens.count, truncated: c.finishReason == .length))
+    }
+}
