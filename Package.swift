@@ -83,7 +83,8 @@ let package = Package(
         .testTarget(name: "TokenwiseCLITests", dependencies: ["TokenwiseCLI"]),
         .testTarget(
             name: "CreditTests",
-            dependencies: ["Credit", .product(name: "PropertyBased", package: "swift-property-based")]
+            dependencies: ["Credit", .product(name: "PropertyBased", package: "swift-property-based")],
+            exclude: ["Fixtures"]
         ),
     ],
     cxxLanguageStandard: .cxx17

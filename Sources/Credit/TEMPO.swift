@@ -4,7 +4,12 @@
 /// to GRPO's advantage:
 ///   A_{i,t} = Â_i + td_weight · b_{i,t} · (V(s_{i,t+1}) − V(s_{i,t}))
 /// with b_{i,t} = 1 iff node s_{i,t} has ≥ 2 continuations (one response ending there counts as one).
-/// `value_source: raw` uses z = R_i, `normalized` uses z = Â_i. The GRPO params set Â.
+/// `value_source: normalized` (the default) uses z = Â_i, so with GRPO's defaults
+///   A_{i,t} = (R_i − μ_G + V_R(y_≤t) − V_R(y_<t)) / (σ_G + 1e-6),
+/// exactly the authors' `compute_tempo_outcome_advantage` (fatebreaker/tempo @0a1c273,
+/// verl/trainer/ppo/core_algos.py; `std_normalize: false` is its no-std branch); `raw` uses z = R_i,
+/// adding the TD term unscaled (the reading of the paper's equation). The GRPO params set Â. One
+/// departure: a one-response group keeps GRPO's rule (Â = R), where the official code gets NaN.
 /// Reduces to GRPO at every non-branch token, and everywhere with `td_weight: 0`, a one-response
 /// group (a chain: no branches) or equal rewards (every V equal, so every δ = 0).
 public enum TEMPO {
@@ -12,16 +17,16 @@ public enum TEMPO {
 
     public struct Params: Encodable, Equatable, Sendable {
         public var grpo = GRPO.Params()
-        public var valueSource: ValueSource = .raw
+        public var valueSource: ValueSource = .normalized
         public var tdWeight = 1.0
 
-        public init(grpo: GRPO.Params = .init(), valueSource: ValueSource = .raw, tdWeight: Double = 1) {
+        public init(grpo: GRPO.Params = .init(), valueSource: ValueSource = .normalized, tdWeight: Double = 1) {
             self.grpo = grpo; self.valueSource = valueSource; self.tdWeight = tdWeight
         }
 
         init(_ r: ParamReader) throws {
             grpo = try GRPO.Params(r)
-            valueSource = try r.choice("value_source", ValueSource.raw)
+            valueSource = try r.choice("value_source", ValueSource.normalized)
             tdWeight = try r.value("td_weight", 1.0)
         }
 

@@ -1,7 +1,7 @@
 /// An input a policy loss reads besides the new and old logprobs, advantages and mask. Options
 /// declare what they read (`PolicyLossConfig.requirements`); a trainer supplies each kind or
 /// refuses the option before it trains. The raw value names the `PolicyBatch` / JSON field.
-public enum PolicyInput: String, CaseIterable, Comparable, Sendable {
+public enum PolicyInput: String, CaseIterable, Sendable {
     /// Per-token entropies of the current policy.
     case entropies
     /// The frozen reference policy's logprobs of the sampled tokens.
@@ -18,10 +18,6 @@ public enum PolicyInput: String, CaseIterable, Comparable, Sendable {
         case .rolloutLogprobs: "rollout-engine logprobs ('rollout_logprobs')"
         case .turns: "turn ids ('turns')"
         }
-    }
-
-    public static func < (a: PolicyInput, b: PolicyInput) -> Bool {
-        allCases.firstIndex(of: a)! < allCases.firstIndex(of: b)!
     }
 }
 

@@ -188,13 +188,15 @@ public struct PolicyLoss {
         let pgLoss = agg(perToken * x.tokenWeights)
         var loss = pgLoss
         var kl: Tensor? = nil, entropy: Tensor? = nil
+        // Credit's weights scale a token's whole loss, its KL and entropy terms too (TW-GRPO's
+        // official trainer weights (policy − β·KL) together); weights of 0 and 1 change nothing here.
         if c.klCoef != 0 {
             let ref = try Self.need(batch.refLogprobs, "ref_logprobs", "kl_coef")
-            kl = agg(KL.estimate(logprobs: x.logp, refLogprobs: ref.detached(), c.klEstimator))
+            kl = agg(KL.estimate(logprobs: x.logp, refLogprobs: ref.detached(), c.klEstimator) * x.tokenWeights)
             loss = loss + c.klCoef * kl!
         }
         if c.entropyCoef != 0 {
-            entropy = agg(try Self.need(batch.entropies, "entropies", "entropy_coef"))
+            entropy = agg(try Self.need(batch.entropies, "entropies", "entropy_coef") * x.tokenWeights)
             loss = loss - c.entropyCoef * entropy!
         }
         var metrics = try self.metrics(x, ratio: ratio, unclipped: unclipped, clipped: clipped, mismatch: mismatch)

@@ -8,6 +8,9 @@ public struct PolicyLossConfig: Equatable, Sendable {
         case hybrid
         case prefixMin = "prefix_min"
         case turn
+
+        /// GSPO's ratios: one value per sequence (`gspo_token` in value), so the loss is a mean over sequences.
+        public var isSequenceLevel: Bool { self == .sequence || self == .gspoToken }
     }
 
     public enum Aggregation: String, Codable, Sendable, CaseIterable {
@@ -107,7 +110,14 @@ public struct PolicyLossConfig: Equatable, Sendable {
     public var hybrid: Hybrid?
     public var prefixMinVariant: PrefixMinVariant = .weighted
     public var mismatch = Mismatch()
-    public var aggregation: Aggregation = .tokenMean
+    /// The loss aggregation; unset, the ratio's own: `seq_mean_token_mean` for GSPO's sequence
+    /// ratios (verl's compute_policy_loss_gspo forces it), else `token_mean`.
+    public var aggregation: Aggregation {
+        get { aggregationChoice ?? (ratio.isSequenceLevel ? .seqMeanTokenMean : .tokenMean) }
+        set { aggregationChoice = newValue }
+    }
+    /// The aggregation as set (nil: the ratio's default), which is what a config file records.
+    public var aggregationChoice: Aggregation?
     public var normConstant: Double?
     public var klCoef = 0.0
     public var klEstimator: KLEstimator = .k3
@@ -151,10 +161,35 @@ public struct PolicyLossConfig: Equatable, Sendable {
         }
         if let c = normConstant, !(c > 0) { throw ObjectiveError("objective: 'norm_constant' must be > 0, got \(c)") }
         guard logRatioClamp > 0 else { throw ObjectiveError("objective: 'log_ratio_clamp' must be > 0") }
+        if ratio.isSequenceLevel && aggregation != .seqMeanTokenMean {
+            throw ObjectiveError("objective: ratio '\(ratio.rawValue)' (GSPO) is a sequence-level objective and needs aggregation "
+                + "'seq_mean_token_mean' (the default for it; verl's compute_policy_loss_gspo forces it), not '\(aggregation.rawValue)'")
+        }
     }
 }
 
 extension PolicyLossConfig: Codable {
+    public func encode(to encoder: Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(ratio, forKey: .ratio)
+        try c.encode(epsLow, forKey: .epsLow)
+        try c.encode(epsHigh, forKey: .epsHigh)
+        try c.encode(seqEpsLow, forKey: .seqEpsLow)
+        try c.encode(seqEpsHigh, forKey: .seqEpsHigh)
+        try c.encode(clip, forKey: .clip)
+        try c.encodeIfPresent(dualClip, forKey: .dualClip)
+        try c.encodeIfPresent(adaptiveClip, forKey: .adaptiveClip)
+        try c.encodeIfPresent(hybrid, forKey: .hybrid)
+        try c.encode(prefixMinVariant, forKey: .prefixMinVariant)
+        try c.encode(mismatch, forKey: .mismatch)
+        try c.encodeIfPresent(aggregationChoice, forKey: .aggregation)
+        try c.encodeIfPresent(normConstant, forKey: .normConstant)
+        try c.encode(klCoef, forKey: .klCoef)
+        try c.encode(klEstimator, forKey: .klEstimator)
+        try c.encode(entropyCoef, forKey: .entropyCoef)
+        try c.encode(logRatioClamp, forKey: .logRatioClamp)
+    }
+
     public init(from decoder: Decoder) throws {
         try rejectUnknownKeys(decoder, CodingKeys.self, in: "objective")
         let c = try decoder.container(keyedBy: CodingKeys.self)
@@ -170,7 +205,7 @@ extension PolicyLossConfig: Codable {
         if ratio == .hybrid && hybrid == nil { hybrid = Hybrid() }
         prefixMinVariant = try c.choice(.prefixMinVariant, in: "objective") as PrefixMinVariant? ?? .weighted
         mismatch = try c.decodeIfPresent(Mismatch.self, forKey: .mismatch) ?? Mismatch()
-        aggregation = try c.choice(.aggregation, in: "objective") as Aggregation? ?? .tokenMean
+        aggregationChoice = try c.choice(.aggregation, in: "objective") as Aggregation?
         normConstant = try c.decodeIfPresent(Double.self, forKey: .normConstant)
         klCoef = try c.decodeIfPresent(Double.self, forKey: .klCoef) ?? 0
         klEstimator = try c.choice(.klEstimator, in: "objective") as KLEstimator? ?? .k3

@@ -20,21 +20,25 @@ import Testing
 
     @Test func singleResponse() throws {
         // G = 1: no baselines; VR = R − 1 = 0. Returns of token rewards [0, 2.27e-5, 0, −0.49998].
-        let r = try run(.pure(.init()), [Group(id: "q", trajectories: [t1()])])
+        let r = try run(.pure(.init(maskSeparators: false)), [Group(id: "q", trajectories: [t1()])])
         expectClose(r.advantages[0][0], [-0.4999546021, -0.4999546021, -0.4999773011, -0.4999773011])
+        // By default each step's last token and the response's last token get advantage 0.
+        let masked = try run(.pure(.init()), [Group(id: "q", trajectories: [t1()])])
+        expectClose(masked.advantages[0][0], [-0.4999546021, 0, -0.4999773011, 0])
     }
 
     @Test func stepAndTokenBaselines() throws {
         // Second response: 2 tokens, one step PR = 0.2 at token 0, R = 0.
         // step: per-step totals (−0.49995/2, 0.2) → LOO baselines (0.2, −0.24999); VR centred (+1, −1).
-        // token: per-token totals (−0.49995/4, 0.2/2) → baselines 0.1/token (×2 tokens per step of y1), −0.12499.
+        // token: the others' pooled reward per token — 0.2/2 = 0.1 for y1, −0.49995/4 for y2 — times each
+        // step's tokens before its end: y1's steps at 1 and 3 count 1 and 1, y2's step at 0 counts 0.
         let t2 = Trajectory(tokens: [5, 6], reward: 0, stepRewards: [StepReward(index: 0, reward: 0.2)])
-        let step = try run(.pure(.init()), [Group(id: "q", trajectories: [t1(), t2])])
+        let step = try run(.pure(.init(maskSeparators: false)), [Group(id: "q", trajectories: [t1(), t2])])
         expectClose(step.advantages[0][0], [0.1000453979, 0.1000453979, 0.3000226989, 0.3000226989])
         expectClose(step.advantages[0][1], [-0.5500226989, -1])
-        let token = try run(.pure(.init(baseline: .token)), [Group(id: "q", trajectories: [t1(), t2])])
-        expectClose(token.advantages[0][0], [0.1000453979, 0.1000453979, 0.3000226989, 0.3000226989])
-        expectClose(token.advantages[0][1], [-0.6750113495, -1])
+        let token = try run(.pure(.init(baseline: .token, maskSeparators: false)), [Group(id: "q", trajectories: [t1(), t2])])
+        expectClose(token.advantages[0][0], [0.3000453979, 0.3000453979, 0.4000226989, 0.4000226989])
+        expectClose(token.advantages[0][1], [-0.8, -1])
     }
 
     @Test func reducesToOutcomeRLOO() throws {
@@ -42,15 +46,39 @@ import Testing
         let g = Group(id: "q", trajectories: [1.0, 0, 0, 1].map { r in
             Trajectory(tokens: [1, 2], reward: r, stepRewards: [StepReward(index: 1, reward: r)])
         })
-        let pure = try run(.pure(.init(verifiableCoef: 0)), [g])
+        let pure = try run(.pure(.init(verifiableCoef: 0, maskSeparators: false)), [g])
         let rloo = try run(.rloo(.init()), [g])
         for i in 0..<4 { expectClose(pure.advantages[0][i], rloo.advantages[0][i]) }
     }
 
     @Test func noStepsLeavesOnlyTheVerifiableReward() throws {
         // VR = R − 1 ∈ {0, −1}, RLOO-centred: (0 − (−1)) = 1 and −1, on every token.
-        let r = try run(.pure(.init()), [group([(2, 1), (1, 0)])])
+        let r = try run(.pure(.init(maskSeparators: false)), [group([(2, 1), (1, 0)])])
         #expect(r.advantages[0] == [[1, 1], [-1]])
+    }
+
+    /// The default equals the released code's advantages (fixtures written by
+    /// scripts/reference/pure_official.py from CJReinforce/PURE @41f9363): both baselines, min-form
+    /// and uniform weights, with and without separator masking.
+    @Test func defaultMatchesTheOfficialCode() throws {
+        struct Case: Decodable {
+            let baseline: String, weighted: Bool, mask_separators: Bool
+            let lengths: [Int], steps: [[Int]], step_rewards: [[Double]], rewards: [Double], advantages: [[Double]]
+        }
+        struct File: Decodable { let cases: [Case] }
+        let url = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Fixtures/pure_official.json")
+        let file = try JSONDecoder().decode(File.self, from: Data(contentsOf: url))
+        #expect(file.cases.count == 96)
+        for (k, c) in file.cases.enumerated() {
+            let g = Group(id: "q", trajectories: c.lengths.indices.map { i in
+                Trajectory(tokens: Array(repeating: 1, count: c.lengths[i]), reward: c.rewards[i],
+                           stepRewards: zip(c.steps[i], c.step_rewards[i]).map { StepReward(index: $0, reward: $1) })
+            })
+            let p = PURE.Params(baseline: PURE.Baseline(rawValue: c.baseline)!, weighted: c.weighted, maskSeparators: c.mask_separators)
+            let r = try run(.pure(p), [g])
+            for i in c.lengths.indices { expectClose(r.advantages[0][i], c.advantages[i], tol: 1e-6, "case \(k) response \(i)") }
+        }
+        #expect(PURE.Params() == PURE.Params(baseline: .step, weighted: true, maskSeparators: true))
     }
 }
 

@@ -50,7 +50,7 @@ func shuffled<T>(_ x: [T], _ perm: [Int]) -> [T] { perm.map { x[$0] } }
 @Suite struct PropertyTests {
     static let methods: [CreditConfig] = [
         .grpo(.init()), .grpo(.init(std: .biased, scale: .batch)), .rloo(.init()), .reinforcePP(.init()),
-        .reinforcePP(.init(baseline: .none, gamma: 0.9)), .gae(.init(whiten: true)), .tempo(.init()),
+        .reinforcePP(.init(baseline: .none, gamma: 0.9)), .gae(.init(whiten: true)), .tempo(.init(valueSource: .raw)),
         .tempo(.init(valueSource: .normalized)), .pure(.init()), .pure(.init(baseline: .token)), .gigpo(.init()),
         .hapo(.init()), .twGRPO(.init()), .hicra(.init(grams: [[0, 1]])),
         .d3s(.init(base: .tempo(.init()), sampleKeep: 0.5, tokenKeep: 0.5)),

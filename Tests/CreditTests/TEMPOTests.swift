@@ -10,7 +10,7 @@ import Testing
     let a = 0.5 / (1 / 3.0.squareRoot() + 1e-6)  // GRPO Â, unbiased std: ±0.866024
 
     @Test func workedExample() throws {
-        let r = try run(.tempo(.init()), [example])
+        let r = try run(.tempo(.init(valueSource: .raw)), [example])
         // δ: y1 [+1/6, −1/6, +1/2]; y2 [+1/6, −1/6, −1/2]; y3 [+1/6, +1/3]; y4 [−1/2].
         expectClose(r.advantages[0][0], [a + 1 / 6.0, a - 1 / 6.0, a + 0.5])
         expectClose(r.advantages[0][1], [-a + 1 / 6.0, -a - 1 / 6.0, -a - 0.5])
@@ -18,6 +18,22 @@ import Testing
         expectClose(r.advantages[0][3], [-a - 0.5])
         // Every token of the example sits at a branch node: 9 of 9.
         #expect(r.diagnostics["tempo_branch_token_fraction"] == 1)
+    }
+
+    /// The default equals the authors' `compute_tempo_outcome_advantage` (fixtures written by
+    /// scripts/reference/tempo_official.py, a line-by-line re-implementation of it): shared
+    /// prefixes, empty responses, equal and real-valued rewards, with and without the std.
+    @Test func defaultMatchesTheOfficialCode() throws {
+        struct Case: Decodable { let std_normalize: Bool; let tokens: [[Int]]; let rewards: [Double]; let advantages: [[Double]] }
+        struct File: Decodable { let source: String; let cases: [Case] }
+        let url = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Fixtures/tempo_official.json")
+        let file = try JSONDecoder().decode(File.self, from: Data(contentsOf: url))
+        #expect(file.cases.count == 40)
+        for (k, c) in file.cases.enumerated() {
+            let g = Group(id: "q", trajectories: zip(c.tokens, c.rewards).map { traj($0, $1) })
+            let r = try run(.tempo(.init(grpo: .init(stdNormalize: c.std_normalize))), [g])
+            for i in c.tokens.indices { expectClose(r.advantages[0][i], c.advantages[i], tol: 1e-6, "case \(k) response \(i)") }
+        }
     }
 
     @Test func normalizedValueSource() throws {

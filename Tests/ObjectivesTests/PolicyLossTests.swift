@@ -85,11 +85,11 @@ final class PolicyLossTests: XCTestCase {
     func testSequenceLevelGSPO() throws {
         // lr = [0.1, 0.3] → s = e^0.2 = 1.2214 above 1 + 4e-4; A = −1 → ℓ = s on both tokens (unclipped
         // for A < 0); loss = s, d s/d logp_t = s/2 → grad (s/2)/2·2 = s/2 per token.
-        let r = try policy(cfg { $0.ratio = .sequence }, logp: [[0.1, 0.3]], old: [[0, 0]], adv: [[-1, -1]])
+        let r = try policy(cfg { $0.ratio = .sequence; $0.aggregation = .seqMeanTokenMean }, logp: [[0.1, 0.3]], old: [[0, 0]], adv: [[-1, -1]])
         XCTAssertEqual(r.loss, e(0.2), accuracy: 1e-12)
         assertClose(r.grad[0], [e(0.2) / 2, e(0.2) / 2], tol: 1e-12)
         // A = +1: clipped at 1 + 4e-4, no gradient.
-        let c = try policy(cfg { $0.ratio = .sequence }, logp: [[0.1, 0.3]], old: [[0, 0]], adv: [[1, 1]])
+        let c = try policy(cfg { $0.ratio = .sequence; $0.aggregation = .seqMeanTokenMean }, logp: [[0.1, 0.3]], old: [[0, 0]], adv: [[1, 1]])
         XCTAssertEqual(c.loss, -1.0004, accuracy: 1e-12)
         assertClose(c.grad[0], [0, 0])
     }
@@ -98,7 +98,7 @@ final class PolicyLossTests: XCTestCase {
         let lp: [[Double]] = [[0.3], [-0.7], [0.05]], old: [[Double]] = [[0], [0], [0]], adv: [[Double]] = [[1], [-1], [0.5]]
         let token = try policy(PolicyLossConfig(), logp: lp, old: old, adv: adv)
         for ratio in [PolicyLossConfig.Ratio.sequence, .gspoToken] {
-            let seq = try policy(cfg { $0.ratio = ratio; $0.seqEpsLow = 0.2; $0.seqEpsHigh = 0.2 }, logp: lp, old: old, adv: adv)
+            let seq = try policy(cfg { $0.ratio = ratio; $0.aggregation = .seqMeanTokenMean; $0.seqEpsLow = 0.2; $0.seqEpsHigh = 0.2 }, logp: lp, old: old, adv: adv)
             XCTAssertEqual(seq.loss, token.loss, accuracy: 1e-12)
             assertClose(seq.grad.flatMap { $0 }, token.grad.flatMap { $0 }, tol: 1e-12)
         }
@@ -106,8 +106,8 @@ final class PolicyLossTests: XCTestCase {
 
     func testGSPOTokenEqualsGSPOWithSequenceAdvantages() throws {
         let lp: [[Double]] = [[0.1, -0.2, 0.05]], old: [[Double]] = [[0, 0, 0]], adv: [[Double]] = [[-0.7, -0.7, -0.7]]
-        let a = try policy(cfg { $0.ratio = .sequence }, logp: lp, old: old, adv: adv)
-        let b = try policy(cfg { $0.ratio = .gspoToken }, logp: lp, old: old, adv: adv)
+        let a = try policy(cfg { $0.ratio = .sequence; $0.aggregation = .seqMeanTokenMean }, logp: lp, old: old, adv: adv)
+        let b = try policy(cfg { $0.ratio = .gspoToken; $0.aggregation = .seqMeanTokenMean }, logp: lp, old: old, adv: adv)
         XCTAssertEqual(a.loss, b.loss, accuracy: 1e-12)
         assertClose(a.grad[0], b.grad[0], tol: 1e-12)
     }
@@ -215,10 +215,15 @@ final class PolicyLossTests: XCTestCase {
         let ent = try policy(cfg { $0.entropyCoef = 0.01 }, logp: [[0, 0]], old: [[0, 0]], adv: [[1, 1]], entropies: [[1, 3]])
         XCTAssertEqual(ent.loss, -1 - 0.01 * 2, accuracy: 1e-12)
         XCTAssertEqual(ent.metrics["entropy"]!, 2, accuracy: 1e-12)
+        // Credit's weights scale the whole per-token loss, KL included (TW-GRPO's official trainer:
+        // Σ mask·w·(pg + β·KL) / Σ mask): weights [2, 1] → (2·(−A + βk3₀) + (−A + βk3₁)) / 2.
+        let w = try policy(cfg { $0.klCoef = 0.1 }, logp: [[0.5, -0.3]], old: [[0.5, -0.3]], adv: [[1, 1]], ref: [[0, 0]], weights: [[2, 1]])
+        XCTAssertEqual(w.loss, (2 * (-1 + 0.1 * k3[0]) + (-1 + 0.1 * k3[1])) / 2, accuracy: 1e-12)
+        assertClose(w.grad[0], [2 * (-1 + 0.1 * (1 - e(-0.5))) / 2, (-1 + 0.1 * (1 - e(0.3))) / 2], tol: 1e-12)
     }
 
     func testExtremeInputsStayFinite() throws {
-        for config in [PolicyLossConfig(), cfg { $0.ratio = .sequence }, cfg { $0.ratio = .prefixMin }, cfg { $0.ratio = .hybrid },
+        for config in [PolicyLossConfig(), cfg { $0.ratio = .sequence; $0.aggregation = .seqMeanTokenMean }, cfg { $0.ratio = .prefixMin }, cfg { $0.ratio = .hybrid },
                        cfg { $0.klCoef = 1 }, cfg { $0.dualClip = 3 }, cfg { $0.clip = false }] {
             let r = try policy(config, logp: [[50, -50, 0]], old: [[0, 0, -50]], adv: [[1, -1, 1]], ref: [[-100, 100, 0]])
             XCTAssertTrue(r.loss.isFinite, "\(config)")
@@ -243,7 +248,12 @@ final class PolicyLossTests: XCTestCase {
         XCTAssertEqual(error(cfg { $0.ratio = .turn }), "objective: ratio 'turn' needs 'turns'")
         XCTAssertEqual(error(cfg { $0.hybrid = .init() }), "objective: 'hybrid' is set but 'ratio' is 'token' (use ratio: hybrid)")
         XCTAssertEqual(error(cfg { $0.dualClip = 1 }), "objective: 'dual_clip' must be > 1, got 1.0")
-        XCTAssertEqual(error(cfg { $0.ratio = .sequence; $0.adaptiveClip = .init() }), "objective: 'adaptive_clip' needs a token-level ratio, not 'sequence'")
+        XCTAssertEqual(error(cfg { $0.ratio = .sequence; $0.aggregation = .seqMeanTokenMean; $0.adaptiveClip = .init() }),
+                       "objective: 'adaptive_clip' needs a token-level ratio, not 'sequence'")
+        XCTAssertEqual(cfg { $0.ratio = .gspoToken }.aggregation, .seqMeanTokenMean)   // GSPO's own, unless set
+        XCTAssertEqual(cfg { $0.ratio = .token }.aggregation, .tokenMean)
+        XCTAssertEqual(error(cfg { $0.ratio = .gspoToken; $0.aggregation = .tokenMean }), "objective: ratio 'gspo_token' (GSPO) is a sequence-level objective and needs aggregation "
+                       + "'seq_mean_token_mean' (the default for it; verl's compute_policy_loss_gspo forces it), not 'token_mean'")
         XCTAssertEqual(error(cfg { $0.normConstant = 5 }), "objective: 'norm_constant' only applies to aggregation 'seq_mean_token_sum_norm'")
         let negative = (try? policy(cfg { $0.ratio = .turn }, logp: [[0]], old: [[0]], adv: [[1]], turns: [[-1]])) == nil
         XCTAssertTrue(negative)
@@ -265,6 +275,10 @@ final class PolicyLossTests: XCTestCase {
         XCTAssertEqual(c.mismatch, .init(mode: .icepop, low: 0.4))
         XCTAssertEqual(c.normConstant, 3000)
         XCTAssertEqual(try JSONDecoder().decode(PolicyLossConfig.self, from: Data(#"{"ratio": "hybrid"}"#.utf8)).hybrid, .init())
+        let gspo = try JSONDecoder().decode(PolicyLossConfig.self, from: Data(#"{"ratio": "sequence"}"#.utf8))
+        XCTAssertEqual(gspo.aggregation, .seqMeanTokenMean)
+        XCTAssertNil(gspo.aggregationChoice)
+        XCTAssertThrowsError(try JSONDecoder().decode(PolicyLossConfig.self, from: Data(#"{"ratio": "sequence", "aggregation": "token_mean"}"#.utf8)))
         XCTAssertThrowsError(try JSONDecoder().decode(PolicyLossConfig.self, from: Data(#"{"eps": 0.2}"#.utf8))) { e in
             XCTAssertTrue("\(e)".hasPrefix("objective: unknown key 'eps' (known: adaptive_clip, aggregation,"), "\(e)")
         }

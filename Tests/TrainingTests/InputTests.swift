@@ -90,6 +90,7 @@ final class InputTests: XCTestCase {
         var variants = PolicyLossConfig.Ratio.allCases.map { r -> PolicyLossConfig in
             var o = PolicyLossConfig()
             o.ratio = r
+            if r.isSequenceLevel { o.aggregation = .seqMeanTokenMean }
             if r == .hybrid { o.hybrid = .init(mixing: .entropy) }
             return o
         }

@@ -70,7 +70,8 @@ final class TrainerTests: XCTestCase {
 
     func testEveryObjectiveVariantTrains() throws {
         let variants: [(String, (inout PolicyLossConfig) -> Void)] = [
-            ("token", { _ in }), ("sequence", { $0.ratio = .sequence }), ("gspo_token", { $0.ratio = .gspoToken }),
+            ("token", { _ in }), ("sequence", { $0.ratio = .sequence; $0.aggregation = .seqMeanTokenMean }),
+            ("gspo_token", { $0.ratio = .gspoToken; $0.aggregation = .seqMeanTokenMean }),
             ("hybrid", { $0.ratio = .hybrid; $0.hybrid = .init(mixing: .entropy, space: .log) }), ("prefix_min", { $0.ratio = .prefixMin }),
             ("dual_clip", { $0.dualClip = 3; $0.epsHigh = 0.28 }), ("adaptive", { $0.adaptiveClip = .init() }),
             ("kl_k3", { $0.klCoef = 0.1 }), ("entropy", { $0.entropyCoef = 0.01 }),
