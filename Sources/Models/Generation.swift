@@ -8,7 +8,10 @@ extension CausalLM {
     public func generate(prompt: [Int], maxNewTokens: Int, temperature: Double = 0, generator: Generator? = nil,
                          stop: Set<Int> = [], onToken: (Int) -> Void = { _ in }) throws -> [Int] {
         guard !prompt.isEmpty else { throw ModelError("generate: the prompt is empty") }
-        guard temperature >= 0 else { throw ModelError("generate: temperature must be >= 0, got \(temperature)") }
+        guard temperature >= 0, temperature.isFinite else { throw ModelError("generate: temperature must be >= 0 and finite, got \(temperature)") }
+        guard maxNewTokens > 0, maxNewTokens <= config.maxPositionEmbeddings - prompt.count else {
+            throw ModelError("generate: the prompt (\(prompt.count) tokens) + max new tokens (\(maxNewTokens)) exceeds the model's context (\(config.maxPositionEmbeddings))")
+        }
         let cache = KVCache(config: config, batch: 1, capacity: prompt.count + maxNewTokens, dtype: dtype, device: device)
         var out = [Int]()
         try withTorchErrors {

@@ -187,9 +187,12 @@ public struct Pretrained {
     /// Writes a Hugging Face directory (config.json, model.safetensors, tokenizer.json,
     /// tokenizer_config.json, generation_config.json) that transformers loads unchanged. LoRA
     /// adapters, if attached, are merged into a copy of the weights. Written to a temporary folder
-    /// first and renamed into place, so an interrupted save leaves no half directory.
+    /// first and renamed into place, so an interrupted save leaves no half directory. `dir` must be
+    /// new, empty, or a model this method wrote before (it leaves a `.tokenwise-model` marker):
+    /// anything else is refused, never deleted.
     public func save(to dir: URL, dtype: DType = .float32) throws {
         let fm = FileManager.default
+        try Self.checkWritable(dir)
         let tmp = dir.deletingLastPathComponent().appendingPathComponent(".\(dir.lastPathComponent).tmp-\(ProcessInfo.processInfo.processIdentifier)")
         try? fm.removeItem(at: tmp)
         try fm.createDirectory(at: tmp, withIntermediateDirectories: true)
@@ -218,11 +221,42 @@ public struct Pretrained {
             if let b = tokenizer.bosId { gen["bos_token_id"] = b }
             if !tokenizer.eosIds.isEmpty { gen["eos_token_id"] = tokenizer.eosIds.count == 1 ? tokenizer.eosIds[0] : tokenizer.eosIds }
             try JSONSerialization.data(withJSONObject: gen, options: [.prettyPrinted, .sortedKeys]).write(to: tmp.appendingPathComponent("generation_config.json"))
-            if fm.fileExists(atPath: dir.path) { try fm.removeItem(at: dir) }
-            try fm.moveItem(at: tmp, to: dir)
+            try Data("written by tokenwise; a later save may replace this folder\n".utf8).write(to: tmp.appendingPathComponent(Self.marker))
+            try Self.replace(dir, with: tmp)
         } catch {
             try? fm.removeItem(at: tmp)
             throw error
         }
+    }
+
+    /// The file that marks a directory as a model Tokenwise wrote (and may replace).
+    public static let marker = ".tokenwise-model"
+
+    /// Refuses an output path that exists and is not an empty directory or an earlier save.
+    static func checkWritable(_ dir: URL) throws {
+        let fm = FileManager.default
+        var isDir: ObjCBool = false
+        guard fm.fileExists(atPath: dir.path, isDirectory: &isDir) else { return }
+        guard isDir.boolValue else { throw ModelError("\(dir.path) exists and is a file: choose another output directory") }
+        let items = try fm.contentsOfDirectory(atPath: dir.path)
+        guard items.isEmpty || items.contains(marker) else {
+            throw ModelError("\(dir.path) exists and holds files Tokenwise did not write (no \(marker) marker); "
+                + "choose a new output directory, or empty this one yourself")
+        }
+    }
+
+    /// Moves `tmp` to `dir`; an earlier save (or an empty directory) at `dir` is set aside first
+    /// and removed only once the new one is in place.
+    static func replace(_ dir: URL, with tmp: URL) throws {
+        let fm = FileManager.default
+        try checkWritable(dir)
+        guard fm.fileExists(atPath: dir.path) else { return try fm.moveItem(at: tmp, to: dir) }
+        let old = dir.deletingLastPathComponent().appendingPathComponent(".\(dir.lastPathComponent).old-\(ProcessInfo.processInfo.processIdentifier)")
+        try fm.moveItem(at: dir, to: old)
+        do { try fm.moveItem(at: tmp, to: dir) } catch {
+            try? fm.moveItem(at: old, to: dir)
+            throw error
+        }
+        try? fm.removeItem(at: old)
     }
 }

@@ -161,6 +161,9 @@ public struct PolicyLossConfig: Equatable, Sendable {
         }
         if let c = normConstant, !(c > 0) { throw ObjectiveError("objective: 'norm_constant' must be > 0, got \(c)") }
         guard logRatioClamp > 0 else { throw ObjectiveError("objective: 'log_ratio_clamp' must be > 0") }
+        for (name, v) in [("kl_coef", klCoef), ("entropy_coef", entropyCoef), ("log_ratio_clamp", logRatioClamp)] where !v.isFinite {
+            throw ObjectiveError("objective: '\(name)' must be finite, got \(v)")
+        }
         if ratio.isSequenceLevel && aggregation != .seqMeanTokenMean {
             throw ObjectiveError("objective: ratio '\(ratio.rawValue)' (GSPO) is a sequence-level objective and needs aggregation "
                 + "'seq_mean_token_mean' (the default for it; verl's compute_policy_loss_gspo forces it), not '\(aggregation.rawValue)'")

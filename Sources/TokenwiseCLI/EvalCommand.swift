@@ -25,11 +25,13 @@ struct EvalCommand: ParsableCommand {
     @Flag(help: "Print the result as JSON.") var json = false
 
     func validate() throws {
-        guard samples >= 1 else { throw ValidationError("--samples must be at least 1, got \(samples)") }
+        guard samples >= 1, samples <= RunConfig.Limits.samples else { throw ValidationError("--samples must be 1…\(RunConfig.Limits.samples), got \(samples)") }
         guard temperature >= 0 else { throw ValidationError("--temperature must be >= 0, got \(temperature)") }
         guard temperature > 0 || samples == 1 else { throw ValidationError("--samples must be 1 with greedy decoding (--temperature 0)") }
         guard maxNewTokens > 0 else { throw ValidationError("--max-new-tokens must be positive, got \(maxNewTokens)") }
-        guard prompts > 0 else { throw ValidationError("--prompts must be positive") }
+        guard prompts > 0, prompts <= Double(RunConfig.Limits.prompts) else {
+            throw ValidationError("--prompts must be positive and at most \(RunConfig.Limits.prompts), got \(prompts)")
+        }
     }
 
     func run() throws {

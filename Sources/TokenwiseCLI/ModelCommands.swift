@@ -65,6 +65,8 @@ struct Logprobs: ParsableCommand {
         let p = try modelOptions.load(device: device)
         let ids = p.tokenizer.encode(text)
         guard ids.count >= 2 else { throw ValidationError("--text must be at least two tokens long") }
+        let context = p.model.config.maxPositionEmbeddings
+        guard ids.count <= context else { throw ValidationError("--text is \(ids.count) tokens, longer than the model's context (\(context))") }
         let (lp, ent): ([Double], [Double]) = try withTorchErrors {
             try withNoGrad {
                 let input = Tensor(ids.map(Int64.init), shape: [1, ids.count]).to(device)
@@ -82,7 +84,7 @@ struct Convert: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Write a model as a Hugging Face directory (transformers and vLLM load it).")
 
     @OptionGroup var modelOptions: ModelOptions
-    @Option(help: "The output directory (replaced if it exists).") var out: String
+    @Option(help: "The output directory: new, empty, or a model tokenwise wrote before (then replaced).") var out: String
     @Option(help: "Weight dtype in the output: float32, bfloat16 or float16.") var dtype = "float32"
 
     func validate() throws {

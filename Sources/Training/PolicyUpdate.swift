@@ -11,6 +11,8 @@ struct PolicyUpdate {
     let forward: ResponseForward
     let optimizer: AdamW
     let config: RunConfig
+    /// The step's number, for messages.
+    let step: Int
 
     /// The rows in row order with what the loss reads, `[N, W]` right-padded.
     struct Rows {
@@ -80,6 +82,12 @@ struct PolicyUpdate {
         }
         prefix.backward(from: leaves)
         sums["grad_norm"] = Torch.clipGradNorm(optimizer.parameters, maxNorm: config.optim.maxGradNorm)
+        // A non-finite loss or gradient never reaches the weights.
+        guard let loss = sums["loss"], loss.isFinite, let norm = sums["grad_norm"], norm.isFinite else {
+            optimizer.zeroGrad()
+            throw TrainingError("training diverged at step \(step): the loss (\(sums["loss"] ?? .nan)) or the gradient norm (\(sums["grad_norm"] ?? .nan)) is not finite, "
+                + "so this update was not applied; lower optim.lr or optim.max_grad_norm, or resume from the last checkpoint")
+        }
         optimizer.step()
         optimizer.zeroGrad()
         return sums

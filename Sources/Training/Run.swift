@@ -13,6 +13,9 @@ public final class TrainingRun {
 
     public let config: RunConfig
     public let dir: URL
+    /// Started here (not resumed), and whether the folder itself was made here: a run that fails
+    /// before its first step removes what it wrote, so the same command can be retried.
+    var fresh = false, madeFolder = false
     let pretrained: Pretrained
     let data: TaskData
     /// The RL trainer, or (for a preference objective) the preference trainer.
@@ -31,7 +34,9 @@ public final class TrainingRun {
             throw TrainingError("\(dir.path): the run folder exists and is not empty (continue it with --resume \(dir.path))")
         }
         let run = try TrainingRun(config: config, dir: dir, console: console, device: device)
+        run.madeFolder = !fm.fileExists(atPath: dir.path)
         try fm.createDirectory(at: dir, withIntermediateDirectories: true)
+        run.fresh = true
         try Data(try config.yaml().utf8).write(to: dir.appendingPathComponent("config.yaml"), options: .atomic)
         return run
     }
@@ -42,7 +47,7 @@ public final class TrainingRun {
         guard let text = try? String(contentsOf: url, encoding: .utf8) else { throw TrainingError("\(url.path): cannot read (is \(dir.path) a run folder?)") }
         let config = try RunConfig.load(yaml: text, file: url.path)
         let run = try TrainingRun(config: config, dir: dir, console: console, device: device)
-        if let (checkpoint, state) = Checkpoint.latest(run: dir, notice: { run.say("warning: \($0)") }) {
+        if let (checkpoint, state) = Checkpoint.latest(run: dir, notice: { run.warn($0) }) {
             try Checkpoint.restore(checkpoint, pretrained: run.pretrained, optimizer: run.optimizer)
             run.trainer?.entropyStatistics = state.entropyStatistics
             run.startStep = state.step
@@ -130,6 +135,22 @@ public final class TrainingRun {
     /// Trains from `startStep` to `train.steps`, with the evaluations, checkpoints and final
     /// model the config asks for.
     public func run() throws {
+        do {
+            try runAll()
+        } catch {
+            if fresh && startStep == 0 { removeOwnFiles() }
+            throw error
+        }
+    }
+
+    /// What a fresh run wrote before its first step: the folder when it made it, else its files.
+    func removeOwnFiles() {
+        let fm = FileManager.default
+        if madeFolder { try? fm.removeItem(at: dir); return }
+        for f in ["config.yaml", "metrics.jsonl", "samples.jsonl", "eval.jsonl"] { try? fm.removeItem(at: dir.appendingPathComponent(f)) }
+    }
+
+    func runAll() throws {
         let t = config.train
         say("tokenwise train — \(config.model.path), \(config.preference?.name.rawValue ?? config.credit.method.rawValue), task \(config.data.task) (difficulty \(config.data.difficulty)), "
             + "\(t.steps) steps × \(t.promptsPerStep) prompts × \(t.samplesPerPrompt) samples, \(Torch.threads) thread(s) → \(dir.path)")

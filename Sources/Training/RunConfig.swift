@@ -177,15 +177,18 @@ public struct RunConfig: Codable, Equatable, Sendable {
         try train.tree.validate()
         func need(_ ok: Bool, _ message: String) throws { if !ok { throw TrainingError("config: \(message)") } }
         try need((1...5).contains(data.difficulty), "'data.difficulty' must be 1…5, got \(data.difficulty)")
-        try need(data.trainSize >= 1, "'data.train_size' must be positive")
-        try need(data.evalSize >= 0, "'data.eval_size' must be >= 0")
+        try need(data.trainSize >= 1 && data.trainSize <= Limits.prompts, "'data.train_size' must be 1…\(Limits.prompts), got \(data.trainSize)")
+        try need(data.evalSize >= 0 && data.evalSize <= Double(Limits.prompts), "'data.eval_size' must be 0…\(Limits.prompts), got \(data.evalSize)")
         try need(optim.lr > 0 && optim.lr.isFinite, "'optim.lr' must be positive and finite, got \(optim.lr)")
         try need(optim.warmupSteps >= 0, "'optim.warmup_steps' must be >= 0")
-        try need(optim.maxGradNorm > 0, "'optim.max_grad_norm' must be positive")
+        try need(optim.maxGradNorm > 0 && optim.maxGradNorm.isFinite, "'optim.max_grad_norm' must be positive and finite")
+        try need(optim.weightDecay >= 0 && optim.weightDecay.isFinite, "'optim.weight_decay' must be >= 0 and finite, got \(optim.weightDecay)")
+        try need((0...1).contains(optim.minLRRatio), "'optim.min_lr_ratio' must be in [0, 1], got \(optim.minLRRatio)")
         try validateTrain()
-        try need(eval.samples >= 1, "'eval.samples' must be at least 1")
+        try need(eval.samples >= 1 && eval.samples <= Limits.samples, "'eval.samples' must be 1…\(Limits.samples), got \(eval.samples)")
         try need(eval.every >= 0, "'eval.every' must be >= 0")
-        try need(eval.temperature >= 0, "'eval.temperature' must be >= 0")
+        try need(eval.temperature >= 0 && eval.temperature.isFinite, "'eval.temperature' must be >= 0 and finite")
+        try need((eval.maxNewTokens ?? 1) > 0, "'eval.max_new_tokens' must be positive (or null: the rollout's)")
         try need(eval.temperature > 0 || eval.samples == 1, "'eval.samples' must be 1 with greedy decoding ('eval.temperature' 0)")
         try need(output.checkpointEvery >= 0, "'output.checkpoint_every' must be >= 0")
         try need(output.keepCheckpoints >= 1, "'output.keep_checkpoints' must be at least 1")
@@ -197,14 +200,26 @@ public struct RunConfig: Codable, Equatable, Sendable {
 
     func validateTrain() throws {
         func need(_ ok: Bool, _ message: String) throws { if !ok { throw TrainingError("config: \(message)") } }
-        try need(train.steps >= 0, "'train.steps' must be >= 0")
+        try need(train.steps >= 0 && train.steps <= Limits.steps, "'train.steps' must be 0…\(Limits.steps), got \(train.steps)")
         try need(train.promptsPerStep >= 1, "'train.prompts_per_step' must be at least 1")
         try need(train.samplesPerPrompt >= 1, "'train.samples_per_prompt' must be at least 1, got \(train.samplesPerPrompt)")
+        try need(train.samplesPerPrompt <= Limits.samples, "'train.samples_per_prompt' must be at most \(Limits.samples), got \(train.samplesPerPrompt)")
+        try need(train.promptsPerStep <= Limits.rollouts / train.samplesPerPrompt,
+                 "'train.prompts_per_step' × 'train.samples_per_prompt' must be at most \(Limits.rollouts) rollouts a step, got \(train.promptsPerStep) × \(train.samplesPerPrompt)")
         try need(train.epochs >= 1, "'train.epochs' must be at least 1, got \(train.epochs)")
         try need(train.miniBatches >= 1, "'train.mini_batches' must be at least 1, got \(train.miniBatches)")
         try need(train.microBatch >= 0, "'train.micro_batch' must be >= 0, got \(train.microBatch)")
         try need(train.spoContinuations >= 1, "'train.spo_continuations' must be at least 1")
         try need(train.maxRefills >= 0, "'train.max_refills' must be >= 0")
+    }
+
+    /// Bounds on counts, checked before anything is allocated: far above what a machine trains, far
+    /// below what overflows or exhausts memory while building tables.
+    public enum Limits {
+        public static let prompts = 10_000_000
+        public static let samples = 4096
+        public static let rollouts = 1 << 20
+        public static let steps = 100_000_000
     }
 
     /// One line for each option that is set but cannot change this run.

@@ -92,11 +92,15 @@ public final class Trainer {
             metrics["step_seconds"] = seconds(start)
             return metrics
         }
+        if rollouts.rolled.contains(where: { $0.completion.logprobs.contains { !$0.isFinite } }) {
+            throw TrainingError("training diverged at step \(stepsDone): the policy's logprobs are not finite (its weights are NaN or infinite); "
+                + "lower optim.lr and start again from the last checkpoint")
+        }
         var inputs = StepInputs(rollouts, sampling: sampling, progress: progress)
         for p in providers { try p.provide(&inputs) }
         let credit = try config.credit.estimator.estimate(inputs.creditBatch)
         let trainStart = DispatchTime.now().uptimeNanoseconds
-        metrics.merge(try PolicyUpdate(forward: forward, optimizer: optimizer, config: config).run(inputs, credit)) { $1 }
+        metrics.merge(try PolicyUpdate(forward: forward, optimizer: optimizer, config: config, step: stepsDone).run(inputs, credit)) { $1 }
         metrics["train_seconds"] = seconds(trainStart)
         let trainedTokens = inputs.rows.reduce(0) { $0 + inputs.prompt(of: $1).count + rollouts.rolled[$1].completion.tokens.count }
         metrics["train_tokens_per_second"] = Double(trainedTokens * config.train.epochs) / Swift.max(seconds(trainStart), 1e-9)

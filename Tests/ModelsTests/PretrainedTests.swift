@@ -14,7 +14,7 @@ final class PretrainedTests: XCTestCase {
             let out = dir.appendingPathComponent(family.rawValue)
             try p.save(to: out)
             let files = try FileManager.default.contentsOfDirectory(atPath: out.path).sorted()
-            XCTAssertEqual(files, ["config.json", "generation_config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json"])
+            XCTAssertEqual(files, [".tokenwise-model", "config.json", "generation_config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json"])
             let q = try Pretrained.load(out.path)
             XCTAssertEqual(q.model.config, p.model.config)
             XCTAssertEqual(try logits(q.model, ids), try logits(p.model, ids), "\(family)")
@@ -30,6 +30,36 @@ final class PretrainedTests: XCTestCase {
         XCTAssertEqual(config["architectures"] as? [String], ["LlamaForCausalLM"])
         let q = try Pretrained.load(dir.appendingPathComponent("bf16").path)
         XCTAssertLessThan(maxDiff(try logits(q.model, ids), try logits(p.model, ids)), 0.05)
+    }
+
+    /// A save goes to a new or empty directory or over an earlier save; it refuses (and leaves
+    /// untouched) a file, a folder of someone else's files, and `/`.
+    func testSaveNeverOverwritesWhatItDidNotWrite() throws {
+        let dir = try tempDir()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let p = try tinyPretrained(), fm = FileManager.default
+        let data = dir.appendingPathComponent("data.jsonl")
+        try Data("{\"prompt\": \"keep me\"}\n".utf8).write(to: data)
+        XCTAssertThrowsError(try p.save(to: data)) { XCTAssertEqual("\($0)", "\(data.path) exists and is a file: choose another output directory") }
+        XCTAssertEqual(try String(contentsOf: data, encoding: .utf8), "{\"prompt\": \"keep me\"}\n")
+        let mine = dir.appendingPathComponent("mine")
+        try fm.createDirectory(at: mine, withIntermediateDirectories: true)
+        try Data("notes".utf8).write(to: mine.appendingPathComponent("notes.txt"))
+        XCTAssertThrowsError(try p.save(to: mine)) {
+            XCTAssertEqual("\($0)", "\(mine.path) exists and holds files Tokenwise did not write (no .tokenwise-model marker); "
+                           + "choose a new output directory, or empty this one yourself")
+        }
+        XCTAssertEqual(try fm.contentsOfDirectory(atPath: mine.path), ["notes.txt"])
+        XCTAssertThrowsError(try p.save(to: URL(fileURLWithPath: "/")))
+        // No temporary sibling is left behind by a refusal.
+        XCTAssertEqual(try fm.contentsOfDirectory(atPath: dir.path).sorted(), ["data.jsonl", "mine"])
+        // An empty directory, then the earlier save itself, are fine.
+        let out = dir.appendingPathComponent("out")
+        try fm.createDirectory(at: out, withIntermediateDirectories: true)
+        try p.save(to: out)
+        try p.save(to: out)
+        XCTAssertTrue(fm.fileExists(atPath: out.appendingPathComponent("model.safetensors").path))
+        XCTAssertEqual(try fm.contentsOfDirectory(atPath: dir.path).sorted(), ["data.jsonl", "mine", "out"])
     }
 
     func testShardedCheckpoint() throws {

@@ -3,7 +3,7 @@ import XCTest
 
 /// Runs the built `tokenwise` binary as a user would.
 final class CLITests: XCTestCase {
-    struct Output { var status: Int32; var stdout: String; var stderr: String }
+    struct Output { var status: Int32; var stdout: String; var stderr: String; var signaled = false }
 
     var binary: URL {
         // The executable sits beside the test bundle in the build folder.
@@ -28,7 +28,8 @@ final class CLITests: XCTestCase {
         let out = outPipe.fileHandleForReading.readDataToEndOfFile()
         let err = errPipe.fileHandleForReading.readDataToEndOfFile()
         p.waitUntilExit()
-        return Output(status: p.terminationStatus, stdout: String(decoding: out, as: UTF8.self), stderr: String(decoding: err, as: UTF8.self))
+        return Output(status: p.terminationStatus, stdout: String(decoding: out, as: UTF8.self), stderr: String(decoding: err, as: UTF8.self),
+                      signaled: p.terminationReason == .uncaughtSignal)
     }
 
     func testVersionAndHelp() throws {
@@ -167,6 +168,45 @@ final class CLITests: XCTestCase {
         XCTAssertFalse(FileManager.default.fileExists(atPath: run.path))
         XCTAssertTrue(try tokenwise(["train", "--preset", "huge"]).stderr.contains("--preset 'huge' is not one of default, tiny"))
         XCTAssertTrue(try tokenwise(["train", "--resume", run.path, "--set", "a.b=1"]).stderr.contains("--resume continues a run with its own config.yaml"))
+    }
+
+    /// Counts far beyond a machine, infinite numbers and outputs over other files are errors that
+    /// name the field — never a crash, an allocation attempt, or lost data.
+    func testHugeCountsAndOccupiedOutputsAreErrors() throws {
+        let root = try temporary(), run = root.appendingPathComponent("never")
+        let cases: [([String], String)] = [
+            (["eval", "--model", "tiny-random", "--prompts", "1000000000000"], "--prompts must be positive and at most 10000000"),
+            (["eval", "--model", "tiny-random", "--samples", "100000000000"], "--samples must be 1…4096"),
+            (["train", "--preset", "tiny", "--set", "data.eval_size=1e12", "--out", run.path], "'data.eval_size' must be 0…10000000"),
+            (["train", "--preset", "tiny", "--set", "data.eval_size=.inf", "--out", run.path], "'data.eval_size' must be 0…10000000"),
+            (["train", "--preset", "tiny", "--set", "data.train_size=1000000000000", "--out", run.path], "'data.train_size' must be 1…10000000"),
+            (["train", "--preset", "tiny", "--set", "train.samples_per_prompt=100000000000", "--out", run.path], "'train.samples_per_prompt' must be at most 4096"),
+            (["train", "--preset", "tiny", "--set", "train.prompts_per_step=100000000000", "--out", run.path],
+             "'train.prompts_per_step' × 'train.samples_per_prompt' must be at most 1048576 rollouts a step"),
+            (["train", "--preset", "tiny", "--set", "optim.lr=1e400", "--out", run.path], "'optim.lr' must be positive and finite"),
+            (["generate", "--model", "tiny-random", "--prompt", "hi", "--max-tokens", "100000000"], "exceeds the model's context"),
+            (["logprobs", "--model", "tiny-random", "--text", String(repeating: "a", count: 5000)], "longer than the model's context"),
+        ]
+        for (args, message) in cases {
+            let r = try tokenwise(args)
+            XCTAssertFalse(r.signaled, "\(args): crashed\n\(r.stderr)")
+            XCTAssertNotEqual(r.status, 0, "\(args)")
+            XCTAssertTrue(r.stderr.contains(message), "\(args): \(r.stderr)")
+        }
+        XCTAssertFalse(FileManager.default.fileExists(atPath: run.path))
+        // convert never writes over a file or a folder of other files.
+        let data = root.appendingPathComponent("data.jsonl")
+        try Data("keep\n".utf8).write(to: data)
+        let overFile = try tokenwise(["convert", "--model", "tiny-random", "--out", data.path])
+        XCTAssertNotEqual(overFile.status, 0)
+        XCTAssertTrue(overFile.stderr.contains("exists and is a file"), overFile.stderr)
+        XCTAssertEqual(try String(contentsOf: data, encoding: .utf8), "keep\n")
+        let overRoot = try tokenwise(["convert", "--model", "tiny-random", "--out", root.path])
+        XCTAssertTrue(overRoot.stderr.contains("holds files Tokenwise did not write"), overRoot.stderr)
+        XCTAssertTrue(FileManager.default.fileExists(atPath: data.path))
+        let model = root.appendingPathComponent("model")
+        XCTAssertEqual(try tokenwise(["convert", "--model", "tiny-random", "--out", model.path]).status, 0)
+        XCTAssertEqual(try tokenwise(["convert", "--model", "tiny-random", "--out", model.path]).status, 0)   // its own output: replaced
     }
 
     /// A method or option whose input nothing in training supplies is refused before a run folder exists.

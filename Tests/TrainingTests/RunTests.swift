@@ -159,6 +159,27 @@ final class RunTests: XCTestCase {
         }
     }
 
+    /// A run that fails before its first step (here: a prompt longer than the model's context)
+    /// removes the folder it made, so the same command can be retried.
+    func testARunThatFailsBeforeItsFirstStepLeavesNoFolder() throws {
+        try FileManager.default.createDirectory(at: root, withIntermediateDirectories: true)
+        let data = root.appendingPathComponent("long.jsonl")
+        try Data("{\"prompt\": \"\(String(repeating: "x", count: 3000))\", \"answer\": \"1\"}\n".utf8).write(to: data)
+        var c = tinyConfig()
+        c.data.task = data.path
+        c.data.evalSize = 0
+        c.eval.before = false
+        let dir = root.appendingPathComponent("failed")
+        let run = try TrainingRun.start(config: c, dir: dir, console: .quiet)
+        XCTAssertTrue(FileManager.default.fileExists(atPath: dir.appendingPathComponent("config.yaml").path))
+        XCTAssertThrowsError(try run.run()) { XCTAssertTrue("\($0)".contains("exceeds the model's context"), "\($0)") }
+        XCTAssertFalse(FileManager.default.fileExists(atPath: dir.path))
+        // A folder the user made (empty) stays, emptied of what the run wrote.
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        XCTAssertThrowsError(try TrainingRun.start(config: c, dir: dir, console: .quiet).run())
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: dir.path), [])
+    }
+
     func testProceduralEvalPromptsAreHeldOut() throws {
         var d = RunConfig.DataSection()
         d.evalSize = 40

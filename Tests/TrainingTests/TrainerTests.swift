@@ -119,6 +119,34 @@ final class TrainerTests: XCTestCase {
     }
 }
 
+/// Rewards so large that float32 advantages overflow.
+struct HugeReward: RewardFunction {
+    var name: String { "huge" }
+    func score(_ input: RewardInput) -> RewardScore { RewardScore(value: Double(input.response.utf8.count % 2) * 1e300) }
+}
+
+final class DivergenceTests: XCTestCase {
+    /// A non-finite loss or gradient stops the step before the optimizer touches the weights, and
+    /// non-finite rollout logprobs (NaN weights) stop the next step with a message that says so.
+    func testNonFiniteUpdatesNeverReachTheWeights() throws {
+        let (m, tok) = try tiny()
+        let t = try Trainer(model: m, tokenizer: tok, reward: HugeReward(), config: tinyTrainerConfig { $0.credit = .grpo(.init(stdNormalize: false)) })
+        let before = try withTorchErrors { try t.optimizer.parameters.map { try $0.detached().clone().floats() } }
+        XCTAssertThrowsError(try t.step([TaskSample(prompt: "abc"), TaskSample(prompt: "hello there")])) {
+            XCTAssertTrue("\($0)".hasPrefix("training diverged at step 1: the loss ("), "\($0)")
+            XCTAssertTrue("\($0)".contains("so this update was not applied"), "\($0)")
+        }
+        XCTAssertEqual(try withTorchErrors { try t.optimizer.parameters.map { try $0.floats() } }, before)
+        // NaN weights: the rollouts' logprobs are NaN.
+        let (m2, tok2) = try tiny()
+        let t2 = try Trainer(model: m2, tokenizer: tok2, reward: LetterReward(), config: tinyTrainerConfig { $0.model.lora = nil })
+        try withTorchErrors { try withNoGrad { m2.weights["model.norm.weight"]!.copy(from: Tensor.full([64], value: .nan)) } }
+        XCTAssertThrowsError(try t2.step([TaskSample(prompt: "abc")])) {
+            XCTAssertTrue("\($0)".hasPrefix("training diverged at step 1: the policy's logprobs are not finite"), "\($0)")
+        }
+    }
+}
+
 final class MicroBatchTests: XCTestCase {
     /// Accumulating over micro-batches gives the whole batch's loss and gradient, for every aggregation
     /// (each micro-batch's aggregate is weighted by its share of tokens or rows).
