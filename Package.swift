@@ -74,7 +74,7 @@ let package = Package(
             ]
         ),
         .testTarget(name: "TorchTests", dependencies: ["Torch"]),
-        .testTarget(name: "ObjectivesTests", dependencies: ["Objectives", "Torch"]),
+        .testTarget(name: "ObjectivesTests", dependencies: ["Objectives", "Torch", "Credit"]),
         .testTarget(name: "ModelsTests", dependencies: ["Models", "Torch"], exclude: ["Fixtures"]),
         .testTarget(name: "RewardsTests", dependencies: ["Rewards"]),
         .testTarget(name: "TrainingTests", dependencies: ["Training", "Models", "Torch", "Credit", "Objectives", "Rewards", "Rollout"]),

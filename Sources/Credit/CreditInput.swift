@@ -10,6 +10,8 @@ public enum CreditInput: String, CaseIterable, Comparable, Sendable {
     case values
     /// `kl`: a per-token KL estimate to the reference policy (KL reward shaping).
     case kl
+    /// `ratios`: live importance ratios π/π_old of each token (HAPO's redistribution at credit time).
+    case ratios
     /// `step_rewards`: process rewards at token indices.
     case stepRewards = "step_rewards"
     /// `segments` with `segment_values`: SPO-chain cut points and their Monte-Carlo values.
@@ -30,6 +32,7 @@ public enum CreditInput: String, CaseIterable, Comparable, Sendable {
         case .entropies: "token entropies ('entropies')"
         case .values: "critic values ('values')"
         case .kl: "per-token KL to the reference ('kl')"
+        case .ratios: "live importance ratios ('ratios')"
         case .stepRewards: "process rewards ('step_rewards')"
         case .segmentValues: "Monte-Carlo values of cut points ('segments', 'segment_values')"
         case .tree: "tree rollouts ('tree_path', 'segments')"

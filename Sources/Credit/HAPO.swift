@@ -7,17 +7,20 @@ import Foundation
 /// - TLGA (§9.3, `tlga: true`): per group, token-weighted mean μ = Σ L_i R_i / Σ L_i and biased
 ///   σ; A_i = (R_i − μ)/(σ + 1e-6); a group with any |A_i| ≥ 5 falls back to GRPO.
 ///   `tlga: false` uses GRPO's advantage (unbiased std, eps 1e-6).
-/// - Differential Advantage Redistribution (§9.5, `redistribution: true`): with the (adaptive, §9.4)
-///   clip range ε_l,t, ε_h,t, the neutral zone N = (1 − ε_l,t/2, 1 + ε_h,t/2) and A^ent = A(1 + β ĥ):
+/// - Differential Advantage Redistribution (§9.5, `redistribution: true`, for `tokenwise credit`
+///   with given `ratios`): with the (adaptive, §9.4) clip range ε_l,t, ε_h,t, the neutral zone
+///   N = (1 − ε_l,t/2, 1 + ε_h,t/2) and A^ent = A(1 + β ĥ):
 ///   ĥ > 0: A' = A if ρ ∈ N else A^ent;   ĥ ≤ 0: A' = A^ent if ρ ∈ N else A.
-///   ρ comes from `ratios` (1 at rollout time when absent).
+///   The released code (starriver030515/HAPO @7671dde) applies it in the loss with each
+///   mini-batch's live ratio, which is `objective.adaptive_advantage` in training; so it is off here
+///   by default, and training refuses it (the ratio at credit time is always 1).
 /// Reduces to GRPO with `tlga: false` and `redistribution: false`.
 public enum HAPO {
     public struct Params: Encodable, Equatable, Sendable {
         public var entropyPivot = 0.8
         public var signFix = true
         public var tlga = true
-        public var redistribution = true
+        public var redistribution = false
         public var advBeta = 1.0
         public var stdNormalize = true
         public var clipLow = 0.2
@@ -25,7 +28,7 @@ public enum HAPO {
         public var clipAlpha = 1.0
         public var adaptiveClip = true
 
-        public init(entropyPivot: Double = 0.8, signFix: Bool = true, tlga: Bool = true, redistribution: Bool = true,
+        public init(entropyPivot: Double = 0.8, signFix: Bool = true, tlga: Bool = true, redistribution: Bool = false,
                     advBeta: Double = 1, stdNormalize: Bool = true, clipLow: Double = 0.2, clipHigh: Double = 0.2,
                     clipAlpha: Double = 1, adaptiveClip: Bool = true) {
             self.entropyPivot = entropyPivot; self.signFix = signFix; self.tlga = tlga
@@ -37,7 +40,7 @@ public enum HAPO {
             entropyPivot = try r.value("entropy_pivot", 0.8)
             signFix = try r.value("sign_fix", true)
             tlga = try r.value("tlga", true)
-            redistribution = try r.value("redistribution", true)
+            redistribution = try r.value("redistribution", false)
             advBeta = try r.value("adv_beta", 1.0)
             stdNormalize = try r.value("std_normalize", true)
             clipLow = try r.value("clip_low", 0.2)
@@ -96,10 +99,13 @@ public enum HAPO {
 
     struct Stage: CreditStage {
         let params: Params
-        var inputs: Set<CreditInput> { params.redistribution ? [.entropies] : [] }
+        var inputs: Set<CreditInput> { params.redistribution ? [.entropies, .ratios] : [] }
 
         func validate(_ batch: CreditBatch) throws {
-            if params.redistribution { try Validation.require(batch, "hapo", "entropies") { $0.entropies != nil } }
+            if params.redistribution {
+                try Validation.require(batch, "hapo", "entropies") { $0.entropies != nil }
+                try Validation.require(batch, "hapo", "ratios (live importance ratios, for redistribution)") { $0.ratios != nil }
+            }
         }
 
         func apply(_ batch: CreditBatch, _ result: inout CreditResult) throws {

@@ -28,6 +28,7 @@ extension PolicyLossConfig {
         if klCoef != 0 { r.append(("objective.kl_coef \(klCoef)", .refLogprobs)) }
         if entropyCoef != 0 { r.append(("objective.entropy_coef \(entropyCoef)", .entropies)) }
         if adaptiveClip != nil { r.append(("objective.adaptive_clip", .entropies)) }
+        if adaptiveAdvantage != nil { r.append(("objective.adaptive_advantage", .entropies)) }
         if ratio == .hybrid, (hybrid ?? Hybrid()).mixing == .entropy { r.append(("objective.hybrid.mixing entropy", .entropies)) }
         if ratio == .turn { r.append(("objective.ratio turn", .turns)) }
         if mismatch.mode != .none { r.append(("objective.mismatch \(mismatch.mode.rawValue)", .rolloutLogprobs)) }

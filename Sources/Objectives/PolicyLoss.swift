@@ -30,7 +30,7 @@ public struct PolicyLoss {
         let lossMask: Tensor      // valid and not given weight 0 by Credit
         let tokenWeights: Tensor  // Credit's weights on loss tokens
         let logp: Tensor
-        let A: Tensor             // advantages, constant
+        var A: Tensor             // advantages, constant (HAPO's redistribution replaces them)
         let logRatio: Tensor      // clamped, 0 on padding
         let rho: Tensor
         let lengths: Tensor       // [B, 1], at least 1
@@ -68,12 +68,28 @@ public struct PolicyLoss {
         return ClipRange(lo: 1 - low * (1 - a.alpha * neg), hi: 1 + high * (1 + a.alpha * pos))
     }
 
-    /// ĥ per token over the batch's unmasked entropies (HAPO §9.1), as a tensor.
-    func normalizedEntropy(_ entropies: Tensor, _ mask: Tensor, _ a: PolicyLossConfig.AdaptiveClip) throws -> Tensor {
+    /// ĥ per token over the batch's unmasked entropies (HAPO §9.1), as a tensor, when adaptive
+    /// clipping or advantage redistribution reads it (they share one pivot and sign rule).
+    func normalizedEntropy(_ b: PolicyBatch, _ mask: Tensor) throws -> Tensor? {
+        let c = config
+        guard let (pivot, signFix) = c.adaptiveClip.map({ ($0.entropyPivot, $0.signFix) }) ?? c.adaptiveAdvantage.map({ ($0.entropyPivot, $0.signFix) }) else {
+            return nil
+        }
+        let entropies = try Self.need(b.entropies, "entropies", c.adaptiveClip != nil ? "adaptive_clip" : "adaptive_advantage")
         let h = try entropies.to(.cpu, dtype: .float64).doubles(), m = try mask.to(.cpu, dtype: .float64).doubles()
-        let stats = HAPO.EntropyStatistics(entropies: zip(h, m).filter { $0.1 > 0 }.map(\.0),
-                                           pivotQuantile: a.entropyPivot, signFix: a.signFix)
+        let stats = HAPO.EntropyStatistics(entropies: zip(h, m).filter { $0.1 > 0 }.map(\.0), pivotQuantile: pivot, signFix: signFix)
         return Tensor(h.map(stats.normalized), shape: entropies.shape).to(entropies.device, dtype: entropies.dtype)
+    }
+
+    /// HAPO's Differential Advantage Redistribution with the live token ratio (constant).
+    func redistributed(_ x: Terms, _ hhat: Tensor, _ range: ClipRange, beta: Double) -> Tensor {
+        let rho = x.rho.detached()
+        let lo = range.lo.map { (1 + $0) / 2 }, hi = range.hi.map { (1 + $0) / 2 }
+        let above = lo.map { rho .> $0 } ?? (rho .> (1 + range.loS) / 2)
+        let below = hi.map { rho .< $0 } ?? (rho .< (1 + range.hiS) / 2)
+        let neutral = above.logicalAnd(below)
+        let amplified = x.A * (1 + beta * hhat)
+        return Tensor.where(hhat .> 0, Tensor.where(neutral, x.A, amplified), Tensor.where(neutral, amplified, x.A)).detached()
     }
 
     static func need(_ t: Tensor?, _ name: String, _ why: String) throws -> Tensor {
@@ -83,13 +99,8 @@ public struct PolicyLoss {
 
     /// The per-token surrogate before dual clipping: the ratio it reports, the unclipped and clipped
     /// losses (ℓ = max of the two), and MinPRO's constant factor.
-    func surrogate(_ b: PolicyBatch, _ x: Terms) throws -> (ratio: Tensor, unclipped: Tensor, clipped: Tensor, factor: Tensor?) {
+    func surrogate(_ b: PolicyBatch, _ x: Terms, _ tokenRange: ClipRange) throws -> (ratio: Tensor, unclipped: Tensor, clipped: Tensor, factor: Tensor?) {
         let c = config
-        var hhat: Tensor? = nil
-        if let a = c.adaptiveClip {
-            hhat = try normalizedEntropy(try Self.need(b.entropies, "entropies", "adaptive_clip"), x.mask, a)
-        }
-        let tokenRange = clipRange(c.epsLow, c.epsHigh, hhat)
         let seqRange = clipRange(c.seqEpsLow, c.seqEpsHigh, nil)
         func clipped(_ r: Tensor, _ range: ClipRange) -> Tensor { c.clip ? -range.apply(r) * x.A : -r * x.A }
         switch c.ratio {
@@ -176,8 +187,16 @@ public struct PolicyLoss {
     public func callAsFunction(_ batch: PolicyBatch) throws -> (loss: Tensor, metrics: [String: Double]) {
         try batch.validate()
         let c = config
-        let x = Terms(batch, clamp: c.logRatioClamp)
-        let (ratio, unclipped, clipped, factor) = try surrogate(batch, x)
+        var x = Terms(batch, clamp: c.logRatioClamp)
+        let hhat = try normalizedEntropy(batch, x.mask)
+        let tokenRange = clipRange(c.epsLow, c.epsHigh, hhat)
+        var redistributedShare: Tensor? = nil
+        if let a = c.adaptiveAdvantage, let hhat {
+            let adapted = redistributed(x, hhat, tokenRange, beta: a.beta)
+            redistributedShare = maskedMean((adapted .!= x.A).to(dtype: x.mask.dtype), x.lossMask)
+            x.A = adapted
+        }
+        let (ratio, unclipped, clipped, factor) = try surrogate(batch, x, tokenRange)
         var perToken = unclipped.maximum(clipped)
         if let dc = c.dualClip { perToken = Tensor.where(x.A .< 0, perToken.minimum(-dc * x.A), perToken) }
         if let factor { perToken = perToken * factor }
@@ -204,6 +223,7 @@ public struct PolicyLoss {
             metrics["pg_loss"] = try pgLoss.item()
             if let kl { metrics["kl"] = try kl.item() }
             if let h = batch.entropies { metrics["entropy"] = try maskedMean(h.detached(), x.lossMask).item() }
+            if let redistributedShare { metrics["redistributed_token_fraction"] = try redistributedShare.item() }
         }
         return (loss, metrics)
     }

@@ -47,6 +47,30 @@ public struct PolicyLossConfig: Equatable, Sendable {
         }
     }
 
+    /// HAPO's Differential Advantage Redistribution (§9.5), applied in the loss as the released code
+    /// does (starriver030515/HAPO @7671dde, `compute_policy_loss` → `ada_advantage`): with the live
+    /// ratio ρ and ĥ of the live entropies of each micro-batch, A^ent = A(1 + βĥ); ĥ > 0 keeps A
+    /// inside the neutral zone (1 − ε_l/2, 1 + ε_h/2) and takes A^ent outside it, ĥ ≤ 0 the reverse.
+    public struct AdaptiveAdvantage: Codable, Equatable, Sendable {
+        public var beta = 1.0
+        public var entropyPivot = 0.8
+        public var signFix = true
+
+        public init(beta: Double = 1, entropyPivot: Double = 0.8, signFix: Bool = true) {
+            self.beta = beta; self.entropyPivot = entropyPivot; self.signFix = signFix
+        }
+
+        enum CodingKeys: String, CodingKey, CaseIterable { case beta, entropyPivot = "entropy_pivot", signFix = "sign_fix" }
+
+        public init(from decoder: Decoder) throws {
+            try rejectUnknownKeys(decoder, CodingKeys.self, in: "adaptive_advantage")
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            beta = try c.decodeIfPresent(Double.self, forKey: .beta) ?? 1
+            entropyPivot = try c.decodeIfPresent(Double.self, forKey: .entropyPivot) ?? 0.8
+            signFix = try c.decodeIfPresent(Bool.self, forKey: .signFix) ?? true
+        }
+    }
+
     /// DHPO's mixing of token and sequence ratios (§8, UNVERIFIED reconstruction).
     public struct Hybrid: Codable, Equatable, Sendable {
         public enum Mixing: String, Codable, Sendable, CaseIterable { case average, entropy }
@@ -107,6 +131,7 @@ public struct PolicyLossConfig: Equatable, Sendable {
     public var clip = true
     public var dualClip: Double?
     public var adaptiveClip: AdaptiveClip?
+    public var adaptiveAdvantage: AdaptiveAdvantage?
     public var hybrid: Hybrid?
     public var prefixMinVariant: PrefixMinVariant = .weighted
     public var mismatch = Mismatch()
@@ -130,7 +155,7 @@ public struct PolicyLossConfig: Equatable, Sendable {
     enum CodingKeys: String, CodingKey, CaseIterable {
         case ratio, clip, hybrid, mismatch, aggregation
         case epsLow = "eps_low", epsHigh = "eps_high", seqEpsLow = "seq_eps_low", seqEpsHigh = "seq_eps_high"
-        case dualClip = "dual_clip", adaptiveClip = "adaptive_clip", prefixMinVariant = "prefix_min_variant"
+        case dualClip = "dual_clip", adaptiveClip = "adaptive_clip", adaptiveAdvantage = "adaptive_advantage", prefixMinVariant = "prefix_min_variant"
         case normConstant = "norm_constant", klCoef = "kl_coef", klEstimator = "kl_estimator"
         case entropyCoef = "entropy_coef", logRatioClamp = "log_ratio_clamp"
     }
@@ -152,6 +177,12 @@ public struct PolicyLossConfig: Equatable, Sendable {
             throw ObjectiveError("objective: 'adaptive_clip' needs a token-level ratio, not '\(ratio.rawValue)'")
         }
         if adaptiveClip != nil && !clip { throw ObjectiveError("objective: 'adaptive_clip' needs 'clip: true'") }
+        if adaptiveAdvantage != nil && ![.token, .prefixMin, .turn, .hybrid].contains(ratio) {
+            throw ObjectiveError("objective: 'adaptive_advantage' needs a token-level ratio, not '\(ratio.rawValue)'")
+        }
+        if let a = adaptiveAdvantage, let c = adaptiveClip, a.entropyPivot != c.entropyPivot || a.signFix != c.signFix {
+            throw ObjectiveError("objective: 'adaptive_advantage' and 'adaptive_clip' share one entropy score: give them the same 'entropy_pivot' and 'sign_fix'")
+        }
         if mismatch.mode != .none && !(mismatch.low < mismatch.high) {
             throw ObjectiveError("objective: 'mismatch.low' (\(mismatch.low)) must be below 'mismatch.high' (\(mismatch.high))")
         }
@@ -182,6 +213,7 @@ extension PolicyLossConfig: Codable {
         try c.encode(clip, forKey: .clip)
         try c.encodeIfPresent(dualClip, forKey: .dualClip)
         try c.encodeIfPresent(adaptiveClip, forKey: .adaptiveClip)
+        try c.encodeIfPresent(adaptiveAdvantage, forKey: .adaptiveAdvantage)
         try c.encodeIfPresent(hybrid, forKey: .hybrid)
         try c.encode(prefixMinVariant, forKey: .prefixMinVariant)
         try c.encode(mismatch, forKey: .mismatch)
@@ -204,6 +236,7 @@ extension PolicyLossConfig: Codable {
         clip = try c.decodeIfPresent(Bool.self, forKey: .clip) ?? true
         dualClip = try c.decodeIfPresent(Double.self, forKey: .dualClip)
         adaptiveClip = try c.decodeIfPresent(AdaptiveClip.self, forKey: .adaptiveClip)
+        adaptiveAdvantage = try c.decodeIfPresent(AdaptiveAdvantage.self, forKey: .adaptiveAdvantage)
         hybrid = try c.decodeIfPresent(Hybrid.self, forKey: .hybrid)
         if ratio == .hybrid && hybrid == nil { hybrid = Hybrid() }
         prefixMinVariant = try c.choice(.prefixMinVariant, in: "objective") as PrefixMinVariant? ?? .weighted

@@ -56,6 +56,9 @@ struct InputPlan: Equatable {
                 + "its episode groups (GRPO); give your own states to `tokenwise credit`")
         case .planning:
             throw refuse("and training has no provider of planning marks: give token n-grams in 'grams' instead")
+        case .ratios:
+            throw refuse("which exist only inside the loss: set the credit param 'redistribution' false and objective.adaptive_advantage "
+                + "(the released code redistributes in the loss with each mini-batch's live ratio; preset 'hapo' sets it up)")
         }
     }
 
@@ -86,10 +89,6 @@ struct InputPlan: Equatable {
         }
         if !inputs.contains(.segmentValues), t.spoContinuations != RunConfig.TrainSection().spoContinuations {
             w.append("train.spo_continuations is set but credit.method \(config.credit.method.rawValue) reads no Monte-Carlo values; it has no effect")
-        }
-        if case .hapo(let p) = config.credit, p.redistribution, t.epochs > 1 || t.miniBatches > 1 {
-            w.append("credit.method hapo: advantage redistribution sees the ratio at rollout time (1); the authors' code uses each mini-batch's live ratio, "
-                + "which differs with train.epochs \(t.epochs) × train.mini_batches \(t.miniBatches)")
         }
         return w
     }

@@ -12,6 +12,8 @@ public enum Preset: String, CaseIterable, Sendable {
     case countdownPure = "countdown-pure"
     /// Tree rollouts with SPO-tree credit.
     case spoTree = "spo-tree"
+    /// HAPO's four parts as the released code wires them.
+    case hapo
 
     public var summary: String {
         switch self {
@@ -19,6 +21,7 @@ public enum Preset: String, CaseIterable, Sendable {
         case .tiny: "a random 2-layer model, 3 steps: a smoke test that runs in seconds"
         case .countdownPure: "countdown problems, per-equation step rewards, PURE min-form credit"
         case .spoTree: "tree rollouts (2-way branching) with SPO-tree credit"
+        case .hapo: "HAPO: token-level group average credit, adaptive temperature, adaptive clipping and in-loss advantage redistribution, dual clip 10, dynamic sampling"
         }
     }
 
@@ -59,6 +62,15 @@ public enum Preset: String, CaseIterable, Sendable {
         case .spoTree:
             c.credit = CreditConfig(method: .spoTree)
             c.train.tree = .init(branching: 2, segmentTokens: 8, maxLeaves: 8)
+        case .hapo:
+            // starriver030515/HAPO @7671dde recipes: TLGA advantages, ĥ-driven temperature (τ 0.05),
+            // clipping and redistribution from the live ratio in the loss, dual clip c = 10, DAPO's dynamic sampling.
+            c.credit = CreditConfig(method: .hapo)
+            c.rollout.temperatureSchedule = .init(name: .adaptive, tau: 0.05)
+            c.objective.adaptiveClip = .init()
+            c.objective.adaptiveAdvantage = .init()
+            c.objective.dualClip = 10
+            c.train.dynamicSampling = true
         }
         return c
     }

@@ -38,19 +38,23 @@ import Testing
         var t1 = traj([1, 2, 3], 1), t2 = traj([4, 5, 6], 0)
         t1.entropies = Array(entropies.prefix(3))
         t2.entropies = Array(entropies.suffix(3))
-        let r = try run(.hapo(.init()), [Group(id: "q", trajectories: [t1, t2])])
+        t1.ratios = [1, 1, 1]
+        t2.ratios = [1, 1, 1]
+        let r = try run(.hapo(.init(redistribution: true)), [Group(id: "q", trajectories: [t1, t2])])
         expectClose(r.advantages[0][0], [0, 0.3494843032, 0.6505136968])
         expectClose(r.advantages[0][1], [-0.8494833032, -0.999998, -0.999998])
         // Outside the neutral zone (ρ = 1.5) the branches swap: ĥ > 0 → A(1 + ĥ), ĥ ≤ 0 → A.
         t2.ratios = [1.5, 1.5, 1.5]
-        let moved = try run(.hapo(.init()), [Group(id: "q", trajectories: [t1, t2])])
+        let moved = try run(.hapo(.init(redistribution: true)), [Group(id: "q", trajectories: [t1, t2])])
         expectClose(moved.advantages[0][1], [-0.999998, -0.999998, -1.999996])
     }
 
     @Test func reducesToGRPO() throws {
         let g = group([(2, 1), (4, 0), (3, 0.5)])
         #expect(try run(.hapo(.init(tlga: false, redistribution: false)), [g]).advantages == (try run(.grpo(.init()), [g])).advantages)
-        #expect(message { _ = try run(.hapo(.init()), [g]) } == "group 'q', trajectory 0: method 'hapo' needs 'entropies'")
+        // Redistribution (off by default: training does it in the loss) needs entropies and live ratios.
+        #expect(try run(.hapo(.init()), [g]).advantages == (try run(.hapo(.init(redistribution: false)), [g])).advantages)
+        #expect(message { _ = try run(.hapo(.init(redistribution: true)), [g]) } == "group 'q', trajectory 0: method 'hapo' needs 'entropies'")
     }
 }
 

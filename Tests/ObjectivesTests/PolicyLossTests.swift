@@ -1,5 +1,6 @@
 import Foundation
 import XCTest
+@testable import Credit
 @testable import Objectives
 @testable import Torch
 
@@ -184,6 +185,34 @@ final class PolicyLossTests: XCTestCase {
         XCTAssertEqual(plain.loss, (0.8 - 4 - 1.2) / 6, accuracy: 1e-12)
     }
 
+    /// HAPO's advantage redistribution in the loss, with the live ratio: neutral zone (0.9, 1.1)
+    /// at ε = 0.2, β = 1, ĥ from the batch's entropies (about [−1, −.65, −.35, −.15, 0, 1]), A = 1.
+    func testHAPORedistributionUsesTheLiveRatio() throws {
+        let H: [[Double]] = [[0.01, 0.05, 0.2, 0.5, 1, 2]]
+        let h = H[0].map(HAPO.EntropyStatistics(entropies: H[0]).normalized)
+        // ρ: 1 (inside), e^.15 (outside), 1 (inside), e^−.2 (outside, below), 1 (inside), e^.3 (outside).
+        let lp: [[Double]] = [[0, 0.15, 0, -0.2, 0, 0.3]], old: [[Double]] = [[0, 0, 0, 0, 0, 0]], adv: [[Double]] = [[1, 1, 1, 1, 1, 1]]
+        // ĥ ≤ 0 inside → A(1 + ĥ): tokens 0, 2, 4; ĥ ≤ 0 outside → A: tokens 1, 3; ĥ > 0 outside → A(1 + ĥ) = 2: token 5.
+        let a = [1 + h[0], 1, 1 + h[2], 1, 1 + h[4], 1 + h[5]]
+        XCTAssertEqual(a[0], 0, accuracy: 1e-12)
+        XCTAssertEqual(a[5], 2, accuracy: 1e-12)
+        let r = try policy(cfg { $0.adaptiveAdvantage = .init() }, logp: lp, old: old, adv: adv, entropies: H)
+        // ℓ = −ρA', except token 5, clipped at 1.2: −1.2·2 with no gradient.
+        let loss = [-a[0], -e(0.15) * a[1], -a[2], -e(-0.2) * a[3], -a[4], -1.2 * a[5]]
+        XCTAssertEqual(r.loss, loss.reduce(0, +) / 6, accuracy: 1e-12)
+        assertClose(r.grad[0], [-a[0] / 6, -e(0.15) / 6, -a[2] / 6, -e(-0.2) / 6, -a[4] / 6, 0], tol: 1e-12)
+        XCTAssertEqual(r.metrics["redistributed_token_fraction"]!, 3.0 / 6, accuracy: 1e-12)   // tokens 0, 2, 5 (ĥ₄ = 0)
+        // On-policy (ρ = 1 everywhere) only the low-entropy tokens change; off, the loss is the plain one.
+        let plain = try policy(PolicyLossConfig(), logp: lp, old: old, adv: adv)
+        XCTAssertNotEqual(plain.loss, r.loss)
+        XCTAssertEqual(error(cfg { $0.adaptiveAdvantage = .init(signFix: false); $0.adaptiveClip = .init() }),
+                       "objective: 'adaptive_advantage' and 'adaptive_clip' share one entropy score: give them the same 'entropy_pivot' and 'sign_fix'")
+    }
+
+    func error(_ c: PolicyLossConfig) -> String {
+        do { _ = try policy(c, logp: [[0]], old: [[0]], adv: [[1]], entropies: [[1]]); return "no error" } catch { return "\(error)" }
+    }
+
     func testMismatchCorrections() throws {
         // k = exp(old − rollout) = [e, e^−1]; ℓ = −A with ρ = 1, A = 1.
         let base: (PolicyLossConfig.Mismatch.Mode) throws -> (loss: Double, grad: [[Double]], metrics: [String: Double]) = { mode in
@@ -280,7 +309,7 @@ final class PolicyLossTests: XCTestCase {
         XCTAssertNil(gspo.aggregationChoice)
         XCTAssertThrowsError(try JSONDecoder().decode(PolicyLossConfig.self, from: Data(#"{"ratio": "sequence", "aggregation": "token_mean"}"#.utf8)))
         XCTAssertThrowsError(try JSONDecoder().decode(PolicyLossConfig.self, from: Data(#"{"eps": 0.2}"#.utf8))) { e in
-            XCTAssertTrue("\(e)".hasPrefix("objective: unknown key 'eps' (known: adaptive_clip, aggregation,"), "\(e)")
+            XCTAssertTrue("\(e)".hasPrefix("objective: unknown key 'eps' (known: adaptive_advantage, adaptive_clip, aggregation,"), "\(e)")
         }
         XCTAssertThrowsError(try JSONDecoder().decode(PolicyLossConfig.self, from: Data(#"{"mismatch": {"mode": "tis", "c": 2}}"#.utf8))) { e in
             XCTAssertEqual("\(e)", "mismatch: unknown key 'c' (known: cap, high, low, mode)")

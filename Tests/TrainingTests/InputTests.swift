@@ -11,12 +11,13 @@ import XCTest
 /// kind cannot go without one of the two.
 final class InputTests: XCTestCase {
     /// Credit inputs that no provider supplies in training yet.
-    static let unsupplied: Set<CreditInput> = [.values, .states, .planning]
+    static let unsupplied: Set<CreditInput> = [.values, .states, .planning, .ratios]
 
     func testEveryCreditMethodGetsRealInputsOrIsRefused() throws {
         var configs = CreditMethod.allCases.map { CreditConfig(method: $0) }
         configs += CreditMethod.allCases.filter { $0 != .d3s }.map { .d3s(.init(base: CreditConfig(method: $0), sampleKeep: 0.5, tokenKeep: 0.5)) }
-        configs += [.reinforcePP(.init(klCoef: 0.1)), .pure(.init(klCoef: 0.1)), .hicra(.init(grams: [[101]])), .gae(.init(klCoef: 0.1))]
+        configs += [.reinforcePP(.init(klCoef: 0.1)), .pure(.init(klCoef: 0.1)), .hicra(.init(grams: [[101]])), .gae(.init(klCoef: 0.1)),
+                    .hapo(.init(redistribution: true))]
         for credit in configs {
             let cfg = tinyTrainerConfig { $0.credit = credit }
             let name = "\(credit.method.rawValue) \(credit.inputs.sorted())"
@@ -80,9 +81,9 @@ final class InputTests: XCTestCase {
                 XCTAssertGreaterThanOrEqual(k.count, g.trajectories.map(\.count).max() ?? 0, note)
                 XCTAssertGreaterThan(Set(k).count, 1, note)
             }
-        case .values, .states, .planning:
+        case .values, .states, .planning, .ratios:
             XCTAssertFalse(declared, "\(note) has no provider but was not refused")
-            XCTAssertTrue(present(\.values).isEmpty && present(\.states).isEmpty && present(\.planning).isEmpty, note)
+            XCTAssertTrue(present(\.values).isEmpty && present(\.states).isEmpty && present(\.planning).isEmpty && present(\.ratios).isEmpty, note)
         }
     }
 
@@ -95,11 +96,12 @@ final class InputTests: XCTestCase {
             return o
         }
         variants += PolicyLossConfig.Mismatch.Mode.allCases.map { m in var o = PolicyLossConfig(); o.mismatch.mode = m; return o }
-        var kl = PolicyLossConfig(), entropy = PolicyLossConfig(), adaptive = PolicyLossConfig()
+        var kl = PolicyLossConfig(), entropy = PolicyLossConfig(), adaptive = PolicyLossConfig(), redistribution = PolicyLossConfig()
         kl.klCoef = 0.1
         entropy.entropyCoef = 0.01
         adaptive.adaptiveClip = .init()
-        variants += [kl, entropy, adaptive]
+        redistribution.adaptiveAdvantage = .init()
+        variants += [kl, entropy, adaptive, redistribution]
         for objective in variants {
             let cfg = tinyTrainerConfig { $0.objective = objective }
             let name = "\(objective.requirements.map(\.option))"
@@ -168,11 +170,10 @@ final class InputTests: XCTestCase {
         XCTAssertEqual(c.warnings, [])
         c.train.spoContinuations = 4
         c.credit = .hapo(.init())
-        c.train.epochs = 2
+        c.train.tree.branching = 3
         XCTAssertEqual(c.warnings, [
+            "train.tree is set but credit.method hapo samples no trees; it has no effect",
             "train.spo_continuations is set but credit.method hapo reads no Monte-Carlo values; it has no effect",
-            "credit.method hapo: advantage redistribution sees the ratio at rollout time (1); the authors' code uses each mini-batch's live ratio, "
-                + "which differs with train.epochs 2 × train.mini_batches 1",
         ])
     }
 }

@@ -206,7 +206,7 @@ final class RunTests: XCTestCase {
             optim: {lr: 0.01}
             """
         let objectives = ["{ratio: sequence}", "{ratio: gspo_token}", "{ratio: hybrid, hybrid: {mixing: entropy}}", "{ratio: prefix_min}",
-                          "{dual_clip: 3, eps_high: 0.28}", "{adaptive_clip: {}}", "{mismatch: {mode: icepop}}", "{kl_coef: 0.1}",
+                          "{dual_clip: 3, eps_high: 0.28}", "{adaptive_clip: {}}", "{adaptive_clip: {}, adaptive_advantage: {beta: 1}, dual_clip: 10}", "{mismatch: {mode: icepop}}", "{kl_coef: 0.1}",
                           "{entropy_coef: 0.01}", "{aggregation: seq_mean_token_sum_norm, norm_constant: 8}", "{clip: false}", "{ratio: turn}"]
         // What the arithmetic task cannot supply: a critic, environment states, process rewards, a second engine, turns.
         let refused = ["credit: {method: gae}": "credit.method gae needs critic values",
