@@ -7,8 +7,12 @@ import Foundation
 /// so an early-finished leaf counts as one child); σ(n) is the std over n's children.
 /// Each node's tokens get the advantage of the edge into it:
 ///   `advantage: rloo`  A = V(child) − V(parent);   `grpo`  A = (V(child) − V(parent))/(σ(parent) + 1e-8).
-/// A node shared by k trajectories appears in each with weight 1/k (so it is trained once), and
-/// with `drop_zero` an edge with A = 0 gets weight 0. Probability mask and whitening as SPO-chain.
+/// A node shared by k trajectories trains once, as in the official code (AIFrameResearch/SPO
+/// @b9fc6a2, `extract_edges_from_tree`: one training sample per node): weight 1 on the first
+/// trajectory through it, 0 on the others, so it counts once in the loss, its token-mean
+/// denominator and the whitening statistics (its copies are the same tokens after the same prefix,
+/// so any one of them gives the same loss and gradient). With `drop_zero` an edge with A = 0 gets
+/// weight 0. Probability mask and whitening as SPO-chain.
 /// Reduces to GRPO-like training when every path is a single node: A_i = R_i − mean_G R.
 public enum SPOTree {
     public enum Mode: String, Codable, Sendable, CaseIterable { case rloo, grpo }
@@ -126,8 +130,7 @@ public enum SPOTree {
             for (g, group) in batch.groups.enumerated() {
                 var tree = try SPOTree.buildTree(batch, g)
                 _ = tree.evaluate("", params.std)
-                var multiplicity: [String: Int] = [:]
-                for t in group.trajectories { for n in t.treePath! { multiplicity[n, default: 0] += 1 } }
+                var trained = Set<String>()
                 var edgeAdv: [String: Double] = [:]
                 for (node, parent) in tree.parent {
                     var a = tree.evaluate(node, params.std) - tree.value[parent]!
@@ -141,7 +144,8 @@ public enum SPOTree {
                     for (k, node) in path.enumerated() {
                         let end = k + 1 < starts.count ? starts[k + 1] : t.count
                         let a = edgeAdv[node]!
-                        let w = params.dropZero && a == 0 ? 0 : 1 / Double(multiplicity[node]!)
+                        let first = trained.insert(node).inserted
+                        let w: Double = (params.dropZero && a == 0) || !first ? 0 : 1
                         for tok in starts[k]..<end {
                             result.advantages[g][i][tok] = a
                             result.weights[g][i][tok] = w

@@ -71,10 +71,17 @@ import Testing
     }
 
     @Test func rlooEdges() throws {
-        // Edges: A −0.25, A1 +0.5, A2 −0.5, B +0.25, B1 0, B2 0. Shared nodes weigh 1/2; zero edges 0.
+        // Edges: A −0.25, A1 +0.5, A2 −0.5, B +0.25, B1 0, B2 0. A shared node trains once (on its
+        // first path), as the official code trains each node as one sample; zero edges get weight 0.
         let r = try run(.spoTree(.init(probMask: false, whiten: false)), [tree()])
         #expect(r.advantages[0] == [[-0.25, -0.25, 0.5], [-0.25, -0.25, -0.5], [0.25, 0, 0], [0.25, 0]])
-        #expect(r.weights[0] == [[0.5, 0.5, 1], [0.5, 0.5, 1], [0.5, 0, 0], [0.5, 0]])
+        #expect(r.weights[0] == [[1, 1, 1], [0, 0, 1], [1, 0, 0], [0, 0]])
+        // Whitening counts each node once: over the node tokens A A A1 A2 B (values −.25 −.25 .5 −.5 .25).
+        let w = try run(.spoTree(.init(probMask: false, whiten: true)), [tree()])
+        let nodes = [-0.25, -0.25, 0.5, -0.5, 0.25], mu = nodes.reduce(0, +) / 5
+        let sd = (nodes.map { ($0 - mu) * ($0 - mu) }.reduce(0, +) / 4).squareRoot()
+        expectClose(w.advantages[0][0], [-0.25, -0.25, 0.5].map { ($0 - mu) / sd })
+        #expect(abs(w.diagnostics["whiten_mean"]! - mu) < 1e-12)
     }
 
     @Test func grpoEdges() throws {
