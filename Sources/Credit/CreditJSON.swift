@@ -5,13 +5,31 @@ public struct CreditRequest: Decodable, Sendable {
     public var config: CreditConfig
     public var batch: CreditBatch
 
-    enum CodingKeys: String, CodingKey { case method, params, progress, groups }
+    enum CodingKeys: String, CodingKey, CaseIterable { case method, params, progress, groups }
+
+    /// A misspelled field would otherwise be dropped silently (and its method run without it).
+    static func rejectUnknownFields<K: CodingKey & CaseIterable>(_ decoder: Decoder, _ keys: K.Type) throws {
+        let known = K.allCases.map(\.stringValue)
+        let given = try decoder.container(keyedBy: ParamReader.Key.self).allKeys.map(\.stringValue)
+        if let bad = given.sorted().first(where: { !known.contains($0) }) {
+            let at = decoder.codingPath.isEmpty ? "" : DecodingErrorText.path(decoder.codingPath) + ": "
+            throw CreditError("\(at)unknown field '\(bad)' (known: \(known.sorted().joined(separator: ", ")))")
+        }
+    }
 
     struct GroupJSON: Decodable {
         var id: String
         var trajectories: [TrajectoryJSON]
         var positionScores: [Double]?
-        enum CodingKeys: String, CodingKey { case id, trajectories, positionScores = "position_scores" }
+        enum CodingKeys: String, CodingKey, CaseIterable { case id, trajectories, positionScores = "position_scores" }
+
+        init(from decoder: Decoder) throws {
+            try CreditRequest.rejectUnknownFields(decoder, CodingKeys.self)
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            id = try c.decode(String.self, forKey: .id)
+            trajectories = try c.decode([TrajectoryJSON].self, forKey: .trajectories)
+            positionScores = try c.decodeIfPresent([Double].self, forKey: .positionScores)
+        }
     }
 
     struct TrajectoryJSON: Decodable {
@@ -25,9 +43,24 @@ public struct CreditRequest: Decodable, Sendable {
         var treePath: [String]?
         var planning: [Int]?
 
-        enum CodingKeys: String, CodingKey {
+        enum CodingKeys: String, CodingKey, CaseIterable {
             case tokens, reward, logprobs, entropies, values, kl, ratios, segments, states, planning
             case stepRewards = "step_rewards", segmentValues = "segment_values", treePath = "tree_path"
+        }
+
+        init(from decoder: Decoder) throws {
+            try CreditRequest.rejectUnknownFields(decoder, CodingKeys.self)
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            tokens = try c.decode([Int].self, forKey: .tokens)
+            reward = try c.decode(Double.self, forKey: .reward)
+            func doubles(_ k: CodingKeys) throws -> [Double]? { try c.decodeIfPresent([Double].self, forKey: k) }
+            logprobs = try doubles(.logprobs); entropies = try doubles(.entropies); values = try doubles(.values)
+            kl = try doubles(.kl); ratios = try doubles(.ratios); segmentValues = try doubles(.segmentValues)
+            stepRewards = try c.decodeIfPresent([StepReward].self, forKey: .stepRewards)
+            segments = try c.decodeIfPresent([Int].self, forKey: .segments)
+            states = try c.decodeIfPresent([StateMark].self, forKey: .states)
+            treePath = try c.decodeIfPresent([String].self, forKey: .treePath)
+            planning = try c.decodeIfPresent([Int].self, forKey: .planning)
         }
 
         var trajectory: Trajectory {
@@ -43,6 +76,7 @@ public struct CreditRequest: Decodable, Sendable {
     }
 
     public init(from decoder: Decoder) throws {
+        try Self.rejectUnknownFields(decoder, CodingKeys.self)
         config = try CreditConfig(from: decoder)
         let c = try decoder.container(keyedBy: CodingKeys.self)
         let progress = try c.decodeIfPresent(Double.self, forKey: .progress) ?? 0
