@@ -69,6 +69,9 @@ public enum Checkpoint {
               let state = try? JSONDecoder().decode(State.self, from: stateData) else {
             throw TrainingError("\(dir.lastPathComponent): trainer_state.json is unreadable")
         }
+        guard "step-\(state.step)" == dir.lastPathComponent else {
+            throw TrainingError("\(dir.lastPathComponent): trainer_state.json says step \(state.step)")
+        }
         return state
     }
 
@@ -109,9 +112,17 @@ public enum Checkpoint {
         try optimizer.load(from: dir.appendingPathComponent("optimizer.safetensors"))
     }
 
-    /// Deletes all but the newest `keep` checkpoints.
+    /// Keeps the newest `keep` checkpoints that verify and deletes the ones older than those, so a
+    /// damaged newer folder never costs an intact one.
     public static func prune(run: URL, keep: Int) {
-        for s in steps(run: run).dropFirst(keep) { try? FileManager.default.removeItem(at: folder(run, step: s)) }
+        var intact = 0
+        for s in steps(run: run) {
+            if intact >= keep {
+                try? FileManager.default.removeItem(at: folder(run, step: s))
+            } else if (try? verify(folder(run, step: s))) != nil {
+                intact += 1
+            }
+        }
     }
 
     static func size(_ url: URL) throws -> Int {

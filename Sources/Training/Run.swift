@@ -48,6 +48,9 @@ public final class TrainingRun {
         let config = try RunConfig.load(yaml: text, file: url.path)
         let run = try TrainingRun(config: config, dir: dir, console: console, device: device)
         if let (checkpoint, state) = Checkpoint.latest(run: dir, notice: { run.warn($0) }) {
+            guard state.step <= config.train.steps else {
+                throw TrainingError("\(checkpoint.path) is after step \(state.step), past train.steps (\(config.train.steps)) in \(url.path)")
+            }
             try Checkpoint.restore(checkpoint, pretrained: run.pretrained, optimizer: run.optimizer)
             run.trainer?.entropyStatistics = state.entropyStatistics
             run.startStep = state.step

@@ -136,6 +136,33 @@ final class RunTests: XCTestCase {
         XCTAssertEqual(replayable(cut).count, 6)
     }
 
+    /// Pruning keeps the newest checkpoints that verify: a damaged newer one never costs an intact
+    /// one. A checkpoint past the config's steps, or whose state names another step, is refused.
+    func testPruningKeepsIntactCheckpointsAndResumeChecksTheStep() throws {
+        let dir = root.appendingPathComponent("p")
+        var c = tinyConfig(steps: 4)
+        c.output.keepCheckpoints = 1
+        try TrainingRun.start(config: c, dir: dir, console: .quiet).run()
+        XCTAssertEqual(Checkpoint.steps(run: dir), [4])
+        // A damaged step-6 folder (a copy without its manifest) must not cost step 4.
+        let fake = Checkpoint.folder(dir, step: 6)
+        try FileManager.default.copyItem(at: Checkpoint.folder(dir, step: 4), to: fake)
+        try FileManager.default.removeItem(at: fake.appendingPathComponent("manifest.json"))
+        Checkpoint.prune(run: dir, keep: 1)
+        XCTAssertEqual(Checkpoint.steps(run: dir), [6, 4])
+        // A folder whose state is another step's is not that step.
+        try FileManager.default.removeItem(at: fake)
+        try FileManager.default.copyItem(at: Checkpoint.folder(dir, step: 4), to: fake)
+        XCTAssertThrowsError(try Checkpoint.verify(fake)) { XCTAssertEqual("\($0)", "step-6: trainer_state.json says step 4") }
+        try FileManager.default.removeItem(at: fake)
+        // config.yaml edited to fewer steps than the checkpoint: refused, not a crash.
+        let yaml = dir.appendingPathComponent("config.yaml")
+        try Data(try String(contentsOf: yaml, encoding: .utf8).replacingOccurrences(of: "steps: 4", with: "steps: 2").utf8).write(to: yaml)
+        XCTAssertThrowsError(try TrainingRun.resume(dir: dir, console: .quiet)) {
+            XCTAssertTrue("\($0)".contains("is after step 4, past train.steps (2)"), "\($0)")
+        }
+    }
+
     func testBadInputsWriteNothing() throws {
         var c = tinyConfig()
         c.model.path = root.appendingPathComponent("missing-model").path
