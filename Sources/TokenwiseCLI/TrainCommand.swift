@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import Glibc
 import Torch
 import Training
 
@@ -40,7 +41,7 @@ struct TrainCommand: ParsableCommand {
         let device = try runtime.apply()
         let console: TrainingRun.Console = quiet ? .quiet : json ? .json : .normal
         if let resume {
-            try TrainingRun.resume(dir: URL(fileURLWithPath: resume), console: console, device: device).run()
+            try Self.runStoppable(try TrainingRun.resume(dir: URL(fileURLWithPath: resume), console: console, device: device))
             return
         }
         let cfg = try resolved()
@@ -52,7 +53,30 @@ struct TrainCommand: ParsableCommand {
         let stamp = DateFormatter()
         stamp.dateFormat = "yyyyMMdd-HHmmss"
         let dir = out ?? cfg.output.dir ?? "runs/\(name)-\(stamp.string(from: Date()))"
-        try TrainingRun.start(config: cfg, dir: URL(fileURLWithPath: dir), console: console, device: device).run()
+        try Self.runStoppable(try TrainingRun.start(config: cfg, dir: URL(fileURLWithPath: dir), console: console, device: device))
+    }
+
+    /// Runs with SIGINT and SIGTERM asking the run to stop after the step in progress (with a
+    /// checkpoint); a second SIGINT quits at once. A stopped run exits with 128 + the signal.
+    static func runStoppable(_ run: TrainingRun) throws {
+        let sources = [SIGINT, SIGTERM].map { sig -> DispatchSourceSignal in
+            signal(sig, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: sig, queue: .global())
+            source.setEventHandler {
+                if sig == SIGINT, run.stop.requested != nil { Glibc.exit(130) }
+                run.stop.request(sig)
+                FileHandle.standardError.write(Data("\nstopping after the step in progress; press Ctrl-C again to quit at once\n".utf8))
+            }
+            source.resume()
+            return source
+        }
+        defer { sources.forEach { $0.cancel() } }
+        do {
+            try run.run()
+        } catch let stopped as TrainingStopped {
+            FileHandle.standardError.write(Data((stopped.description + "\n").utf8))
+            throw ExitCode(128 + stopped.signal)
+        }
     }
 }
 

@@ -24,6 +24,8 @@ public final class TrainingRun {
     var optimizer: AdamW { trainer?.optimizer ?? preferenceTrainer!.optimizer }
     let console: Console
     public private(set) var startStep = 0
+    /// Set (by a signal handler) to stop after the step in progress.
+    public let stop = StopRequest()
 
     /// Checks the config, loads the model and the data, and only then creates the run folder
     /// (it must not exist or be empty), so a bad input leaves nothing behind.
@@ -209,10 +211,16 @@ public final class TrainingRun {
             startStep = s + 1
             progress(step: s + 1, metrics: metrics, line: line, perStep: Date().timeIntervalSince(began) / Double(counter))
             if config.eval.every > 0, (s + 1) % config.eval.every == 0, s + 1 < t.steps { try evaluate(step: s + 1, phase: "during") }
-            if config.output.checkpointEvery > 0, (s + 1) % config.output.checkpointEvery == 0 || s + 1 == t.steps {
+            let stopping = stop.requested
+            if config.output.checkpointEvery > 0, (s + 1) % config.output.checkpointEvery == 0 || s + 1 == t.steps || stopping != nil {
                 try Checkpoint.write(run: dir, state: .init(step: s + 1, seed: config.train.seed, entropyStatistics: trainer?.entropyStatistics),
                                      pretrained: pretrained, optimizer: optimizer)
                 Checkpoint.prune(run: dir, keep: config.output.keepCheckpoints)
+            }
+            if let stopping {
+                let saved = config.output.checkpointEvery > 0 ? ", checkpoint step-\(s + 1) written" : " (output.checkpoint_every is 0: no checkpoint)"
+                throw TrainingStopped(signal: stopping, description: "stopped by \(StopRequest.name(stopping)) after step \(s + 1)\(saved); "
+                    + "continue with: tokenwise train --resume \(dir.path)")
             }
         }
     }

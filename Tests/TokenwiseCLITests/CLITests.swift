@@ -227,6 +227,42 @@ final class CLITests: XCTestCase {
 
     /// A run killed with SIGKILL in the middle of a step and resumed records the same steps as one
     /// that was never interrupted.
+    /// SIGTERM stops a run after the step in progress with a checkpoint of that step, says how to
+    /// continue, and exits 143; the run resumes from there.
+    func testSIGTERMStopsAfterTheStepWithACheckpoint() throws {
+        let dir = try temporary().appendingPathComponent("run")
+        let p = Process()
+        p.executableURL = binary
+        p.arguments = ["train", "--out", dir.path, "--preset", "tiny", "--threads", "1", "--quiet", "--set", "train.steps=200",
+                       "--set", "output.checkpoint_every=50", "--set", "eval.before=false", "--set", "output.save_model=false"]
+        let err = Pipe()
+        p.standardOutput = FileHandle.nullDevice
+        p.standardError = err
+        try p.run()
+        let deadline = Date().addingTimeInterval(120)
+        while lines(dir.appendingPathComponent("metrics.jsonl")).count < 3 && p.isRunning && Date() < deadline { usleep(2_000) }
+        XCTAssertTrue(p.isRunning, "the run ended before it could be stopped")
+        kill(p.processIdentifier, SIGTERM)
+        let stderr = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        p.waitUntilExit()
+        XCTAssertEqual(p.terminationReason, .exit)
+        XCTAssertEqual(p.terminationStatus, 143, stderr)
+        let steps = lines(dir.appendingPathComponent("metrics.jsonl")).count
+        XCTAssertLessThan(steps, 200)
+        XCTAssertTrue(stderr.contains("stopped by SIGTERM after step \(steps), checkpoint step-\(steps) written; continue with: tokenwise train --resume \(dir.path)"), stderr)
+        XCTAssertTrue(FileManager.default.fileExists(atPath: dir.appendingPathComponent("checkpoints/step-\(steps)/manifest.json").path))
+        let resumed = Process()
+        resumed.executableURL = binary
+        resumed.arguments = ["train", "--resume", dir.path, "--threads", "1"]
+        let out = Pipe()
+        resumed.standardOutput = out
+        try resumed.run()
+        let first = out.fileHandleForReading.availableData
+        kill(resumed.processIdentifier, SIGKILL)
+        resumed.waitUntilExit()
+        XCTAssertTrue(String(decoding: first, as: UTF8.self).contains("resuming \(dir.path) after step \(steps)"), String(decoding: first, as: UTF8.self))
+    }
+
     func testResumeAfterSIGKILLMatchesAnUninterruptedRun() throws {
         let root = try temporary()
         let args = ["--preset", "tiny", "--threads", "1", "--quiet", "--set", "train.steps=40", "--set", "output.checkpoint_every=5",
