@@ -110,6 +110,17 @@ public struct ModelConfig: Codable, Equatable, Sendable {
                           ("num_key_value_heads", numKeyValueHeads), ("head_dim", headDim)] where v <= 0 {
             throw ModelError("config.json: '\(name)' must be positive, got \(v)")
         }
+        // Far above any real model, far below what overflows or spends minutes building weight tables.
+        for (name, v, limit) in [("vocab_size", vocabSize, 10_000_000), ("hidden_size", hiddenSize, 1 << 20),
+                                 ("intermediate_size", intermediateSize, 1 << 22), ("num_hidden_layers", numHiddenLayers, 10_000),
+                                 ("num_attention_heads", numAttentionHeads, 4096), ("num_key_value_heads", numKeyValueHeads, 4096),
+                                 ("head_dim", headDim, 65_536), ("max_position_embeddings", maxPositionEmbeddings, 1 << 24)] where v > limit {
+            throw ModelError("config.json: '\(name)' is \(v), more than Tokenwise supports (\(limit))")
+        }
+        guard maxPositionEmbeddings > 0 else { throw ModelError("config.json: 'max_position_embeddings' must be positive, got \(maxPositionEmbeddings)") }
+        for (name, id) in [("bos_token_id", bosTokenId)] + eosTokenId.map { ("eos_token_id", $0) } {
+            if let id, !(0..<vocabSize).contains(id) { throw ModelError("config.json: '\(name)' \(id) is outside the vocabulary (\(vocabSize))") }
+        }
         guard numAttentionHeads % numKeyValueHeads == 0 else {
             throw ModelError("config.json: num_attention_heads (\(numAttentionHeads)) must be a multiple of num_key_value_heads (\(numKeyValueHeads))")
         }

@@ -156,6 +156,9 @@ public struct Pretrained {
         func int(_ key: String) throws -> Int { try g.require("\(arch).\(key)") { $0.int } }
         let heads = try int("attention.head_count"), hidden = try int("embedding_length")
         let kvHeads = g.int("\(arch).attention.head_count_kv") ?? heads
+        guard heads > 0, kvHeads > 0 else {
+            throw ModelError("\(path): \(arch).attention.head_count (\(heads)) and head_count_kv (\(kvHeads)) must be positive")
+        }
         let tokens = g.metadata["tokenizer.ggml.tokens"]?.array?.count
         var eos = [Int]()
         if let e = g.int("tokenizer.ggml.eos_token_id") { eos.append(e) }
@@ -169,12 +172,17 @@ public struct Pretrained {
             maxPositionEmbeddings: g.int("\(arch).context_length") ?? 2048,
             tieWordEmbeddings: g.tensors["output.weight"] == nil,
             bosTokenId: g.int("tokenizer.ggml.bos_token_id"), eosTokenId: eos)
+        do { try config.validate() } catch let e as ModelError { throw ModelError("\(path): \(e.message.replacingOccurrences(of: "config.json: ", with: ""))") }
         var weights: [String: Tensor] = [:]
         for name in g.tensorNames {
             guard let hf = hfName(name) else { throw ModelError("\(path): tensor '\(name)' has no Hugging Face counterpart") }
             var t = try g.tensor(name)
-            if family == .llama, hf.hasSuffix("q_proj.weight") { t = unpermute(t, heads: heads) }
-            if family == .llama, hf.hasSuffix("k_proj.weight") { t = unpermute(t, heads: kvHeads) }
+            for (suffix, n) in [("q_proj.weight", heads), ("k_proj.weight", kvHeads)] where family == .llama && hf.hasSuffix(suffix) {
+                guard t.shape.count == 2, t.size(0) % (2 * n) == 0 else {
+                    throw ModelError("\(path): tensor '\(name)' has shape \(t.shape), which \(n) heads of even size cannot split")
+                }
+                t = try withTorchErrors { unpermute(t, heads: n) }
+            }
             weights[hf] = try withTorchErrors { t.to(dtype: dtype).contiguous() }
         }
         let model = try CausalLM(config: config, weights: weights, source: path)

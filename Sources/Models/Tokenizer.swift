@@ -47,6 +47,11 @@ public final class Tokenizer {
     /// - added: added tokens (content → id); `special` marks those skipped by `decode(skipSpecial:)`.
     public init(tokens: [String], merges: [(String, String)], added: [String: Int], special: Set<Int>,
                 pre: PreTokenizer, bosId: Int?, eosIds: [Int], ignoreMerges: Bool = false, source: String = "tokenizer") throws {
+        for (name, id) in [("bos", bosId)] + eosIds.map({ ("eos", $0) }) + added.map({ ("added token '\($0.key)'", $0.value) }) {
+            if let id, !(0..<tokens.count).contains(id) {
+                throw ModelError("\(source): \(name) id \(id) is outside the vocabulary (\(tokens.count) tokens)")
+            }
+        }
         self.tokens = tokens
         self.pre = pre
         var vocab: [String: Int] = [:]

@@ -76,6 +76,9 @@ extension Tokenizer {
         let tokens: [String] = try gguf.require("tokenizer.ggml.tokens") { $0.array?.compactMap(\.string) }
         let mergeStrings: [String] = try gguf.require("tokenizer.ggml.merges") { $0.array?.compactMap(\.string) }
         let types = gguf.metadata["tokenizer.ggml.token_type"]?.array?.compactMap(\.int) ?? []
+        guard types.isEmpty || types.count == tokens.count else {
+            throw ModelError("\(path): tokenizer.ggml.token_type has \(types.count) entries but tokenizer.ggml.tokens has \(tokens.count)")
+        }
         var added: [String: Int] = [:], special = Set<Int>()
         for (id, t) in types.enumerated() where t == 3 || t == 4 {   // control, user-defined
             added[tokens[id]] = id

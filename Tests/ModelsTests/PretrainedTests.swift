@@ -165,6 +165,33 @@ final class PretrainedTests: XCTestCase {
         let hf = dir.appendingPathComponent("hf")
         try g.save(to: hf)
         XCTAssertEqual(try logits(try Pretrained.load(hf.path).model, ids), try logits(g.model, ids))
+
+        // Metadata that used to crash the loader (division by zero, index out of range, a huge
+        // weight table, an unsplittable q tensor) is an error naming the file and the field.
+        func loading(_ edit: (inout GGUFWriter) -> Void) throws -> String {
+            var bad = w
+            edit(&bad)
+            let file = dir.appendingPathComponent("bad.gguf")
+            try bad.write(to: file)
+            do { _ = try Pretrained.load(file.path); return "no error" } catch { return "\(error)".replacingOccurrences(of: file.path, with: "bad.gguf") }
+        }
+        func set(_ key: String, _ value: GGUFFile.Value) -> (inout GGUFWriter) -> Void {
+            { w in w.metadata = w.metadata.map { $0.0 == key ? (key, value) : $0 } }
+        }
+        XCTAssertEqual(try loading(set("llama.attention.head_count", .uint(0))),
+                       "bad.gguf: llama.attention.head_count (0) and head_count_kv (2) must be positive")
+        XCTAssertEqual(try loading(set("llama.attention.head_count_kv", .uint(0))),
+                       "bad.gguf: llama.attention.head_count (4) and head_count_kv (0) must be positive")
+        XCTAssertEqual(try loading(set("llama.block_count", .uint(4_294_967_295))),
+                       "bad.gguf: 'num_hidden_layers' is 4294967295, more than Tokenwise supports (10000)")
+        XCTAssertEqual(try loading(set("tokenizer.ggml.eos_token_id", .uint(100_000))), "bad.gguf: 'eos_token_id' 100000 is outside the vocabulary (270)")
+        XCTAssertEqual(try loading(set("tokenizer.ggml.token_type", .array([.int(1), .int(3)]))),
+                       "bad.gguf: tokenizer.ggml.token_type has 2 entries but tokenizer.ggml.tokens has 270")
+        XCTAssertEqual(try loading(set("llama.attention.head_count", .uint(3))),
+                       "bad.gguf: num_attention_heads (3) must be a multiple of num_key_value_heads (2)")
+        XCTAssertEqual(try loading { w in
+            w.tensors = w.tensors.map { name, t in name == "blk.0.attn_q.weight" ? (name, t.reshaped([-1]).contiguous()) : (name, t) }
+        }, "bad.gguf: tensor 'blk.0.attn_q.weight' has shape [4096], which 4 heads of even size cannot split")
     }
 
     func testLoRA() throws {
