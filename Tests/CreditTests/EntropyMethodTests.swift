@@ -49,6 +49,28 @@ import Testing
         expectClose(moved.advantages[0][1], [-0.999998, -0.999998, -1.999996])
     }
 
+    /// TLGA and ĥ equal the released code's (fixtures written by scripts/reference/hapo_official.py
+    /// from starriver030515/HAPO @7671dde): token-weighted statistics, the GRPO fallback, and ĥ
+    /// with the released signed-minimum scale (`sign_fix: false`).
+    @Test func matchesTheOfficialCode() throws {
+        struct TLGACase: Decodable { let lengths: [Int]; let rewards: [Double]; let advantages: [Double] }
+        struct LossCase: Decodable { let entropies: [Double]; let h_hat: [Double] }
+        struct File: Decodable { let tlga: [TLGACase]; let loss: [LossCase] }
+        let url = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Fixtures/hapo_official.json")
+        let file = try JSONDecoder().decode(File.self, from: Data(contentsOf: url))
+        #expect(file.tlga.count == 30 && file.loss.count == 30)
+        for (k, c) in file.tlga.enumerated() {
+            let g = Group(id: "q", trajectories: zip(c.lengths, c.rewards).map { traj(Array(repeating: 1, count: $0), $1) })
+            let r = try run(.hapo(.init()), [g])
+            expectClose(r.advantages[0].map { $0[0] }, c.advantages, tol: 1e-6, "TLGA case \(k)")
+            for (i, a) in r.advantages[0].enumerated() { #expect(Set(a).count == 1, "case \(k) response \(i): one advantage per response") }
+        }
+        for (k, c) in file.loss.enumerated() {
+            let stats = HAPO.EntropyStatistics(entropies: c.entropies, pivotQuantile: 0.8, signFix: false)
+            expectClose(c.entropies.map(stats.normalized), c.h_hat, tol: 1e-6, "ĥ case \(k)")
+        }
+    }
+
     @Test func reducesToGRPO() throws {
         let g = group([(2, 1), (4, 0), (3, 0.5)])
         #expect(try run(.hapo(.init(tlga: false, redistribution: false)), [g]).advantages == (try run(.grpo(.init()), [g])).advantages)

@@ -209,6 +209,21 @@ final class PolicyLossTests: XCTestCase {
                        "objective: 'adaptive_advantage' and 'adaptive_clip' share one entropy score: give them the same 'entropy_pivot' and 'sign_fix'")
     }
 
+    /// Adaptive clipping and redistribution together equal the released code's loss (fixtures from
+    /// scripts/reference/hapo_official.py, starriver030515/HAPO @7671dde, with its ĥ: sign_fix false).
+    func testHAPOLossMatchesTheOfficialCode() throws {
+        struct Case: Decodable { let entropies: [Double], logprobs: [Double], old_logprobs: [Double], advantages: [Double]; let loss: Double }
+        struct File: Decodable { let loss: [Case] }
+        let url = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../CreditTests/Fixtures/hapo_official.json")
+        let file = try JSONDecoder().decode(File.self, from: Data(contentsOf: url))
+        XCTAssertEqual(file.loss.count, 30)
+        let config = cfg { $0.adaptiveClip = .init(signFix: false); $0.adaptiveAdvantage = .init(signFix: false) }
+        for (k, c) in file.loss.enumerated() {
+            let r = try policy(config, logp: [c.logprobs], old: [c.old_logprobs], adv: [c.advantages], entropies: [c.entropies])
+            XCTAssertEqual(r.loss, c.loss, accuracy: 1e-9, "case \(k)")
+        }
+    }
+
     func error(_ c: PolicyLossConfig) -> String {
         do { _ = try policy(c, logp: [[0]], old: [[0]], adv: [[1]], entropies: [[1]]); return "no error" } catch { return "\(error)" }
     }
