@@ -81,6 +81,23 @@ import Testing
 }
 
 @Suite struct TWGRPOTests {
+    /// Position scores and token weights equal the authors' `compute_token_importance_kl_logs_uniform`
+    /// (fixtures written by scripts/reference/twgrpo_official.py from longmalongma/TW-GRPO @aa529ff).
+    @Test func matchesTheOfficialCode() throws {
+        struct Case: Decodable { let alpha: Double; let lengths: [Int]; let log_distributions: [[[Double]]]; let position_scores: [Double]; let weights: [[Double]] }
+        struct File: Decodable { let cases: [Case] }
+        let url = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Fixtures/twgrpo_official.json")
+        let file = try JSONDecoder().decode(File.self, from: Data(contentsOf: url))
+        #expect(file.cases.count == 20)
+        for (k, c) in file.cases.enumerated() {
+            let scores = TWGRPO.positionScores(logDistributions: c.log_distributions)
+            expectClose(scores, c.position_scores, tol: 1e-6, "case \(k) scores")
+            let g = Group(id: "q", trajectories: c.lengths.enumerated().map { i, n in traj(Array(repeating: i, count: n), Double(i % 2)) }, positionScores: scores)
+            let r = try run(.twGRPO(.init(alpha: c.alpha)), [g])
+            for i in c.lengths.indices { expectClose(r.weights[0][i], c.weights[i], tol: 1e-6, "case \(k) response \(i)") }
+        }
+    }
+
     @Test func positionWeights() throws {
         // K = [0, 1, 0.5] → K̂ = [0, 1, 0.5] (÷(1 + 1e-8)) → w = 1 + 0.4·K̂ = [1, 1.4, 1.2].
         // Advantages: GRPO with eps 1e-4: ±0.5/(0.707107 + 1e-4) = ±0.707007.
