@@ -251,15 +251,30 @@ public struct Pretrained {
             throw ModelError("\(dir.path) exists and holds files Tokenwise did not write (no \(marker) marker); "
                 + "choose a new output directory, or empty this one yourself")
         }
+        if let other = items.sorted().first(where: { !written.contains($0) }) {
+            throw ModelError("\(dir.path) holds '\(other)', which Tokenwise did not write; move it away or choose another output directory")
+        }
+    }
+
+    /// The files a save writes (a folder holding only these may be replaced).
+    static let written: Set<String> = [marker, "config.json", "generation_config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json"]
+
+    /// A save interrupted between setting the old folder aside and moving the new one in leaves
+    /// `.NAME.old-PID`: put it back when the folder is missing, else drop it.
+    static func recoverInterrupted(_ dir: URL, old: URL) {
+        let fm = FileManager.default
+        guard fm.fileExists(atPath: old.path) else { return }
+        if fm.fileExists(atPath: dir.path) { try? fm.removeItem(at: old) } else { try? fm.moveItem(at: old, to: dir) }
     }
 
     /// Moves `tmp` to `dir`; an earlier save (or an empty directory) at `dir` is set aside first
     /// and removed only once the new one is in place.
     static func replace(_ dir: URL, with tmp: URL) throws {
         let fm = FileManager.default
+        let old = dir.deletingLastPathComponent().appendingPathComponent(".\(dir.lastPathComponent).old-\(ProcessInfo.processInfo.processIdentifier)")
+        recoverInterrupted(dir, old: old)
         try checkWritable(dir)
         guard fm.fileExists(atPath: dir.path) else { return try fm.moveItem(at: tmp, to: dir) }
-        let old = dir.deletingLastPathComponent().appendingPathComponent(".\(dir.lastPathComponent).old-\(ProcessInfo.processInfo.processIdentifier)")
         try fm.moveItem(at: dir, to: old)
         do { try fm.moveItem(at: tmp, to: dir) } catch {
             try? fm.moveItem(at: old, to: dir)

@@ -1,6 +1,8 @@
 import ArgumentParser
 import Foundation
+#if canImport(Glibc)
 import Glibc
+#endif
 import Torch
 import Training
 
@@ -63,7 +65,7 @@ struct TrainCommand: ParsableCommand {
             signal(sig, SIG_IGN)
             let source = DispatchSource.makeSignalSource(signal: sig, queue: .global())
             source.setEventHandler {
-                if sig == SIGINT, run.stop.requested != nil { Glibc.exit(130) }
+                if sig == SIGINT, run.stop.requested != nil { _exit(130) }   // not exit(): atexit handlers would race libtorch
                 run.stop.request(sig)
                 FileHandle.standardError.write(Data("\nstopping after the step in progress; press Ctrl-C again to quit at once\n".utf8))
             }

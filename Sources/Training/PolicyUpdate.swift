@@ -66,6 +66,9 @@ struct PolicyUpdate {
         let order = micro >= range.count ? range : range.sorted { (rows.responses[$0].count, $0) < (rows.responses[$1].count, $1) }
         func counts(_ r: [Int]) -> (tokens: Int, rows: Int) { (r.reduce(0) { $0 + rows.lossTokens[$1] }, r.filter { rows.lossTokens[$0] > 0 }.count) }
         let all = counts(range)
+        // Nothing to learn from (Credit weighted every token 0): no optimizer step, so weight
+        // decay and Adam's momentum do not move the weights either.
+        guard all.tokens > 0 else { return ["loss": 0, "grad_norm": 0, "tokens": 0] }
         var sums: [String: Double] = [:]
         for a in stride(from: 0, to: order.count, by: micro) {
             let r = Array(order[a..<Swift.min(order.count, a + micro)]), part = counts(r)
@@ -75,9 +78,13 @@ struct PolicyUpdate {
             let tokenShare = all.tokens == 0 ? 0 : Double(part.tokens) / Double(all.tokens)
             sums["loss", default: 0] += try l.item() * share
             for (k, v) in m {
-                if k.hasSuffix("_max") { sums[k] = Swift.max(sums[k] ?? -.infinity, v) }
-                else if k.hasSuffix("_min") { sums[k] = Swift.min(sums[k] ?? .infinity, v) }
-                else { sums[k, default: 0] += v * tokenShare }
+                switch k {
+                case "tokens": sums[k, default: 0] += v
+                case "pg_loss", "kl": sums[k, default: 0] += v * share   // aggregated as the loss is
+                case _ where k.hasSuffix("_max"): if part.tokens > 0 { sums[k] = Swift.max(sums[k] ?? -.infinity, v) }
+                case _ where k.hasSuffix("_min"): if part.tokens > 0 { sums[k] = Swift.min(sums[k] ?? .infinity, v) }
+                default: sums[k, default: 0] += v * tokenShare
+                }
             }
         }
         prefix.backward(from: leaves)

@@ -16,6 +16,8 @@ public final class TrainingRun {
     /// Started here (not resumed), and whether the folder itself was made here: a run that fails
     /// before its first step removes what it wrote, so the same command can be retried.
     var fresh = false, madeFolder = false
+    /// Past the steps (the final eval, model and report): what was written then is kept.
+    var finishing = false
     let pretrained: Pretrained
     let data: TaskData
     /// The RL trainer, or (for a preference objective) the preference trainer.
@@ -143,7 +145,7 @@ public final class TrainingRun {
         do {
             try runAll()
         } catch {
-            if fresh && startStep == 0 { removeOwnFiles() }
+            if fresh && startStep == 0 && !finishing { removeOwnFiles() }
             throw error
         }
     }
@@ -164,6 +166,7 @@ public final class TrainingRun {
             try evaluate(step: 0, phase: "before")
         }
         try runSteps(upTo: t.steps)
+        finishing = true
         if config.eval.after && !JSONLines.contains(dir.appendingPathComponent("eval.jsonl"), phase: "after") {
             try evaluate(step: t.steps, phase: "after")
         }
@@ -210,8 +213,8 @@ public final class TrainingRun {
             counter += 1
             startStep = s + 1
             progress(step: s + 1, metrics: metrics, line: line, perStep: Date().timeIntervalSince(began) / Double(counter))
-            if config.eval.every > 0, (s + 1) % config.eval.every == 0, s + 1 < t.steps { try evaluate(step: s + 1, phase: "during") }
             let stopping = stop.requested
+            if stopping == nil, config.eval.every > 0, (s + 1) % config.eval.every == 0, s + 1 < t.steps { try evaluate(step: s + 1, phase: "during") }
             if config.output.checkpointEvery > 0, (s + 1) % config.output.checkpointEvery == 0 || s + 1 == t.steps || stopping != nil {
                 try Checkpoint.write(run: dir, state: .init(step: s + 1, seed: config.train.seed, entropyStatistics: trainer?.entropyStatistics),
                                      pretrained: pretrained, optimizer: optimizer)

@@ -60,6 +60,18 @@ final class PretrainedTests: XCTestCase {
         try p.save(to: out)
         XCTAssertTrue(fm.fileExists(atPath: out.appendingPathComponent("model.safetensors").path))
         XCTAssertEqual(try fm.contentsOfDirectory(atPath: dir.path).sorted(), ["data.jsonl", "mine", "out"])
+        // A file the user added to an earlier save is not Tokenwise's to delete.
+        try Data("mine".utf8).write(to: out.appendingPathComponent("eval.txt"))
+        XCTAssertThrowsError(try p.save(to: out)) {
+            XCTAssertEqual("\($0)", "\(out.path) holds 'eval.txt', which Tokenwise did not write; move it away or choose another output directory")
+        }
+        try fm.removeItem(at: out.appendingPathComponent("eval.txt"))
+        // A save interrupted after setting the old folder aside gets it back, then replaces it.
+        let old = dir.appendingPathComponent(".out.old-\(ProcessInfo.processInfo.processIdentifier)")
+        try fm.moveItem(at: out, to: old)
+        try p.save(to: out)
+        XCTAssertFalse(fm.fileExists(atPath: old.path))
+        XCTAssertEqual(try fm.contentsOfDirectory(atPath: dir.path).sorted(), ["data.jsonl", "mine", "out"])
     }
 
     func testShardedCheckpoint() throws {

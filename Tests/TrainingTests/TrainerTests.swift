@@ -125,7 +125,25 @@ struct HugeReward: RewardFunction {
     func score(_ input: RewardInput) -> RewardScore { RewardScore(value: Double(input.response.utf8.count % 2) * 1e300) }
 }
 
+/// The same reward for every response.
+struct FlatReward: RewardFunction {
+    var name: String { "flat" }
+    func score(_ input: RewardInput) -> RewardScore { RewardScore(value: 1) }
+}
+
 final class DivergenceTests: XCTestCase {
+    /// When Credit gives every token weight 0 (SPO-tree drops every zero-advantage edge), no
+    /// optimizer step runs: weight decay and momentum leave the weights as they were.
+    func testAStepWithNoLossTokensLeavesTheWeights() throws {
+        let (m, tok) = try tiny()
+        let t = try Trainer(model: m, tokenizer: tok, reward: FlatReward(),
+                            config: tinyTrainerConfig { $0.credit = .spoTree(.init()); $0.optim.weightDecay = 0.1 })
+        let before = try withTorchErrors { try t.optimizer.parameters.map { try $0.detached().clone().floats() } }
+        let metrics = try t.step([TaskSample(prompt: "abc")])
+        XCTAssertEqual(metrics["tokens"], 0)
+        XCTAssertEqual(try withTorchErrors { try t.optimizer.parameters.map { try $0.floats() } }, before)
+    }
+
     /// A non-finite loss or gradient stops the step before the optimizer touches the weights, and
     /// non-finite rollout logprobs (NaN weights) stop the next step with a message that says so.
     func testNonFiniteUpdatesNeverReachTheWeights() throws {
