@@ -91,9 +91,16 @@ public struct Dataset: Sendable {
 
     /// A seeded shuffle, then the first `evalFraction` of the examples for evaluation.
     public func split(evalFraction: Double, seed: UInt64) throws -> (train: [Example], eval: [Example]) {
+        let (train, eval) = try splitIndices(evalFraction: evalFraction, seed: seed)
+        return (train.map { examples[$0] }, eval.map { examples[$0] })
+    }
+
+    /// The same split as indices into `examples` (a shuffle's order depends only on the count and
+    /// the generator, so it is the one `split` makes).
+    public func splitIndices(evalFraction: Double, seed: UInt64) throws -> (train: [Int], eval: [Int]) {
         guard (0..<1).contains(evalFraction) else { throw TrainingError("data: eval fraction must be in [0, 1), got \(evalFraction)") }
         var rng = SplitMix64(seed: seed)
-        let shuffled = examples.shuffled(using: &rng)
+        let shuffled = Array(examples.indices).shuffled(using: &rng)
         let n = Int((Double(shuffled.count) * evalFraction).rounded())
         return (Array(shuffled.dropFirst(n)), Array(shuffled.prefix(n)))
     }

@@ -76,6 +76,13 @@ public final class TrainingRun {
         pretrained = try Pretrained.load(config.model.path, device: device)
         if let objective = config.preference {
             data = try TaskData.loadPairs(config.data, objective: objective, tokenizer: pretrained.tokenizer, chat: try pretrained.chatTemplate())
+            let context = pretrained.model.config.maxPositionEmbeddings, tok = pretrained.tokenizer
+            for (k, pair) in (data.trainPairs + data.evalPairs).enumerated() {
+                let n = tok.encode(pair.prompt).count + Swift.max(tok.encode(pair.chosen).count, tok.encode(pair.rejected).count) + 1
+                guard n <= context else {
+                    throw TrainingError("\(config.data.task): pair \(k) (after the split) is \(n) tokens with its longer response, more than the model's context (\(context))")
+                }
+            }
             let rewardModel = try config.model.rewardModel.map { try Pretrained.load($0, device: device).model }
             preferenceTrainer = try PreferenceTrainer(model: pretrained.model, tokenizer: pretrained.tokenizer, objective: objective,
                                                       lora: config.model.lora, lr: config.optim.lr, weightDecay: config.optim.weightDecay,
@@ -83,8 +90,22 @@ public final class TrainingRun {
             trainer = nil
         } else {
             data = try TaskData.load(config.data, reward: config.reward, chat: try pretrained.chatTemplate())
+            try Self.checkLengths(data.train + data.eval, pretrained, newTokens: Swift.max(config.rollout.maxNewTokens, config.evalSampling.maxNewTokens))
             trainer = try Trainer(model: pretrained.model, tokenizer: pretrained.tokenizer, reward: data.reward, config: config)
             preferenceTrainer = nil
+        }
+    }
+
+    /// Every prompt plus the longest response must fit the model's context: checked before anything
+    /// is written, naming the example, rather than at the step that samples it.
+    static func checkLengths(_ samples: [TaskSample], _ p: Pretrained, newTokens: Int) throws {
+        let context = p.model.config.maxPositionEmbeddings
+        for (k, s) in samples.enumerated() {
+            let n = p.tokenizer.encode(s.prompt).count
+            guard n + newTokens <= context else {
+                throw TrainingError("\(s.source ?? "data: prompt \(k)"): the prompt is \(n) tokens (in the chat format); with \(newTokens) new tokens "
+                    + "it exceeds the model's context (\(context)); shorten it or lower rollout.max_new_tokens")
+            }
         }
     }
 

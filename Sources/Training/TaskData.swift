@@ -105,11 +105,15 @@ public struct TaskData: Sendable {
             throw TrainingError("data: 'task' \(data.task) is neither a procedural task (\(known)) nor a JSONL file")
         }
         let set = try Dataset.load(URL(fileURLWithPath: data.task))
-        let (train, eval) = try split(set, data, what: "examples")
-        func samples(_ examples: [Example]) throws -> [TaskSample] {
-            try examples.map { e in
+        let fraction = data.evalSize < 1 ? data.evalSize : data.evalSize / Double(set.examples.count)
+        let (train, eval) = try set.splitIndices(evalFraction: Swift.min(fraction, 0.999), seed: data.seed)
+        guard !train.isEmpty else { throw TrainingError("\(data.task): no training examples are left after the eval split") }
+        func samples(_ indices: [Int]) throws -> [TaskSample] {
+            try indices.map { k in
+                let e = set.examples[k]
                 var s = try e.taskSample(chat: chat)
                 if data.system != nil, case .prompt(let p, _) = e { s.prompt = render(p) }
+                s.source = "\(data.task):\(set.lines[k])"
                 return s
             }
         }

@@ -8,5 +8,7 @@ public struct TrainingError: Error, CustomStringConvertible, Equatable {
 public struct TaskSample: Codable, Equatable, Sendable {
     public var prompt: String
     public var answer: String?
-    public init(prompt: String, answer: String? = nil) { self.prompt = prompt; self.answer = answer }
+    /// Where it came from (`file:line` for a JSONL example), for error messages.
+    public var source: String?
+    public init(prompt: String, answer: String? = nil, source: String? = nil) { self.prompt = prompt; self.answer = answer; self.source = source }
 }

@@ -197,13 +197,24 @@ final class RunTests: XCTestCase {
         c.data.evalSize = 0
         c.eval.before = false
         let dir = root.appendingPathComponent("failed")
-        let run = try TrainingRun.start(config: c, dir: dir, console: .quiet)
+        // The prompt is checked against the context before the run folder exists, naming its line.
+        XCTAssertThrowsError(try TrainingRun.start(config: c, dir: dir, console: .quiet)) {
+            XCTAssertTrue("\($0)".hasPrefix("\(data.path):1: the prompt is "), "\($0)")
+            XCTAssertTrue("\($0)".contains("exceeds the model's context (512)"), "\($0)")
+        }
+        XCTAssertFalse(FileManager.default.fileExists(atPath: dir.path))
+        // A failure at step 1 (here: non-finite updates) removes the folder the run made.
+        var huge = tinyConfig()
+        huge.credit = .grpo(.init(stdNormalize: false))
+        huge.reward = try RunConfig.load(yaml: "reward: {terms: [{type: length, weight: 1, budget: 0, per_token: 1.0e300}]}").reward
+        huge.eval.before = false
+        let run = try TrainingRun.start(config: huge, dir: dir, console: .quiet)
         XCTAssertTrue(FileManager.default.fileExists(atPath: dir.appendingPathComponent("config.yaml").path))
-        XCTAssertThrowsError(try run.run()) { XCTAssertTrue("\($0)".contains("exceeds the model's context"), "\($0)") }
+        XCTAssertThrowsError(try run.run()) { XCTAssertTrue("\($0)".contains("training diverged at step 1"), "\($0)") }
         XCTAssertFalse(FileManager.default.fileExists(atPath: dir.path))
         // A folder the user made (empty) stays, emptied of what the run wrote.
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-        XCTAssertThrowsError(try TrainingRun.start(config: c, dir: dir, console: .quiet).run())
+        XCTAssertThrowsError(try TrainingRun.start(config: huge, dir: dir, console: .quiet).run())
         XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: dir.path), [])
     }
 
@@ -348,6 +359,11 @@ final class RunTests: XCTestCase {
             XCTAssertEqual("\($0)", "\(short.path):1: 'chosen_weights' has 2 values but the response is 3 tokens under the model's tokenizer")
         }
         XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: root.path).filter { $0.hasPrefix("w-") }, [])
+        // A response longer than the model's context is refused before anything is written.
+        let long = root.appendingPathComponent("long.jsonl")
+        try Data((0..<6).map { _ in "{\"prompt\": \"a\", \"chosen\": \"\(String(repeating: "y", count: 3000))\", \"rejected\": \"n\"}" }
+            .joined(separator: "\n").utf8).write(to: long)
+        XCTAssertThrowsError(try start(.dpo, long)) { XCTAssertTrue("\($0)".contains("tokens with its longer response, more than the model's context (512)"), "\($0)") }
         // The weights reach the loss: the file's, then 1 for the end token.
         let run = try start(.weightedDPO, weighted)
         let pair = try XCTUnwrap(run.data.trainPairs.first)
