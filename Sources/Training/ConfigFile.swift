@@ -1,4 +1,6 @@
 import Foundation
+import Rollout
+import Torch
 import Yams
 
 /// Reading and writing `RunConfig` as YAML.
@@ -141,8 +143,18 @@ extension RunConfig {
         }
         line = node?.mark?.line ?? line
         let key = path.map { $0.intValue.map { "[\($0)]" } ?? $0.stringValue }.joined(separator: ".").replacingOccurrences(of: ".[", with: "[")
+        if case .dataCorrupted = e, let choices = Self.choices[key] {
+            return TrainingError("\(file)\(line.map { ":\($0)" } ?? ""): '\(key)' is '\(node?.string ?? "?")'; expected one of \(choices.joined(separator: ", "))")
+        }
         return TrainingError("\(file)\(line.map { ":\($0)" } ?? ""): '\(key)': \(what)")
     }
+
+    /// The choices of the keys whose values decode into plain enums (the module configs list
+    /// their own choices).
+    static let choices: [String: [String]] = [
+        "optim.schedule": LRSchedule.Kind.allCases.map(\.rawValue),
+        "rollout.temperature_schedule.name": TemperatureScheduleConfig.Name.allCases.map(\.rawValue),
+    ]
 
     static func typeName(_ t: Any.Type) -> String {
         switch t {

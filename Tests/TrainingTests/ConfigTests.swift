@@ -55,6 +55,9 @@ final class ConfigTests: XCTestCase {
                        "run.yaml:3: unknown key 'optim.lrr' (known in 'optim': lr, schedule, weight_decay, max_grad_norm, warmup_steps, min_lr_ratio)")
         XCTAssertTrue(error("model: {}\nmodle: {}\n").hasPrefix("run.yaml:2: unknown key 'modle' (known in the top level: model, data,"), error("modle: {}"))
         XCTAssertEqual(error("train:\n  steps: many\n"), "run.yaml:2: 'train.steps': expected an integer")
+        XCTAssertEqual(error("optim:\n  schedule: cosin\n"), "run.yaml:2: 'optim.schedule' is 'cosin'; expected one of constant, linear, cosine")
+        XCTAssertEqual(error("rollout: {temperature_schedule: {name: adaptve}}"),
+                       "run.yaml:1: 'rollout.temperature_schedule.name' is 'adaptve'; expected one of constant, adaptive")
         XCTAssertEqual(error("rollout:\n  temperature: [1]\n"), "run.yaml:2: 'rollout.temperature': expected one value, not a list or mapping")
         XCTAssertEqual(error("data:\n  difficulty: 9\n"), "run.yaml: config: 'data.difficulty' must be 1…5, got 9")
         XCTAssertEqual(error("credit: {method: nope}"), "run.yaml: unknown method 'nope' (known: grpo, rloo, reinforce_pp, gae, tempo, spo_chain, spo_tree, pure, gigpo, hapo, tw_grpo, d3s, hicra)")
