@@ -42,9 +42,10 @@ struct StepInputs {
     /// The prompt tokens of rollout `i`.
     func prompt(of i: Int) -> [Int] { rollouts.prompts[rollouts.rolled[i].completion.promptIndex] }
 
-    /// Calls `body` with (group, member, rollout index) for every trained rollout.
-    func forEachMember(_ body: (Int, Int, Int) throws -> Void) rethrows {
-        for (g, m) in members.enumerated() { for (k, i) in m.enumerated() { try body(g, k, i) } }
+    /// Calls `body` with each trained rollout's credit trajectory, to fill in, and its rollout
+    /// index, in row order.
+    mutating func fill(_ body: (inout Trajectory, Int) throws -> Void) rethrows {
+        for (g, m) in members.enumerated() { for (k, i) in m.enumerated() { try body(&groups[g].trajectories[k], i) } }
     }
 
     var creditBatch: CreditBatch { CreditBatch(groups: groups, progress: progress) }

@@ -38,11 +38,9 @@ struct MonteCarloValues: InputProvider {
                 values[i]![k] += reward.score(input).value / Double(m)
             }
         }
-        var groups = inputs.groups
-        inputs.forEachMember { g, k, i in
-            groups[g].trajectories[k].segments = cuts[i]
-            groups[g].trajectories[k].segmentValues = values[i]
+        inputs.fill { t, i in
+            t.segments = cuts[i]
+            t.segmentValues = values[i]
         }
-        inputs.groups = groups
     }
 }

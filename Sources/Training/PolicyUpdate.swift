@@ -75,7 +75,7 @@ struct PolicyUpdate {
             let (l, m) = try loss(try batch(r, rows, leaves, owner))
             let share = loss.config.aggregation.share(tokens: part.tokens, rows: part.rows, ofTokens: all.tokens, rows: all.rows)
             (l * share).backward()
-            let tokenShare = all.tokens == 0 ? 0 : Double(part.tokens) / Double(all.tokens)
+            let tokenShare = Double(part.tokens) / Double(all.tokens)
             sums["loss", default: 0] += try l.item() * share
             for (k, v) in m {
                 switch k {

@@ -9,11 +9,7 @@ struct ProcessRewards: InputProvider {
 
     func provide(_ inputs: inout StepInputs) throws {
         let rollouts = inputs.rollouts
-        var groups = inputs.groups
-        inputs.forEachMember { g, k, i in
-            groups[g].trajectories[k].stepRewards = stepRewards(rollouts.scores[i].steps, tokens: rollouts.rolled[i].completion.tokens)
-        }
-        inputs.groups = groups
+        inputs.fill { t, i in t.stepRewards = stepRewards(rollouts.scores[i].steps, tokens: rollouts.rolled[i].completion.tokens) }
     }
 
     /// Process rewards at byte offsets of the response → the token that covers each offset.

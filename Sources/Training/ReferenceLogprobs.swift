@@ -30,11 +30,10 @@ struct ReferenceLogprobs: InputProvider {
         }
         inputs.refLogprobs = ref
         guard klForCredit else { return }
-        var groups = inputs.groups, row = 0
-        inputs.forEachMember { g, k, i in
-            groups[g].trajectories[k].kl = zip(rolled[i].completion.logprobs, ref[row]).map { $0 - $1 }
+        var row = 0
+        inputs.fill { t, i in
+            t.kl = zip(rolled[i].completion.logprobs, ref[row]).map { $0 - $1 }
             row += 1
         }
-        inputs.groups = groups
     }
 }

@@ -20,11 +20,9 @@ struct TreeRollouts: RolloutSource, InputProvider {
 
     func provide(_ inputs: inout StepInputs) throws {
         let rolled = inputs.rollouts.rolled
-        var groups = inputs.groups
-        inputs.forEachMember { g, k, i in
-            groups[g].trajectories[k].treePath = rolled[i].treePath
-            groups[g].trajectories[k].segments = rolled[i].segments
+        inputs.fill { t, i in
+            t.treePath = rolled[i].treePath
+            t.segments = rolled[i].segments
         }
-        inputs.groups = groups
     }
 }
