@@ -29,9 +29,9 @@ public struct TaskData: Sendable {
         for (p, line) in zip(pairs, set.lines) {
             do { try checkWeights(p, objective, tokenizer) } catch let e as TrainingError { throw TrainingError("\(data.task):\(line): \(e.message)") }
         }
-        func rendered(_ examples: [Example]) -> [PreferencePair] {
-            examples.compactMap { e in
-                guard case .preference(var p) = e else { return nil }
+        func rendered(_ indices: [Int]) -> [PreferencePair] {
+            indices.map { k in
+                var p = pairs[k]
                 p.prompt = render(p.prompt, data, chat)
                 return p
             }
@@ -69,10 +69,11 @@ public struct TaskData: Sendable {
         return chat.render(messages, addGenerationPrompt: true)
     }
 
-    /// A file's examples split by `data.seed`; `eval_size` is a count, or a share when below 1.
-    static func split(_ set: Dataset, _ data: RunConfig.DataSection, what: String) throws -> (train: [Example], eval: [Example]) {
+    /// A file's examples split by `data.seed`, as indices into `set.examples`; `eval_size` is a
+    /// count, or a share when below 1.
+    static func split(_ set: Dataset, _ data: RunConfig.DataSection, what: String) throws -> (train: [Int], eval: [Int]) {
         let fraction = data.evalSize < 1 ? data.evalSize : data.evalSize / Double(set.examples.count)
-        let (train, eval) = try set.split(evalFraction: Swift.min(fraction, 0.999), seed: data.seed)
+        let (train, eval) = try set.splitIndices(evalFraction: Swift.min(fraction, 0.999), seed: data.seed)
         guard !train.isEmpty else { throw TrainingError("\(data.task): no training \(what) are left after the eval split") }
         return (train, eval)
     }
@@ -105,9 +106,7 @@ public struct TaskData: Sendable {
             throw TrainingError("data: 'task' \(data.task) is neither a procedural task (\(known)) nor a JSONL file")
         }
         let set = try Dataset.load(URL(fileURLWithPath: data.task))
-        let fraction = data.evalSize < 1 ? data.evalSize : data.evalSize / Double(set.examples.count)
-        let (train, eval) = try set.splitIndices(evalFraction: Swift.min(fraction, 0.999), seed: data.seed)
-        guard !train.isEmpty else { throw TrainingError("\(data.task): no training examples are left after the eval split") }
+        let (train, eval) = try split(set, data, what: "examples")
         func samples(_ indices: [Int]) throws -> [TaskSample] {
             try indices.map { k in
                 let e = set.examples[k]
