@@ -9,11 +9,9 @@ public struct CreditRequest: Decodable, Sendable {
 
     /// A misspelled field would otherwise be dropped silently (and its method run without it).
     static func rejectUnknownFields<K: CodingKey & CaseIterable>(_ decoder: Decoder, _ keys: K.Type) throws {
-        let known = K.allCases.map(\.stringValue)
-        let given = try decoder.container(keyedBy: ParamReader.Key.self).allKeys.map(\.stringValue)
-        if let bad = given.sorted().first(where: { !known.contains($0) }) {
+        if let (bad, known) = try firstUnknownKey(decoder, keys) {
             let at = decoder.codingPath.isEmpty ? "" : DecodingErrorText.path(decoder.codingPath) + ": "
-            throw CreditError("\(at)unknown field '\(bad)' (known: \(known.sorted().joined(separator: ", ")))")
+            throw CreditError("\(at)unknown field '\(bad)' (known: \(known.joined(separator: ", ")))")
         }
     }
 

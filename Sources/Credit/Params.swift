@@ -1,3 +1,11 @@
+/// The first key (in sorted order) of the object `decoder` reads that is not one of `K`'s, with
+/// `K`'s keys sorted: the check behind every "unknown key" error of the JSON and YAML configs.
+public func firstUnknownKey<K: CodingKey & CaseIterable>(_ decoder: Decoder, _ keys: K.Type) throws -> (key: String, known: [String])? {
+    let known = K.allCases.map(\.stringValue)
+    let given = try decoder.container(keyedBy: ParamReader.Key.self).allKeys.map(\.stringValue)
+    return given.sorted().first { !known.contains($0) }.map { ($0, known.sorted()) }
+}
+
 /// Reads a method's `params` object: every key must be known to the method, and every value of
 /// the right type; errors name the method and the key. The same reader serves JSON and YAML.
 public final class ParamReader {

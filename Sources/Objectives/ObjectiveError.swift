@@ -1,3 +1,5 @@
+import Credit
+
 /// A bad objective configuration or input; the message names the key or field.
 public struct ObjectiveError: Error, CustomStringConvertible, Equatable {
     public let message: String
@@ -16,10 +18,8 @@ struct AnyKey: CodingKey {
 /// Rejects keys of the decoder's object that `K` does not list, so a typo in a config is an error
 /// instead of a silently ignored option.
 func rejectUnknownKeys<K: CodingKey & CaseIterable>(_ decoder: Decoder, _ keys: K.Type, in context: String) throws {
-    let known = Set(K.allCases.map(\.stringValue))
-    let c = try decoder.container(keyedBy: AnyKey.self)
-    if let bad = c.allKeys.map(\.stringValue).sorted().first(where: { !known.contains($0) }) {
-        throw ObjectiveError("\(context): unknown key '\(bad)' (known: \(known.sorted().joined(separator: ", ")))")
+    if let (bad, known) = try firstUnknownKey(decoder, keys) {
+        throw ObjectiveError("\(context): unknown key '\(bad)' (known: \(known.joined(separator: ", ")))")
     }
 }
 
