@@ -113,13 +113,14 @@ public enum Checkpoint {
     }
 
     /// Keeps the newest `keep` checkpoints that verify and deletes the ones older than those, so a
-    /// damaged newer folder never costs an intact one.
-    public static func prune(run: URL, keep: Int) {
+    /// damaged newer folder never costs an intact one. `written` is a step just written (and
+    /// hashed), which is not read back again.
+    public static func prune(run: URL, keep: Int, written: Int? = nil) {
         var intact = 0
         for s in steps(run: run) {
             if intact >= keep {
                 try? FileManager.default.removeItem(at: folder(run, step: s))
-            } else if (try? verify(folder(run, step: s))) != nil {
+            } else if s == written || (try? verify(folder(run, step: s))) != nil {
                 intact += 1
             }
         }

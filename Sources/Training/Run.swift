@@ -239,7 +239,7 @@ public final class TrainingRun {
             if config.output.checkpointEvery > 0, (s + 1) % config.output.checkpointEvery == 0 || s + 1 == t.steps || stopping != nil {
                 try Checkpoint.write(run: dir, state: .init(step: s + 1, seed: config.train.seed, entropyStatistics: trainer?.entropyStatistics),
                                      pretrained: pretrained, optimizer: optimizer)
-                Checkpoint.prune(run: dir, keep: config.output.keepCheckpoints)
+                Checkpoint.prune(run: dir, keep: config.output.keepCheckpoints, written: s + 1)
             }
             if let stopping {
                 let saved = config.output.checkpointEvery > 0 ? ", checkpoint step-\(s + 1) written" : " (output.checkpoint_every is 0: no checkpoint)"
