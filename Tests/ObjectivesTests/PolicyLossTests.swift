@@ -205,6 +205,10 @@ final class PolicyLossTests: XCTestCase {
         // On-policy (ρ = 1 everywhere) only the low-entropy tokens change; off, the loss is the plain one.
         let plain = try policy(PolicyLossConfig(), logp: lp, old: old, adv: adv)
         XCTAssertNotEqual(plain.loss, r.loss)
+        // β = 0 leaves every advantage as it is: the plain loss.
+        let off = try policy(cfg { $0.adaptiveAdvantage = .init(beta: 0) }, logp: lp, old: old, adv: adv, entropies: H)
+        XCTAssertEqual(off.loss, plain.loss, accuracy: 1e-12)
+        assertClose(off.grad[0], plain.grad[0], tol: 1e-12)
         XCTAssertEqual(error(cfg { $0.adaptiveAdvantage = .init(signFix: false); $0.adaptiveClip = .init() }),
                        "objective: 'adaptive_advantage' and 'adaptive_clip' share one entropy score: give them the same 'entropy_pivot' and 'sign_fix'")
     }
