@@ -14,6 +14,7 @@ let package = Package(
     platforms: [.macOS(.v13)],
     products: [
         .executable(name: "tokenwise", targets: ["TokenwiseCLI"]),
+        .executable(name: "tokenwise-fuzz", targets: ["TokenwiseFuzz"]),
         .library(name: "Torch", targets: ["Torch"]),
         .library(name: "Credit", targets: ["Credit"]),
         .library(name: "Rewards", targets: ["Rewards"]),
@@ -73,6 +74,10 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
+        // Seeded in-process mutation fuzzing of every parser a user's file reaches (scripts/fuzz.sh).
+        .target(name: "Fuzz", dependencies: ["Torch", "Models", "Credit", "Objectives", "Rewards", "Rollout", "Training"]),
+        .executableTarget(name: "TokenwiseFuzz", dependencies: ["Fuzz", "Torch"]),
+        .testTarget(name: "FuzzTests", dependencies: ["Fuzz", "Models"]),
         .testTarget(name: "TorchTests", dependencies: ["Torch"]),
         .testTarget(name: "ObjectivesTests", dependencies: ["Objectives", "Torch", "Credit"]),
         .testTarget(name: "ModelsTests", dependencies: ["Models", "Torch"], exclude: ["Fixtures"]),

@@ -143,7 +143,21 @@ public struct CreditResponse: Encodable {
         diagnostics = result.diagnostics
     }
 
+    /// The response as JSON; a non-finite result (inputs that overflow a double) is an error naming
+    /// where it is, not an encoder failure.
     public func json(pretty: Bool = false) throws -> Data {
+        for (g, group) in groups.enumerated() {
+            for (i, t) in group.trajectories.enumerated() {
+                for (name, values) in [("advantages", t.advantages), ("weights", t.weights)] {
+                    if let k = values.firstIndex(where: { !$0.isFinite }) {
+                        throw CreditError("groups[\(g)].trajectories[\(i)].\(name)[\(k)] is \(values[k]): the inputs overflow double precision")
+                    }
+                }
+            }
+        }
+        if let bad = diagnostics.sorted(by: { $0.key < $1.key }).first(where: { !$0.value.isFinite }) {
+            throw CreditError("diagnostic '\(bad.key)' is \(bad.value): the inputs overflow double precision")
+        }
         let enc = JSONEncoder()
         enc.outputFormatting = pretty ? [.prettyPrinted, .sortedKeys] : [.sortedKeys]
         return try enc.encode(self)

@@ -75,6 +75,20 @@ public final class GGUFFile {
         var pos = 0
         let path: String
         var context = "header"
+        var depth = 0
+        static let maxDepth = 8
+
+        /// The fewest bytes a value of `type` takes (1 for an unknown type, which then fails).
+        static func minimumSize(_ type: UInt32) -> Int {
+            switch type {
+            case 0, 1, 7: 1
+            case 2, 3: 2
+            case 4, 5, 6: 4
+            case 8, 10, 11, 12: 8
+            case 9: 12
+            default: 1
+            }
+        }
 
         mutating func take(_ n: Int) throws -> UnsafeRawBufferPointer {
             guard n >= 0, pos + n <= raw.count else {
@@ -108,10 +122,18 @@ public final class GGUFFile {
             case 7: return .bool(try u8() != 0)
             case 8: return .string(try string())
             case 9:
+                // Arrays of arrays are legal; a deep nest is a hostile file, not a model.
+                guard depth < Self.maxDepth else { throw ModelError("\(path): \(context) nests arrays more than \(Self.maxDepth) deep") }
                 let itemType = try u32()
                 let n = try count("array length")
+                // Every item takes at least its smallest encoding: the count cannot promise more than the file holds.
+                guard n <= (raw.count - pos) / Self.minimumSize(itemType) else {
+                    throw ModelError("\(path): \(context): array length \(n) is larger than the rest of the file")
+                }
                 var items = [Value]()
                 items.reserveCapacity(n)
+                depth += 1
+                defer { depth -= 1 }
                 for _ in 0..<n { items.append(try value(type: itemType)) }
                 return .array(items)
             case 10: return .uint(try u64())
@@ -149,9 +171,12 @@ public final class GGUFFile {
             var shape = [Int]()
             for _ in 0..<dims { shape.append(try c.count("dimension")) }
             let type = Int(try c.u32())
-            let offset = Int(try c.u64())
-            let n = shape.reduce(1, *)
-            let bytes = tw_gguf_type_size(Int32(type), Int64(n))
+            let rawOffset = try c.u64()
+            guard let offset = Int(exactly: rawOffset) else { throw ModelError("\(path): tensor '\(name)' has offset \(rawOffset), past any file") }
+            guard let n = elementCount(shape), n <= raw.count * 8 else {
+                throw ModelError("\(path): tensor '\(name)' has shape \(Array(shape.reversed())), more elements than the file could hold")
+            }
+            let bytes = type <= Int(Int32.max) ? tw_gguf_type_size(Int32(type), Int64(n)) : -1
             guard bytes >= 0 else {
                 let tname = typeNames[type].map { " (\($0))" } ?? ""
                 throw ModelError("\(path): tensor '\(name)' has unsupported type \(type)\(tname); supported: F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q4_K, Q6_K")
@@ -159,20 +184,32 @@ public final class GGUFFile {
             infos.append(TensorInfo(name: name, shape: shape.reversed(), ggmlType: type, offset: offset, byteCount: Int(bytes)))
         }
         let alignment = metadata["general.alignment"]?.int ?? 32
-        guard alignment > 0 else { throw ModelError("\(path): general.alignment must be positive") }
+        guard (1...65536).contains(alignment) else { throw ModelError("\(path): general.alignment must be 1…65536, got \(alignment)") }
         let dataStart = (c.pos + alignment - 1) / alignment * alignment
         var resolved = [TensorInfo]()
         for t in infos {
-            let start = dataStart + t.offset
+            let (start, over) = dataStart.addingReportingOverflow(t.offset)
             guard t.offset % alignment == 0 else {
                 throw ModelError("\(path): tensor '\(t.name)' offset \(t.offset) is not aligned to \(alignment)")
             }
-            guard start + t.byteCount <= raw.count else {
-                throw ModelError("\(path): tensor '\(t.name)' data (\(t.byteCount) bytes at \(start)) extends past the end of the file (\(raw.count) bytes)")
+            guard !over, start <= raw.count, t.byteCount <= raw.count - start else {
+                let at = over ? "offset \(t.offset)" : "\(start)"
+                throw ModelError("\(path): tensor '\(t.name)' data (\(t.byteCount) bytes at \(at)) extends past the end of the file (\(raw.count) bytes)")
             }
             resolved.append(TensorInfo(name: t.name, shape: t.shape, ggmlType: t.ggmlType, offset: start, byteCount: t.byteCount))
         }
         return (version, metadata, resolved)
+    }
+
+    /// The product of `shape`, or nil when it overflows.
+    static func elementCount(_ shape: [Int]) -> Int? {
+        var n = 1
+        for d in shape {
+            let (m, over) = n.multipliedReportingOverflow(by: d)
+            if over { return nil }
+            n = m
+        }
+        return n
     }
 
     /// Dequantises `count` elements of ggml type `type` from `bytes`.

@@ -32,6 +32,14 @@ extension Tokenizer {
             added[content] = id
             if (t["special"] as? Bool) ?? false { special.insert(id) }
         }
+        // Ids index the token table: each must be >= 0, and the table may have a few holes but not
+        // be mostly empty (an id of 2^62 would ask for an exabyte).
+        let entries = vocab.count + added.count
+        for (what, table) in [("model.vocab", vocab), ("added_tokens", added)] {
+            if let (t, id) = table.first(where: { $0.value < 0 || $0.value >= 2 * entries + 1024 }) {
+                throw ModelError("\(path): \(what) gives '\(t)' the id \(id); ids must be 0…\(2 * entries + 1023) for \(entries) tokens")
+            }
+        }
         let size = Swift.max((vocab.values.max() ?? -1), (added.values.max() ?? -1)) + 1
         var tokens = [String](repeating: "", count: size)
         for (t, id) in vocab { tokens[id] = t }

@@ -98,6 +98,20 @@ public enum ObjectiveJSON {
         return tensor(items.map { get($0)! }, dtype)
     }
 
+    /// The response as JSON text; a non-finite value (inputs that overflow) is an error naming the
+    /// field, not a serialisation failure.
+    public static func encode(_ out: [String: Any], pretty: Bool = false) throws -> Data {
+        func check(_ v: Any, _ at: String) throws {
+            if let d = v as? Double, !d.isFinite { throw ObjectiveError("\(at) is \(d): the inputs overflow double precision") }
+            if let list = v as? [Any] { for (k, x) in list.enumerated() { try check(x, "\(at)[\(k)]") } }
+            if let obj = v as? [String: Any] { for (k, x) in obj.sorted(by: { $0.key < $1.key }) { try check(x, at.isEmpty ? k : "\(at).\(k)") } }
+        }
+        try check(out, "")
+        var options: JSONSerialization.WritingOptions = [.sortedKeys]
+        if pretty { options.insert(.prettyPrinted) }
+        return try JSONSerialization.data(withJSONObject: out, options: options)
+    }
+
     /// Evaluates a request and returns the response JSON object.
     public static func evaluate(_ data: Data, dtype: DType = .float64) throws -> [String: Any] {
         let request: Request

@@ -51,13 +51,14 @@ struct CreditCommand: ParsableCommand {
             source = "stdin"
         }
         let request = try CreditRequest.parse(data, source: source)
-        let result: CreditResult
+        let json: Data
         do {
-            result = try request.config.estimator.estimate(request.batch)
+            let result = try request.config.estimator.estimate(request.batch)
+            json = try CreditResponse(request: request, result: result).json(pretty: pretty)
         } catch let e as CreditError {
             throw CreditError("\(source): \(e.message)")
         }
-        FileHandle.standardOutput.write(try CreditResponse(request: request, result: result).json(pretty: pretty))
+        FileHandle.standardOutput.write(json)
         FileHandle.standardOutput.write(Data("\n".utf8))
     }
 }

@@ -52,9 +52,9 @@ struct ObjectiveCommand: ParsableCommand {
         } catch let e as TorchError {
             throw ObjectiveError("\(source): \(e.message)")
         }
-        var options: JSONSerialization.WritingOptions = [.sortedKeys]
-        if pretty { options.insert(.prettyPrinted) }
-        FileHandle.standardOutput.write(try JSONSerialization.data(withJSONObject: out, options: options))
+        let json: Data
+        do { json = try ObjectiveJSON.encode(out, pretty: pretty) } catch let e as ObjectiveError { throw ObjectiveError("\(source): \(e.message)") }
+        FileHandle.standardOutput.write(json)
         FileHandle.standardOutput.write(Data("\n".utf8))
     }
 }

@@ -16,41 +16,76 @@ public struct Dataset: Sendable {
     public let examples: [Example]
     /// The file line of each example (1-based), for error messages.
     public let lines: [Int]
+    /// Columns the file has that Tokenwise does not read (an `id`, a `source`…), sorted.
+    public let unusedFields: [String]
 
-    public init(examples: [Example], lines: [Int]? = nil) {
+    public init(examples: [Example], lines: [Int]? = nil, unusedFields: [String] = []) {
         self.examples = examples
         self.lines = lines ?? Array(1...Swift.max(examples.count, 1)).prefix(examples.count).map { $0 }
+        self.unusedFields = unusedFields
     }
+
+    /// The fields Tokenwise reads from a line.
+    public static let fields = ["answer", "chosen", "chosen_kl_weights", "chosen_weights", "messages", "prompt", "rejected",
+                                "rejected_kl_weights", "rejected_weights"]
 
     /// Parses a JSONL file; a bad line is an error naming the file and the line number.
     public static func load(_ url: URL) throws -> Dataset {
         guard let data = FileManager.default.contents(atPath: url.path) else { throw TrainingError("\(url.path): cannot read the dataset") }
         guard let text = String(data: data, encoding: .utf8) else { throw TrainingError("\(url.path): not UTF-8 text") }
-        var examples = [Example](), lines = [Int]()
+        var examples = [Example](), lines = [Int](), unused = Set<String>()
         for (k, line) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
             let trimmed = line.trimmingCharacters(in: .whitespaces)
             if trimmed.isEmpty { continue }
             do {
-                examples.append(try parse(Data(trimmed.utf8)))
+                let (example, extra) = try parse(Data(trimmed.utf8))
+                examples.append(example)
+                unused.formUnion(extra)
                 lines.append(k + 1)
             } catch let e as TrainingError {
                 throw TrainingError("\(url.path):\(k + 1): \(e.message)")
             }
         }
         guard !examples.isEmpty else { throw TrainingError("\(url.path): no examples") }
-        return Dataset(examples: examples, lines: lines)
+        return Dataset(examples: examples, lines: lines, unusedFields: unused.sorted())
     }
 
-    static func parse(_ line: Data) throws -> Example {
+    /// A line's example and the columns it has that Tokenwise does not read. Other columns are
+    /// allowed (users' data carries ids and sources), but one a letter or two from a field Tokenwise
+    /// reads is a typo that would otherwise drop that field silently.
+    static func parse(_ line: Data) throws -> (Example, [String]) {
         guard let obj = try? JSONSerialization.jsonObject(with: line) as? [String: Any] else { throw TrainingError("not a JSON object") }
+        let extra = obj.keys.filter { !fields.contains($0) }.sorted()
+        for key in extra {
+            if let near = fields.first(where: { editDistance($0, key) <= 2 }) {
+                throw TrainingError("unknown field '\(key)': did you mean '\(near)'? (fields read: \(fields.joined(separator: ", ")); other columns are ignored)")
+            }
+        }
+        return (try example(obj), extra)
+    }
+
+    /// Levenshtein distance, for the typo check (keys are short).
+    static func editDistance(_ a: String, _ b: String) -> Int {
+        let a = Array(a), b = Array(b)
+        guard !a.isEmpty, !b.isEmpty else { return a.count + b.count }
+        var row = Array(0...b.count)
+        for i in 1...a.count {
+            var diagonal = row[0]
+            row[0] = i
+            for j in 1...b.count {
+                let above = row[j]
+                row[j] = Swift.min(above + 1, row[j - 1] + 1, diagonal + (a[i - 1] == b[j - 1] ? 0 : 1))
+                diagonal = above
+            }
+        }
+        return row[b.count]
+    }
+
+    static func example(_ obj: [String: Any]) throws -> Example {
         func string(_ k: String) throws -> String? {
             guard let v = obj[k] else { return nil }
             guard let s = v as? String else { throw TrainingError("'\(k)' must be a string") }
             return s
-        }
-        let known = ["answer", "chosen", "chosen_kl_weights", "chosen_weights", "messages", "prompt", "rejected", "rejected_kl_weights", "rejected_weights"]
-        if let extra = obj.keys.sorted().first(where: { !known.contains($0) }) {
-            throw TrainingError("unknown field '\(extra)' (known: \(known.joined(separator: ", ")))")
         }
         func numbers(_ k: String) throws -> [Double]? {
             guard let v = obj[k] else { return nil }

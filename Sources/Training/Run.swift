@@ -182,7 +182,7 @@ public final class TrainingRun {
         let t = config.train
         say("tokenwise train — \(config.model.path), \(config.preference?.name.rawValue ?? config.credit.method.rawValue), task \(config.data.task) (difficulty \(config.data.difficulty)), "
             + "\(t.steps) steps × \(t.promptsPerStep) prompts × \(t.samplesPerPrompt) samples, \(Torch.threads) thread(s) → \(dir.path)")
-        for w in config.warnings { warn(w) }
+        for w in config.warnings + data.notes { warn(w) }
         if startStep == 0 && config.eval.before && !JSONLines.contains(dir.appendingPathComponent("eval.jsonl"), phase: "before") {
             try evaluate(step: 0, phase: "before")
         }

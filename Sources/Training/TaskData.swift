@@ -11,6 +11,8 @@ public struct TaskData: Sendable {
     /// Preference pairs (preference objectives only; then `train` and `eval` are empty).
     public var trainPairs: [PreferencePair] = []
     public var evalPairs: [PreferencePair] = []
+    /// What loading decided that the user should hear (columns of the file that were not read).
+    public var notes: [String] = []
 
     /// The preference pairs of a JSONL file, split by seed; every line must be a pair, with
     /// per-token weights exactly when `objective` reads them.
@@ -37,7 +39,9 @@ public struct TaskData: Sendable {
             }
         }
         let (train, eval) = try split(set, data, what: "pairs")
-        return TaskData(train: [], eval: [], reward: CompositeReward([]), trainPairs: rendered(train), evalPairs: rendered(eval))
+        var out = TaskData(train: [], eval: [], reward: CompositeReward([]), trainPairs: rendered(train), evalPairs: rendered(eval))
+        out.notes = unusedNote(set, data.task)
+        return out
     }
 
     /// A pair has per-token weights exactly when the objective reads them, one per response token.
@@ -110,13 +114,21 @@ public struct TaskData: Sendable {
         func samples(_ indices: [Int]) throws -> [TaskSample] {
             try indices.map { k in
                 let e = set.examples[k]
-                var s = try e.taskSample(chat: chat)
+                var s: TaskSample
+                do { s = try e.taskSample(chat: chat) } catch let err as TrainingError { throw TrainingError("\(data.task):\(set.lines[k]): \(err.message)") }
                 if data.system != nil, case .prompt(let p, _) = e { s.prompt = render(p) }
                 s.source = "\(data.task):\(set.lines[k])"
                 return s
             }
         }
-        return TaskData(train: try samples(train), eval: try samples(eval),
-                        reward: reward?.reward ?? CompositeReward([(1, CorrectnessReward(extractor: .lastNumber))]))
+        var out = TaskData(train: try samples(train), eval: try samples(eval),
+                           reward: reward?.reward ?? CompositeReward([(1, CorrectnessReward(extractor: .lastNumber))]))
+        out.notes = unusedNote(set, data.task)
+        return out
+    }
+
+    static func unusedNote(_ set: Dataset, _ file: String) -> [String] {
+        guard !set.unusedFields.isEmpty else { return [] }
+        return ["\(file): the columns \(set.unusedFields.map { "'\($0)'" }.joined(separator: ", ")) are not read (Tokenwise reads \(Dataset.fields.joined(separator: ", ")))"]
     }
 }

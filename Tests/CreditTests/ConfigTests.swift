@@ -66,6 +66,11 @@ import Testing
             == "input: unknown field 'group' (known: groups, method, params, progress)")
         #expect(message { _ = try CreditRequest.parse(Data(#"{"method":"grpo","groups":[{"id":"q","trajectories":[],"position_score":[]}]}"#.utf8)) }
             == "input: groups[0]: unknown field 'position_score' (known: id, position_scores, trajectories)")
+        // Rewards whose sum overflows a double gave an encoder failure (found by the fuzz suite).
+        let huge = try CreditRequest.parse(Data(#"{"method":"rloo","groups":[{"id":"q","trajectories":[{"tokens":[1],"reward":1.7e308},{"tokens":[2],"reward":1.7e308},{"tokens":[3],"reward":-1.7e308}]}]}"#.utf8))
+        let overflow = try huge.config.estimator.estimate(huge.batch)
+        #expect(message { _ = try CreditResponse(request: huge, result: overflow).json() }
+            == "groups[0].trajectories[0].advantages[0] is inf: the inputs overflow double precision")
     }
 
     @Test func batchLevelValidation() {

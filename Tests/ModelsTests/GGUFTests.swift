@@ -80,5 +80,38 @@ final class GGUFTests: XCTestCase {
         XCTAssertEqual(typed[typeOffset], 0)
         typed[typeOffset] = 13
         XCTAssertEqual(open(typed, "type"), "type: tensor 't' has unsupported type 13 (Q5_K); supported: F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q4_K, Q6_K")
+        typed[typeOffset..<(typeOffset + 4)] = [0xFF, 0xFF, 0xFF, 0xFF]   // past Int32: trapped on the conversion
+        XCTAssertEqual(open(typed, "type32"), "type32: tensor 't' has unsupported type 4294967295; supported: F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q4_K, Q6_K")
+    }
+
+    /// Structures found by the fuzz suite that trapped or overflowed the stack before any check.
+    func testHostileStructuresAreErrors() throws {
+        let dir = try tempDir()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        func open(_ bytes: [UInt8], _ name: String) -> String {
+            let url = dir.appendingPathComponent(name)
+            try! Data(bytes).write(to: url)
+            do { _ = try GGUFFile(url: url); return "no error" } catch { return "\(error)".replacingOccurrences(of: url.path, with: name) }
+        }
+        func u32(_ x: UInt32) -> [UInt8] { withUnsafeBytes(of: x.littleEndian) { Array($0) } }
+        func u64(_ x: UInt64) -> [UInt8] { withUnsafeBytes(of: x.littleEndian) { Array($0) } }
+        let head = Array("GGUF".utf8) + u32(3)
+        // Arrays nested 100,000 deep overflowed the recursive reader's stack.
+        let deep = head + u64(0) + u64(1) + u64(1) + Array("d".utf8) + u32(9) + Array(repeating: u32(9) + u64(1), count: 100_000).flatMap { $0 }
+        XCTAssertEqual(open(deep, "deep"), "deep: metadata 'd' nests arrays more than 8 deep")
+        // An array length the file cannot hold reserved that many items first.
+        let long = head + u64(0) + u64(1) + u64(1) + Array("a".utf8) + u32(9) + u32(8) + u64(80) + [UInt8](repeating: 0, count: 64)
+        XCTAssertEqual(open(long, "long"), "long: metadata 'a': array length 80 is larger than the rest of the file")
+        // One tensor info: name "t", then dims, type and offset as given.
+        func tensor(_ dims: [UInt64], offset: UInt64, alignment: UInt64? = nil) -> [UInt8] {
+            let meta = alignment.map { u64(17) + Array("general.alignment".utf8) + u32(10) + u64($0) } ?? []
+            return head + u64(1) + u64(alignment == nil ? 0 : 1) + meta + u64(1) + Array("t".utf8) + u32(UInt32(dims.count)) + dims.flatMap(u64)
+                + u32(0) + u64(offset) + [UInt8](repeating: 0, count: 256)
+        }
+        XCTAssertEqual(open(tensor([4], offset: 1 << 63), "offset"), "offset: tensor 't' has offset 9223372036854775808, past any file")
+        let near = open(tensor([4], offset: UInt64(Int.max) - 31), "near")
+        XCTAssertTrue(near.hasPrefix("near: tensor 't' data (16 bytes at offset 9223372036854775776) extends past the end of the file"), near)
+        XCTAssertEqual(open(tensor([200, 200, 200, 200], offset: 0), "dims"), "dims: tensor 't' has shape [200, 200, 200, 200], more elements than the file could hold")
+        XCTAssertEqual(open(tensor([4], offset: 0, alignment: UInt64(Int.max)), "align"), "align: general.alignment must be 1…65536, got 9223372036854775807")
     }
 }

@@ -68,6 +68,27 @@ final class TokenizerTests: XCTestCase {
         XCTAssertThrowsError(try Tokenizer.load(tokenizerJSON: url)) {
             XCTAssertTrue("\($0)".hasSuffix("pre_tokenizer 'Metaspace' is not supported (supported: GPT-2 ByteLevel, SmolLM2 Digits+ByteLevel, Llama-3 and Qwen2 Split+ByteLevel)"), "\($0)")
         }
+        // Ids index the token table: negative ones trapped, 2^62 asked for an exabyte.
+        let good = try JSONSerialization.jsonObject(with: t.tokenizerJSON()) as! [String: Any]
+        for (field, id) in [("vocab", -1), ("vocab", 1 << 62), ("added", Int.max), ("added", -5)] {
+            var bad = good
+            if field == "vocab" {
+                var model = bad["model"] as! [String: Any]
+                var v = model["vocab"] as! [String: Int]
+                v["hello"] = id
+                model["vocab"] = v
+                bad["model"] = model
+            } else {
+                var added = bad["added_tokens"] as! [[String: Any]]
+                added[0]["id"] = id
+                bad["added_tokens"] = added
+            }
+            try JSONSerialization.data(withJSONObject: bad).write(to: url)
+            XCTAssertThrowsError(try Tokenizer.load(tokenizerJSON: url)) {
+                let what = field == "vocab" ? "model.vocab gives 'hello'" : "added_tokens gives '<|im_start|>'"
+                XCTAssertEqual("\($0)", "\(url.path): \(what) the id \(id); ids must be 0…\(2 * (270 + 3) + 1023) for \(270 + 3) tokens")
+            }
+        }
         obj["model"] = ["type": "Unigram"]
         try JSONSerialization.data(withJSONObject: obj).write(to: url)
         XCTAssertThrowsError(try Tokenizer.load(tokenizerJSON: url)) { XCTAssertEqual("\($0)", "\(url.path): model.type 'Unigram' is not supported (only BPE)") }
