@@ -14,7 +14,8 @@ targets="${3:-gguf,hf_dir,tokenizer_json,yaml,jsonl,credit_json,objective_json}"
 [[ "$cases" =~ ^[0-9]+$ && "$cases" -ge 1 ]] || { echo "fuzz.sh: CASES_PER_PARSER must be a positive whole number, got '$cases'" >&2; exit 2; }
 
 scripts/setup.sh libtorch >/dev/null
-swift build -c release --product tokenwise-fuzz >/dev/null
+# The same flags as the test command's release build, so the two share one build.
+swift build -c release --static-swift-stdlib --product tokenwise-fuzz >/dev/null
 work="$(mktemp -d "${TMPDIR:-/tmp}/tokenwise-fuzz.XXXXXX")"
 # The binary is copied so that a rebuild during a long campaign does not change it under the run.
 cp .build/release/tokenwise-fuzz "$work/tokenwise-fuzz"

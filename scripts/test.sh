@@ -47,5 +47,8 @@ if [[ -z "${TOKENWISE_SKIP_RELEASE:-}" ]]; then
   env -i LD_LIBRARY_PATH="$lib" "$bin" --version
   env -i LD_LIBRARY_PATH="$lib" "$bin" bench matmul --sizes 128 --seconds 0.2 --threads 1 --json
   release_checks=1
+  # The short fuzz campaign: 10,000 seeded cases for each parser (scripts/fuzz.sh N runs longer ones).
+  scripts/fuzz.sh 10000 1
+  release_checks=2
 fi
 echo "tokenwise: $((total - failed + release_checks)) passed, $failed failed"

@@ -55,7 +55,7 @@ public enum Safetensors {
             try fh.synchronize()
         } catch {
             try? FileManager.default.removeItem(at: tmp)
-            throw TorchError("\(url.path): write failed: \(error)")
+            throw TorchError("\(url.path): write failed: \(FileErrors.reason(error))")
         }
         guard rename(tmp.path, url.path) == 0 else {
             let reason = String(cString: strerror(errno))

@@ -77,3 +77,34 @@ func ffiRecording<R>(_ body: (ErrorOut) -> R) -> R {
     if let message { ErrorScope.record(message) }
     return r
 }
+
+/// Readable text for file-system failures: Foundation's errors print as `Error Domain=NSCocoaErrorDomain
+/// Code=640 … NSUnderlyingError=…`; the reason a user can act on is the POSIX one underneath.
+public enum FileErrors {
+    /// The POSIX reason ("No space left on device") if there is one, else Foundation's description.
+    public static func reason(_ error: Error) -> String {
+        let ns = error as NSError
+        if let posix = posixCode(ns) { return String(cString: strerror(posix)) }
+        return ns.domain == NSCocoaErrorDomain ? ns.localizedDescription : "\(error)"
+    }
+
+    /// The file a Foundation error is about, when it says.
+    public static func path(_ error: Error) -> String? {
+        let info = (error as NSError).userInfo
+        return (info[NSFilePathErrorKey] as? String) ?? (info[NSURLErrorKey] as? URL)?.path
+    }
+
+    /// True when the error is ENOSPC or EDQUOT (a full disk or quota), however deep it is wrapped,
+    /// or is one of ours whose message carries that reason.
+    public static func isDiskFull(_ error: Error) -> Bool {
+        if let code = posixCode(error as NSError) { return code == ENOSPC || code == EDQUOT }
+        let text = "\(error)"
+        return [ENOSPC, EDQUOT].contains { text.contains(String(cString: strerror($0))) }
+    }
+
+    static func posixCode(_ ns: NSError) -> Int32? {
+        if ns.domain == NSPOSIXErrorDomain { return Int32(ns.code) }
+        if let under = ns.userInfo[NSUnderlyingErrorKey] as? NSError { return posixCode(under) }
+        return nil
+    }
+}

@@ -32,6 +32,19 @@ public enum Checkpoint {
         try fm.createDirectory(at: parent, withIntermediateDirectories: true)
         let tmp = parent.appendingPathComponent(".step-\(step).tmp")
         try? fm.removeItem(at: tmp)
+        do {
+            try fill(tmp, state: state, pretrained: pretrained, optimizer: optimizer)
+        } catch {
+            // A failed write (a full disk) leaves nothing half-made beside the complete checkpoints.
+            try? fm.removeItem(at: tmp)
+            throw error
+        }
+        let final = folder(run, step: step)
+        try? fm.removeItem(at: final)
+        try fm.moveItem(at: tmp, to: final)
+    }
+
+    static func fill(_ tmp: URL, state: State, pretrained: Pretrained, optimizer: AdamW) throws {
         if let lora = pretrained.model.lora {
             try lora.save(to: tmp)
         } else {
@@ -40,15 +53,12 @@ public enum Checkpoint {
         try optimizer.save(to: tmp.appendingPathComponent("optimizer.safetensors"))
         try JSONEncoder().encode(state).write(to: tmp.appendingPathComponent("trainer_state.json"))
         var files: [String: [String: String]] = [:]
-        for name in try fm.contentsOfDirectory(atPath: tmp.path).sorted() {
+        for name in try FileManager.default.contentsOfDirectory(atPath: tmp.path).sorted() {
             let url = tmp.appendingPathComponent(name)
             files[name] = ["bytes": String(try size(url)), "fnv1a64": try hash(url)]
         }
         try JSONSerialization.data(withJSONObject: ["files": files], options: [.prettyPrinted, .sortedKeys])
             .write(to: tmp.appendingPathComponent("manifest.json"))
-        let final = folder(run, step: step)
-        try? fm.removeItem(at: final)
-        try fm.moveItem(at: tmp, to: final)
     }
 
     /// The checkpoint's state, or an error saying what is wrong with it.

@@ -225,11 +225,13 @@ public final class TrainingRun {
             }
             var line: [String: Any] = metrics
             line["step"] = s + 1
-            try JSONLines.append(line, to: dir.appendingPathComponent("metrics.jsonl"))
-            for r in (trainer?.lastRecords ?? []).prefix(config.output.samplesPerStep) {
-                var rec = try JSONLines.object(r)
-                rec["step"] = s + 1
-                try JSONLines.append(rec, to: dir.appendingPathComponent("samples.jsonl"))
+            try writing(step: s + 1) {
+                try JSONLines.append(line, to: dir.appendingPathComponent("metrics.jsonl"))
+                for r in (trainer?.lastRecords ?? []).prefix(config.output.samplesPerStep) {
+                    var rec = try JSONLines.object(r)
+                    rec["step"] = s + 1
+                    try JSONLines.append(rec, to: dir.appendingPathComponent("samples.jsonl"))
+                }
             }
             counter += 1
             startStep = s + 1
@@ -237,8 +239,10 @@ public final class TrainingRun {
             let stopping = stop.requested
             if stopping == nil, config.eval.every > 0, (s + 1) % config.eval.every == 0, s + 1 < t.steps { try evaluate(step: s + 1, phase: "during") }
             if config.output.checkpointEvery > 0, (s + 1) % config.output.checkpointEvery == 0 || s + 1 == t.steps || stopping != nil {
-                try Checkpoint.write(run: dir, state: .init(step: s + 1, seed: config.train.seed, entropyStatistics: trainer?.entropyStatistics),
-                                     pretrained: pretrained, optimizer: optimizer)
+                try writing(step: s + 1) {
+                    try Checkpoint.write(run: dir, state: .init(step: s + 1, seed: config.train.seed, entropyStatistics: trainer?.entropyStatistics),
+                                         pretrained: pretrained, optimizer: optimizer)
+                }
                 Checkpoint.prune(run: dir, keep: config.output.keepCheckpoints, written: s + 1)
             }
             if let stopping {
@@ -246,6 +250,19 @@ public final class TrainingRun {
                 throw TrainingStopped(signal: stopping, description: "stopped by \(StopRequest.name(stopping)) after step \(s + 1)\(saved); "
                     + "continue with: tokenwise train --resume \(dir.path)")
             }
+        }
+    }
+
+    /// Runs a write of step `step`'s files; a full disk becomes an error that says what survived
+    /// (the newest complete checkpoint) and how to continue once there is room.
+    func writing(step: Int, _ body: () throws -> Void) throws {
+        do { try body() } catch {
+            guard FileErrors.isDiskFull(error) else { throw error }
+            let detail = FileErrors.path(error).map { "\($0): \(FileErrors.reason(error))" } ?? "\(error)"
+            let last = Checkpoint.latest(run: dir, notice: { _ in }).map { "the last complete checkpoint is \($0.0.path) (step \($0.1.step))" }
+                ?? "no checkpoint was completed"
+            throw TrainingError("the disk is full: step \(step)'s files could not be written (\(detail)); \(last). "
+                                + "Free space, then continue with: tokenwise train --resume \(dir.path)")
         }
     }
 

@@ -120,6 +120,13 @@ final class CLITests: XCTestCase {
         } ?? []
     }
 
+    /// A run's metrics without the timings: what a resumed run must reproduce exactly.
+    func replayable(_ dir: URL) -> [[String: Double]] {
+        lines(dir.appendingPathComponent("metrics.jsonl")).map { line in
+            line.compactMapValues { ($0 as? NSNumber)?.doubleValue }.filter { !$0.key.contains("seconds") && !$0.key.contains("per_second") }
+        }
+    }
+
     func testTrainEvalAndReportOnATinyModel() throws {
         let root = try temporary()
         let run = root.appendingPathComponent("run").path
@@ -286,11 +293,6 @@ final class CLITests: XCTestCase {
         let resumed = try tokenwise(["train", "--resume", cut.path, "--threads", "1"])
         XCTAssertEqual(resumed.status, 0, resumed.stderr)
         XCTAssertTrue(resumed.stdout.contains("resuming \(cut.path) after step 10"), resumed.stdout)
-        func replayable(_ dir: URL) -> [[String: Double]] {
-            lines(dir.appendingPathComponent("metrics.jsonl")).map { line in
-                line.compactMapValues { ($0 as? NSNumber)?.doubleValue }.filter { !$0.key.contains("seconds") && !$0.key.contains("per_second") }
-            }
-        }
         XCTAssertEqual(replayable(cut).count, 40)
         XCTAssertEqual(replayable(cut), replayable(whole))
         XCTAssertEqual(lines(cut.appendingPathComponent("samples.jsonl")).count, lines(whole.appendingPathComponent("samples.jsonl")).count)
