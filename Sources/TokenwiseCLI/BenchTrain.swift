@@ -20,6 +20,14 @@ struct BenchTrain: ParsableCommand {
     @Option(help: "Steps to time.") var steps = 2
     @Option(name: .customLong("micro-batch"), help: "Rows per forward/backward (0: all).") var microBatch = 8
 
+    func validate() throws {
+        for (name, v, most) in [("--prompts", prompts, 4096), ("--samples", samples, RunConfig.Limits.samples), ("--new-tokens", newTokens, 1 << 20),
+                                ("--steps", steps, 100_000)] where !(1...most).contains(v) {
+            throw ValidationError("\(name) must be 1…\(most), got \(v)")
+        }
+        guard microBatch >= 0 else { throw ValidationError("--micro-batch must be >= 0 (0: all rows), got \(microBatch)") }
+    }
+
     func run() throws {
         let device = try runtime.apply()
         let p = try modelOptions.load(device: device)

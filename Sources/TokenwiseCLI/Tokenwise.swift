@@ -15,12 +15,31 @@ struct Tokenwise: ParsableCommand {
     /// reason", not as Foundation's `Error Domain=NSCocoaErrorDomain Code=…` dump.
     static func main() {
         do {
-            var command = try parseAsRoot()
+            var command = try parseAsRoot(joiningNegativeValues(Array(CommandLine.arguments.dropFirst())))
             try command.run()
         } catch {
             exit(withError: FileSystemError(error) ?? error)
         }
     }
+}
+
+/// `--prompts -5` as `--prompts=-5`: ArgumentParser takes a value that starts with '-' for an option
+/// and reports the value missing, where the option's own check names the bound it breaks.
+func joiningNegativeValues(_ args: [String]) -> [String] {
+    var out = [String]()
+    var i = 0
+    while i < args.count {
+        let a = args[i]
+        if a.hasPrefix("--"), !a.contains("="), i + 1 < args.count, args[i + 1].count > 1, args[i + 1].hasPrefix("-"),
+           Double(args[i + 1]) != nil || args[i + 1].lowercased() == "-inf" {
+            out.append("\(a)=\(args[i + 1])")
+            i += 2
+        } else {
+            out.append(a)
+            i += 1
+        }
+    }
+    return out
 }
 
 struct FileSystemError: Error, CustomStringConvertible {

@@ -193,6 +193,11 @@ final class CLITests: XCTestCase {
             (["train", "--preset", "tiny", "--set", "optim.lr=1e400", "--out", run.path], "'optim.lr' must be positive and finite"),
             (["generate", "--model", "tiny-random", "--prompt", "hi", "--max-tokens", "100000000"], "exceeds the model's context"),
             (["logprobs", "--model", "tiny-random", "--text", String(repeating: "a", count: 5000)], "longer than the model's context"),
+            // A negative count read as "Missing value for '--prompts'": it now meets the option's own check.
+            (["eval", "--model", "tiny-random", "--prompts", "-5"], "--prompts must be positive and at most 10000000, got -5.0"),
+            (["eval", "--model", "tiny-random", "--threads", "-2"], "--threads must be at least 1, got -2"),
+            (["generate", "--model", "tiny-random", "--prompt", "hi", "--max-tokens", "-1"], "--max-tokens must be positive, got -1"),
+            (["bench", "train", "--model", "tiny-random", "--steps", "-1"], "--steps must be 1…100000, got -1"),
         ]
         for (args, message) in cases {
             let r = try tokenwise(args)
