@@ -91,7 +91,7 @@ public struct CreditRequest: Decodable, Sendable {
         } catch let e as CreditError {
             throw CreditError("\(source): \(e.message)")
         } catch let e as DecodingError {
-            throw CreditError("\(source): \(DecodingErrorText.describe(e))")
+            throw CreditError("\(source): \(DecodingErrorText.describe(e, data: data, wholeNumbers: ["tokens", "index", "segments", "planning"]))")
         }
     }
 }
@@ -105,6 +105,39 @@ public enum DecodingErrorText {
             if let i = key.intValue { s += "[\(i)]" } else { s += s.isEmpty ? key.stringValue : ".\(key.stringValue)" }
         }
         return s.isEmpty ? "the top level" : s
+    }
+
+    /// As `describe(_:)`, but when Foundation calls valid JSON "not valid JSON" (it does so for a
+    /// number that does not fit an integer field, such as `1e30` or `1.5` as a token id), finds that
+    /// number under one of `wholeNumbers`' keys and names it.
+    public static func describe(_ e: DecodingError, data: Data, wholeNumbers: Set<String>) -> String {
+        guard case .dataCorrupted(let ctx) = e, ctx.codingPath.isEmpty else { return describe(e) }
+        let root: Any
+        do { root = try JSONSerialization.jsonObject(with: data, options: [.fragmentsAllowed]) } catch {
+            // Its parser says where (JSONDecoder's does not).
+            let detail = (error as NSError).userInfo[NSDebugDescriptionErrorKey] as? String
+            return "not valid JSON (\(detail ?? ctx.debugDescription))"
+        }
+        if let (at, value) = firstNonInteger(root, path: "", keys: wholeNumbers, inKey: false) {
+            return "\(at) is \(value); it must be a whole number (at most \(Int.max) in size)"
+        }
+        return "a number does not fit its field (a whole number was expected, or a value is out of range)"
+    }
+
+    static func firstNonInteger(_ v: Any, path: String, keys: Set<String>, inKey: Bool) -> (String, String)? {
+        if let n = v as? NSNumber, inKey, String(describing: type(of: n)) != "__NSCFBoolean" {
+            return Int(exactly: n.doubleValue) == nil || n.doubleValue.rounded() != n.doubleValue ? (path, "\(n)") : nil
+        }
+        if let list = v as? [Any] {
+            for (k, x) in list.enumerated() { if let hit = firstNonInteger(x, path: "\(path)[\(k)]", keys: keys, inKey: inKey) { return hit } }
+        }
+        if let obj = v as? [String: Any] {
+            for (k, x) in obj.sorted(by: { $0.key < $1.key }) {
+                let sub = path.isEmpty ? k : "\(path).\(k)"
+                if let hit = firstNonInteger(x, path: sub, keys: keys, inKey: keys.contains(k)) { return hit }
+            }
+        }
+        return nil
     }
 
     public static func describe(_ e: DecodingError) -> String {

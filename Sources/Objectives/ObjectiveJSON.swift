@@ -118,7 +118,7 @@ public enum ObjectiveJSON {
         do {
             request = try JSONDecoder().decode(RequestIn.self, from: data).request
         } catch let e as DecodingError {
-            throw ObjectiveError(DecodingErrorText.describe(e))
+            throw ObjectiveError(DecodingErrorText.describe(e, data: data, wholeNumbers: ["turns"]))
         }
         return try withTorchErrors {
             switch request {

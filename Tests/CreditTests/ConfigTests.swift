@@ -56,6 +56,9 @@ import Testing
         #expect(message { _ = try CreditRequest.parse(Data(#"{"method":"grpo","groups":[{"id":"q","trajectories":[{"tokens":"a","reward":1}]}]}"#.utf8)) }
             == "input: groups[0].trajectories[0].tokens must be a list")
         #expect(message { _ = try CreditRequest.parse(Data("{".utf8)) }.hasPrefix("input: not valid JSON"))
+        // Foundation calls a token id of 1e30 "not valid JSON"; the message now names the number.
+        #expect(message { _ = try CreditRequest.parse(Data(#"{"method":"grpo","groups":[{"id":"q","trajectories":[{"tokens":[3, 1e30],"reward":1}]}]}"#.utf8)) }
+            == "input: groups[0].trajectories[0].tokens[1] is 1e+30; it must be a whole number (at most 9223372036854775807 in size)")
         #expect(message { _ = try CreditRequest.parse(Data(#"{"method":"nope","groups":[]}"#.utf8), source: "stdin") }.hasPrefix("stdin: unknown method 'nope'"))
         // A misspelled field is an error, not silently dropped (the method would run without it).
         let typo = #"{"method":"gae","groups":[{"id":"q","trajectories":[{"tokens":[1],"reward":1,"values":[0]},{"tokens":[1],"reward":0,"value":[0]}]}]}"#
