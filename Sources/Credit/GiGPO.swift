@@ -6,7 +6,8 @@
 ///   step:     R_k = r_k + γ·R_{k+1};  turns of the group with the same state key form a step group;
 ///             A^S = (R_k − mean_step_group) / F;  a one-turn step group has A^S = 0.
 ///   A = A^E + step_weight · A^S on every token of the turn.
-/// Standard deviations are unbiased; a one-episode group has mean 0 and std 1.
+/// Standard deviations are unbiased. A group of one sample has mean 0 and std 1, as verl-agent's
+/// code: a one-turn episode alone gets R/(1 + eps), a lone episode of several turns gets 0.
 /// Reduces to GRPO (episode level) with `step_weight: 0` or when every state is unique.
 public enum GiGPO {
     public enum Norm: String, Codable, Sendable, CaseIterable {
@@ -57,8 +58,10 @@ public enum GiGPO {
             try Validation.require(batch, "gigpo", "states") { $0.states.map { !$0.isEmpty } ?? false }
         }
 
+        /// verl-agent's `episode_norm_reward` / `build_step_group`: a lone episode sample takes mean 0
+        /// and std 1; a lone step sample gets 0.
         func normalised(_ x: Double, _ values: [Double], singletonZero: Bool) -> Double {
-            if values.count < 2 { return singletonZero ? 0 : x }
+            if values.count < 2 { return singletonZero ? 0 : (params.norm == .meanStd ? x / (1 + params.eps) : x) }
             let m = Stats.mean(values)
             return params.norm == .meanStd ? (x - m) / (Stats.std(values, .unbiased) + params.eps) : x - m
         }
@@ -86,7 +89,7 @@ public enum GiGPO {
                 stepGroups += byState.count
                 singletons += byState.values.filter { $0.count == 1 }.count
                 for (i, t) in group.trajectories.enumerated() {
-                    let ae = group.trajectories.count < 2 ? t.reward : normalised(t.reward, episodeSample, singletonZero: false)
+                    let ae = normalised(t.reward, episodeSample, singletonZero: false)
                     for (k, mark) in t.states!.enumerated() {
                         let aS = normalised(returns[i][k], byState[mark.key]!, singletonZero: true)
                         for tok in turns[i][k] { result.advantages[g][i][tok] = ae + params.stepWeight * aS }

@@ -135,6 +135,9 @@ public enum SPOTree {
                 for (node, parent) in tree.parent {
                     var a = tree.evaluate(node, params.std) - tree.value[parent]!
                     if params.advantage == .grpo { a /= (tree.sigma[parent] ?? 0) + 1e-8 }
+                    // The official test is `!= 0` on values summed in the tree's creation order; a
+                    // group's paths give another order, so "zero" allows for the rounding of that sum.
+                    if abs(a) <= 1e-12 { a = 0 }
                     edgeAdv[node] = a
                     edges += 1
                     if a == 0 { zeroEdges += 1 }

@@ -58,7 +58,8 @@ enum Stats {
 
 extension CreditResult {
     /// Whitens the advantages of tokens with weight > 0 (or of all tokens when none has) over the
-    /// whole batch: (A − μ)/sqrt(max(var, 1e-8)) with the given variance normaliser.
+    /// whole batch: (A − μ)/sqrt(var + 1e-8) with the given variance normaliser, as `masked_whiten`
+    /// in verl, TRL and SPO's trainer (torch.rsqrt(var + 1e-8)).
     mutating func whiten(kind: StdKind, subtractMeanOnly: Bool = false) {
         var selected = [Double]()
         for g in advantages.indices { for i in advantages[g].indices { for t in advantages[g][i].indices where weights[g][i][t] > 0 {
@@ -69,7 +70,7 @@ extension CreditResult {
         guard !selected.isEmpty else { return }
         let mu = Stats.mean(selected)
         let sd = Stats.std(selected, kind)
-        let scale = subtractMeanOnly ? 1 : 1 / Swift.max(sd * sd, 1e-8).squareRoot()
+        let scale = subtractMeanOnly ? 1 : 1 / (sd * sd + 1e-8).squareRoot()
         for g in advantages.indices { for i in advantages[g].indices { for t in advantages[g][i].indices {
             advantages[g][i][t] = (advantages[g][i][t] - mu) * scale
         } } }

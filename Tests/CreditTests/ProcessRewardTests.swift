@@ -110,10 +110,17 @@ import Testing
         var unique = g
         unique.trajectories[1].states = [StateMark(index: 0, key: "x"), StateMark(index: 1, key: "y")]
         #expect(try run(.gigpo(.init(crossSteps: false)), [unique]).advantages == grpo.advantages)
-        // One episode: mean 0, std 1 → A^E = R.
+        // One episode, as verl-agent computes it: its turns are the group's samples, all with the
+        // same return, so A^E = (R − R)/(0 + eps) = 0; a single sample takes mean 0 and std 1, so a
+        // one-turn episode gets R/(1 + eps) (R itself with norm: mean).
         var one = g
         one.trajectories = [g.trajectories[0]]
-        #expect(try run(.gigpo(.init(stepWeight: 0)), [one]).advantages == [[[1, 1, 1, 1]]])
+        #expect(one.trajectories[0].states!.count == 2)
+        #expect(try run(.gigpo(.init(stepWeight: 0)), [one]).advantages == [[[0, 0, 0, 0]]])
+        one.trajectories[0].states = [StateMark(index: 0, key: "a")]
+        #expect(try run(.gigpo(.init(stepWeight: 0)), [one]).advantages == [[[Double](repeating: 1 / (1 + 1e-6), count: 4)]])
+        #expect(try run(.gigpo(.init(stepWeight: 0, norm: .mean)), [one]).advantages == [[[1, 1, 1, 1]]])
+        #expect(try run(.gigpo(.init(stepWeight: 0, crossSteps: false)), [one]).advantages == [[[Double](repeating: 1 / (1 + 1e-6), count: 4)]])
     }
 
     @Test func needsStates() {

@@ -21,8 +21,8 @@ Defaults here (Tokenwise's): mode mean_std_norm, γ 0.95, ω 1, eps 1e-6 (the AL
 examples/gigpo_trainer/run_alfworld.sh; ppo_trainer.yaml defaults to mode mean_norm and γ 1.0).
 No invalid-action penalty (its coefficient 0, or every action valid). Cases with
 `cross_steps: false` call episode_norm_reward with compute_mean_std_cross_steps=False, which the
-official entry point never does; they hold no one-episode group, whose official A^E is R/(1 + eps) in
-mean_std_norm against Tokenwise's R, a relative 1e-6 that a 1e-6 test cannot tell apart.
+official entry point never does. A one-episode group follows the official statistics: a lone sample
+has mean 0 and std 1 (A^E = R/(1 + eps) in mean_std_norm), a lone episode of several turns A^E = 0.
 `tokenwise_differs` names a known difference for the cases
 Tokenwise cannot match. Each fixture case is a complete `tokenwise credit` request plus the
 expected per-token advantages. Writes Tests/CreditTests/Fixtures/gigpo_official.json.
@@ -237,8 +237,6 @@ def main():
             ep["turns"][-1]["reward"] = 10.0
             ep["reward"] = float(sum(t["reward"] for t in ep["turns"]))
             groups.append([ep])                                 # a one-episode group with several turns
-            differs = ("one-episode group: with compute_mean_std_cross_steps the official episode group has one "
-                       "entry per turn (mean R, std 0 → A^E = 0); Tokenwise gives A^E = R")
         adv = official(groups, gamma, w, mode, cross)
         cases.append({"kind": kind, "tokenwise_differs": differs, "request": request(groups, params, rng),
                       "advantages": [[[round(x, 12) for x in t] for t in g] for g in adv]})

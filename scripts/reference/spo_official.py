@@ -272,9 +272,6 @@ def chain_case(rng, kind, whiten=True):
         weights[g][i] = keep[row, :len(a)].astype(np.float64).tolist()
     params = {} if whiten else {"whiten": False}
     differs = None
-    if var is not None and 0 < var < 1e-3:
-        differs = (f"whitening epsilon: the official scale is rsqrt(var + 1e-8), Tokenwise's 1/sqrt(max(var, 1e-8)); "
-                   f"var = {var:.3g} here")
     return {"kind": kind, "cutpoint_interval": interval, "variance": var, "tokenwise_differs": differs,
             "request": {"method": "spo_chain", "params": params, "groups": groups},
             "advantages": rounded(advantages), "weights": weights}
