@@ -162,16 +162,38 @@ import Testing
         #expect(try run(generous, [Group(id: "q", trajectories: [t1, t2])]).weights[0] == [[1, 1, 1], [1, 0, 1]])
     }
 
-    @Test func scheduleRelaxesWithProgress() throws {
+    @Test func scheduleRunsFromTheStartToTheEndPoint() throws {
         let p = D3S.Params(sampleKeep: 0.5, schedule: .linear)
-        #expect(p.keep(0.5, progress: 0.5) == 0.75)
+        #expect(p.keep(0.5, to: 1, progress: 0.5) == 0.75)
         let c = D3S.Params(sampleKeep: 0.5, schedule: .cosine)
-        #expect(Swift.abs(c.keep(0.5, progress: 0.5) - 0.75) < 1e-12)
-        #expect(c.keep(0.5, progress: 1) == 1)
-        #expect(c.keep(0.5, progress: 0) == 0.5)
-        // At the end of training everything is kept.
-        let r = try run(.d3s(.init(sampleKeep: 0.25, schedule: .linear)), [group([(1, 1), (1, 0), (1, 0), (1, 1)])], progress: 1)
+        #expect(Swift.abs(c.keep(0.5, to: 1, progress: 0.5) - 0.75) < 1e-12)
+        #expect(c.keep(0.5, to: 1, progress: 1) == 1)
+        #expect(c.keep(0.5, to: 1, progress: 0) == 0.5)
+        // The paper's end point is a parameter: (1 − p)·κ₀ + p·κ₁; here 0.25 → 0.5 reaches 0.375 half-way.
+        #expect(p.keep(0.25, to: 0.5, progress: 0.5) == 0.375)
+        // With the default end point everything is kept at the end of training.
+        let g = group([(1, 1), (1, 0), (1, 0), (1, 1)])
+        let r = try run(.d3s(.init(sampleKeep: 0.25, schedule: .linear)), [g], progress: 1)
         #expect(r.weights[0].allSatisfy { $0 == [1] })
+        // An end point of 0.5 keeps two of four at the end.
+        let half = try run(try config(#"{"method":"d3s","params":{"sample_keep":0.25,"sample_keep_final":0.5,"schedule":"linear"}}"#), [g], progress: 1)
+        #expect(half.weights[0] == [[0], [1], [0], [1]])
+        #expect(half.diagnostics["d3s_sample_keep"] == 0.5)
+        // A constant schedule never reaches an end point: setting one is refused, not ignored.
+        #expect(message { _ = try config(#"{"method":"d3s","params":{"sample_keep":0.5,"sample_keep_final":0.8}}"#) }
+            .contains("sample_keep_final"))
+    }
+
+    /// The paper's default selection is across groups: an all-correct group (advantages 0) loses its
+    /// samples to a mixed group's, where per-group selection keeps half of each.
+    @Test func sampleLevelAcrossGroups() throws {
+        let mixed = group([(1, 1), (1, 0), (1, 0), (1, 1)], id: "mixed"), solved = group([(1, 1), (1, 1), (1, 1), (1, 1)], id: "solved")
+        let batch = try run(.d3s(.init(sampleKeep: 0.5)), [mixed, solved])
+        #expect(batch.weights[0] == [[1], [1], [1], [1]])
+        #expect(batch.weights[1] == [[0], [0], [0], [0]])
+        let perGroup = try run(try config(#"{"method":"d3s","params":{"sample_keep":0.5,"sample_scope":"group"}}"#), [mixed, solved])
+        #expect(perGroup.weights[0] == [[0], [1], [0], [1]])
+        #expect(perGroup.weights[1].filter { $0 == [1] }.count == 2)
     }
 
     @Test func keepingEverythingIsTheBase() throws {
