@@ -10,9 +10,10 @@ import Torch
 /// - `sequence` (GSPO, arXiv:2507.18071): s_i = exp(mean_t(logp − old)), one clip per sequence, `seq_eps_*`
 /// - `gspo_token`: exp(logp − sg(logp) + sg(log s_i)) — value s_i, gradient s_i·A per token, `seq_eps_*`
 /// - `hybrid` (DHPO, arXiv:2601.05607, UNVERIFIED): each branch clipped in its own range, then mixed
-///   r = w·ρ + (1 − w)·s (or geometrically); w = `token_weight`, or sg(H_t / max_t H) per sequence
-/// - `prefix_min` (MinPRO, arXiv:2601.22718, UNVERIFIED): m_t = min_{k ≤ t} ρ_k; `weighted` scales the
-///   token surrogate by sg(m_t/ρ_t), `direct` clips m_t itself
+///   r = w·ρ + (1 − w)·s (or geometrically); w = `token_weight`, or a stop-gradient entropy per
+///   sequence, min-max normalised (`entropy_norm: minmax`) or H / max H (`max`)
+/// - `prefix_min` (MinPRO, arXiv:2601.22718, UNVERIFIED): `preceding` scales the token surrogate by
+///   sg(min_{k < t} ρ_k), `weighted` by sg(m_t/ρ_t) with m_t = min_{k ≤ t} ρ_k, `direct` clips m_t
 /// - `turn` (ST-PPO turn-level, arXiv:2511.20718): exp(mean of logp − old over the token's turn)
 /// HAPO's `adaptive_clip` (arXiv:2509.16591 §9.4) widens ε_low on low-entropy and ε_high on
 /// high-entropy tokens. Reduces to GRPO's token loss with `ratio: token`, symmetric ε and no extras.
@@ -118,10 +119,17 @@ public struct PolicyLoss {
         case .prefixMin:
             // Running minimum over unmasked tokens (padding → +∞ so it never wins).
             let m = x.rho.maskedFill(x.mask .== 0, value: .infinity).cummin(dim: 1).values.maskedFill(x.mask .== 0, value: 1)
-            if c.prefixMinVariant == .weighted {
+            switch c.prefixMinVariant {
+            case .preceding:
+                // min over k < t: the inclusive minimum shifted one token right, 1 before the first.
+                let ones = Tensor.ones([m.size(0), 1], dtype: m.dtype, device: m.device)
+                let before = Tensor.cat([ones, m.sliced(dim: 1, end: m.size(1) - 1)], dim: 1)
+                return (x.rho, -x.rho * x.A, clipped(x.rho, tokenRange), before.detached())
+            case .weighted:
                 return (x.rho, -x.rho * x.A, clipped(x.rho, tokenRange), (m / x.rho).detached())
+            case .direct:
+                return (m, -m * x.A, clipped(m, tokenRange), nil)
             }
-            return (m, -m * x.A, clipped(m, tokenRange), nil)
         case .hybrid:
             return try hybrid(b, x, tokenRange, seqRange)
         }
@@ -151,7 +159,14 @@ public struct PolicyLoss {
             w = Tensor.full([], value: h.tokenWeight, dtype: x.rho.dtype, device: x.rho.device)
         case .entropy:
             let ent = try Self.need(b.entropies, "entropies", "hybrid entropy mixing").detached() * x.mask
-            w = (ent / ent.amax(dims: [1], keepDim: true).clamp(min: 1e-12)).detached()
+            let top = ent.maskedFill(x.mask .== 0, value: -.infinity).amax(dims: [1], keepDim: true)
+            switch h.entropyNorm {
+            case .max:
+                w = (ent / top.clamp(min: 1e-12)).detached()
+            case .minmax:
+                let low = ent.maskedFill(x.mask .== 0, value: .infinity).amin(dims: [1], keepDim: true)
+                w = ((ent - low) / (top - low).clamp(min: 1e-12) * x.mask).detached()
+            }
         }
         let rhoC = c.clip ? tokenRange.apply(x.rho) : x.rho, sC = c.clip ? seqRange.apply(s) : s
         let ratio: Tensor, mixedClipped: Tensor

@@ -22,9 +22,13 @@ public struct PolicyLossConfig: Equatable, Sendable {
 
     public enum KLEstimator: String, Codable, Sendable, CaseIterable { case k1, k2, k3 }
 
-    /// MinPRO surrogate (ALGORITHMS.md §12, UNVERIFIED): `weighted` scales the token-level clipped
-    /// surrogate by sg(m_t/ρ_t); `direct` clips the prefix minimum m_t itself.
-    public enum PrefixMinVariant: String, Codable, Sendable, CaseIterable { case weighted, direct }
+    /// MinPRO surrogate (arXiv:2601.22718; no code released, the method section not readable here).
+    /// `preceding` (default): the token-level clipped surrogate times sg(min_{k<t} ρ_k), 1 at the first
+    /// token — the abstract's "minimum token-level ratio observed in the preceding prefix" standing in
+    /// for the prefix ratio Π_{k<t} ρ_k of the state before token t. `weighted`: times sg(m_t/ρ_t) with
+    /// the inclusive m_t = min_{k≤t} ρ_k; `direct`: m_t itself is clipped (its gradient reaches the
+    /// arg-min token). The last two are earlier readings, kept selectable.
+    public enum PrefixMinVariant: String, Codable, Sendable, CaseIterable { case preceding, weighted, direct }
 
     /// HAPO's asymmetric adaptive clipping (§9.4).
     public struct AdaptiveClip: Codable, Equatable, Sendable {
@@ -71,20 +75,25 @@ public struct PolicyLossConfig: Equatable, Sendable {
         }
     }
 
-    /// DHPO's mixing of token and sequence ratios (§8, UNVERIFIED reconstruction).
+    /// DHPO's mixing of token and sequence ratios (arXiv:2601.05607; no code released, UNVERIFIED
+    /// reconstruction). `entropy` mixing weighs the token branch by a stop-gradient entropy
+    /// normalised per sequence: `minmax` (H − min H)/(max H − min H), the one reading of the paper's
+    /// equations reported to us, or `max` H / max H, our earlier reconstruction.
     public struct Hybrid: Codable, Equatable, Sendable {
         public enum Mixing: String, Codable, Sendable, CaseIterable { case average, entropy }
         public enum Space: String, Codable, Sendable, CaseIterable { case linear, log }
+        public enum EntropyNorm: String, Codable, Sendable, CaseIterable { case minmax, max }
         public var mixing: Mixing = .average
         public var space: Space = .linear
         /// Weight of the token branch for `average` mixing.
         public var tokenWeight = 0.5
+        public var entropyNorm: EntropyNorm = .minmax
 
-        public init(mixing: Mixing = .average, space: Space = .linear, tokenWeight: Double = 0.5) {
-            self.mixing = mixing; self.space = space; self.tokenWeight = tokenWeight
+        public init(mixing: Mixing = .average, space: Space = .linear, tokenWeight: Double = 0.5, entropyNorm: EntropyNorm = .minmax) {
+            self.mixing = mixing; self.space = space; self.tokenWeight = tokenWeight; self.entropyNorm = entropyNorm
         }
 
-        enum CodingKeys: String, CodingKey, CaseIterable { case mixing, space, tokenWeight = "token_weight" }
+        enum CodingKeys: String, CodingKey, CaseIterable { case mixing, space, tokenWeight = "token_weight", entropyNorm = "entropy_norm" }
 
         public init(from decoder: Decoder) throws {
             try rejectUnknownKeys(decoder, CodingKeys.self, in: "hybrid")
@@ -92,6 +101,21 @@ public struct PolicyLossConfig: Equatable, Sendable {
             mixing = try c.choice(.mixing, in: "hybrid") as Mixing? ?? .average
             space = try c.choice(.space, in: "hybrid") as Space? ?? .linear
             tokenWeight = try c.decodeIfPresent(Double.self, forKey: .tokenWeight) ?? 0.5
+            entropyNorm = try c.choice(.entropyNorm, in: "hybrid") as EntropyNorm? ?? .minmax
+            // Each option belongs to one mixing; the other's would be accepted and ignored.
+            if mixing == .entropy, c.contains(.tokenWeight) { throw ObjectiveError("hybrid: 'token_weight' is for mixing 'average' (mixing is 'entropy')") }
+            if mixing == .average, c.contains(.entropyNorm) { throw ObjectiveError("hybrid: 'entropy_norm' is for mixing 'entropy' (mixing is 'average')") }
+        }
+
+        /// Only the options of the chosen mixing, so that the config reads back.
+        public func encode(to encoder: Encoder) throws {
+            var c = encoder.container(keyedBy: CodingKeys.self)
+            try c.encode(mixing, forKey: .mixing)
+            try c.encode(space, forKey: .space)
+            switch mixing {
+            case .average: try c.encode(tokenWeight, forKey: .tokenWeight)
+            case .entropy: try c.encode(entropyNorm, forKey: .entropyNorm)
+            }
         }
     }
 
@@ -133,7 +157,7 @@ public struct PolicyLossConfig: Equatable, Sendable {
     public var adaptiveClip: AdaptiveClip?
     public var adaptiveAdvantage: AdaptiveAdvantage?
     public var hybrid: Hybrid?
-    public var prefixMinVariant: PrefixMinVariant = .weighted
+    public var prefixMinVariant: PrefixMinVariant = .preceding
     public var mismatch = Mismatch()
     /// The loss aggregation; unset, the ratio's own: `seq_mean_token_mean` for GSPO's sequence
     /// ratios (verl's compute_policy_loss_gspo forces it), else `token_mean`.
@@ -239,7 +263,7 @@ extension PolicyLossConfig: Codable {
         adaptiveAdvantage = try c.decodeIfPresent(AdaptiveAdvantage.self, forKey: .adaptiveAdvantage)
         hybrid = try c.decodeIfPresent(Hybrid.self, forKey: .hybrid)
         if ratio == .hybrid && hybrid == nil { hybrid = Hybrid() }
-        prefixMinVariant = try c.choice(.prefixMinVariant, in: "objective") as PrefixMinVariant? ?? .weighted
+        prefixMinVariant = try c.choice(.prefixMinVariant, in: "objective") as PrefixMinVariant? ?? .preceding
         mismatch = try c.decodeIfPresent(Mismatch.self, forKey: .mismatch) ?? Mismatch()
         aggregationChoice = try c.choice(.aggregation, in: "objective") as Aggregation?
         normConstant = try c.decodeIfPresent(Double.self, forKey: .normConstant)

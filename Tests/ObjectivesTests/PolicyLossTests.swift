@@ -134,12 +134,33 @@ final class PolicyLossTests: XCTestCase {
         let ent = try policy(cfg { $0.ratio = .hybrid; $0.hybrid = .init(mixing: .entropy); $0.seqEpsLow = 0.5; $0.seqEpsHigh = 0.5 },
                              logp: [[0.05, 0.15]], old: [[0, 0]], adv: [[1, 1]], entropies: [[0, 2]])
         XCTAssertEqual(ent.loss, -(s + e(0.15)) / 2, accuracy: 1e-12)
+        // H = [1, 2, 3]: min-max weights [0, ½, 1] (the default), H/max H weights [⅓, ⅔, 1]; nothing clips.
+        let lp3: [[Double]] = [[0.05, 0.15, 0.1]], s3 = e(0.1)
+        func mixed(_ norm: PolicyLossConfig.Hybrid.EntropyNorm?) throws -> Double {
+            try policy(cfg { $0.ratio = .hybrid; $0.hybrid = norm.map { .init(mixing: .entropy, entropyNorm: $0) } ?? .init(mixing: .entropy)
+                             $0.seqEpsLow = 0.5; $0.seqEpsHigh = 0.5 },
+                       logp: lp3, old: [[0, 0, 0]], adv: [[1, 1, 1]], entropies: [[1, 2, 3]]).loss
+        }
+        XCTAssertEqual(try mixed(nil), -(s3 + (e(0.15) + s3) / 2 + e(0.1)) / 3, accuracy: 1e-12)
+        XCTAssertEqual(try mixed(.max), -((e(0.05) + 2 * s3) / 3 + (2 * e(0.15) + s3) / 3 + e(0.1)) / 3, accuracy: 1e-12)
+        // An option of the other mixing is refused rather than ignored.
+        XCTAssertThrowsError(try JSONDecoder().decode(PolicyLossConfig.self, from: Data(#"{"ratio":"hybrid","hybrid":{"mixing":"entropy","token_weight":0.3}}"#.utf8))) {
+            XCTAssertEqual("\($0)", "hybrid: 'token_weight' is for mixing 'average' (mixing is 'entropy')")
+        }
     }
 
     func testPrefixMin() throws {
-        // lr = [0, −0.5, 0.2] → ρ = [1, e^−.5, e^.2], m = [1, e^−.5, e^−.5], A = 1, ε = 0.2.
-        // weighted: t0 −1; t1 max(−e^−.5, −0.8) = −e^−.5; t2 (m/ρ)·max(−e^.2, −1.2) = e^−.7·(−1.2), clipped.
-        let w = try policy(cfg { $0.ratio = .prefixMin }, logp: [[0, -0.5, 0.2]], old: [[0, 0, 0]], adv: [[1, 1, 1]])
+        // lr = [0, −0.5, 0.2] → ρ = [1, e^−.5, e^.2], A = 1, ε = 0.2.
+        // preceding (default): factors min_{k<t} ρ_k = [1, 1, e^−.5]; t0 −1; t1 max(−e^−.5, −0.8) = −e^−.5;
+        // t2 e^−.5·max(−e^.2, −1.2) = −1.2·e^−.5, clipped (no gradient).
+        let p = try policy(cfg { $0.ratio = .prefixMin }, logp: [[0, -0.5, 0.2]], old: [[0, 0, 0]], adv: [[1, 1, 1]])
+        XCTAssertEqual(p.loss, (-1 - e(-0.5) - 1.2 * e(-0.5)) / 3, accuracy: 1e-12)
+        assertClose(p.grad[0], [-1.0 / 3, -e(-0.5) / 3, 0], tol: 1e-12)
+        // The first token's factor is 1 however low its ratio: only later tokens are down-weighted.
+        let first = try policy(cfg { $0.ratio = .prefixMin }, logp: [[-0.1, 0]], old: [[0, 0]], adv: [[1, 1]])
+        XCTAssertEqual(first.loss, (-e(-0.1) - e(-0.1)) / 2, accuracy: 1e-12)
+        // weighted: m = [1, e^−.5, e^−.5]; t2 (m/ρ)·max(−e^.2, −1.2) = e^−.7·(−1.2), clipped.
+        let w = try policy(cfg { $0.ratio = .prefixMin; $0.prefixMinVariant = .weighted }, logp: [[0, -0.5, 0.2]], old: [[0, 0, 0]], adv: [[1, 1, 1]])
         XCTAssertEqual(w.loss, (-1 - e(-0.5) - 1.2 * e(-0.7)) / 3, accuracy: 1e-12)
         assertClose(w.grad[0], [-1.0 / 3, -e(-0.5) / 3, 0], tol: 1e-12)
         // direct: ℓ_t = max(−m_t, −clip(m_t)); the gradient of m_2 flows to the arg-min token 1.
