@@ -132,6 +132,13 @@ public final class CausalLM {
         case prefix(SharedPrefix, owner: Tensor)
     }
 
+    /// Collects activation maps during a forward pass (SparsePO's activation-based masks).
+    public final class ActivationProbe {
+        public enum Group: String, CaseIterable, Sendable { case mlp, attention, residual, logits }
+        public private(set) var maps: [Group: [Tensor]] = [:]
+        func record(_ group: Group, _ x: Tensor) { maps[group, default: []].append(x.to(dtype: .float32).mean(dim: -1).detached()) }
+    }
+
     final class PrefixRecorder {
         var keys = [Tensor](), values = [Tensor]()
     }
@@ -199,17 +206,41 @@ public final class CausalLM {
         return h
     }
 
-    /// Embedding → every layer → final norm.
-    func layers(_ ids: Tensor, positions: Tensor, mask: Tensor?, past: PastKV) throws -> Tensor {
+    /// Embedding → every layer → final norm. A `probe` records the feature mean of each activation.
+    func layers(_ ids: Tensor, positions: Tensor, mask: Tensor?, past: PastKV, probe: ActivationProbe? = nil) throws -> Tensor {
         let (cos, sin) = rope(positions)
         var h = Tensor.embedding(embedding, ids.to(device, dtype: .int64))   // [B, T, D]
+        probe?.record(.residual, h)
         for i in 0..<config.numHiddenLayers {
             let p = "model.layers.\(i)."
-            h = h + (try attention(rmsNorm(h, weights[p + "input_layernorm.weight"]!), layer: i, cos: cos, sin: sin, mask: mask, past: past))
+            let a = try attention(rmsNorm(h, weights[p + "input_layernorm.weight"]!), layer: i, cos: cos, sin: sin, mask: mask, past: past)
+            probe?.record(.attention, a)
+            h = h + a
+            probe?.record(.residual, h)
             let x = rmsNorm(h, weights[p + "post_attention_layernorm.weight"]!)
-            h = h + project(project(x, p + "mlp.gate_proj").silu() * project(x, p + "mlp.up_proj"), p + "mlp.down_proj")
+            let act = project(x, p + "mlp.gate_proj").silu()
+            probe?.record(.mlp, act)
+            h = h + project(act * project(x, p + "mlp.up_proj"), p + "mlp.down_proj")
+            probe?.record(.residual, h)
         }
-        return rmsNorm(h, weights["model.norm.weight"]!)
+        let out = rmsNorm(h, weights["model.norm.weight"]!)
+        probe?.record(.residual, out)
+        return out
+    }
+
+    /// Per-position feature means of the activations of `ids` [B, T] (right-padded; `attentionMask`
+    /// marks real tokens), by group: the MLP's post-activation and the attention output of every
+    /// layer, the residual stream after the embedding, each sub-block and the final norm, and the
+    /// logits. Each map is [B, T]; no autograd history is kept.
+    public func activationMaps(_ ids: Tensor, attentionMask: Tensor) throws -> [ActivationProbe.Group: [Tensor]] {
+        let probe = ActivationProbe()
+        try withNoGrad {
+            let (b, t) = (ids.size(0), ids.size(1))
+            let h = try layers(ids.to(device, dtype: .int64), positions: CausalLM.positions(fromMask: attentionMask.to(device)),
+                               mask: buildMask(keyMask: attentionMask.to(device), past: 0, t: t, batch: b), past: .none, probe: probe)
+            probe.record(.logits, h.wideLinear(weight: lmHead))
+        }
+        return probe.maps
     }
 
     // MARK: shared prefixes

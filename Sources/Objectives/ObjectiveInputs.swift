@@ -47,6 +47,8 @@ public enum PreferenceInput: String, CaseIterable, Sendable {
     case rmLogprobs = "rm_logprobs"
     /// Per-token weights (weighted DPO) or reward masks m^u (SparsePO) of each response.
     case weights
+    /// SparsePO's masks from the reference model's activations (computed in training).
+    case activationMasks = "activation_masks"
 }
 
 extension PreferenceLoss.Config {
@@ -56,7 +58,7 @@ extension PreferenceLoss.Config {
         case .dpo, .ipo: []
         case .tdpo1, .tdpo2: [.kl]
         case .tgdpo: [.rmLogprobs]
-        case .sparsepo: [.kl, .weights]
+        case .sparsepo: mask == .file ? [.kl, .weights] : [.kl, .activationMasks]
         case .weightedDPO: [.weights]
         }
     }

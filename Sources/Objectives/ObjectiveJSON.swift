@@ -114,6 +114,11 @@ public enum ObjectiveJSON {
 
     /// Evaluates a request and returns the response JSON object.
     public static func evaluate(_ data: Data, dtype: DType = .float64) throws -> [String: Any] {
+        // SparsePO's `mask` says where training takes the masks from; here they are the sides' `weights`.
+        if let root = try? JSONSerialization.jsonObject(with: data) as? [String: Any], let objective = root["objective"] as? [String: Any],
+           objective["mask"] != nil, objective["name"] as? String == PreferenceLoss.Name.sparsepo.rawValue {
+            throw ObjectiveError("objective: 'mask' chooses where training takes SparsePO's masks from; tokenwise objective reads them from each side's 'weights'")
+        }
         let request: Request
         do {
             request = try JSONDecoder().decode(RequestIn.self, from: data).request

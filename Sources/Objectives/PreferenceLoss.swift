@@ -9,7 +9,8 @@ import Torch
 /// - `tgdpo` (arXiv:2506.14574): −log σ(Σ β(1 + αβΔ^rm_w)Δ_w − Σ β(1 − αβΔ^rm_l)Δ_l), Δ^rm from a
 ///   frozen token-reward model's `rm_logprobs`
 /// - `sparsepo` (arXiv:2410.05102, UNVERIFIED): −log σ(βΣ m^u Δ_w − βΣ m^u Δ_l − β(Σ m^d KL_l − Σ m^d KL_w)),
-///   m^u = `weights`, m^d = `kl_weights` (default: `weights`)
+///   m^u = `weights`, m^d = `kl_weights` (default: `weights`); in training the masks come from the
+///   reference model's activations (`mask: activations`, MaPO) or the pair file (`mask: file`)
 /// - `weighted_dpo` (cDPO, arXiv:2411.19943): −log σ(β(Σ w_w Δ_w − Σ w_l Δ_l)), weights default 1
 /// Every variant reduces to DPO when its extra terms are off. The implicit token reward of
 /// "From r to Q*" (arXiv:2404.12358) is β·Δ_t; its sum is DPO's implicit reward.
@@ -19,16 +20,31 @@ public struct PreferenceLoss {
         case weightedDPO = "weighted_dpo"
     }
 
+    /// Where SparsePO's token masks come from in training: `activations` (the authors' MaPO
+    /// masks from the reference model's activations, the default) or `file` (the pair file's
+    /// `chosen_weights` / `rejected_weights`, and optional `*_kl_weights`).
+    public enum MaskSource: String, Codable, Sendable, CaseIterable { case activations, file }
+
     public struct Config: Codable, Equatable, Sendable {
         public var name: Name = .dpo
         public var beta = 0.1
         public var alpha = 0.5
+        /// SparsePO only.
+        public var mask: MaskSource = .activations
 
-        public init(name: Name = .dpo, beta: Double = 0.1, alpha: Double = 0.5) {
-            self.name = name; self.beta = beta; self.alpha = alpha
+        public init(name: Name = .dpo, beta: Double = 0.1, alpha: Double = 0.5, mask: MaskSource = .activations) {
+            self.name = name; self.beta = beta; self.alpha = alpha; self.mask = mask
         }
 
-        enum CodingKeys: String, CodingKey, CaseIterable { case name, beta, alpha }
+        enum CodingKeys: String, CodingKey, CaseIterable { case name, beta, alpha, mask }
+
+        public func encode(to encoder: Encoder) throws {
+            var c = encoder.container(keyedBy: CodingKeys.self)
+            try c.encode(name, forKey: .name)
+            try c.encode(beta, forKey: .beta)
+            try c.encode(alpha, forKey: .alpha)
+            if name == .sparsepo { try c.encode(mask, forKey: .mask) }
+        }
 
         /// Whether an `objective` mapping selects a preference loss: it names one (`name: dpo`, …),
         /// a key the policy loss does not have.
@@ -42,7 +58,9 @@ public struct PreferenceLoss {
             name = try c.choice(.name, in: "objective") as Name? ?? .dpo
             beta = try c.decodeIfPresent(Double.self, forKey: .beta) ?? 0.1
             alpha = try c.decodeIfPresent(Double.self, forKey: .alpha) ?? 0.5
+            mask = try c.choice(.mask, in: "objective") as MaskSource? ?? .activations
             guard beta > 0 else { throw ObjectiveError("objective: 'beta' must be > 0, got \(beta)") }
+            if name != .sparsepo, c.contains(.mask) { throw ObjectiveError("objective: 'mask' is read by objective sparsepo only, not '\(name.rawValue)'") }
         }
     }
 
@@ -83,7 +101,8 @@ public struct PreferenceLoss {
         }
         let n = config.name, reads = config.inputs
         let uses: [(String, Bool, Bool)] = [
-            ("weights", side.weights != nil, reads.contains(.weights)),
+            // Activation masks arrive as the side's weights, whoever computed them.
+            ("weights", side.weights != nil, reads.contains(.weights) || reads.contains(.activationMasks)),
             ("kl", side.kl != nil, reads.contains(.kl)),
             ("kl_weights", side.klWeights != nil, n == .sparsepo),
             ("rm_logprobs", side.rmLogprobs != nil, reads.contains(.rmLogprobs)),

@@ -87,7 +87,9 @@ public final class PreferenceTrainer {
             let ref = try forward.withReference { try logSoftmax($0, refPrefix) }
             let kl = needsKL ? (ref.exp() * (ref - policy)).sum(dim: -1) : nil
             let rm = try rewardModel.map { rm in try withNoGrad { try logSoftmax(rm, rmPrefix!).gather(dim: -1, index: targets).squeezed(dim: -1) } }
-            let (weights, klWeights) = try tokenWeights(pairs, w, klw, endTokens: end.count)
+            let (weights, klWeights) = loss.config.inputs.contains(.activationMasks)
+                ? (try forward.withReference { try ActivationMasks.compute($0, prompts: owner.map { unique[$0] }, responses: responses) }, nil)
+                : try tokenWeights(pairs, w, klw, endTokens: end.count)
             return PreferenceLoss.Side(logprobs: policy.gather(dim: -1, index: targets).squeezed(dim: -1),
                                        refLogprobs: ref.gather(dim: -1, index: targets).squeezed(dim: -1), mask: mask,
                                        weights: weights, kl: kl, klWeights: klWeights, rmLogprobs: rm)

@@ -48,6 +48,9 @@ public struct TaskData: Sendable {
     static func checkWeights(_ p: PreferencePair, _ objective: PreferenceLoss.Config, _ tokenizer: Tokenizer) throws {
         let name = objective.name.rawValue
         guard objective.inputs.contains(.weights) else {
+            if p.weights != nil, objective.inputs.contains(.activationMasks) {
+                throw TrainingError("'chosen_weights' and 'rejected_weights' are read with objective.mask: file; mask is 'activations' (SparsePO's masks from the reference model)")
+            }
             if p.weights != nil { throw TrainingError("'chosen_weights' and 'rejected_weights' are read by objectives weighted_dpo and sparsepo, not '\(name)'") }
             return
         }

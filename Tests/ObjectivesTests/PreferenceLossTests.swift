@@ -162,6 +162,9 @@ final class ObjectiveJSONTests: XCTestCase {
         XCTAssertEqual(error(#"{"trajectories":[{"logprobs":[0],"old_logprobs":[0],"advantages":[1],"weights":[1]},{"logprobs":[0],"old_logprobs":[0],"advantages":[1]}]}"#),
                        "objective: 'weights' must be given for every trajectory or none")
         XCTAssertEqual(error(#"{"objective":{"name":"dpo"},"pairs":[]}"#), "objective: the batch has no pairs")
+        XCTAssertEqual(error(#"{"objective":{"name":"dpo","mask":"file"},"pairs":[]}"#), "objective: 'mask' is read by objective sparsepo only, not 'dpo'")
+        XCTAssertEqual(error(#"{"objective":{"name":"sparsepo","mask":"activations"},"pairs":[]}"#),
+                       "objective: 'mask' chooses where training takes SparsePO's masks from; tokenwise objective reads them from each side's 'weights'")
         // Valid JSON with a number that does not fit an integer field was reported as "not valid JSON".
         XCTAssertEqual(error(#"{"trajectories":[{"logprobs":[0],"old_logprobs":[0],"advantages":[1],"turns":[1e30]}]}"#),
                        "trajectories[0].turns[0] is 1e+30; it must be a whole number (at most 9223372036854775807 in size)")

@@ -307,14 +307,17 @@ final class RunTests: XCTestCase {
     /// the DPO-family loss is softplus(0) = ln 2; held-out pairs are all ties (accuracy ½).
     func testEveryPreferenceObjectiveTrains() throws {
         let pairs = try pairsFile(), weighted = try pairsFile(weights: true, name: "weighted.jsonl")
-        for name in PreferenceLoss.Name.allCases {
+        // SparsePO twice: masks from the reference model's activations (its default) and from the file.
+        let objectives = PreferenceLoss.Name.allCases.map { PreferenceLoss.Config(name: $0, beta: 0.5) } + [.init(name: .sparsepo, beta: 0.5, mask: .file)]
+        for objective in objectives {
+            let name = objective.name
             var c = tinyConfig(steps: 3)
-            c.data.task = PreferenceLoss.Config(name: name).inputs.contains(.weights) ? weighted.path : pairs.path
+            c.data.task = objective.inputs.contains(.weights) ? weighted.path : pairs.path
             c.data.evalSize = 4
-            c.preference = .init(name: name, beta: 0.5)
+            c.preference = objective
             c.optim.lr = 5e-2
             if name == .tgdpo { c.model.rewardModel = "tiny-random" }
-            let dir = root.appendingPathComponent("pref-\(name.rawValue)")
+            let dir = root.appendingPathComponent("pref-\(name.rawValue)-\(objective.mask.rawValue)")
             try TrainingRun.start(config: c, dir: dir, console: .quiet).run()
             let metrics = JSONLines.read(dir.appendingPathComponent("metrics.jsonl"))
             XCTAssertEqual(metrics.count, 3, name.rawValue)
@@ -332,18 +335,18 @@ final class RunTests: XCTestCase {
             XCTAssertEqual(((evals[0]["accuracy"] as? [String: Any])?["mean"] as? NSNumber)?.doubleValue, 0.5, name.rawValue)
             // The written config names the preference objective and reads back the same.
             let text = try String(contentsOf: dir.appendingPathComponent("config.yaml"), encoding: .utf8)
-            XCTAssertEqual(try RunConfig.load(yaml: text).preference?.name, name)
+            XCTAssertEqual(try RunConfig.load(yaml: text).preference, objective)
         }
     }
 
     /// Token weights come from the pair file when the objective reads them: refused when missing,
     /// when the objective ignores them, or when their count is not the response's token count.
     func testPreferenceTokenWeightsComeFromThePairFile() throws {
-        func start(_ name: PreferenceLoss.Name, _ file: URL) throws -> TrainingRun {
+        func start(_ name: PreferenceLoss.Name, _ file: URL, mask: PreferenceLoss.MaskSource = .file) throws -> TrainingRun {
             var c = tinyConfig(steps: 1)
             c.data.task = file.path
             c.data.evalSize = 4
-            c.preference = .init(name: name, beta: 0.5)
+            c.preference = .init(name: name, beta: 0.5, mask: mask)
             return try TrainingRun.start(config: c, dir: root.appendingPathComponent("w-\(UUID().uuidString)"), console: .quiet)
         }
         let plain = try pairsFile(), weighted = try pairsFile(weights: true, name: "weighted.jsonl")
@@ -357,6 +360,9 @@ final class RunTests: XCTestCase {
         try Data(#"{"prompt": "a", "chosen": "yes", "rejected": "no", "chosen_weights": [1, 2], "rejected_weights": [1, 1]}"#.utf8).write(to: short)
         XCTAssertThrowsError(try start(.sparsepo, short)) {
             XCTAssertEqual("\($0)", "\(short.path):1: 'chosen_weights' has 2 values but the response is 3 tokens under the model's tokenizer")
+        }
+        XCTAssertThrowsError(try start(.sparsepo, weighted, mask: .activations)) {
+            XCTAssertEqual("\($0)", "\(weighted.path):1: 'chosen_weights' and 'rejected_weights' are read with objective.mask: file; mask is 'activations' (SparsePO's masks from the reference model)")
         }
         XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: root.path).filter { $0.hasPrefix("w-") }, [])
         // A response longer than the model's context is refused before anything is written.
