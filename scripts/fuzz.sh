@@ -32,7 +32,10 @@ for target in "${list[@]}"; do
     if (( status != 0 )); then
       problems=$((problems + 1))
       echo "$out" | grep -E "CRASH|HANG|FINDING|Fatal" | head -5
-      echo "fuzz.sh: $target seed $chunk_seed ended with status $status; inputs kept in $work/run" >&2
+      # The next chunk reuses the scratch folder: keep this one's files (the crashing input among them).
+      kept="$work/crashes/$target-seed-$chunk_seed"
+      mkdir -p "$kept" && cp -r "$work/run/scratch-$target/." "$kept/"
+      echo "fuzz.sh: $target seed $chunk_seed ended with status $status; its last input is kept in $kept" >&2
     fi
     done_cases=$((done_cases + n)); chunk_seed=$((chunk_seed + 1))
   done

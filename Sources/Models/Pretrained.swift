@@ -101,6 +101,7 @@ public struct Pretrained {
         let model = try CausalLM(config: config, weights: weights, source: dir.path)
         let tokenizer = try Tokenizer.load(tokenizerJSON: dir.appendingPathComponent("tokenizer.json"),
                                            config: dir.appendingPathComponent("tokenizer_config.json"))
+        try checkVocabulary(tokenizer, config, file: dir.appendingPathComponent("tokenizer.json").path)
         if tokenizer.eosIds.isEmpty { tokenizer.eosIds = config.eosTokenId }
         // generation_config.json often lists more end ids (e.g. <|eot_id|> and <|end_of_text|>).
         if let gc = FileManager.default.contents(atPath: dir.appendingPathComponent("generation_config.json").path),
@@ -115,6 +116,14 @@ public struct Pretrained {
             template = obj["chat_template"] as? String
         }
         return Pretrained(model: model, tokenizer: tokenizer, chatTemplateText: template, source: dir.path)
+    }
+
+    /// Every id the tokenizer can produce must have an embedding row (else the forward pass would
+    /// index past the table).
+    static func checkVocabulary(_ tokenizer: Tokenizer, _ config: ModelConfig, file: String) throws {
+        guard tokenizer.vocabSize <= config.vocabSize else {
+            throw ModelError("\(file): the tokenizer has \(tokenizer.vocabSize) token ids but the model's embedding has \(config.vocabSize) rows (vocab_size)")
+        }
     }
 
     // MARK: GGUF
@@ -187,6 +196,7 @@ public struct Pretrained {
         }
         let model = try CausalLM(config: config, weights: weights, source: path)
         let tokenizer = try Tokenizer.load(gguf: g)
+        try checkVocabulary(tokenizer, config, file: path)
         return Pretrained(model: model, tokenizer: tokenizer, chatTemplateText: g.string("tokenizer.chat_template"), source: path)
     }
 

@@ -67,10 +67,17 @@ public final class Tensor {
         }
     }
 
-    /// Size of one dimension (negative dims count from the end).
+    /// Size of one dimension (negative dims count from the end). A dimension the tensor does not
+    /// have (an op before it failed and left an invalid tensor) is recorded as an error like a
+    /// failing op, and reads as 0, so the scope ends with the first error instead of a trap.
     public func size(_ dim: Int) -> Int {
         let s = shape
-        return s[dim < 0 ? dim + s.count : dim]
+        let d = dim < 0 ? dim + s.count : dim
+        guard s.indices.contains(d) else {
+            ErrorScope.record("tensor of shape \(s) has no dimension \(dim)")
+            return 0
+        }
+        return s[d]
     }
 
     /// Number of elements.

@@ -116,6 +116,16 @@ final class PretrainedTests: XCTestCase {
         let tokData = try Data(contentsOf: tok)
         try FileManager.default.removeItem(at: tok)
         XCTAssertEqual(load(), "\(tok.path): cannot read (missing tokenizer)")
+        // A tokenizer with ids past the embedding's rows (found by the fuzz suite: the forward pass
+        // indexed past the table and trapped).
+        var tokObj = try JSONSerialization.jsonObject(with: tokData) as! [String: Any]
+        var model = tokObj["model"] as! [String: Any]
+        var vocab = model["vocab"] as! [String: Int]
+        vocab["far"] = 1170
+        model["vocab"] = vocab
+        tokObj["model"] = model
+        try JSONSerialization.data(withJSONObject: tokObj).write(to: tok)
+        XCTAssertEqual(load(), "\(tok.path): the tokenizer has 1171 token ids but the model's embedding has 270 rows (vocab_size)")
         try tokData.write(to: tok)
         // Truncated weights.
         let st = dir.appendingPathComponent("model.safetensors")

@@ -46,6 +46,18 @@ final class ErrorTests: XCTestCase {
         XCTAssertTrue(mm.contains("dtype") || mm.contains("same"), mm)
     }
 
+    /// Reading a dimension of the invalid tensor a failed op leaves trapped (index out of range);
+    /// it is an error of the scope now, after the op's own.
+    func testSizeOfAFailedResultIsAnErrorNotATrap() {
+        XCTAssertThrowsError(try withTorchErrors { () -> Int in
+            let bad = Tensor.zeros([2, 3]).matmul(Tensor.zeros([4, 5]))
+            return bad.size(0) + bad.size(-1)
+        }) { XCTAssertTrue("\($0)".contains("mat1 and mat2 shapes cannot be multiplied"), "\($0)") }
+        XCTAssertThrowsError(try withTorchErrors { Tensor.zeros([2]).size(3) }) {
+            XCTAssertEqual("\($0)", "tensor of shape [2] has no dimension 3")
+        }
+    }
+
     func testFailureChainsSoftlyAndTheFirstErrorWins() {
         let msg = expectTorchError {
             let bad = Tensor.ones([2]) + Tensor.ones([3])
