@@ -46,7 +46,8 @@ public final class LoRA {
     /// Attaches fresh adapters to every targeted linear layer of `model` and to the model.
     @discardableResult
     public init(attachingTo model: CausalLM, config: Config, seed: UInt64 = 0) throws {
-        guard config.rank > 0 else { throw ModelError("lora: 'r' must be positive, got \(config.rank)") }
+        guard config.rank > 0, config.rank <= 65536 else { throw ModelError("lora: 'r' must be 1…65536, got \(config.rank)") }
+        guard config.alpha > 0, config.alpha <= 1e6 else { throw ModelError("lora: 'lora_alpha' must be in (0, 1e6], got \(config.alpha)") }
         guard (0..<1).contains(config.dropout) else { throw ModelError("lora: 'lora_dropout' must be in [0, 1), got \(config.dropout)") }
         let names = model.weights.keys.filter { $0.hasSuffix(".weight") }.map { String($0.dropLast(7)) }
             .filter { n in config.targetModules.contains { n.hasSuffix("." + $0) } && model.weights[n + ".weight"]!.rank == 2 }

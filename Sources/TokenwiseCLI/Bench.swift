@@ -33,10 +33,10 @@ struct BenchMatmul: ParsableCommand {
     var json = false
 
     func validate() throws {
-        guard !parsedSizes.isEmpty, parsedSizes.allSatisfy({ $0 > 0 }) else {
-            throw ValidationError("--sizes must be positive integers separated by commas, got '\(sizes)'")
+        guard !parsedSizes.isEmpty, parsedSizes.allSatisfy({ (1...16384).contains($0) }) else {
+            throw ValidationError("--sizes must be integers in 1…16384 separated by commas, got '\(sizes)'")
         }
-        guard seconds > 0 else { throw ValidationError("--seconds must be positive, got \(seconds)") }
+        guard seconds > 0, seconds <= 3600 else { throw ValidationError("--seconds must be in (0, 3600], got \(seconds)") }
     }
 
     var parsedSizes: [Int] { sizes.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) } }

@@ -24,6 +24,12 @@ struct BenchCredit: ParsableCommand {
         guard groups > 0, groupSize > 0, tokens > 0, repeats > 0 else {
             throw ValidationError("--groups, --group-size, --tokens and --repeats must be positive")
         }
+        // The batch is built in memory: about 100 bytes a token across its arrays.
+        let (cells, over) = groups.multipliedReportingOverflow(by: groupSize)
+        let (total, over2) = cells.multipliedReportingOverflow(by: tokens)
+        guard !over, !over2, total <= 1 << 26, repeats <= 1000 else {
+            throw ValidationError("--groups × --group-size × --tokens must be at most \(1 << 26) tokens and --repeats at most 1000")
+        }
         for m in methods.split(separator: ",") where CreditMethod(rawValue: String(m)) == nil {
             throw ValidationError("--methods: unknown method '\(m)'")
         }

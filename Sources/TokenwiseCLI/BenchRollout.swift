@@ -19,6 +19,7 @@ struct BenchRollout: ParsableCommand {
 
     func validate() throws {
         guard batch > 0, newTokens > 0 else { throw ValidationError("--batch and --new-tokens must be positive") }
+        guard batch <= 4096 else { throw ValidationError("--batch must be at most 4096, got \(batch)") }
     }
 
     static func peakResidentMB() -> Double {

@@ -13,7 +13,7 @@ struct BenchTokenizer: ParsableCommand {
     @Option(help: "Size of the text in megabytes.") var megabytes = 2.0
 
     func validate() throws {
-        guard megabytes > 0 else { throw ValidationError("--megabytes must be positive, got \(megabytes)") }
+        guard megabytes > 0, megabytes <= 1024 else { throw ValidationError("--megabytes must be in (0, 1024], got \(megabytes)") }
     }
 
     func run() throws {

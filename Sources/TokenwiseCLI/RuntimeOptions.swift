@@ -12,6 +12,9 @@ struct RuntimeOptions: ParsableArguments {
 
     func validate() throws {
         if let threads, threads < 1 { throw ValidationError("--threads must be at least 1, got \(threads)") }
+        // More threads than cores only makes libtorch's spinning workers fight (1000 threads hung).
+        let most = 4 * ProcessInfo.processInfo.activeProcessorCount
+        if let threads, threads > most { throw ValidationError("--threads must be at most \(most) (4 × the \(most / 4) cores), got \(threads)") }
         do { _ = try Device(parsing: device) } catch { throw ValidationError("--device: \(error)") }
     }
 

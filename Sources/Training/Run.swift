@@ -18,6 +18,8 @@ public final class TrainingRun {
     var fresh = false, madeFolder = false
     /// Past the steps (the final eval, model and report): what was written then is kept.
     var finishing = false
+    /// Said once: a finite but exploding gradient norm (the guard only stops non-finite ones).
+    var warnedExplosion = false
     let pretrained: Pretrained
     let data: TaskData
     /// The RL trainer, or (for a preference objective) the preference trainer.
@@ -110,8 +112,8 @@ public final class TrainingRun {
     }
 
     /// A warning goes to standard error (so `--json` output stays parseable), unless quiet.
+    /// Warnings go to stderr in every console mode: `--quiet` and `--json` silence progress, not them.
     func warn(_ line: String) {
-        guard console != .quiet else { return }
         FileHandle.standardError.write(Data("warning: \(line)\n".utf8))
     }
 
@@ -225,6 +227,11 @@ public final class TrainingRun {
             }
             var line: [String: Any] = metrics
             line["step"] = s + 1
+            if let g = metrics["grad_norm"], g > 1e6, !warnedExplosion {
+                warnedExplosion = true
+                warn("step \(s + 1): the gradient norm before clipping is \(String(format: "%.3g", g)) (clipped to \(config.optim.maxGradNorm)): "
+                     + "the run looks divergent; lower optim.lr (\(config.optim.lr))")
+            }
             try writing(step: s + 1) {
                 try JSONLines.append(line, to: dir.appendingPathComponent("metrics.jsonl"))
                 for r in (trainer?.lastRecords ?? []).prefix(config.output.samplesPerStep) {

@@ -198,6 +198,12 @@ final class CLITests: XCTestCase {
             (["eval", "--model", "tiny-random", "--threads", "-2"], "--threads must be at least 1, got -2"),
             (["generate", "--model", "tiny-random", "--prompt", "hi", "--max-tokens", "-1"], "--max-tokens must be positive, got -1"),
             (["bench", "train", "--model", "tiny-random", "--steps", "-1"], "--steps must be 1…100000, got -1"),
+            // These hung (1000 spinning threads; a 100 GB text; a 4 TB matrix) or exhausted memory.
+            (["bench", "matmul", "--threads", "1000"], "--threads must be at most"),
+            (["bench", "tokenizer", "--model", "tiny-random", "--megabytes", "100000"], "--megabytes must be in (0, 1024], got 100000.0"),
+            (["bench", "matmul", "--sizes", "1000000"], "--sizes must be integers in 1…16384"),
+            (["bench", "credit", "--groups", "100000", "--tokens", "100000"], "must be at most 67108864 tokens"),
+            (["train", "--preset", "tiny", "--set", "model.lora.lora_alpha=1e30", "--out", run.path], "lora: 'lora_alpha' must be in (0, 1e6], got 1e+30"),
         ]
         for (args, message) in cases {
             let r = try tokenwise(args)

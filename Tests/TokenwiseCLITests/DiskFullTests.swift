@@ -49,4 +49,17 @@ extension CLITests {
         XCTAssertEqual(replayable(moved).count, 8)
         XCTAssertEqual(replayable(moved), replayable(whole))
     }
+
+    /// At lr 1e3 the gradient norm reached 6.9e18 while the run exited 0 in silence; the warning is
+    /// printed under --quiet too (it goes to stderr, progress does not).
+    func testAnExplodingGradientIsWarnedAbout() throws {
+        let run = try temporary().appendingPathComponent("run")
+        let r = try tokenwise(["train", "--preset", "tiny", "--out", run.path, "--quiet", "--threads", "1", "--set", "optim.lr=1e3",
+                               "--set", "train.steps=6", "--set", "output.save_model=false", "--set", "eval.before=false"])
+        XCTAssertTrue(r.stderr.contains("the run looks divergent; lower optim.lr (1000.0)"), r.stderr)
+        XCTAssertEqual(r.stderr.components(separatedBy: "looks divergent").count, 2, "said once")
+        let calm = try tokenwise(["train", "--preset", "tiny", "--out", run.path + "-calm", "--quiet", "--threads", "1",
+                                  "--set", "output.save_model=false", "--set", "eval.before=false"])
+        XCTAssertFalse(calm.stderr.contains("divergent"), calm.stderr)
+    }
 }
