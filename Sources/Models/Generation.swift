@@ -20,6 +20,10 @@ extension CausalLM {
                 for _ in 0..<maxNewTokens {
                     let logits = try self(input, cache: cache)                       // [1, T, V]
                     let last = logits.select(dim: 1, index: logits.size(1) - 1).to(dtype: .float32)   // [1, V]
+                    // NaN logits made greedy decoding pick id 0 forever (NUL bytes) and exit 0.
+                    guard try last.abs().amax().item().isFinite else {
+                        throw ModelError("generate: the model's logits are not finite at new token \(out.count + 1) (its weights hold NaN or inf)")
+                    }
                     let next: Tensor = temperature == 0
                         ? last.argmax(dim: -1)
                         : (last / temperature).softmax(dim: -1).multinomial(numSamples: 1, generator: generator).squeezed(dim: -1)

@@ -214,5 +214,10 @@ final class CausalLMTests: XCTestCase {
         let g1 = try Generator(seed: 9), g2 = try Generator(seed: 9)
         XCTAssertEqual(try m.generate(prompt: [4], maxNewTokens: 5, temperature: 1, generator: g1),
                        try m.generate(prompt: [4], maxNewTokens: 5, temperature: 1, generator: g2))
+        // NaN weights: greedy decoding picked id 0 every step and printed NUL bytes; now an error.
+        try m.setWeight("model.norm.weight", try withTorchErrors { Tensor.full([64], value: .nan) })
+        XCTAssertThrowsError(try m.generate(prompt: [1, 2, 3], maxNewTokens: 6)) {
+            XCTAssertEqual("\($0)", "generate: the model's logits are not finite at new token 1 (its weights hold NaN or inf)")
+        }
     }
 }
