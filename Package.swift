@@ -79,10 +79,10 @@ let package = Package(
         .executableTarget(name: "TokenwiseFuzz", dependencies: ["Fuzz", "Torch"]),
         .testTarget(name: "FuzzTests", dependencies: ["Fuzz", "Models"]),
         .testTarget(name: "TorchTests", dependencies: ["Torch"]),
-        .testTarget(name: "ObjectivesTests", dependencies: ["Objectives", "Torch", "Credit"]),
+        .testTarget(name: "ObjectivesTests", dependencies: ["Objectives", "Torch", "Credit"], exclude: ["Fixtures"]),
         .testTarget(name: "ModelsTests", dependencies: ["Models", "Torch"], exclude: ["Fixtures"]),
         .testTarget(name: "RewardsTests", dependencies: ["Rewards"]),
-        .testTarget(name: "TrainingTests", dependencies: ["Training", "Models", "Torch", "Credit", "Objectives", "Rewards", "Rollout"]),
+        .testTarget(name: "TrainingTests", dependencies: ["Training", "Models", "Torch", "Credit", "Objectives", "Rewards", "Rollout"], exclude: ["Fixtures"]),
         .testTarget(name: "RolloutTests", dependencies: ["Rollout", "Models", "Torch"]),
         // Runs the built `tokenwise` binary; the dependency makes `swift test` build it first.
         .testTarget(name: "TokenwiseCLITests", dependencies: ["TokenwiseCLI"]),

@@ -108,7 +108,7 @@ public struct Campaign {
 
     /// The files of case `k`: a seed with one of its files mutated.
     public func input(case k: Int) -> (files: [String: Data], mutated: String) {
-        var rng = FuzzRNG(seed: seed ^ (UInt64(k) &* 0xD1B5_4A32_D192_ED03) ^ UInt64(target.name.hashValue & 0))
+        var rng = FuzzRNG(seed: seed ^ (UInt64(k) &* 0xD1B5_4A32_D192_ED03))
         for _ in 0..<2 { _ = rng.next() }
         var files = rng.pick(target.seeds)
         let name = rng.pick(files.keys.sorted())

@@ -1,17 +1,11 @@
 import Foundation
+import Training
 
-/// A seeded generator (SplitMix64), so a campaign is reproducible from its seed and case number.
-public struct FuzzRNG {
-    var state: UInt64
-    public init(seed: UInt64) { state = seed }
+/// The campaign's generator: Training's seeded SplitMix64, so a campaign is reproducible from its
+/// seed and case number.
+public typealias FuzzRNG = SplitMix64
 
-    public mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
+extension SplitMix64 {
     /// Uniform in 0..<n (n > 0).
     public mutating func below(_ n: Int) -> Int { Int(next() % UInt64(max(n, 1))) }
     public mutating func chance(_ p: Double) -> Bool { Double(next() >> 11) / Double(1 << 53) < p }
@@ -62,12 +56,8 @@ public enum Mutator {
             var v = rng.pick(interesting)
             if rng.chance(0.2) { v = 0 &- v }
             for k in 0..<width where at + k < d.count { d[at + k] = UInt8(truncatingIfNeeded: v >> (8 * UInt64(k))) }
-        case 4 where !d.isEmpty:
-            let n = min(1 + rng.below(64), d.count - at)
-            d.removeSubrange(at..<(at + n))
-        case 5 where !d.isEmpty:
-            let n = min(1 + rng.below(64), d.count - at)
-            d.insert(contentsOf: d[at..<(at + n)], at: at)
+        case 4 where !d.isEmpty: cut(&d, at: at, upTo: 64, rng: &rng)
+        case 5 where !d.isEmpty: repeatChunk(&d, at: at, upTo: 64, rng: &rng)
         case 6:
             if rng.chance(0.5) { d.removeSubrange(min(at, d.count)..<d.count) } else {
                 d.insert(contentsOf: (0..<(1 + rng.below(16))).map { _ in UInt8(truncatingIfNeeded: rng.next()) }, at: at)
@@ -101,12 +91,8 @@ public enum Mutator {
             let words = strings + dictionary
             s.replaceSubrange(rng.pick(spans), with: Array(rng.pick(words).utf8))
         case 4: s.insert(contentsOf: Array(rng.pick(dictionary + numbers + [",", ":", "\n", "- ", "  "]).utf8), at: at)
-        case 5 where !s.isEmpty:
-            let n = min(1 + rng.below(40), s.count - at)
-            s.removeSubrange(at..<(at + n))
-        case 6 where !s.isEmpty:
-            let n = min(1 + rng.below(80), s.count - at)
-            s.insert(contentsOf: s[at..<(at + n)], at: at)
+        case 5 where !s.isEmpty: cut(&s, at: at, upTo: 40, rng: &rng)
+        case 6 where !s.isEmpty: repeatChunk(&s, at: at, upTo: 80, rng: &rng)
         case 7:
             // Deep nesting: parsers that recurse must bound their depth.
             let depth = rng.pick([64, 1000, 100_000])
@@ -115,6 +101,17 @@ public enum Mutator {
         default:
             if !s.isEmpty { s.removeSubrange(at..<s.count) }
         }
+    }
+
+    /// Removes 1…`upTo` bytes at `at`.
+    static func cut(_ d: inout [UInt8], at: Int, upTo: Int, rng: inout FuzzRNG) {
+        d.removeSubrange(at..<(at + min(1 + rng.below(upTo), d.count - at)))
+    }
+
+    /// Repeats the 1…`upTo` bytes at `at` in place.
+    static func repeatChunk(_ d: inout [UInt8], at: Int, upTo: Int, rng: inout FuzzRNG) {
+        let n = min(1 + rng.below(upTo), d.count - at)
+        d.insert(contentsOf: d[at..<(at + n)], at: at)
     }
 
     static func numberSpans(_ s: [UInt8]) -> [Range<Int>] {

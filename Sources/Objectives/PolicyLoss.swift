@@ -36,6 +36,7 @@ public struct PolicyLoss {
         let rho: Tensor
         let lengths: Tensor       // [B, 1], at least 1
         let seqLogRatio: Tensor   // [B, 1], mean log-ratio, ≤ 10
+        let seqLogRatioRaw: Tensor  // [B, 1], the mean of the unclamped token log-ratios (GSPO's, as verl)
 
         init(_ b: PolicyBatch, clamp: Double) {
             mask = b.mask
@@ -47,7 +48,9 @@ public struct PolicyLoss {
             logRatio = (b.logprobs - b.oldLogprobs.detached()).clamp(min: -clamp, max: clamp) * b.mask
             rho = logRatio.exp()
             lengths = b.mask.sum(dim: 1, keepDim: true).clamp(min: 1)
-            seqLogRatio = (logRatio.sum(dim: 1, keepDim: true) / lengths).clamp(max: 10)
+            // verl's GSPO averages unclamped token log-ratios, then clamps the sequence one at 10.
+            seqLogRatioRaw = ((b.logprobs - b.oldLogprobs.detached()) * b.mask).sum(dim: 1, keepDim: true) / lengths
+            seqLogRatio = seqLogRatioRaw.clamp(max: 10)
         }
     }
 
@@ -111,7 +114,9 @@ public struct PolicyLoss {
             let s = x.seqLogRatio.exp().expanded(to: x.rho.shape)
             return (s, -s * x.A, clipped(s, seqRange), nil)
         case .gspoToken:
-            let r = (x.logp - x.logp.detached() + x.seqLogRatio.detached()).exp()
+            // As verl's compute_policy_loss_gspo: the clamp at 10 acts on the combined log-ratio, so
+            // a token whose sequence is past it gets no gradient.
+            let r = (x.logp - x.logp.detached() + x.seqLogRatioRaw.detached()).clamp(max: 10).exp()
             return (r, -r * x.A, clipped(r, seqRange), nil)
         case .turn:
             let r = try turnRatio(try Self.need(b.turns, "turns", "ratio 'turn'"), x)

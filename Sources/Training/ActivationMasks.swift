@@ -23,14 +23,18 @@ enum ActivationMasks {
             (0..<width).map { j in Int64(j < r.count ? p.count + j - 1 : 0) }
         }, shape: [rows.count, width]).to(reference.device)
         let valid = padded(responses.map { [Double](repeating: 1, count: $0.count) }, device: reference.device).values
-        return try withTorchErrors {
-            let groups = CausalLM.ActivationProbe.Group.allCases.compactMap { g -> Tensor? in
-                guard let list = maps[g], !list.isEmpty else { return nil }
-                let rescaled = list.map { rescale($0.gather(dim: 1, index: index), valid) }
-                return rescaled.dropFirst().reduce(rescaled[0], +) / Double(rescaled.count)
-            }
-            return groups.dropFirst().reduce(groups[0], +) / Double(groups.count) * valid
+        return try withTorchErrors { combine(maps.mapValues { $0.map { $0.gather(dim: 1, index: index) } }, valid: valid) }
+    }
+
+    /// The mask from maps already aligned to the response tokens (`[N, R]` each, `valid` marking
+    /// real tokens): each map min-max rescaled per row, averaged within its group, then across groups.
+    static func combine(_ maps: [CausalLM.ActivationProbe.Group: [Tensor]], valid: Tensor) -> Tensor {
+        let groups = CausalLM.ActivationProbe.Group.allCases.compactMap { g -> Tensor? in
+            guard let list = maps[g], !list.isEmpty else { return nil }
+            let rescaled = list.map { rescale($0, valid) }
+            return rescaled.dropFirst().reduce(rescaled[0], +) / Double(rescaled.count)
         }
+        return groups.dropFirst().reduce(groups[0], +) / Double(groups.count) * valid
     }
 
     /// (x − min)/(max − min) over each row's valid tokens; 1 where a row is flat.

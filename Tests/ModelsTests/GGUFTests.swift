@@ -53,14 +53,17 @@ final class GGUFTests: XCTestCase {
         XCTAssertThrowsError(try f.tensor("c")) { XCTAssertEqual("\($0)", "\(url.path): no tensor named 'c'") }
     }
 
+    /// The error of opening `bytes` as a GGUF file, with its path shown as `name`.
+    func opening(_ bytes: [UInt8], _ name: String, in dir: URL) -> String {
+        let url = dir.appendingPathComponent(name)
+        try! Data(bytes).write(to: url)
+        do { _ = try GGUFFile(url: url); return "no error" } catch { return "\(error)".replacingOccurrences(of: url.path, with: name) }
+    }
+
     func testBadFilesNameTheFileAndField() throws {
         let dir = try tempDir()
         defer { try? FileManager.default.removeItem(at: dir) }
-        func open(_ bytes: [UInt8], _ name: String) -> String {
-            let url = dir.appendingPathComponent(name)
-            try! Data(bytes).write(to: url)
-            do { _ = try GGUFFile(url: url); return "no error" } catch { return "\(error)".replacingOccurrences(of: url.path, with: name) }
-        }
+        func open(_ bytes: [UInt8], _ name: String) -> String { opening(bytes, name, in: dir) }
         XCTAssertEqual(open(Array("GGML".utf8) + [3, 0, 0, 0], "magic"), "magic: bad magic 'GGML' (expected 'GGUF'; not a GGUF file)")
         XCTAssertEqual(open(Array("GGUF".utf8) + [9, 0, 0, 0] + [UInt8](repeating: 0, count: 16), "version"), "version: unsupported GGUF version 9 (expected 2 or 3)")
         XCTAssertEqual(open(Array("GGUF".utf8) + [3, 0, 0], "short"), "short: truncated while reading header (needs 4 bytes at offset 4, file has 7)")
@@ -88,11 +91,7 @@ final class GGUFTests: XCTestCase {
     func testHostileStructuresAreErrors() throws {
         let dir = try tempDir()
         defer { try? FileManager.default.removeItem(at: dir) }
-        func open(_ bytes: [UInt8], _ name: String) -> String {
-            let url = dir.appendingPathComponent(name)
-            try! Data(bytes).write(to: url)
-            do { _ = try GGUFFile(url: url); return "no error" } catch { return "\(error)".replacingOccurrences(of: url.path, with: name) }
-        }
+        func open(_ bytes: [UInt8], _ name: String) -> String { opening(bytes, name, in: dir) }
         func u32(_ x: UInt32) -> [UInt8] { withUnsafeBytes(of: x.littleEndian) { Array($0) } }
         func u64(_ x: UInt64) -> [UInt8] { withUnsafeBytes(of: x.littleEndian) { Array($0) } }
         let head = Array("GGUF".utf8) + u32(3)

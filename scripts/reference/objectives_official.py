@@ -197,18 +197,20 @@ def gspo_cases(rng):
     lp, old, adv = rows(3, lengths=[5, 1, 12], spread=0.05, const_adv=True)
     cases.append(gspo_case("gspo_token eps 0.2/0.28 (explicit)", "gspo_token", lp, old, adv, eps=(0.2, 0.28)))
     cases.append(gspo_case("sequence eps 0.2/0.28 (explicit)", "sequence", lp, old, adv, eps=(0.2, 0.28)))
-    # Known differences (extreme log-ratios).
+    # A response with no tokens (all padding): verl's seq_mask leaves the row out of the mean.
+    part = [np.array([-0.4, -1.1]), np.array([]), np.array([-2.0, -0.6, -0.9])]
+    part_old = [part[0] + 1e-4, part[1], part[2] - 2e-4]
+    part_adv = [np.full(2, 1.5), np.array([]), np.full(3, -0.7)]
+    cases.append(gspo_case("gspo_token an empty response in the batch", "gspo_token", part, part_old, part_adv))
+    cases.append(gspo_case("sequence an empty response in the batch", "sequence", part, part_old, part_adv))
+    # Extreme log-ratios: verl clamps log s_it = logp - sg(logp) + sg(seq) at 10 after adding (no
+    # gradient past it), and averages unclamped token log-ratios.
     big = np.array([-0.5, -0.5, -0.5])
-    cases.append(gspo_case("gspo_token mean log-ratio above 10", "gspo_token", [big], [big - 12.0], [np.full(3, -1.0)],
-                           known="verl clamps log s_it = logp - sg(logp) + sg(seq) at 10 AFTER adding, so the gradient is 0 "
-                                 "when the mean log-ratio exceeds 10; Tokenwise clamps sg(seq) at 10 BEFORE adding, so its "
-                                 "gspo_token gradient stays -A e^10 / L (ratio: sequence matches verl here)"))
+    cases.append(gspo_case("gspo_token mean log-ratio above 10", "gspo_token", [big], [big - 12.0], [np.full(3, -1.0)]))
     cases.append(gspo_case("sequence mean log-ratio above 10", "sequence", [big], [big - 12.0], [np.full(3, -1.0)]))
     spike = np.array([-0.5, -0.5, -0.5, -0.5])
     cases.append(gspo_case("gspo_token one token log-ratio 25", "gspo_token", [spike], [spike - np.array([25.0, 0, 0, 0])],
-                           [np.full(4, -1.0)],
-                           known="Tokenwise clamps every token's log-ratio to +-20 (log_ratio_clamp) before the mean; verl's "
-                                 "GSPO does not (mean 6.25 in verl, 5 in Tokenwise)"))
+                           [np.full(4, -1.0)]))
     return cases
 
 
@@ -257,7 +259,7 @@ def side_json(logp, ref, **extra):
     return d
 
 
-def pref_grads(fw, fl, xw, xl, mw, ml):
+def pref_grads(fw, xw, xl, mw, ml):
     """Finite differences of a pair-batch loss f(xw, xl) in each side's logprobs."""
     gw = fd_grad(lambda x: fw(x, xl), xw, mw)
     gl = fd_grad(lambda x: fw(xw, x), xl, ml)
@@ -296,7 +298,7 @@ def tdpo_case(rng, name, lw, ll, tdpo2, beta=None, alpha=None, data=None):
     z = margin_w - margin_l - ((kl - kw) if not tdpo2 else a * (kl - kw))
     coeff = b * sigmoid(-b * z) / len(lw)            # d(-logsigmoid(bz))/dz = -b sigmoid(-bz)
     gw, gl = -coeff[:, None] * mw, coeff[:, None] * ml
-    nw, nl = pref_grads(f, None, Pw, Pl, mw, ml)
+    nw, nl = pref_grads(f, Pw, Pl, mw, ml)
     check(name + " chosen", gw, nw, mw)
     check(name + " rejected", gl, nl, ml)
     objective = {"name": "tdpo2" if tdpo2 else "tdpo1"}
@@ -402,7 +404,7 @@ def sparsepo_case(rng, name, lw, ll, beta=None, independent=True, kind="dense", 
     d = ((Dw * Tw) * mw).sum(-1) - ((Dl * Tl) * ml).sum(-1)
     coeff = b * sigmoid(-b * (u - d)) / len(lw)
     gw, gl = -coeff[:, None] * Uw * mw, coeff[:, None] * Ul * ml
-    nw, nl = pref_grads(f, None, Pw, Pl, mw, ml)
+    nw, nl = pref_grads(f, Pw, Pl, mw, ml)
     check(name + " chosen", gw, nw, mw)
     check(name + " rejected", gl, nl, ml)
     objective = {"name": "sparsepo"}
@@ -473,7 +475,7 @@ def tgdpo_case(rng, name, lw, ll, beta=None, alpha=None, rm_scale=2.0):
     zz = (cw * (Pw - Rw)).sum(-1) - (cl * (Pl - Rl)).sum(-1)
     s = sigmoid(-zz) / len(lw)
     gw, gl = -s[:, None] * cw, s[:, None] * cl
-    nw, nl = pref_grads(f, None, Pw, Pl, mw, ml)
+    nw, nl = pref_grads(f, Pw, Pl, mw, ml)
     check(name + " chosen", gw, nw, mw)
     check(name + " rejected", gl, nl, ml)
     objective = {"name": "tgdpo"}
@@ -515,7 +517,7 @@ def main():
         json.dump({"generator": "scripts/reference/objectives_official.py",
                    "sources": {"gspo": VERL, "tdpo": TDPO, "sparsepo": HEBO, "tgdpo": TGDPO},
                    "tolerance": 1e-6,
-                   "cases": cases}, f, indent=1)
+                   "cases": cases}, f)
     counts = {}
     for c in cases:
         counts[c["family"]] = counts.get(c["family"], 0) + 1
