@@ -72,6 +72,15 @@ public indirect enum CreditConfig: Equatable, Sendable {
         }
     }
 
+    /// GAE's parameters when the pipeline is GAE (alone or as `d3s`'s base): what a critic's returns follow.
+    public var gaeParams: GAE.Params? {
+        switch self {
+        case .gae(let p): p
+        case .d3s(let p): p.base.gaeParams
+        default: nil
+        }
+    }
+
     /// The method's pipeline of stages.
     public var estimator: AdvantageEstimator { Pipeline(stages: stages) }
 

@@ -40,6 +40,14 @@ public enum GAE {
         return adv
     }
 
+    /// The returns a critic learns from, A_t + V_t with A unwhitened (verl's `returns`).
+    public static func returns(_ t: Trajectory, _ p: Params) -> [Double] {
+        guard t.count > 0, let values = t.values else { return [] }
+        var rewards = t.klPenalty(p.klCoef)
+        rewards[t.count - 1] += t.reward
+        return zip(advantages(rewards: rewards, values: values, gamma: p.gamma, lam: p.lam), values).map { $0 + $1 }
+    }
+
     struct Stage: CreditStage {
         let params: Params
         var inputs: Set<CreditInput> { params.klCoef != 0 ? [.values, .kl] : [.values] }

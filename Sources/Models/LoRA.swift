@@ -17,6 +17,16 @@ public final class LoRA {
         }
 
         enum CodingKeys: String, CodingKey { case rank = "r", alpha = "lora_alpha", dropout = "lora_dropout", targetModules = "target_modules" }
+
+        /// A key left out takes its default (`critic.lora: {r: 8}` has no defaults underneath to merge with).
+        public init(from decoder: Decoder) throws {
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            let d = Config()
+            rank = try c.decodeIfPresent(Int.self, forKey: .rank) ?? d.rank
+            alpha = try c.decodeIfPresent(Double.self, forKey: .alpha) ?? d.alpha
+            dropout = try c.decodeIfPresent(Double.self, forKey: .dropout) ?? d.dropout
+            targetModules = try c.decodeIfPresent([String].self, forKey: .targetModules) ?? d.targetModules
+        }
     }
 
     public final class Adapter {

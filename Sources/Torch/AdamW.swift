@@ -86,7 +86,10 @@ public final class AdamW: Optimizer {
             if let m { tensors["exp_avg.\(i)"] = m }
             if let v = expAvgSq[i] { tensors["exp_avg_sq.\(i)"] = v }
         }
-        let opts = String(decoding: try JSONEncoder().encode(options), as: UTF8.self)
+        // Sorted keys: the same state writes the same bytes (checkpoints compare equal).
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = .sortedKeys
+        let opts = String(decoding: try encoder.encode(options), as: UTF8.self)
         return (tensors, ["optimizer": "adamw", "steps": encodeSteps(steps), "options": opts])
     }
 

@@ -82,7 +82,10 @@ public final class SGD: Optimizer {
     public func stateTensors() throws -> (tensors: [String: Tensor], metadata: [String: String]) {
         var tensors: [String: Tensor] = [:]
         for (i, b) in buffers.enumerated() { if let b { tensors["momentum_buffer.\(i)"] = b } }
-        let opts = String(decoding: try JSONEncoder().encode(options), as: UTF8.self)
+        // Sorted keys: the same state writes the same bytes (checkpoints compare equal).
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = .sortedKeys
+        let opts = String(decoding: try encoder.encode(options), as: UTF8.self)
         return (tensors, ["optimizer": "sgd", "steps": encodeSteps(steps), "options": opts])
     }
 

@@ -25,7 +25,7 @@ public enum Checkpoint {
     public static func folder(_ run: URL, step: Int) -> URL { run.appendingPathComponent("checkpoints/step-\(step)") }
 
     /// Writes the trained weights and the optimizer state as `checkpoints/step-<step>`.
-    public static func write(run: URL, state: State, pretrained: Pretrained, optimizer: AdamW) throws {
+    public static func write(run: URL, state: State, pretrained: Pretrained, optimizer: AdamW, critic: Critic? = nil) throws {
         let step = state.step
         let fm = FileManager.default
         let parent = run.appendingPathComponent("checkpoints")
@@ -33,7 +33,7 @@ public enum Checkpoint {
         let tmp = parent.appendingPathComponent(".step-\(step).tmp")
         try? fm.removeItem(at: tmp)
         do {
-            try fill(tmp, state: state, pretrained: pretrained, optimizer: optimizer)
+            try fill(tmp, state: state, pretrained: pretrained, optimizer: optimizer, critic: critic)
         } catch {
             // A failed write (a full disk) leaves nothing half-made beside the complete checkpoints.
             try? fm.removeItem(at: tmp)
@@ -44,13 +44,14 @@ public enum Checkpoint {
         try fm.moveItem(at: tmp, to: final)
     }
 
-    static func fill(_ tmp: URL, state: State, pretrained: Pretrained, optimizer: AdamW) throws {
+    static func fill(_ tmp: URL, state: State, pretrained: Pretrained, optimizer: AdamW, critic: Critic?) throws {
         if let lora = pretrained.model.lora {
             try lora.save(to: tmp)
         } else {
             try pretrained.save(to: tmp)
         }
         try optimizer.save(to: tmp.appendingPathComponent("optimizer.safetensors"))
+        try critic?.save(to: tmp)
         try JSONEncoder().encode(state).write(to: tmp.appendingPathComponent("trainer_state.json"))
         var files: [String: [String: String]] = [:]
         for name in try FileManager.default.contentsOfDirectory(atPath: tmp.path).sorted() {
@@ -105,7 +106,7 @@ public enum Checkpoint {
     }
 
     /// Loads the weights and optimizer state of `dir` into the model and optimizer (in place).
-    public static func restore(_ dir: URL, pretrained: Pretrained, optimizer: AdamW) throws {
+    public static func restore(_ dir: URL, pretrained: Pretrained, optimizer: AdamW, critic: Critic? = nil) throws {
         try withTorchErrors {
             if let lora = pretrained.model.lora {
                 try lora.loadWeights(from: dir)
@@ -120,6 +121,7 @@ public enum Checkpoint {
             }
         }
         try optimizer.load(from: dir.appendingPathComponent("optimizer.safetensors"))
+        try critic?.restore(from: dir)
     }
 
     /// Keeps the newest `keep` checkpoints that verify and deletes the ones older than those, so a

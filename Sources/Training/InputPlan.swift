@@ -10,7 +10,7 @@ struct InputPlan: Equatable {
     /// The providers a step runs, besides the rollouts themselves (which give sampling logprobs and
     /// entropies, and the training forward's entropies).
     enum Provider: String, CaseIterable, Comparable {
-        case treeRollouts, monteCarloValues, processRewards, referenceLogprobs, positionScores
+        case treeRollouts, monteCarloValues, processRewards, referenceLogprobs, positionScores, criticValues
         static func < (a: Provider, b: Provider) -> Bool { allCases.firstIndex(of: a)! < allCases.firstIndex(of: b)! }
     }
 
@@ -49,8 +49,12 @@ struct InputPlan: Equatable {
             }
             return .processRewards
         case .values:
-            throw refuse("and training has no critic yet: use a method without one (grpo, rloo, reinforce_pp, tempo), "
-                + "or compute advantages from your own values with `tokenwise credit`")
+            guard config.critic != nil else {
+                throw refuse("from a learned critic: add a 'critic:' section (its LoRA adapters and value head on the policy's base; "
+                    + "preset 'ppo' sets one up), use a method without values (grpo, rloo, reinforce_pp, tempo), "
+                    + "or compute advantages from your own values with `tokenwise credit`")
+            }
+            return .criticValues
         case .states:
             throw refuse("and training has no multi-turn environment yet: one-turn rollouts have a single state each, which makes its step groups "
                 + "its episode groups (GRPO); give your own states to `tokenwise credit`")

@@ -19,6 +19,8 @@ struct StepInputs {
     var groups: [Credit.Group]
     /// The reference policy's logprob of every token of each trained row (row order).
     var refLogprobs: [[Double]]?
+    /// The critic's V(s_t) before every token of each trained row at rollout time (row order).
+    var values: [[Double]]?
     /// The step's sampling settings (its seed included).
     let sampling: SamplingConfig
     let progress: Double

@@ -57,7 +57,7 @@ public final class TrainingRun {
             guard state.step <= config.train.steps else {
                 throw TrainingError("\(checkpoint.path) is after step \(state.step), past train.steps (\(config.train.steps)) in \(url.path)")
             }
-            try Checkpoint.restore(checkpoint, pretrained: run.pretrained, optimizer: run.optimizer)
+            try Checkpoint.restore(checkpoint, pretrained: run.pretrained, optimizer: run.optimizer, critic: run.trainer?.critic)
             run.trainer?.entropyStatistics = state.entropyStatistics
             run.startStep = state.step
             run.say("resuming \(dir.path) after step \(state.step) (\(checkpoint.lastPathComponent))")
@@ -248,7 +248,7 @@ public final class TrainingRun {
             if config.output.checkpointEvery > 0, (s + 1) % config.output.checkpointEvery == 0 || s + 1 == t.steps || stopping != nil {
                 try writing(step: s + 1) {
                     try Checkpoint.write(run: dir, state: .init(step: s + 1, seed: config.train.seed, entropyStatistics: trainer?.entropyStatistics),
-                                         pretrained: pretrained, optimizer: optimizer)
+                                         pretrained: pretrained, optimizer: optimizer, critic: trainer?.critic)
                 }
                 Checkpoint.prune(run: dir, keep: config.output.keepCheckpoints, written: s + 1)
             }

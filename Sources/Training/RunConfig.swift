@@ -24,6 +24,8 @@ public struct RunConfig: Codable, Equatable, Sendable {
     public var train = TrainSection()
     public var eval = EvalSection()
     public var output = OutputSection()
+    /// PPO's value model (`gae` reads its values); nil: no critic.
+    public var critic: CriticSection? = nil
 
     public init() {}
 
@@ -134,7 +136,7 @@ public struct RunConfig: Codable, Equatable, Sendable {
         }
     }
 
-    enum CodingKeys: String, CodingKey { case model, data, rollout, reward, credit, objective, optim, train, eval, output }
+    enum CodingKeys: String, CodingKey { case model, data, rollout, reward, credit, objective, optim, train, eval, output, critic }
     public init(from decoder: Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         model = try c.decode(ModelSection.self, forKey: .model)
@@ -153,6 +155,7 @@ public struct RunConfig: Codable, Equatable, Sendable {
         train = try c.decode(TrainSection.self, forKey: .train)
         eval = try c.decode(EvalSection.self, forKey: .eval)
         output = try c.decode(OutputSection.self, forKey: .output)
+        critic = try c.decodeIfPresent(CriticSection.self, forKey: .critic)
     }
 
     public func encode(to encoder: Encoder) throws {
@@ -167,6 +170,7 @@ public struct RunConfig: Codable, Equatable, Sendable {
         try c.encode(train, forKey: .train)
         try c.encode(eval, forKey: .eval)
         try c.encode(output, forKey: .output)
+        try c.encodeIfPresent(critic, forKey: .critic)
     }
 
     /// Checks what the section structs cannot express, naming the key, and (for RL) that every
@@ -195,6 +199,7 @@ public struct RunConfig: Codable, Equatable, Sendable {
         try need(output.samplesPerStep >= 0, "'output.samples_per_step' must be >= 0")
         try need(model.rewardModel == nil || preference?.name == .tgdpo, "'model.reward_model' is only used by objective 'tgdpo'")
         try need(preference?.name != .tgdpo || model.rewardModel != nil, "objective 'tgdpo' needs a frozen token-reward model: set 'model.reward_model'")
+        try critic?.validate(self)
         if preference == nil { _ = try InputPlan(self, reward: nil) }
     }
 

@@ -15,6 +15,8 @@ public final class Trainer {
     public let reward: RewardFunction
     public let config: RunConfig
     public let optimizer: AdamW
+    /// PPO's value model, when the config has a `critic` section.
+    public let critic: Critic?
     let forward: ResponseForward
     let plan: InputPlan
     let source: RolloutSource
@@ -42,6 +44,8 @@ public final class Trainer {
         let (forward, params) = try ResponseForward.attach(model, lora: config.model.lora, seed: config.rollout.seed, reference: needsReference)
         self.forward = forward
         optimizer = try AdamW(parameters: params, options: .init(lr: config.optim.lr, weightDecay: config.optim.weightDecay))
+        let critic = try config.critic.map { try Critic(model: model, config: $0, lr: $0.lr ?? config.optim.lr, seed: config.rollout.seed) }
+        self.critic = critic
         let sampler = Sampler(model: model, tokenizer: tokenizer), plan = plan
         self.sampler = sampler
         let tree = TreeRollouts(sampler: sampler, tree: config.train.tree)
@@ -55,6 +59,7 @@ public final class Trainer {
             case .processRewards: ProcessRewards(tokenizer: tokenizer)
             case .referenceLogprobs: ReferenceLogprobs(forward: forward, microBatch: config.train.microBatch, klForCredit: plan.klForCredit)
             case .positionScores: PositionScores(model: model)
+            case .criticValues: CriticValues(critic: critic!, microBatch: config.train.microBatch)
             }
         }
     }
@@ -100,7 +105,14 @@ public final class Trainer {
         for p in providers { try p.provide(&inputs) }
         let credit = try config.credit.estimator.estimate(inputs.creditBatch)
         let trainStart = DispatchTime.now().uptimeNanoseconds
-        metrics.merge(try PolicyUpdate(forward: forward, optimizer: optimizer, config: config, step: stepsDone).run(inputs, credit)) { $1 }
+        if let critic, let gae = config.credit.gaeParams {
+            let returns = inputs.groups.flatMap { $0.trajectories.map { GAE.returns($0, gae) } }
+            metrics.merge(try CriticUpdate(critic: critic, config: config, step: stepsDone).run(inputs, returns: returns)) { $1 }
+        }
+        // verl's critic_warmup: the first steps train the value model only.
+        if stepsDone > (config.critic?.warmupSteps ?? 0) {
+            metrics.merge(try PolicyUpdate(forward: forward, optimizer: optimizer, config: config, step: stepsDone).run(inputs, credit)) { $1 }
+        }
         metrics["train_seconds"] = seconds(trainStart)
         let trainedTokens = inputs.rows.reduce(0) { $0 + inputs.prompt(of: $1).count + rollouts.rolled[$1].completion.tokens.count }
         metrics["train_tokens_per_second"] = Double(trainedTokens * config.train.epochs) / Swift.max(seconds(trainStart), 1e-9)

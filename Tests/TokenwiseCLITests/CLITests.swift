@@ -232,7 +232,7 @@ final class CLITests: XCTestCase {
         let run = try temporary().appendingPathComponent("never")
         let gae = try tokenwise(["train", "--preset", "tiny", "--set", "credit.method=gae", "--out", run.path])
         XCTAssertNotEqual(gae.status, 0)
-        XCTAssertTrue(gae.stderr.contains("config: credit.method gae needs critic values ('values'), and training has no critic yet"), gae.stderr)
+        XCTAssertTrue(gae.stderr.contains("config: credit.method gae needs critic values ('values'), from a learned critic: add a 'critic:' section"), gae.stderr)
         XCTAssertFalse(FileManager.default.fileExists(atPath: run.path))
         let tis = try tokenwise(["train", "--preset", "tiny", "--set", "objective.mismatch.mode=tis", "--out", run.path])
         XCTAssertNotEqual(tis.status, 0)

@@ -11,7 +11,7 @@ import XCTest
 /// kind cannot go without one of the two.
 final class InputTests: XCTestCase {
     /// Credit inputs that no provider supplies in training yet.
-    static let unsupplied: Set<CreditInput> = [.values, .states, .planning, .ratios]
+    static let unsupplied: Set<CreditInput> = [.states, .planning, .ratios]
 
     func testEveryCreditMethodGetsRealInputsOrIsRefused() throws {
         var configs = CreditMethod.allCases.map { CreditConfig(method: $0) }
@@ -19,7 +19,8 @@ final class InputTests: XCTestCase {
         configs += [.reinforcePP(.init(klCoef: 0.1)), .pure(.init(klCoef: 0.1)), .hicra(.init(grams: [[101]])), .gae(.init(klCoef: 0.1)),
                     .hapo(.init(redistribution: true))]
         for credit in configs {
-            let cfg = tinyTrainerConfig { $0.credit = credit }
+            // Values come from a learned critic, which the config must ask for.
+            let cfg = tinyTrainerConfig { $0.credit = credit; if credit.inputs.contains(.values) { $0.critic = .init() } }
             let name = "\(credit.method.rawValue) \(credit.inputs.sorted())"
             let missing = credit.inputs.intersection(Self.unsupplied).sorted()
             if let first = missing.first {
@@ -81,9 +82,16 @@ final class InputTests: XCTestCase {
                 XCTAssertGreaterThanOrEqual(k.count, g.trajectories.map(\.count).max() ?? 0, note)
                 XCTAssertGreaterThan(Set(k).count, 1, note)
             }
-        case .values, .states, .planning, .ratios:
+        case .values:
+            guard declared else { return XCTAssertTrue(present(\.values).isEmpty, note) }
+            let values = present(\.values)
+            XCTAssertEqual(values.map(\.count), trajectories.map(\.count), note)
+            // The head starts at 0; after one critic update the values differ by token.
+            XCTAssertGreaterThan(Set(values.flatMap { $0 }).count, 1, note)
+            XCTAssertEqual(inputs.values?.flatMap { $0 }, values.flatMap { $0 }, note)
+        case .states, .planning, .ratios:
             XCTAssertFalse(declared, "\(note) has no provider but was not refused")
-            XCTAssertTrue(present(\.values).isEmpty && present(\.states).isEmpty && present(\.planning).isEmpty && present(\.ratios).isEmpty, note)
+            XCTAssertTrue(present(\.states).isEmpty && present(\.planning).isEmpty && present(\.ratios).isEmpty, note)
         }
     }
 

@@ -253,6 +253,7 @@ final class RunTests: XCTestCase {
                        "objective: {mismatch: {mode: icepop}}": "objective.mismatch icepop needs rollout-engine logprobs",
                        "objective: {ratio: turn}": "objective.ratio turn needs turn ids"]
         let cases = CreditMethod.allCases.map { "credit: {method: \($0.rawValue)}" } + objectives.map { "objective: \($0)" }
+            + ["credit: {method: gae}\ncritic: {lora: {r: 4}, vf_clip: 0.2}"]
         for (i, extra) in cases.enumerated() {
             let dir = root.appendingPathComponent("m\(i)")
             if let message = refused[extra] {
