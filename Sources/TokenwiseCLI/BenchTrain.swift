@@ -8,7 +8,7 @@ import Training
 struct BenchTrain: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "train",
-        abstract: "Time GRPO steps (rollout + reward + credit + loss + optimizer) on a procedural task.",
+        abstract: "Time GRPO steps (rollout + reward + credit + loss + optimizer) on a procedural task; --critic adds PPO's.",
         discussion: "Defaults: 8 prompts × 8 samples, 64 new tokens, LoRA r=8 on q/k/v/o, the arithmetic task."
     )
 
@@ -19,6 +19,7 @@ struct BenchTrain: ParsableCommand {
     @Option(name: .customLong("new-tokens"), help: "Most new tokens per sample.") var newTokens = 64
     @Option(help: "Steps to time.") var steps = 2
     @Option(name: .customLong("micro-batch"), help: "Rows per forward/backward (0: all).") var microBatch = 8
+    @Flag(help: "Then the same steps with PPO's critic (GAE + a LoRA value model) on a fresh model, and the cost against the first.") var critic = false
 
     func validate() throws {
         for (name, v, most) in [("--prompts", prompts, 4096), ("--samples", samples, RunConfig.Limits.samples), ("--new-tokens", newTokens, 1 << 20),
@@ -30,9 +31,27 @@ struct BenchTrain: ParsableCommand {
 
     func run() throws {
         let device = try runtime.apply()
+        var baseline: Phase? = nil
+        for withCritic in critic ? [false, true] : [false] {
+            let phase = try self.phase(critic: withCritic, device: device)
+            if let baseline {
+                print("critic cost: \(fmt(phase.stepSeconds, 1)) s a step against \(fmt(baseline.stepSeconds, 1)) s without "
+                    + "(\(fmt(phase.stepSeconds / baseline.stepSeconds, 2))×, same run, steps after the first); resident memory "
+                    + "\(fmt(phase.residentMB, 0)) MB against \(fmt(baseline.residentMB, 0)) MB; the critic's adapters, head and AdamW moments "
+                    + "\(fmt(phase.criticMB, 1)) MB")
+            }
+            baseline = baseline ?? phase
+        }
+    }
+
+    struct Phase { var stepSeconds: Double; var residentMB: Double; var criticMB: Double }
+
+    /// `steps` steps on a freshly loaded model: GRPO, or GAE with PPO's critic.
+    func phase(critic withCritic: Bool, device: Device) throws -> Phase {
         let p = try modelOptions.load(device: device)
         var cfg = RunConfig()
-        cfg.credit = .grpo(.init())
+        cfg.credit = withCritic ? .gae(.init(whiten: true)) : .grpo(.init())
+        cfg.critic = withCritic ? .init() : nil
         cfg.train.samplesPerPrompt = samples
         cfg.train.microBatch = microBatch
         cfg.rollout = SamplingConfig(temperature: 1, maxNewTokens: newTokens, seed: 1)
@@ -41,11 +60,18 @@ struct BenchTrain: ParsableCommand {
             TaskSample(prompt: chat.render([ChatMessage(role: "user", content: $0.prompt)], addGenerationPrompt: true), answer: $0.answer)
         }
         let trainer = try Trainer(model: p.model, tokenizer: p.tokenizer, reward: ProceduralTask.arithmetic.reward, config: cfg)
-        print("tokenwise bench train — GRPO, \(prompts) prompts × \(samples) samples, ≤\(newTokens) new tokens, LoRA, micro-batch \(microBatch == 0 ? "all" : String(microBatch)), \(Torch.threads) thread(s)")
+        print("tokenwise bench train — \(withCritic ? "GAE + critic (PPO)" : "GRPO"), \(prompts) prompts × \(samples) samples, ≤\(newTokens) new tokens, LoRA, "
+            + "micro-batch \(microBatch == 0 ? "all" : String(microBatch)), \(Torch.threads) thread(s)")
+        var times = [Double]()
         for s in 0..<steps {
             let m = try trainer.step(Array(tasks[(s * prompts)..<((s + 1) * prompts)]))
+            times.append(m["step_seconds"]!)
             print("step \(s + 1): \(fmt(m["step_seconds"]!, 1)) s (rollout \(fmt(m["rollout_seconds"]!, 1)) s, train \(fmt(m["train_seconds"]!, 1)) s), "
-                + "reward \(fmt(m["reward_mean"]!, 3)), response \(fmt(m["response_length"]!, 1)) tokens")
+                + "reward \(fmt(m["reward_mean"]!, 3)), response \(fmt(m["response_length"]!, 1)) tokens"
+                + (withCritic ? ", critic vf_loss \(fmt(m["critic/vf_loss"] ?? .nan, 4))" : ""))
         }
+        let timed = times.count > 1 ? Array(times.dropFirst()) : times
+        let criticMB = Double(trainer.critic?.parameters.reduce(0) { $0 + $1.count } ?? 0) * 4 * 3 / 1_048_576
+        return Phase(stepSeconds: timed.reduce(0, +) / Double(timed.count), residentMB: BenchRollout.residentMB(), criticMB: criticMB)
     }
 }

@@ -14,6 +14,8 @@ public enum Preset: String, CaseIterable, Sendable {
     case spoTree = "spo-tree"
     /// HAPO's four parts as the released code wires them.
     case hapo
+    /// PPO with a learned critic (LoRA adapters and a value head on the policy's base), GAE γ 1, λ 0.95.
+    case ppo
 
     public var summary: String {
         switch self {
@@ -21,6 +23,7 @@ public enum Preset: String, CaseIterable, Sendable {
         case .tiny: "a random 2-layer model, 3 steps: a smoke test that runs in seconds"
         case .countdownPure: "countdown problems, per-equation step rewards, PURE min-form credit"
         case .spoTree: "tree rollouts (2-way branching) with SPO-tree credit"
+        case .ppo: "PPO: a LoRA critic on the policy's base, GAE (γ 1, λ 0.95, whitened as verl), the clipped value loss"
         case .hapo: "HAPO: token-level group average credit, adaptive temperature, adaptive clipping and in-loss advantage redistribution, dual clip 10, dynamic sampling"
         }
     }
@@ -71,6 +74,12 @@ public enum Preset: String, CaseIterable, Sendable {
             c.objective.adaptiveAdvantage = .init()
             c.objective.dualClip = 10
             c.train.dynamicSampling = true
+        case .ppo:
+            // verl's GAE: γ 1, λ 0.95, advantages whitened over the batch (returns from the raw ones).
+            c.credit = .gae(.init(gamma: 1, lam: 0.95, whiten: true))
+            var critic = RunConfig.CriticSection()
+            critic.lr = 1e-3
+            c.critic = critic
         }
         return c
     }
@@ -111,5 +120,6 @@ public enum Preset: String, CaseIterable, Sendable {
         "train.dynamic_sampling": "Drop groups whose rewards are all equal and draw more prompts (at most max_refills rounds).",
         "eval": "Held-out evaluation before and after training (and every `every` steps when > 0).",
         "output": "Run folder (default runs/<name>-<time>), checkpoints, samples logged per step, merged model, report.",
+        "critic": "PPO's value model for `gae`: LoRA adapters and a value head on the policy's base; lr (null: optim.lr), vf_clip, warmup_steps.",
     ]
 }

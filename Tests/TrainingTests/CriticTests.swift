@@ -152,12 +152,7 @@ final class CriticTests: XCTestCase {
         let resumed = try TrainingRun.resume(dir: cut, console: .quiet)
         XCTAssertEqual(resumed.startStep, 2)
         try resumed.run()
-        func replayable(_ dir: URL) -> [[String: Double]] {
-            JSONLines.read(dir.appendingPathComponent("metrics.jsonl")).map { line in
-                line.compactMapValues { ($0 as? NSNumber)?.doubleValue }.filter { !$0.key.contains("seconds") && !$0.key.contains("per_second") }
-            }
-        }
-        let a = replayable(cut), b = replayable(whole)
+        let a = replayableMetrics(cut), b = replayableMetrics(whole)
         XCTAssertEqual(a.count, 4)
         XCTAssertEqual(a, b)
         XCTAssertNotNil(a.last?["critic/vf_loss"])

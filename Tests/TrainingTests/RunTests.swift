@@ -70,12 +70,7 @@ final class RunTests: XCTestCase {
         return c
     }
 
-    /// The figures of a step that must not depend on an interruption (timings do).
-    func replayable(_ dir: URL) -> [[String: Double]] {
-        JSONLines.read(dir.appendingPathComponent("metrics.jsonl")).map { line in
-            line.compactMapValues { ($0 as? NSNumber)?.doubleValue }.filter { !$0.key.contains("seconds") && !$0.key.contains("per_second") }
-        }
-    }
+    func replayable(_ dir: URL) -> [[String: Double]] { replayableMetrics(dir) }
 
     func testARunWritesItsFolder() throws {
         let dir = root.appendingPathComponent("a")

@@ -34,6 +34,13 @@ func tiny(seed: UInt64 = 1) throws -> (CausalLM, Tokenizer) {
 }
 
 /// The trainer tests' run config: 4 samples per prompt, 8 new tokens, lr 1e-2, small trees.
+/// The figures of a run's steps that must not depend on an interruption (timings do).
+func replayableMetrics(_ dir: URL) -> [[String: Double]] {
+    JSONLines.read(dir.appendingPathComponent("metrics.jsonl")).map { line in
+        line.compactMapValues { ($0 as? NSNumber)?.doubleValue }.filter { !$0.key.contains("seconds") && !$0.key.contains("per_second") }
+    }
+}
+
 func tinyTrainerConfig(_ edit: (inout RunConfig) -> Void = { _ in }) -> RunConfig {
     var cfg = RunConfig()
     cfg.rollout = SamplingConfig(temperature: 1, maxNewTokens: 8, seed: 3)
