@@ -68,7 +68,7 @@ struct BenchTrain: ParsableCommand {
             times.append(m["step_seconds"]!)
             print("step \(s + 1): \(fmt(m["step_seconds"]!, 1)) s (rollout \(fmt(m["rollout_seconds"]!, 1)) s, train \(fmt(m["train_seconds"]!, 1)) s), "
                 + "reward \(fmt(m["reward_mean"]!, 3)), response \(fmt(m["response_length"]!, 1)) tokens"
-                + (withCritic ? ", critic vf_loss \(fmt(m["critic/vf_loss"] ?? .nan, 4))" : ""))
+                + (withCritic ? "; critic: values \(fmt(m["inputs_seconds"] ?? .nan, 1)) s, update \(fmt(m["critic_seconds"] ?? .nan, 1)) s (in train), vf_loss \(fmt(m["critic/vf_loss"] ?? .nan, 4))" : ""))
         }
         let timed = times.count > 1 ? Array(times.dropFirst()) : times
         let criticMB = Double(trainer.critic?.parameters.reduce(0) { $0 + $1.count } ?? 0) * 4 * 3 / 1_048_576

@@ -72,17 +72,20 @@ struct CriticUpdate {
 
     func miniBatch(_ range: [Int], _ rows: Rows) throws -> [String: Double] {
         let (unique, owners) = ResponseForward.distinct(range.map { rows.prompts[$0] })
+        let owner = Dictionary(uniqueKeysWithValues: zip(range, owners))
         let micro = config.train.microBatch > 0 ? config.train.microBatch : range.count
+        // Rows of similar length together, as the policy's update: each micro-batch pads to its own longest.
+        let order = micro >= range.count ? range : range.sorted { (rows.responses[$0].count, $0) < (rows.responses[$1].count, $1) }
         let total = Double(range.reduce(0) { $0 + rows.responses[$1].count })
         guard total > 0 else { return [:] }
         var loss = 0.0, clipped = 0.0
         try critic.active {
             let prefix = try critic.model.sharedPrefix(unique)
             let leaves = prefix.leaves()
-            for a in stride(from: 0, to: range.count, by: micro) {
-                let r = Array(range[a..<Swift.min(range.count, a + micro)])
+            for a in stride(from: 0, to: order.count, by: micro) {
+                let r = Array(order[a..<Swift.min(order.count, a + micro)])
                 let pick = Tensor(r.map(Int64.init)).to(critic.model.device)
-                let v = try critic.values(prefix: leaves, owner: Array(owners[a..<(a + r.count)]), responses: r.map { rows.responses[$0] },
+                let v = try critic.values(prefix: leaves, owner: r.map { owner[$0]! }, responses: r.map { rows.responses[$0] },
                                           width: rows.old.size(1))
                 let (l, frac) = Self.valueLoss(v, old: rows.old.indexSelect(dim: 0, index: pick), returns: rows.returns.indexSelect(dim: 0, index: pick),
                                                mask: rows.mask.indexSelect(dim: 0, index: pick), clip: critic.config.vfClip)

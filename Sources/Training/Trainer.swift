@@ -102,12 +102,16 @@ public final class Trainer {
                 + "lower optim.lr and start again from the last checkpoint")
         }
         var inputs = StepInputs(rollouts, sampling: sampling, progress: progress)
+        let inputsStart = DispatchTime.now().uptimeNanoseconds
         for p in providers { try p.provide(&inputs) }
+        metrics["inputs_seconds"] = seconds(inputsStart)
         let credit = try config.credit.estimator.estimate(inputs.creditBatch)
         let trainStart = DispatchTime.now().uptimeNanoseconds
         if let critic, let gae = config.credit.gaeParams {
             let returns = inputs.groups.flatMap { $0.trajectories.map { GAE.returns($0, gae) } }
+            let criticStart = DispatchTime.now().uptimeNanoseconds
             metrics.merge(try CriticUpdate(critic: critic, config: config, step: stepsDone).run(inputs, returns: returns)) { $1 }
+            metrics["critic_seconds"] = seconds(criticStart)
         }
         // verl's critic_warmup: the first steps train the value model only.
         if stepsDone > (config.critic?.warmupSteps ?? 0) {
