@@ -28,7 +28,8 @@ public struct ModelConfig: Codable, Equatable, Sendable {
         self.modelType = modelType; self.vocabSize = vocabSize; self.hiddenSize = hiddenSize
         self.intermediateSize = intermediateSize; self.numHiddenLayers = numHiddenLayers
         self.numAttentionHeads = numAttentionHeads; self.numKeyValueHeads = numKeyValueHeads ?? numAttentionHeads
-        self.headDim = headDim ?? hiddenSize / numAttentionHeads; self.rmsNormEps = rmsNormEps; self.ropeTheta = ropeTheta
+        // 0 heads is refused by validate(); here it must not divide by zero first.
+        self.headDim = headDim ?? (numAttentionHeads > 0 ? hiddenSize / numAttentionHeads : 0); self.rmsNormEps = rmsNormEps; self.ropeTheta = ropeTheta
         self.maxPositionEmbeddings = maxPositionEmbeddings; self.tieWordEmbeddings = tieWordEmbeddings
         self.attentionBias = attentionBias ?? (modelType == .qwen2); self.bosTokenId = bosTokenId; self.eosTokenId = eosTokenId
     }
@@ -68,6 +69,7 @@ public struct ModelConfig: Codable, Equatable, Sendable {
         if let one = try? c.decodeIfPresent(Int.self, forKey: .eosTokenId) { eos = [one] }
         else { eos = (try? c.decodeIfPresent([Int].self, forKey: .eosTokenId)) ?? [] }
         let heads: Int = try need(.numAttentionHeads), hidden: Int = try need(.hiddenSize)
+        guard heads > 0 else { throw ModelError("config.json: 'num_attention_heads' must be positive, got \(heads)") }
         self.init(modelType: family, vocabSize: try need(.vocabSize), hiddenSize: hidden,
                   intermediateSize: try need(.intermediateSize), numHiddenLayers: try need(.numHiddenLayers),
                   numAttentionHeads: heads, numKeyValueHeads: try c.decodeIfPresent(Int.self, forKey: .numKeyValueHeads),

@@ -107,6 +107,13 @@ final class PretrainedTests: XCTestCase {
         cfg["intermediate_size"] = 96
         try JSONSerialization.data(withJSONObject: cfg).write(to: cfgURL)
         XCTAssertEqual(load(), "\(dir.path): weight 'model.layers.0.mlp.down_proj.weight' has shape [64, 128] but config.json implies [64, 96]")
+        // 0 heads without a head_dim divided by zero before any check (found by the fuzz suite).
+        cfg["intermediate_size"] = 128
+        cfg["num_attention_heads"] = 0
+        cfg["head_dim"] = nil
+        try JSONSerialization.data(withJSONObject: cfg).write(to: cfgURL)
+        XCTAssertEqual(load(), "\(cfgURL.path): 'num_attention_heads' must be positive, got 0")
+        cfg["num_attention_heads"] = 4
         cfg["model_type"] = "mamba"
         try JSONSerialization.data(withJSONObject: cfg).write(to: cfgURL)
         XCTAssertEqual(load(), "\(cfgURL.path): model_type 'mamba' is not supported (supported: llama, qwen2, qwen3)")
