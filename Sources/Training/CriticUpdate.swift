@@ -13,17 +13,12 @@ struct CriticValues: InputProvider {
         let rows = inputs.rows, rolled = inputs.rollouts.rolled
         let responses = rows.map { rolled[$0].completion.tokens }
         let (unique, owner) = ResponseForward.distinct(rows.map { inputs.prompt(of: $0) })
-        let micro = microBatch > 0 ? microBatch : rows.count
-        var values = [[Double]]()
-        try withTorchErrors {
+        let values = try withTorchErrors {
             try withNoGrad {
                 try critic.active {
                     let prefix = try critic.model.sharedPrefix(unique)
-                    for start in stride(from: 0, to: rows.count, by: micro) {
-                        let part = start..<Swift.min(rows.count, start + micro)
-                        let v = try critic.values(prefix: prefix, owner: Array(owner[part]), responses: Array(responses[part]))
-                        let width = v.size(1), flat = try v.to(.cpu, dtype: .float64).doubles()
-                        for (n, r) in part.enumerated() { values.append(Array(flat[(n * width)..<(n * width + responses[r].count)])) }
+                    return try ResponseForward.rowValues(responses: responses, microBatch: microBatch) { part in
+                        try critic.values(prefix: prefix, owner: Array(owner[part]), responses: Array(responses[part]))
                     }
                 }
             }

@@ -15,16 +15,11 @@ struct ReferenceLogprobs: InputProvider {
         let rows = inputs.rows, rolled = inputs.rollouts.rolled
         let responses = rows.map { rolled[$0].completion.tokens }
         let (unique, owner) = ResponseForward.distinct(rows.map { inputs.prompt(of: $0) })
-        let micro = microBatch > 0 ? microBatch : rows.count
-        var ref = [[Double]]()
-        try withTorchErrors {
+        let ref = try withTorchErrors {
             try forward.withReference { m in
                 let prefix = try m.sharedPrefix(unique)
-                for start in stride(from: 0, to: rows.count, by: micro) {
-                    let part = start..<Swift.min(rows.count, start + micro)
-                    let lp = try ResponseForward.logprobs(m, prefix: prefix, owner: Array(owner[part]), responses: Array(responses[part])).0
-                    let width = lp.size(1), flat = try lp.to(.cpu, dtype: .float64).doubles()
-                    for (n, r) in part.enumerated() { ref.append(Array(flat[(n * width)..<(n * width + responses[r].count)])) }
+                return try ResponseForward.rowValues(responses: responses, microBatch: microBatch) { part in
+                    try ResponseForward.logprobs(m, prefix: prefix, owner: Array(owner[part]), responses: Array(responses[part])).0
                 }
             }
         }

@@ -41,6 +41,20 @@ struct ResponseForward {
         return (Tensor(ids, shape: [rows.count, t]), Tensor(mask, shape: [rows.count, t]))
     }
 
+    /// Runs `compute` over micro-batches of rows (`microBatch` 0: all at once) and splits each `[n, W]`
+    /// result into its rows' first `responses[r].count` values, in row order.
+    static func rowValues(responses: [[Int]], microBatch: Int, _ compute: (Range<Int>) throws -> Tensor) throws -> [[Double]] {
+        let micro = microBatch > 0 ? microBatch : responses.count
+        var out = [[Double]]()
+        for start in stride(from: 0, to: responses.count, by: micro) {
+            let part = start..<Swift.min(responses.count, start + micro)
+            let t = try compute(part)
+            let width = t.size(1), flat = try t.to(.cpu, dtype: .float64).doubles()
+            for (n, r) in part.enumerated() { out.append(Array(flat[(n * width)..<(n * width + responses[r].count)])) }
+        }
+        return out
+    }
+
     /// The distinct prompts among `prompts` and, per entry, the index of its distinct prompt.
     static func distinct(_ prompts: [[Int]]) -> (unique: [[Int]], owner: [Int]) {
         var unique = [[Int]](), slot = [[Int]: Int]()
