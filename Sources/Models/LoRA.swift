@@ -110,16 +110,22 @@ public final class LoRA {
         model.lora = nil
     }
 
-    /// PEFT's file names and keys: `adapter_config.json` and `adapter_model.safetensors` with
-    /// `base_model.model.<layer>.lora_A.weight` / `lora_B.weight`.
+    /// The live adapter tensors under PEFT's keys, `base_model.model.<layer>.lora_A.weight` /
+    /// `lora_B.weight` (what a save writes and a load fills).
+    public var peftTensors: [String: Tensor] {
+        var out: [String: Tensor] = [:]
+        for (name, ad) in adapters {
+            out["base_model.model.\(name).lora_A.weight"] = ad.a
+            out["base_model.model.\(name).lora_B.weight"] = ad.b
+        }
+        return out
+    }
+
+    /// PEFT's file names and keys: `adapter_config.json` and `adapter_model.safetensors` with the
+    /// `peftTensors` keys.
     public func save(to dir: URL) throws {
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-        var tensors: [String: Tensor] = [:]
-        for (name, ad) in adapters {
-            tensors["base_model.model.\(name).lora_A.weight"] = ad.a.detached()
-            tensors["base_model.model.\(name).lora_B.weight"] = ad.b.detached()
-        }
-        try Safetensors.write(tensors, metadata: ["format": "pt"], to: dir.appendingPathComponent("adapter_model.safetensors"))
+        try Safetensors.write(peftTensors.mapValues { $0.detached() }, metadata: ["format": "pt"], to: dir.appendingPathComponent("adapter_model.safetensors"))
         var json = try JSONSerialization.jsonObject(with: JSONEncoder().encode(config)) as! [String: Any]
         json["peft_type"] = "LORA"
         json["task_type"] = "CAUSAL_LM"
@@ -146,16 +152,13 @@ public final class LoRA {
     /// place, so an optimizer that holds them keeps working (resuming a run relies on it).
     public func loadWeights(from dir: URL) throws {
         let file = try Safetensors.File(url: dir.appendingPathComponent("adapter_model.safetensors"))
-        for (name, ad) in adapters {
-            for (key, target) in [("lora_A", ad.a), ("lora_B", ad.b)] {
-                let full = "base_model.model.\(name).\(key).weight"
-                guard file.entries[full] != nil else { throw ModelError("\(file.url.path): missing '\(full)'") }
-                let t = try file.tensor(full)
-                guard t.shape == target.shape else {
-                    throw ModelError("\(file.url.path): '\(full)' has shape \(t.shape) but the model needs \(target.shape)")
-                }
-                try withTorchErrors { withNoGrad { target.copy(from: t) } }
+        for (full, target) in peftTensors {
+            guard file.entries[full] != nil else { throw ModelError("\(file.url.path): missing '\(full)'") }
+            let t = try file.tensor(full)
+            guard t.shape == target.shape else {
+                throw ModelError("\(file.url.path): '\(full)' has shape \(t.shape) but the model needs \(target.shape)")
             }
+            try withTorchErrors { withNoGrad { target.copy(from: t) } }
         }
     }
 }

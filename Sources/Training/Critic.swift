@@ -90,14 +90,12 @@ public final class Critic {
 
     static let file = "critic.safetensors", optimizerFile = "critic_optimizer.safetensors"
 
+    /// The live tensors a checkpoint holds: the adapters under PEFT's keys and the head.
+    var targets: [String: Tensor] { lora.peftTensors.merging(["v_head.weight": head, "v_head.bias": bias]) { a, _ in a } }
+
     /// The adapters (PEFT's keys) and the head in `critic.safetensors`, the optimizer state beside it.
     func save(to dir: URL) throws {
-        var tensors: [String: Tensor] = ["v_head.weight": head.detached(), "v_head.bias": bias.detached()]
-        for (name, ad) in lora.adapters {
-            tensors["base_model.model.\(name).lora_A.weight"] = ad.a.detached()
-            tensors["base_model.model.\(name).lora_B.weight"] = ad.b.detached()
-        }
-        try Safetensors.write(tensors, metadata: ["format": "pt", "lora_r": "\(config.lora.rank)", "lora_alpha": "\(config.lora.alpha)"],
+        try Safetensors.write(targets.mapValues { $0.detached() }, metadata: ["format": "pt", "lora_r": "\(config.lora.rank)", "lora_alpha": "\(config.lora.alpha)"],
                               to: dir.appendingPathComponent(Self.file))
         try optimizer.save(to: dir.appendingPathComponent(Self.optimizerFile))
     }
@@ -105,11 +103,6 @@ public final class Critic {
     /// Copies a saved critic into this one in place (its optimizer keeps the same tensors).
     func restore(from dir: URL) throws {
         let file = try Safetensors.File(url: dir.appendingPathComponent(Self.file))
-        var targets = ["v_head.weight": head, "v_head.bias": bias]
-        for (name, ad) in lora.adapters {
-            targets["base_model.model.\(name).lora_A.weight"] = ad.a
-            targets["base_model.model.\(name).lora_B.weight"] = ad.b
-        }
         for (key, target) in targets {
             guard file.entries[key] != nil else { throw TrainingError("\(file.url.path): missing '\(key)' (the checkpoint's critic differs from the run's)") }
             let t = try file.tensor(key)

@@ -10,9 +10,8 @@ struct CriticValues: InputProvider {
     let microBatch: Int
 
     func provide(_ inputs: inout StepInputs) throws {
-        let rows = inputs.rows, rolled = inputs.rollouts.rolled
-        let responses = rows.map { rolled[$0].completion.tokens }
-        let (unique, owner) = ResponseForward.distinct(rows.map { inputs.prompt(of: $0) })
+        let responses = inputs.rowResponses
+        let (unique, owner) = ResponseForward.distinct(inputs.rowPrompts)
         let values = try withTorchErrors {
             try withNoGrad {
                 try critic.active {
@@ -54,8 +53,7 @@ struct CriticUpdate {
         try withTorchErrors {
             let device = critic.model.device
             let (oldT, mask) = padded(old, device: device)
-            let rows = Rows(prompts: inputs.rows.map { inputs.prompt(of: $0) }, responses: inputs.rows.map { inputs.rollouts.rolled[$0].completion.tokens },
-                            old: oldT, returns: padded(returns, device: device).values, mask: mask)
+            let rows = Rows(prompts: inputs.rowPrompts, responses: inputs.rowResponses, old: oldT, returns: padded(returns, device: device).values, mask: mask)
             let parts = Swift.min(config.train.miniBatches, rows.count)
             let bounds = (0...parts).map { $0 * rows.count / parts }
             for _ in 0..<config.train.epochs {

@@ -44,6 +44,10 @@ struct StepInputs {
     /// The prompt tokens of rollout `i`.
     func prompt(of i: Int) -> [Int] { rollouts.prompts[rollouts.rolled[i].completion.promptIndex] }
 
+    /// The trained rows' prompt and response tokens, in row order (what every forward over them reads).
+    var rowPrompts: [[Int]] { rows.map { prompt(of: $0) } }
+    var rowResponses: [[Int]] { rows.map { rollouts.rolled[$0].completion.tokens } }
+
     /// Calls `body` with each trained rollout's credit trajectory, to fill in, and its rollout
     /// index, in row order.
     mutating func fill(_ body: (inout Trajectory, Int) throws -> Void) rethrows {

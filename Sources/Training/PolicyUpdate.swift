@@ -27,8 +27,8 @@ struct PolicyUpdate {
 
         init(_ inputs: StepInputs, _ credit: CreditResult, device: Device) {
             let rolled = inputs.rollouts.rolled, rows = inputs.rows
-            prompts = rows.map { inputs.prompt(of: $0) }
-            responses = rows.map { rolled[$0].completion.tokens }
+            prompts = inputs.rowPrompts
+            responses = inputs.rowResponses
             (old, mask) = padded(rows.map { rolled[$0].completion.logprobs }, device: device)
             let flatWeights = credit.weights.flatMap { $0 }
             advantages = padded(credit.advantages.flatMap { $0 }, device: device).values

@@ -12,9 +12,8 @@ struct ReferenceLogprobs: InputProvider {
     let klForCredit: Bool
 
     func provide(_ inputs: inout StepInputs) throws {
-        let rows = inputs.rows, rolled = inputs.rollouts.rolled
-        let responses = rows.map { rolled[$0].completion.tokens }
-        let (unique, owner) = ResponseForward.distinct(rows.map { inputs.prompt(of: $0) })
+        let responses = inputs.rowResponses
+        let (unique, owner) = ResponseForward.distinct(inputs.rowPrompts)
         let ref = try withTorchErrors {
             try forward.withReference { m in
                 let prefix = try m.sharedPrefix(unique)
@@ -26,6 +25,7 @@ struct ReferenceLogprobs: InputProvider {
         inputs.refLogprobs = ref
         guard klForCredit else { return }
         var row = 0
+        let rolled = inputs.rollouts.rolled
         inputs.fill { t, i in
             t.kl = zip(rolled[i].completion.logprobs, ref[row]).map { $0 - $1 }
             row += 1
