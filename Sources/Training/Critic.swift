@@ -4,71 +4,64 @@ import Models
 import Objectives
 import Torch
 
-extension RunConfig {
-    /// PPO's value model (`critic:`): its own LoRA adapters and a scalar head on the policy's frozen
-    /// base, trained with the clipped value loss on GAE's returns by its own AdamW.
-    public struct CriticSection: Codable, Equatable, Sendable {
-        public var lora = LoRA.Config(rank: 16, alpha: 32)
-        /// Its learning rate (null: `optim.lr`).
-        public var lr: Double? = nil
-        /// PPO's value clipping (verl `cliprange_value`, OpenRLHF `value_clip`): the new value stays
-        /// within ± this of the rollout-time value in the clipped branch.
-        public var vfClip = 0.5
-        /// Steps at the start that train only the critic (verl `critic_warmup`).
-        public var warmupSteps = 0
-
-        public init() {}
-
-        enum CodingKeys: String, CodingKey, CaseIterable { case lora, lr, vfClip = "vf_clip", warmupSteps = "warmup_steps" }
-
-        public init(from decoder: Decoder) throws {
-            let c = try decoder.container(keyedBy: CodingKeys.self)
-            lora = try c.decodeIfPresent(LoRA.Config.self, forKey: .lora) ?? LoRA.Config(rank: 16, alpha: 32)
-            lr = try c.decodeIfPresent(Double.self, forKey: .lr)
-            vfClip = try c.decodeIfPresent(Double.self, forKey: .vfClip) ?? 0.5
-            warmupSteps = try c.decodeIfPresent(Int.self, forKey: .warmupSteps) ?? 0
-        }
-
-        func validate(_ config: RunConfig) throws {
-            func need(_ ok: Bool, _ message: String) throws { if !ok { throw TrainingError("config: \(message)") } }
-            try need(config.model.lora != nil, "'critic' puts its adapters on the policy's frozen base, so it needs 'model.lora' (full fine-tuning with a critic is not supported yet)")
-            try need(config.credit.gaeParams != nil, "'critic' is set but credit.method \(config.credit.method.rawValue) reads no values (use gae, alone or as d3s's base)")
-            try need(config.preference == nil, "'critic' trains with RL; the objective is the preference loss '\(config.preference?.name.rawValue ?? "")'")
-            try need(lr.map { $0 > 0 && $0.isFinite } ?? true, "'critic.lr' must be positive and finite, got \(lr ?? 0)")
-            try need(vfClip > 0 && vfClip.isFinite, "'critic.vf_clip' must be positive and finite, got \(vfClip)")
-            try need(warmupSteps >= 0 && warmupSteps <= config.train.steps, "'critic.warmup_steps' must be 0…train.steps (\(config.train.steps)), got \(warmupSteps)")
-        }
-    }
-}
-
-/// The value model of a run: LoRA adapters and a head w·h + b on the same base as the policy. Only
-/// one set of adapters is active on the model at a time; `active` switches to the critic's for a
-/// forward pass and back, so the policy's adapters are never touched.
+/// The value model of a run: a head w·h + b on a transformer. Either LoRA adapters on the policy's
+/// own model (`shared`: only one set of adapters is active at a time, and `active` switches to the
+/// critic's for a pass and back, so the policy's are never touched), or a model of its own, with
+/// adapters or with every weight training.
 public final class Critic {
     let model: CausalLM
-    public let lora: LoRA
+    /// Its adapters; nil when every weight of its own model trains.
+    public let lora: LoRA?
+    /// Whether `model` is the policy's.
+    let shared: Bool
     /// Head weight [H] and bias [1], zero at the start: every value starts at 0.
     public let head: Tensor, bias: Tensor
     public let optimizer: AdamW
     let config: RunConfig.CriticSection
 
-    init(model: CausalLM, config: RunConfig.CriticSection, lr: Double, seed: UInt64) throws {
+    /// The critic of a run whose policy is `policy` (its adapters already attached, when it has them).
+    static func make(policy: CausalLM, tokenizer: Tokenizer, run: RunConfig, section: RunConfig.CriticSection) throws -> Critic {
+        let lr = section.lr ?? run.optim.lr
+        if section.sharesPolicyModel(run) { return try Critic(model: policy, shared: true, config: section, lr: lr, seed: run.rollout.seed) }
+        let own: CausalLM
+        if let path = section.model {
+            let p = try Pretrained.load(path, dtype: policy.dtype, device: policy.device)
+            guard p.tokenizer.tokens == tokenizer.tokens else {
+                throw TrainingError("critic.model \(path): its tokenizer differs from the policy's (\(p.tokenizer.vocabSize) tokens against \(tokenizer.vocabSize)); "
+                    + "the critic reads the policy's token ids, so it needs the same vocabulary")
+            }
+            own = p.model
+        } else {
+            // The policy's starting weights, copied before any update.
+            own = try withTorchErrors { try CausalLM(config: policy.config, weights: policy.weights.mapValues { $0.detached().clone() }) }
+        }
+        return try Critic(model: own, shared: false, config: section, lr: lr, seed: run.rollout.seed)
+    }
+
+    init(model: CausalLM, shared: Bool, config: RunConfig.CriticSection, lr: Double, seed: UInt64) throws {
         let policy = model.lora
         self.model = model
+        self.shared = shared
         self.config = config
-        lora = try LoRA(attachingTo: model, config: config.lora, seed: seed ^ 0xC217_1C00)
-        model.lora = policy   // attaching made the critic's adapters the model's; the policy's stay active
+        if let adapters = config.lora {
+            lora = try LoRA(attachingTo: model, config: adapters, seed: seed ^ 0xC217_1C00)
+            if shared { model.lora = policy }   // attaching made the critic's adapters the model's; the policy's stay active
+        } else {
+            lora = nil
+            try withTorchErrors { for p in model.parameters { p.requiresGrad = true } }
+        }
         (head, bias) = try withTorchErrors {
             (Tensor.zeros([model.config.hiddenSize], device: model.device).requiringGrad(), Tensor.zeros([1], device: model.device).requiringGrad())
         }
-        optimizer = try AdamW(parameters: lora.parameters + [head, bias], options: .init(lr: lr, weightDecay: 0))
+        optimizer = try AdamW(parameters: (lora?.parameters ?? model.parameters) + [head, bias], options: .init(lr: lr, weightDecay: 0))
     }
 
     /// What the critic's optimizer trains, in a stable order.
-    public var parameters: [Tensor] { lora.parameters + [head, bias] }
+    public var parameters: [Tensor] { (lora?.parameters ?? model.parameters) + [head, bias] }
 
-    /// `body` with the critic's adapters active on the model.
+    /// `body` with the critic's adapters active on the model (on a model of its own they always are).
     func active<T>(_ body: () throws -> T) rethrows -> T {
+        guard shared else { return try body() }
         let policy = model.lora
         model.lora = lora
         defer { model.lora = policy }
@@ -90,13 +83,17 @@ public final class Critic {
 
     static let file = "critic.safetensors", optimizerFile = "critic_optimizer.safetensors"
 
-    /// The live tensors a checkpoint holds: the adapters under PEFT's keys and the head.
-    var targets: [String: Tensor] { lora.peftTensors.merging(["v_head.weight": head, "v_head.bias": bias]) { a, _ in a } }
+    /// The live tensors a checkpoint holds: the adapters under PEFT's keys (or, fully fine-tuned,
+    /// every weight under its Hugging Face name) and the head.
+    var targets: [String: Tensor] {
+        (lora?.peftTensors ?? model.weights).merging(["v_head.weight": head, "v_head.bias": bias]) { a, _ in a }
+    }
 
-    /// The adapters (PEFT's keys) and the head in `critic.safetensors`, the optimizer state beside it.
+    /// The trained tensors and the head in `critic.safetensors`, the optimizer state beside it.
     func save(to dir: URL) throws {
-        try Safetensors.write(targets.mapValues { $0.detached() }, metadata: ["format": "pt", "lora_r": "\(config.lora.rank)", "lora_alpha": "\(config.lora.alpha)"],
-                              to: dir.appendingPathComponent(Self.file))
+        var metadata = ["format": "pt"]
+        if let lora { metadata["lora_r"] = "\(lora.config.rank)"; metadata["lora_alpha"] = "\(lora.config.alpha)" }
+        try Safetensors.write(targets.mapValues { $0.detached() }, metadata: metadata, to: dir.appendingPathComponent(Self.file))
         try optimizer.save(to: dir.appendingPathComponent(Self.optimizerFile))
     }
 

@@ -32,9 +32,8 @@ struct CriticValues: InputProvider {
 }
 
 /// The critic's optimisation over a step's rows, partitioned as the policy's (epochs ×
-/// mini-batches × micro-batches): PPO's clipped value loss on GAE's returns (verl's
-/// `compute_value_loss`): ½·max((V − R)², (V_old + clip(V − V_old, ±vf_clip) − R)²), token-mean over
-/// the response tokens of each mini-batch.
+/// mini-batches × micro-batches): PPO's clipped value loss (`ValueLoss`) on its targets, aggregated
+/// as the policy loss (`objective.aggregation`) over each mini-batch, times `vf_coef`.
 struct CriticUpdate {
     let critic: Critic
     let config: RunConfig
@@ -69,23 +68,26 @@ struct CriticUpdate {
         let micro = config.train.microBatch > 0 ? config.train.microBatch : range.count
         // Rows of similar length together, as the policy's update: each micro-batch pads to its own longest.
         let order = micro >= range.count ? range : range.sorted { (rows.responses[$0].count, $0) < (rows.responses[$1].count, $1) }
-        let total = Double(range.reduce(0) { $0 + rows.responses[$1].count })
-        guard total > 0 else { return [:] }
+        func counts(_ r: [Int]) -> (tokens: Int, rows: Int) { (r.reduce(0) { $0 + rows.responses[$1].count }, r.filter { !rows.responses[$0].isEmpty }.count) }
+        let all = counts(range), aggregation = config.objective.aggregation
+        guard all.tokens > 0 else { return [:] }
         var loss = 0.0, clipped = 0.0
         try critic.active {
             let prefix = try critic.model.sharedPrefix(unique)
             let leaves = prefix.leaves()
             for a in stride(from: 0, to: order.count, by: micro) {
-                let r = Array(order[a..<Swift.min(order.count, a + micro)])
+                let r = Array(order[a..<Swift.min(order.count, a + micro)]), part = counts(r)
                 let pick = Tensor(r.map(Int64.init)).to(critic.model.device)
                 let v = try critic.values(prefix: leaves, owner: r.map { owner[$0]! }, responses: r.map { rows.responses[$0] },
                                           width: rows.old.size(1))
-                let (l, frac) = Self.valueLoss(v, old: rows.old.indexSelect(dim: 0, index: pick), returns: rows.returns.indexSelect(dim: 0, index: pick),
-                                               mask: rows.mask.indexSelect(dim: 0, index: pick), clip: critic.config.vfClip)
-                // Each micro-batch's token sum over the mini-batch's tokens: the token mean of the whole.
-                (l / total).backward()
-                loss += try l.item() / total
-                clipped += try frac.item() / total
+                let (l, frac) = ValueLoss.clipped(v, old: rows.old.indexSelect(dim: 0, index: pick), returns: rows.returns.indexSelect(dim: 0, index: pick),
+                                                  mask: rows.mask.indexSelect(dim: 0, index: pick), clip: critic.config.vfClip,
+                                                  aggregation: aggregation, normConstant: config.objective.normConstant)
+                // Each micro-batch's aggregate weighted by its share: the mini-batch's aggregate and gradient.
+                let share = aggregation.share(tokens: part.tokens, rows: part.rows, ofTokens: all.tokens, rows: all.rows)
+                (l * (share * critic.config.vfCoef)).backward()
+                loss += try l.item() * share
+                clipped += try frac.item() * Double(part.tokens) / Double(all.tokens)
             }
             prefix.backward(from: leaves)
         }
@@ -98,15 +100,6 @@ struct CriticUpdate {
         critic.optimizer.step()
         critic.optimizer.zeroGrad()
         return ["critic/vf_loss": loss, "critic/vf_clipfrac": clipped, "critic/grad_norm": norm]
-    }
-
-    /// The token sums of ½·max((V − R)², (V_clipped − R)²) and of the clipped branch's indicator.
-    static func valueLoss(_ v: Tensor, old: Tensor, returns: Tensor, mask: Tensor, clip: Double) -> (Tensor, Tensor) {
-        let clippedV = old + (v - old).clamp(min: -clip, max: clip)
-        let a = (v - returns) * (v - returns), b = (clippedV - returns) * (clippedV - returns)
-        let loss = (a.maximum(b) * mask).sum() * 0.5
-        let frac = ((b .> a).to(dtype: mask.dtype) * mask).sum()
-        return (loss, frac)
     }
 
     /// verl's critic metrics over the step's tokens: mean value and return, and the explained

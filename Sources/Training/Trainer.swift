@@ -44,7 +44,7 @@ public final class Trainer {
         let (forward, params) = try ResponseForward.attach(model, lora: config.model.lora, seed: config.rollout.seed, reference: needsReference)
         self.forward = forward
         optimizer = try AdamW(parameters: params, options: .init(lr: config.optim.lr, weightDecay: config.optim.weightDecay))
-        let critic = try config.critic.map { try Critic(model: model, config: $0, lr: $0.lr ?? config.optim.lr, seed: config.rollout.seed) }
+        let critic = try config.critic.map { try Critic.make(policy: model, tokenizer: tokenizer, run: config, section: $0) }
         self.critic = critic
         let sampler = Sampler(model: model, tokenizer: tokenizer), plan = plan
         self.sampler = sampler

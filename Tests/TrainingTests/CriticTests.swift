@@ -2,6 +2,7 @@ import Foundation
 import XCTest
 @testable import Credit
 @testable import Models
+@testable import Objectives
 @testable import Torch
 @testable import Training
 
@@ -20,38 +21,37 @@ final class CriticTests: XCTestCase {
         }
     }
 
-    /// ½·max((V − R)², (V_old + clip(V − V_old, ±0.2) − R)²) by hand, and its gradient by finite differences.
+    /// ½·token-mean max((V − R)², (V_old + clip(V − V_old, ±0.2) − R)²) by hand, its gradient by finite
+    /// differences, and the sequence-mean aggregation on two rows.
     func testClippedValueLossAndItsGradient() throws {
         let v: [Double] = [0.5, -0.1, 0.9, 0.3], old: [Double] = [0.1, 0.0, 1.0, 0.3], ret: [Double] = [1.0, 0.2, 0.0, 0.3]
         let mask: [Double] = [1, 1, 1, 0]
         // Token 0: V − V_old = 0.4 → clipped 0.3; (0.5 − 1)² = .25 < (0.3 − 1)² = .49 → .49 (clipped branch).
         // Token 1: inside the range → (−0.3)² = .09. Token 2: V − V_old = −0.1 inside → .81. Token 3: masked.
-        let expected = 0.5 * (0.49 + 0.09 + 0.81)
-        func loss(_ x: [Double]) throws -> Double {
-            try withTorchErrors {
-                try CriticUpdate.valueLoss(Tensor(x, shape: [1, 4]), old: Tensor(old, shape: [1, 4]), returns: Tensor(ret, shape: [1, 4]),
-                                           mask: Tensor(mask, shape: [1, 4]), clip: 0.2).0.item()
-            }
+        let expected = 0.5 * (0.49 + 0.09 + 0.81) / 3
+        func run(_ x: Tensor, _ shape: [Int] = [1, 4], _ mode: PolicyLossConfig.Aggregation = .tokenMean) -> (loss: Tensor, clipfrac: Tensor) {
+            ValueLoss.clipped(x, old: Tensor(old, shape: shape), returns: Tensor(ret, shape: shape), mask: Tensor(mask, shape: shape), clip: 0.2, aggregation: mode)
         }
+        func loss(_ x: [Double]) throws -> Double { try withTorchErrors { try run(Tensor(x, shape: [1, 4])).loss.item() } }
         XCTAssertEqual(try loss(v), expected, accuracy: 1e-12)
-        let frac = try withTorchErrors {
-            try CriticUpdate.valueLoss(Tensor(v, shape: [1, 4]), old: Tensor(old, shape: [1, 4]), returns: Tensor(ret, shape: [1, 4]),
-                                       mask: Tensor(mask, shape: [1, 4]), clip: 0.2).1.item()
-        }
-        XCTAssertEqual(frac, 1, "only token 0 takes the clipped branch")
+        XCTAssertEqual(try withTorchErrors { try run(Tensor(v, shape: [1, 4])).clipfrac.item() }, 1.0 / 3, accuracy: 1e-12,
+                       "only token 0 of the 3 unmasked takes the clipped branch")
         let grad = try withTorchErrors { () throws -> [Double] in
             let x = Tensor(v, shape: [1, 4]).requiringGrad()
-            CriticUpdate.valueLoss(x, old: Tensor(old, shape: [1, 4]), returns: Tensor(ret, shape: [1, 4]), mask: Tensor(mask, shape: [1, 4]), clip: 0.2).0.backward()
+            run(x).loss.backward()
             return try x.grad!.doubles()
         }
-        // Token 0's clipped branch has no gradient; token 1: V − R = −0.3; token 2: 0.9.
-        for (g, e) in zip(grad, [0, -0.3, 0.9, 0]) { XCTAssertEqual(g, e, accuracy: 1e-12) }
+        // Token 0's clipped branch has no gradient; token 1: (V − R)/3 = −0.1; token 2: 0.3.
+        for (g, e) in zip(grad, [0, -0.1, 0.3, 0]) { XCTAssertEqual(g, e, accuracy: 1e-12) }
         for k in 0..<4 {
             var up = v, down = v
             up[k] += 1e-6
             down[k] -= 1e-6
             XCTAssertEqual((try loss(up) - loss(down)) / 2e-6, grad[k], accuracy: 1e-6, "token \(k)")
         }
+        // As two rows [tokens 0, 1] and [tokens 2, 3 (masked)]: seq_mean_token_mean = ½·(.49 + .09)/2 and ½·.81, averaged.
+        let rows = try withTorchErrors { try run(Tensor(v, shape: [2, 2]), [2, 2], .seqMeanTokenMean).loss.item() }
+        XCTAssertEqual(rows, 0.5 * ((0.49 + 0.09) / 2 + 0.81) / 2, accuracy: 1e-12)
     }
 
     /// The step's advantages are GAE's on the critic's values; returns are A + V; the metrics report them.
@@ -97,8 +97,8 @@ final class CriticTests: XCTestCase {
         cfg.rollout.seed = 99   // other initial adapters
         try m.setWeight("model.norm.weight", try withTorchErrors { t.model.weights["model.norm.weight"]! })
         _ = try LoRA(attachingTo: m, config: cfg.model.lora!)
-        let fresh = try Critic(model: m, config: cfg.critic!, lr: 1e-2, seed: 99)
-        XCTAssertNotEqual(try withTorchErrors { try fresh.lora.parameters[0].floats() }, try withTorchErrors { try critic.lora.parameters[0].floats() })
+        let fresh = try Critic(model: m, shared: true, config: cfg.critic!, lr: 1e-2, seed: 99)
+        XCTAssertNotEqual(try withTorchErrors { try fresh.lora!.parameters[0].floats() }, try withTorchErrors { try critic.lora!.parameters[0].floats() })
         try fresh.restore(from: dir)
         try fresh.save(to: again)
         for file in [Critic.file, Critic.optimizerFile] {
@@ -109,12 +109,12 @@ final class CriticTests: XCTestCase {
         other.lora = .init(rank: 2, alpha: 4)
         let (m2, _) = try tiny()
         _ = try LoRA(attachingTo: m2, config: cfg.model.lora!)
-        XCTAssertThrowsError(try Critic(model: m2, config: other, lr: 1e-2, seed: 1).restore(from: dir)) {
+        XCTAssertThrowsError(try Critic(model: m2, shared: true, config: other, lr: 1e-2, seed: 1).restore(from: dir)) {
             XCTAssertTrue("\($0)".contains("the run's critic needs ["), "\($0)")
         }
     }
 
-    /// Without a critic `gae` is refused; a critic needs LoRA and a method that reads values.
+    /// Without a critic `gae` is refused; a critic needs a method that reads values; `lora: null` round-trips.
     func testCriticConfigErrors() throws {
         XCTAssertThrowsError(try tinyTrainerConfig { $0.credit = .gae(.init()) }.validate()) {
             XCTAssertTrue("\($0)".contains("add a 'critic:' section"), "\($0)")
@@ -122,12 +122,15 @@ final class CriticTests: XCTestCase {
         XCTAssertThrowsError(try ppoConfig { $0.credit = .grpo(.init()) }.validate()) {
             XCTAssertEqual("\($0)", "config: 'critic' is set but credit.method grpo reads no values (use gae, alone or as d3s's base)")
         }
-        XCTAssertThrowsError(try ppoConfig { $0.model.lora = nil }.validate()) { XCTAssertTrue("\($0)".contains("needs 'model.lora'"), "\($0)") }
+        XCTAssertThrowsError(try ppoConfig { $0.critic!.vfCoef = -1 }.validate()) { XCTAssertTrue("\($0)".contains("'critic.vf_coef' must be positive"), "\($0)") }
         XCTAssertThrowsError(try ppoConfig { $0.critic!.vfClip = 0 }.validate()) { XCTAssertTrue("\($0)".contains("'critic.vf_clip' must be positive"), "\($0)") }
         let yaml = try RunConfig.load(yaml: "credit: {method: gae}\ncritic: {lora: {r: 4}, warmup_steps: 1}")
         XCTAssertEqual(yaml.critic?.lora, LoRA.Config(rank: 4, alpha: 16))
         XCTAssertEqual(yaml.critic?.warmupSteps, 1)
         XCTAssertEqual(try RunConfig.load(yaml: try yaml.yaml()), yaml)
+        let full = try RunConfig.load(yaml: "credit: {method: gae}\ncritic: {lora: null, model: tiny-random, vf_coef: 0.5}")
+        XCTAssertNil(full.critic?.lora)
+        XCTAssertEqual(try RunConfig.load(yaml: try full.yaml()), full)
         XCTAssertThrowsError(try RunConfig.load(yaml: "credit: {method: gae}\ncritic: {vf_clipp: 1}", file: "c.yaml")) {
             XCTAssertTrue("\($0)".contains("unknown key 'critic.vf_clipp'"), "\($0)")
         }
