@@ -50,6 +50,9 @@ public final class ParamReader {
         return v
     }
 
+    /// Whether the params name `key`.
+    func has(_ key: String) -> Bool { container?.contains(Key(key)) ?? false }
+
     /// Decodes a nested method configuration (D³S's `base`).
     func config(_ key: String, _ fallback: CreditConfig) throws -> CreditConfig {
         used.insert(key)

@@ -16,6 +16,8 @@ public enum Preset: String, CaseIterable, Sendable {
     case hapo
     /// PPO with a learned critic (LoRA adapters and a value head on the policy's base), GAE γ 1, λ 0.95.
     case ppo
+    /// MA-RLHF: PPO over macro actions of 5 tokens, as the authors' script.
+    case maPPO = "ma-ppo"
 
     public var summary: String {
         switch self {
@@ -24,6 +26,7 @@ public enum Preset: String, CaseIterable, Sendable {
         case .countdownPure: "countdown problems, per-equation step rewards, PURE min-form credit"
         case .spoTree: "tree rollouts (2-way branching) with SPO-tree credit"
         case .ppo: "PPO: a LoRA critic on the policy's base, GAE (γ 1, λ 0.95, whitened as verl), the clipped value loss"
+        case .maPPO: "MA-RLHF: PPO over 5-token macro actions (macro-level GAE γ 1, λ 0.95, KL 0.05 in the reward, value clip 0.2)"
         case .hapo: "HAPO: token-level group average credit, adaptive temperature, adaptive clipping and in-loss advantage redistribution, dual clip 10, dynamic sampling"
         }
     }
@@ -80,6 +83,14 @@ public enum Preset: String, CaseIterable, Sendable {
             var critic = RunConfig.CriticSection()
             critic.lr = 1e-3
             c.critic = critic
+        case .maPPO:
+            // ernie-research/MA-RLHF @807551d run_gemma.sh / ppo_trainer.py: fixed 5-grams, value_function
+            // equal, γ 1, λ 0.95, kl_ctl 0.05, no whitening, cliprange 0.2, cliprange_value 0.2.
+            c.credit = .gae(.init(gamma: 1, lam: 0.95, klCoef: 0.05, whiten: false, macro: .fixed, macroN: 5))
+            var critic = RunConfig.CriticSection()
+            critic.lr = 1e-3
+            critic.vfClip = 0.2
+            c.critic = critic
         }
         return c
     }
@@ -120,6 +131,6 @@ public enum Preset: String, CaseIterable, Sendable {
         "train.dynamic_sampling": "Drop groups whose rewards are all equal and draw more prompts (at most max_refills rounds).",
         "eval": "Held-out evaluation before and after training (and every `every` steps when > 0).",
         "output": "Run folder (default runs/<name>-<time>), checkpoints, samples logged per step, merged model, report.",
-        "critic": "PPO's value model for `gae`: LoRA adapters and a value head on the policy's base; lr (null: optim.lr), vf_clip, warmup_steps.",
+        "critic": "PPO's value model for `gae`: a value head and LoRA adapters on the policy's base (or its own `model`; `lora: null` trains every weight); lr (null: optim.lr), vf_clip, vf_coef, warmup_steps, target (gae returns or tvm labels).",
     ]
 }
