@@ -12,4 +12,10 @@ public enum ValueLoss {
         let loss = aggregate(a.maximum(b), mask: mask, aggregation, normConstant: normConstant) * 0.5
         return (loss, maskedMean((b .> a).to(dtype: mask.dtype), mask))
     }
+
+    /// The plain squared error Σ_t m·(V − target)² per row, averaged over rows with a token (TVM's
+    /// loss with OVM's `mse_loss_with_mask` reduction).
+    public static func squared(_ v: Tensor, targets: Tensor, mask: Tensor) -> Tensor {
+        aggregate((v - targets) * (v - targets), mask: mask, .seqMeanTokenSum)
+    }
 }

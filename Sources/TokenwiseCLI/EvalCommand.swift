@@ -22,6 +22,10 @@ struct EvalCommand: ParsableCommand {
     @Option(help: "Seed of the task data (the same as the run's data.seed).") var dataSeed: UInt64 = 0
     @Option(help: "Seed of the sampler.") var seed: UInt64 = 1234
     @Option(help: "A LoRA adapter folder (PEFT format) to apply, e.g. a run's checkpoints/step-N.") var adapter: String?
+    @Option(help: "Best-of-N by a verifier: 'tvm' picks, per prompt, the response the critic of --critic values highest after its last token.")
+    var rerank: String?
+    @Option(help: "A checkpoint folder holding a critic (critic.safetensors), for --rerank tvm; its base is --model unless the critic has its own.")
+    var critic: String?
     @Flag(help: "Print the result as JSON.") var json = false
 
     func validate() throws {
@@ -29,6 +33,13 @@ struct EvalCommand: ParsableCommand {
         guard temperature >= 0 else { throw ValidationError("--temperature must be >= 0, got \(temperature)") }
         guard temperature > 0 || samples == 1 else { throw ValidationError("--samples must be 1 with greedy decoding (--temperature 0)") }
         guard maxNewTokens > 0 else { throw ValidationError("--max-new-tokens must be positive, got \(maxNewTokens)") }
+        if let rerank {
+            guard rerank == "tvm" else { throw ValidationError("--rerank must be 'tvm', got '\(rerank)'") }
+            guard critic != nil else { throw ValidationError("--rerank tvm scores with a critic: give --critic with a checkpoint folder of a run that had a 'critic:' section") }
+            guard samples >= 2 else { throw ValidationError("--rerank picks one of several responses: --samples must be at least 2, got \(samples)") }
+        } else if critic != nil {
+            throw ValidationError("--critic is read only by --rerank tvm")
+        }
         guard prompts > 0, prompts <= Double(RunConfig.Limits.prompts) else {
             throw ValidationError("--prompts must be positive and at most \(RunConfig.Limits.prompts), got \(prompts)")
         }
@@ -44,10 +55,11 @@ struct EvalCommand: ParsableCommand {
         data.trainSize = 1
         let p = try modelOptions.load(device: device)
         if let adapter { try LoRA.load(from: URL(fileURLWithPath: adapter), into: p.model) }
+        let verifier = try critic.map { Reranker.tvm(try Critic.load(from: URL(fileURLWithPath: $0), policy: p.model, tokenizer: p.tokenizer)) }
         let set = try TaskData.load(data, reward: nil, chat: try p.chatTemplate())
         let config = SamplingConfig(temperature: temperature, maxNewTokens: maxNewTokens, seed: seed)
         let result = try evaluate(model: p.model, tokenizer: p.tokenizer, samples: set.eval, reward: set.reward,
-                                  samplesPerPrompt: samples, config: config)
+                                  samplesPerPrompt: samples, config: config, rerank: verifier)
         if json {
             let enc = JSONEncoder()
             enc.outputFormatting = [.sortedKeys]

@@ -18,6 +18,9 @@ public final class Critic {
     public let head: Tensor, bias: Tensor
     public let optimizer: AdamW
     let config: RunConfig.CriticSection
+    /// The model its weights started from when it has its own (`critic.model`, else the policy's
+    /// path): what scoring from a checkpoint loads again. nil: the policy's base, shared.
+    var basePath: String?
 
     /// The critic of a run whose policy is `policy` (its adapters already attached, when it has them).
     static func make(policy: CausalLM, tokenizer: Tokenizer, run: RunConfig, section: RunConfig.CriticSection) throws -> Critic {
@@ -35,7 +38,9 @@ public final class Critic {
             // The policy's starting weights, copied before any update.
             own = try withTorchErrors { try CausalLM(config: policy.config, weights: policy.weights.mapValues { $0.detached().clone() }) }
         }
-        return try Critic(model: own, shared: false, config: section, lr: lr, seed: run.rollout.seed)
+        let critic = try Critic(model: own, shared: false, config: section, lr: lr, seed: run.rollout.seed)
+        critic.basePath = section.model ?? run.model.path
+        return critic
     }
 
     init(model: CausalLM, shared: Bool, config: RunConfig.CriticSection, lr: Double, seed: UInt64) throws {
@@ -89,16 +94,46 @@ public final class Critic {
         (lora?.peftTensors ?? model.weights).merging(["v_head.weight": head, "v_head.bias": bias]) { a, _ in a }
     }
 
-    /// The trained tensors and the head in `critic.safetensors`, the optimizer state beside it.
+    /// The trained tensors and the head in `critic.safetensors` (its metadata says how to rebuild the
+    /// critic: adapters, base model, target), the optimizer state beside it.
     func save(to dir: URL) throws {
-        var metadata = ["format": "pt"]
-        if let lora { metadata["lora_r"] = "\(lora.config.rank)"; metadata["lora_alpha"] = "\(lora.config.alpha)" }
+        var metadata = ["format": "pt", "target": config.target.rawValue]
+        if let lora {
+            metadata["lora_r"] = "\(lora.config.rank)"
+            metadata["lora_alpha"] = "\(lora.config.alpha)"
+            metadata["lora_config"] = String(decoding: try JSONEncoder().encode(lora.config), as: UTF8.self)
+        }
+        if let basePath { metadata["critic_model"] = basePath }
         try Safetensors.write(targets.mapValues { $0.detached() }, metadata: metadata, to: dir.appendingPathComponent(Self.file))
         try optimizer.save(to: dir.appendingPathComponent(Self.optimizerFile))
     }
 
-    /// Copies a saved critic into this one in place (its optimizer keeps the same tensors).
-    func restore(from dir: URL) throws {
+    /// The critic a checkpoint folder `dir` holds, rebuilt for scoring on `policy` (the policy's base,
+    /// its own adapters possibly attached): its adapters switch in on it, or it has a model of its own.
+    public static func load(from dir: URL, policy: CausalLM, tokenizer: Tokenizer) throws -> Critic {
+        let url = dir.appendingPathComponent(file)
+        guard FileManager.default.fileExists(atPath: url.path) else {
+            throw TrainingError("\(url.path): no critic here (a run with a 'critic:' section writes it into each checkpoint folder)")
+        }
+        let meta = try Safetensors.File(url: url).metadata
+        var section = RunConfig.CriticSection()
+        section.model = meta["critic_model"]
+        section.lora = nil
+        if let json = meta["lora_config"] {
+            do { section.lora = try JSONDecoder().decode(LoRA.Config.self, from: Data(json.utf8)) } catch {
+                throw TrainingError("\(url.path): its metadata 'lora_config' is not a LoRA config (\(error))")
+            }
+        }
+        var run = RunConfig()
+        run.model.lora = policy.lora?.config ?? LoRA.Config()
+        let critic = try make(policy: policy, tokenizer: tokenizer, run: run, section: section)
+        try critic.restore(from: dir, optimizer: false)
+        return critic
+    }
+
+    /// Copies a saved critic into this one in place (its optimizer keeps the same tensors), with the
+    /// optimizer's state unless only scoring follows.
+    func restore(from dir: URL, optimizer withOptimizer: Bool = true) throws {
         let file = try Safetensors.File(url: dir.appendingPathComponent(Self.file))
         for (key, target) in targets {
             guard file.entries[key] != nil else { throw TrainingError("\(file.url.path): missing '\(key)' (the checkpoint's critic differs from the run's)") }
@@ -106,6 +141,6 @@ public final class Critic {
             guard t.shape == target.shape else { throw TrainingError("\(file.url.path): '\(key)' has shape \(t.shape), the run's critic needs \(target.shape)") }
             try withTorchErrors { withNoGrad { target.copy(from: t.to(dtype: target.dtype)) } }
         }
-        try optimizer.load(from: dir.appendingPathComponent(Self.optimizerFile))
+        if withOptimizer { try optimizer.load(from: dir.appendingPathComponent(Self.optimizerFile)) }
     }
 }

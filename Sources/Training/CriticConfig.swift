@@ -16,8 +16,9 @@ extension RunConfig {
         /// Its learning rate (null: `optim.lr`).
         public var lr: Double? = nil
         /// PPO's value clipping (verl `cliprange_value`, OpenRLHF `value_clip`): the new value stays
-        /// within ± this of the rollout-time value in the clipped branch.
-        public var vfClip = 0.5
+        /// within ± this of the rollout-time value in the clipped branch. Target `gae` only (0.5 when
+        /// left away); TVM's loss is unclipped.
+        public var vfClip: Double? = 0.5
         /// The value loss's weight (TRL `vf_coef`). The critic has its own optimizer, so it acts
         /// through gradient clipping (`optim.max_grad_norm`) and Adam's epsilon only.
         public var vfCoef = 1.0
@@ -40,10 +41,10 @@ extension RunConfig {
             // Left away: the default adapters; `lora: null`: every weight trains.
             if c.contains(.lora) { lora = try c.decodeIfPresent(LoRA.Config.self, forKey: .lora) }
             lr = try c.decodeIfPresent(Double.self, forKey: .lr)
-            vfClip = try c.decodeIfPresent(Double.self, forKey: .vfClip) ?? 0.5
             vfCoef = try c.decodeIfPresent(Double.self, forKey: .vfCoef) ?? 1
             warmupSteps = try c.decodeIfPresent(Int.self, forKey: .warmupSteps) ?? 0
             target = try c.decodeIfPresent(Target.self, forKey: .target) ?? .gae
+            vfClip = try c.decodeIfPresent(Double.self, forKey: .vfClip) ?? (target == .gae ? 0.5 : nil)
         }
 
         // `lora: null` must be written out: left away, reading the file back would bring the default adapters.
@@ -52,7 +53,7 @@ extension RunConfig {
             try c.encodeIfPresent(model, forKey: .model)
             try c.encode(lora, forKey: .lora)
             try c.encodeIfPresent(lr, forKey: .lr)
-            try c.encode(vfClip, forKey: .vfClip)
+            try c.encodeIfPresent(vfClip, forKey: .vfClip)
             try c.encode(vfCoef, forKey: .vfCoef)
             try c.encode(warmupSteps, forKey: .warmupSteps)
             try c.encode(target, forKey: .target)
@@ -67,7 +68,8 @@ extension RunConfig {
             try need(config.preference == nil, "'critic' trains with RL; the objective is the preference loss '\(config.preference?.name.rawValue ?? "")'")
             try need(model.map { !$0.isEmpty } ?? true, "'critic.model' is empty (give a model path, or null for the policy's)")
             try need(lr.map { $0 > 0 && $0.isFinite } ?? true, "'critic.lr' must be positive and finite, got \(lr ?? 0)")
-            try need(vfClip > 0 && vfClip.isFinite, "'critic.vf_clip' must be positive and finite, got \(vfClip)")
+            try need(vfClip.map { $0 > 0 && $0.isFinite } ?? true, "'critic.vf_clip' must be positive and finite, got \(vfClip ?? 0)")
+            try need(target == .gae || vfClip == nil, "'critic.vf_clip' applies to target gae; TVM's loss is the unclipped squared error (remove vf_clip)")
             try need(vfCoef > 0 && vfCoef.isFinite, "'critic.vf_coef' must be positive and finite, got \(vfCoef)")
             try need(warmupSteps >= 0 && warmupSteps <= config.train.steps, "'critic.warmup_steps' must be 0…train.steps (\(config.train.steps)), got \(warmupSteps)")
         }

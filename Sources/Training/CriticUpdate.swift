@@ -32,27 +32,45 @@ struct CriticValues: InputProvider {
 }
 
 /// The critic's optimisation over a step's rows, partitioned as the policy's (epochs ×
-/// mini-batches × micro-batches): PPO's clipped value loss (`ValueLoss`) on its targets, aggregated
-/// as the policy loss (`objective.aggregation`) over each mini-batch, times `vf_coef`.
+/// mini-batches × micro-batches), times `vf_coef`:
+/// - target `gae`: PPO's clipped value loss (`ValueLoss.clipped`) on GAE's returns, aggregated as the
+///   policy loss (`objective.aggregation`);
+/// - target `tvm`: TVM's squared error (`ValueLoss.squared`) on its labels at every prefix length
+///   0…R, summed over tokens and averaged over responses (OVM's reduction).
 struct CriticUpdate {
     let critic: Critic
     let config: RunConfig
     let step: Int
 
     struct Rows {
+        /// The responses the critic reads: under TVM with one more position (the value after the last token).
         let prompts: [[Int]], responses: [[Int]]
-        let old: Tensor, returns: Tensor, mask: Tensor
+        let old: Tensor?, targets: Tensor, mask: Tensor
         var count: Int { responses.count }
     }
 
-    /// `returns[n]` per token of row n (R = unwhitened GAE advantage + V_old).
-    func run(_ inputs: StepInputs, returns: [[Double]]) throws -> [String: Double] {
+    /// The step's targets per row: GAE's returns (one per token) or TVM's labels (one per prefix length).
+    func targets(_ inputs: StepInputs) throws -> [[Double]] {
+        switch critic.config.target {
+        case .gae:
+            guard let gae = config.credit.gaeParams else { throw TrainingError("critic: the credit method reads no values") }
+            return inputs.groups.flatMap { $0.trajectories.map { GAE.returns($0, gae) } }
+        case .tvm:
+            return try inputs.members.flatMap { m in
+                TVM.labels(m.map { inputs.rollouts.rolled[$0].completion.tokens }, correct: try TVM.correctness(m.map { inputs.rollouts.scores[$0] }))
+            }
+        }
+    }
+
+    func run(_ inputs: StepInputs) throws -> [String: Double] {
         guard let old = inputs.values else { throw TrainingError("critic: the step has no rollout-time values") }
-        var metrics = Self.statistics(values: old, returns: returns)
+        let targets = try targets(inputs), tvm = critic.config.target == .tvm
+        var metrics = Self.statistics(values: old, returns: zip(targets, old).map { Array($0.prefix($1.count)) })
         try withTorchErrors {
             let device = critic.model.device
-            let (oldT, mask) = padded(old, device: device)
-            let rows = Rows(prompts: inputs.rowPrompts, responses: inputs.rowResponses, old: oldT, returns: padded(returns, device: device).values, mask: mask)
+            let (target, mask) = padded(targets, device: device)
+            let responses = inputs.rowResponses.map { tvm ? $0 + [0] : $0 }
+            let rows = Rows(prompts: inputs.rowPrompts, responses: responses, old: tvm ? nil : padded(old, device: device).values, targets: target, mask: mask)
             let parts = Swift.min(config.train.miniBatches, rows.count)
             let bounds = (0...parts).map { $0 * rows.count / parts }
             for _ in 0..<config.train.epochs {
@@ -62,6 +80,14 @@ struct CriticUpdate {
         return metrics
     }
 
+    /// The loss of a micro-batch's values `v` and its clipped share, under the critic's target.
+    func loss(_ v: Tensor, _ rows: Rows, _ pick: Tensor) -> (Tensor, Tensor) {
+        let target = rows.targets.indexSelect(dim: 0, index: pick), mask = rows.mask.indexSelect(dim: 0, index: pick)
+        guard let old = rows.old else { return (ValueLoss.squared(v, targets: target, mask: mask), Tensor.zeros([])) }
+        return ValueLoss.clipped(v, old: old.indexSelect(dim: 0, index: pick), returns: target, mask: mask, clip: critic.config.vfClip ?? 0.5,
+                                 aggregation: config.objective.aggregation, normConstant: config.objective.normConstant)
+    }
+
     func miniBatch(_ range: [Int], _ rows: Rows) throws -> [String: Double] {
         let (unique, owners) = ResponseForward.distinct(range.map { rows.prompts[$0] })
         let owner = Dictionary(uniqueKeysWithValues: zip(range, owners))
@@ -69,7 +95,9 @@ struct CriticUpdate {
         // Rows of similar length together, as the policy's update: each micro-batch pads to its own longest.
         let order = micro >= range.count ? range : range.sorted { (rows.responses[$0].count, $0) < (rows.responses[$1].count, $1) }
         func counts(_ r: [Int]) -> (tokens: Int, rows: Int) { (r.reduce(0) { $0 + rows.responses[$1].count }, r.filter { !rows.responses[$0].isEmpty }.count) }
-        let all = counts(range), aggregation = config.objective.aggregation
+        let all = counts(range)
+        // TVM's reduction averages over responses, as seq_mean_token_sum does.
+        let aggregation = rows.old == nil ? .seqMeanTokenSum : config.objective.aggregation
         guard all.tokens > 0 else { return [:] }
         var loss = 0.0, clipped = 0.0
         try critic.active {
@@ -79,10 +107,8 @@ struct CriticUpdate {
                 let r = Array(order[a..<Swift.min(order.count, a + micro)]), part = counts(r)
                 let pick = Tensor(r.map(Int64.init)).to(critic.model.device)
                 let v = try critic.values(prefix: leaves, owner: r.map { owner[$0]! }, responses: r.map { rows.responses[$0] },
-                                          width: rows.old.size(1))
-                let (l, frac) = ValueLoss.clipped(v, old: rows.old.indexSelect(dim: 0, index: pick), returns: rows.returns.indexSelect(dim: 0, index: pick),
-                                                  mask: rows.mask.indexSelect(dim: 0, index: pick), clip: critic.config.vfClip,
-                                                  aggregation: aggregation, normConstant: config.objective.normConstant)
+                                          width: rows.targets.size(1))
+                let (l, frac) = self.loss(v, rows, pick)
                 // Each micro-batch's aggregate weighted by its share: the mini-batch's aggregate and gradient.
                 let share = aggregation.share(tokens: part.tokens, rows: part.rows, ofTokens: all.tokens, rows: all.rows)
                 (l * (share * critic.config.vfCoef)).backward()
@@ -99,7 +125,9 @@ struct CriticUpdate {
         }
         critic.optimizer.step()
         critic.optimizer.zeroGrad()
-        return ["critic/vf_loss": loss, "critic/vf_clipfrac": clipped, "critic/grad_norm": norm]
+        var out = ["critic/vf_loss": loss, "critic/grad_norm": norm]
+        if rows.old != nil { out["critic/vf_clipfrac"] = clipped }
+        return out
     }
 
     /// verl's critic metrics over the step's tokens: mean value and return, and the explained

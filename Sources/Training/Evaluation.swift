@@ -42,9 +42,11 @@ public struct EvalResult: Codable, Equatable, Sendable {
     public var passAtK: [Int: Estimate]
     public var responseLength: Double
     public var seconds: Double
+    /// Best-of-N by a verifier: the figures of the one response per prompt it scores highest.
+    public var rerank: RerankResult?
 
     enum CodingKeys: String, CodingKey {
-        case prompts, reward, accuracy, seconds
+        case prompts, reward, accuracy, seconds, rerank
         case samplesPerPrompt = "samples_per_prompt", passAtK = "pass_at_k", responseLength = "response_length"
     }
 
@@ -55,6 +57,9 @@ public struct EvalResult: Codable, Equatable, Sendable {
                      "reward    \(f(reward))"]
         if let accuracy { lines.append("accuracy  \(f(accuracy))") }
         for k in passAtK.keys.sorted() { lines.append("pass@\(k)\(String(repeating: " ", count: Swift.max(0, 4 - String(k).count)))\(f(passAtK[k]!))") }
+        if let r = rerank {
+            lines.append("best of \(samplesPerPrompt) by \(r.method): reward \(f(r.reward))" + (r.accuracy.map { ", accuracy \(f($0))" } ?? ""))
+        }
         return lines.joined(separator: "\n")
     }
 
@@ -68,22 +73,51 @@ public struct EvalResult: Codable, Equatable, Sendable {
     }
 }
 
-/// Samples `samplesPerPrompt` responses to each prompt (already in chat form) and scores them.
+/// What best-of-N picked, per prompt (means with 95% intervals).
+public struct RerankResult: Codable, Equatable, Sendable {
+    public var method: String
+    public var reward: Estimate
+    public var accuracy: Estimate?
+}
+
+/// A verifier for best-of-N: a score per response (higher is better), given the prompts' tokens,
+/// each response's prompt index into them, and the responses' tokens.
+public struct Reranker {
+    public let method: String
+    let score: (_ prompts: [[Int]], _ owner: [Int], _ responses: [[Int]]) throws -> [Double]
+
+    /// TVM: the critic's value after the response's last token.
+    public static func tvm(_ critic: Critic) -> Reranker {
+        Reranker(method: "tvm") { try critic.finalValues(prompts: $0, owner: $1, responses: $2) }
+    }
+}
+
+/// Samples `samplesPerPrompt` responses to each prompt (already in chat form) and scores them; with
+/// `rerank`, also the response per prompt the verifier scores highest (the first on ties).
 public func evaluate(model: CausalLM, tokenizer: Tokenizer, samples: [TaskSample], reward: RewardFunction,
-                     samplesPerPrompt: Int, config: SamplingConfig, batchPrompts: Int = 64) throws -> EvalResult {
+                     samplesPerPrompt: Int, config: SamplingConfig, batchPrompts: Int = 64, rerank: Reranker? = nil) throws -> EvalResult {
     guard !samples.isEmpty else { throw TrainingError("eval: no prompts") }
     guard samplesPerPrompt >= 1 else { throw TrainingError("eval: samples must be at least 1, got \(samplesPerPrompt)") }
     if config.temperature == 0 && samplesPerPrompt > 1 { throw TrainingError("eval: greedy decoding (temperature 0) gives one answer per prompt; use samples 1") }
     let start = DispatchTime.now().uptimeNanoseconds
     let sampler = Sampler(model: model, tokenizer: tokenizer)
     var rewards = [Double](), correct = [Int](), hasCorrect = false, lengths = 0
+    var picked = [(reward: Double, correct: Double?)]()
     let perBatch = Swift.max(1, batchPrompts / samplesPerPrompt)
     for chunk in stride(from: 0, to: samples.count, by: perBatch) {
         let part = Array(samples[chunk..<Swift.min(samples.count, chunk + perBatch)])
         let out = try sampler.sample(prompts: part.map { tokenizer.encode($0.prompt) }, n: samplesPerPrompt, config: config)
         var perPrompt = [Double](repeating: 0, count: part.count), right = [Int](repeating: 0, count: part.count)
-        for c in out {
-            let score = reward.score(c, of: part[c.promptIndex])
+        let scores = out.map { reward.score($0, of: part[$0.promptIndex]) }
+        if let rerank {
+            let verdict = try rerank.score(part.map { tokenizer.encode($0.prompt) }, out.map(\.promptIndex), out.map(\.tokens))
+            for p in part.indices {
+                let mine = out.indices.filter { out[$0].promptIndex == p }
+                guard let best = mine.max(by: { (verdict[$0], -$0) < (verdict[$1], -$1) }) else { continue }
+                picked.append((scores[best].value, scores[best].components["correct"].map { $0 > 0 ? 1 : 0 }))
+            }
+        }
+        for (c, score) in zip(out, scores) {
             perPrompt[c.promptIndex] += score.value / Double(samplesPerPrompt)
             if let ok = score.components["correct"] { hasCorrect = true; right[c.promptIndex] += ok > 0 ? 1 : 0 }
             lengths += c.tokens.count
@@ -97,8 +131,12 @@ public func evaluate(model: CausalLM, tokenizer: Tokenizer, samples: [TaskSample
         var k = 1
         while k <= n { pass[k] = Estimate(correct.map { EvalResult.passAtK(n: n, c: $0, k: k) }); k *= 2 }
     }
+    let chosen = rerank.map { r in
+        RerankResult(method: r.method, reward: Estimate(picked.map(\.reward)),
+                     accuracy: hasCorrect ? Estimate(picked.map { $0.correct ?? 0 }) : nil)
+    }
     return EvalResult(prompts: samples.count, samplesPerPrompt: n, reward: Estimate(rewards),
                       accuracy: hasCorrect ? Estimate(correct.map { Double($0) / Double(n) }) : nil, passAtK: pass,
                       responseLength: Double(lengths) / Double(samples.count * n),
-                      seconds: Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)
+                      seconds: Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9, rerank: chosen)
 }

@@ -16,6 +16,9 @@ public enum Preset: String, CaseIterable, Sendable {
     case hapo
     /// PPO with a learned critic (LoRA adapters and a value head on the policy's base), GAE γ 1, λ 0.95.
     case ppo
+    /// PPO whose critic learns TVM's labels (the share of correct answers among the group's responses
+    /// sharing each prefix) instead of GAE's returns.
+    case ppoTVM = "ppo-tvm"
     /// MA-RLHF: PPO over macro actions of 5 tokens, as the authors' script.
     case maPPO = "ma-ppo"
 
@@ -26,6 +29,7 @@ public enum Preset: String, CaseIterable, Sendable {
         case .countdownPure: "countdown problems, per-equation step rewards, PURE min-form credit"
         case .spoTree: "tree rollouts (2-way branching) with SPO-tree credit"
         case .ppo: "PPO: a LoRA critic on the policy's base, GAE (γ 1, λ 0.95, whitened as verl), the clipped value loss"
+        case .ppoTVM: "PPO with a token-supervised value model: the critic learns TVM's per-prefix success probabilities, GAE reads them"
         case .maPPO: "MA-RLHF: PPO over 5-token macro actions (macro-level GAE γ 1, λ 0.95, KL 0.05 in the reward, value clip 0.2)"
         case .hapo: "HAPO: token-level group average credit, adaptive temperature, adaptive clipping and in-loss advantage redistribution, dual clip 10, dynamic sampling"
         }
@@ -82,6 +86,13 @@ public enum Preset: String, CaseIterable, Sendable {
             c.credit = .gae(.init(gamma: 1, lam: 0.95, whiten: true))
             var critic = RunConfig.CriticSection()
             critic.lr = 1e-3
+            c.critic = critic
+        case .ppoTVM:
+            c.credit = .gae(.init(gamma: 1, lam: 0.95, whiten: true))
+            var critic = RunConfig.CriticSection()
+            critic.lr = 1e-3
+            critic.target = .tvm
+            critic.vfClip = nil
             c.critic = critic
         case .maPPO:
             // ernie-research/MA-RLHF @807551d run_gemma.sh / ppo_trainer.py: fixed 5-grams, value_function

@@ -107,10 +107,9 @@ public final class Trainer {
         metrics["inputs_seconds"] = seconds(inputsStart)
         let credit = try config.credit.estimator.estimate(inputs.creditBatch)
         let trainStart = DispatchTime.now().uptimeNanoseconds
-        if let critic, let gae = config.credit.gaeParams {
-            let returns = inputs.groups.flatMap { $0.trajectories.map { GAE.returns($0, gae) } }
+        if let critic {
             let criticStart = DispatchTime.now().uptimeNanoseconds
-            metrics.merge(try CriticUpdate(critic: critic, config: config, step: stepsDone).run(inputs, returns: returns)) { $1 }
+            metrics.merge(try CriticUpdate(critic: critic, config: config, step: stepsDone).run(inputs)) { $1 }
             metrics["critic_seconds"] = seconds(criticStart)
         }
         // verl's critic_warmup: the first steps train the value model only.

@@ -156,6 +156,38 @@ final class CLITests: XCTestCase {
         XCTAssertTrue(text.stdout.contains("accuracy") && text.stdout.contains("pass@2") && text.stdout.contains(" ± "), text.stdout)
     }
 
+    /// A run whose critic learns TVM's labels; eval --rerank tvm picks best-of-N with its checkpoint.
+    func testTVMCriticAndRerankedEval() throws {
+        let root = try temporary()
+        let run = root.appendingPathComponent("tvm").path
+        let out = try tokenwise(["train", "--preset", "tiny", "--out", run, "--quiet", "--threads", "1", "--set", "credit.method=gae",
+                                 "--set", "critic.target=tvm", "--set", "critic.lr=0.01", "--set", "output.save_model=false"])
+        XCTAssertEqual(out.status, 0, out.stderr)
+        let checkpoint = run + "/checkpoints/step-3"
+        XCTAssertTrue(FileManager.default.fileExists(atPath: checkpoint + "/critic.safetensors"))
+        let eval = try tokenwise(["eval", "--model", "tiny-random", "--adapter", checkpoint, "--critic", checkpoint, "--rerank", "tvm",
+                                  "--prompts", "3", "--samples", "3", "--max-new-tokens", "4", "--json", "--threads", "1"])
+        XCTAssertEqual(eval.status, 0, eval.stderr)
+        let result = try JSONSerialization.jsonObject(with: Data(eval.stdout.utf8)) as! [String: Any]
+        let rerank = try XCTUnwrap(result["rerank"] as? [String: Any], eval.stdout)
+        XCTAssertEqual(rerank["method"] as? String, "tvm")
+        XCTAssertNotNil(rerank["accuracy"])
+        let text = try tokenwise(["eval", "--model", "tiny-random", "--critic", checkpoint, "--rerank", "tvm", "--prompts", "2", "--samples", "2", "--max-new-tokens", "2"])
+        XCTAssertTrue(text.stdout.contains("best of 2 by tvm: reward "), text.stdout + text.stderr)
+        let cases: [([String], String)] = [
+            (["eval", "--model", "tiny-random", "--rerank", "tvm"], "--rerank tvm scores with a critic: give --critic"),
+            (["eval", "--model", "tiny-random", "--critic", checkpoint], "--critic is read only by --rerank tvm"),
+            (["eval", "--model", "tiny-random", "--critic", checkpoint, "--rerank", "orm"], "--rerank must be 'tvm', got 'orm'"),
+            (["eval", "--model", "tiny-random", "--critic", checkpoint, "--rerank", "tvm", "--samples", "1"], "--samples must be at least 2, got 1"),
+            (["eval", "--model", "tiny-random", "--critic", root.path, "--rerank", "tvm"], "critic.safetensors: no critic here"),
+        ]
+        for (args, message) in cases {
+            let r = try tokenwise(args)
+            XCTAssertNotEqual(r.status, 0, "\(args)")
+            XCTAssertTrue(r.stderr.contains(message), "\(args): \(r.stderr)")
+        }
+    }
+
     func testTrainErrorsAndPrintConfig() throws {
         let root = try temporary()
         let template = try tokenwise(["train", "--print-config"])

@@ -60,6 +60,7 @@ final class CriticModelTests: XCTestCase {
         XCTAssertNotNil(file.entries["v_head.weight"])
         let (other, _) = try tiny(seed: 7)
         let fresh = try Critic(model: other, shared: false, config: critic.config, lr: 1e-2, seed: 7)
+        fresh.basePath = critic.basePath
         try fresh.restore(from: dir)
         try fresh.save(to: again)
         for f in [Critic.file, Critic.optimizerFile] {
