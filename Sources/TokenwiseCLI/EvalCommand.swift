@@ -55,7 +55,8 @@ struct EvalCommand: ParsableCommand {
         data.trainSize = 1
         let p = try modelOptions.load(device: device)
         if let adapter { try LoRA.load(from: URL(fileURLWithPath: adapter), into: p.model) }
-        let verifier = try critic.map { Reranker.tvm(try Critic.load(from: URL(fileURLWithPath: $0), policy: p.model, tokenizer: p.tokenizer)) }
+        let verifier = try critic.map { Reranker.tvm(try Critic.load(from: URL(fileURLWithPath: $0), policy: p.model, policySource: modelOptions.model, tokenizer: p.tokenizer,
+                                                                         warn: { FileHandle.standardError.write(Data("warning: \($0)\n".utf8)) })) }
         let set = try TaskData.load(data, reward: nil, chat: try p.chatTemplate())
         let config = SamplingConfig(temperature: temperature, maxNewTokens: maxNewTokens, seed: seed)
         let result = try evaluate(model: p.model, tokenizer: p.tokenizer, samples: set.eval, reward: set.reward,

@@ -21,16 +21,24 @@ public final class Critic {
     /// The model its weights started from when it has its own (`critic.model`, else the policy's
     /// path): what scoring from a checkpoint loads again. nil: the policy's base, shared.
     var basePath: String?
+    /// The policy model a shared critic's adapters were trained on (recorded for scoring).
+    var policyPath: String?
 
     /// The critic of a run whose policy is `policy` (its adapters already attached, when it has them).
     static func make(policy: CausalLM, tokenizer: Tokenizer, run: RunConfig, section: RunConfig.CriticSection) throws -> Critic {
         let lr = section.lr ?? run.optim.lr
-        if section.sharesPolicyModel(run) { return try Critic(model: policy, shared: true, config: section, lr: lr, seed: run.rollout.seed) }
+        if section.sharesPolicyModel(run) {
+            let critic = try Critic(model: policy, shared: true, config: section, lr: lr, seed: run.rollout.seed)
+            critic.policyPath = run.model.path
+            return critic
+        }
         let own: CausalLM
         if let path = section.model {
             let p = try Pretrained.load(path, dtype: policy.dtype, device: policy.device)
             guard p.tokenizer.tokens == tokenizer.tokens else {
-                throw TrainingError("critic.model \(path): its tokenizer differs from the policy's (\(p.tokenizer.vocabSize) tokens against \(tokenizer.vocabSize)); "
+                let first = zip(p.tokenizer.tokens, tokenizer.tokens).enumerated().first { $0.element.0 != $0.element.1 }.map(\.offset).map { "token \($0) differs" }
+                    ?? "\(p.tokenizer.vocabSize) tokens against \(tokenizer.vocabSize)"
+                throw TrainingError("critic.model \(path): its tokenizer differs from the policy's (\(first)); "
                     + "the critic reads the policy's token ids, so it needs the same vocabulary")
             }
             own = p.model
@@ -104,31 +112,50 @@ public final class Critic {
             metadata["lora_config"] = String(decoding: try JSONEncoder().encode(lora.config), as: UTF8.self)
         }
         if let basePath { metadata["critic_model"] = basePath }
+        if let policyPath { metadata["policy_model"] = policyPath }
         try Safetensors.write(targets.mapValues { $0.detached() }, metadata: metadata, to: dir.appendingPathComponent(Self.file))
         try optimizer.save(to: dir.appendingPathComponent(Self.optimizerFile))
     }
 
-    /// The critic a checkpoint folder `dir` holds, rebuilt for scoring on `policy` (the policy's base,
-    /// its own adapters possibly attached): its adapters switch in on it, or it has a model of its own.
-    public static func load(from dir: URL, policy: CausalLM, tokenizer: Tokenizer) throws -> Critic {
+    /// The TVM critic a checkpoint folder `dir` holds, rebuilt for scoring on `policy` (loaded from
+    /// `policySource`, its own adapters possibly attached): its adapters switch in on it, or it has a
+    /// model of its own. `warn` hears when the critic was trained on another base.
+    public static func load(from dir: URL, policy: CausalLM, policySource: String, tokenizer: Tokenizer,
+                            warn: (String) -> Void = { _ in }) throws -> Critic {
         let url = dir.appendingPathComponent(file)
         guard FileManager.default.fileExists(atPath: url.path) else {
             throw TrainingError("\(url.path): no critic here (a run with a 'critic:' section writes it into each checkpoint folder)")
         }
         let meta = try Safetensors.File(url: url).metadata
+        // Only a TVM critic was trained on the value after the last token, which best-of-N reads.
+        guard meta["target"] == RunConfig.CriticSection.Target.tvm.rawValue else {
+            throw TrainingError("\(url.path): the critic was trained with target '\(meta["target"] ?? "gae")'; scoring whole responses needs one trained with critic.target tvm")
+        }
         var section = RunConfig.CriticSection()
+        section.target = .tvm
+        section.vfClip = nil
         section.model = meta["critic_model"]
-        section.lora = nil
-        if let json = meta["lora_config"] {
-            do { section.lora = try JSONDecoder().decode(LoRA.Config.self, from: Data(json.utf8)) } catch {
-                throw TrainingError("\(url.path): its metadata 'lora_config' is not a LoRA config (\(error))")
-            }
+        section.lora = try loraConfig(meta, url)
+        if section.model == nil, let trained = meta["policy_model"], trained != policySource {
+            warn("\(url.path): the critic's adapters were trained on '\(trained)' and are applied to '\(policySource)'")
         }
         var run = RunConfig()
         run.model.lora = policy.lora?.config ?? LoRA.Config()
         let critic = try make(policy: policy, tokenizer: tokenizer, run: run, section: section)
         try critic.restore(from: dir, optimizer: false)
         return critic
+    }
+
+    /// The adapters' config a critic file records (nil: every weight was trained).
+    static func loraConfig(_ meta: [String: String], _ url: URL) throws -> LoRA.Config? {
+        if let json = meta["lora_config"] {
+            do { return try JSONDecoder().decode(LoRA.Config.self, from: Data(json.utf8)) } catch {
+                throw TrainingError("\(url.path): its metadata 'lora_config' is not a LoRA config (\(error))")
+            }
+        }
+        // Files written before `lora_config` name only the rank and alpha (the default target modules).
+        if let r = meta["lora_r"].flatMap(Int.init), let alpha = meta["lora_alpha"].flatMap(Double.init) { return LoRA.Config(rank: r, alpha: alpha) }
+        return nil
     }
 
     /// Copies a saved critic into this one in place (its optimizer keeps the same tensors), with the

@@ -17,10 +17,10 @@ extension RunConfig {
         public var lr: Double? = nil
         /// PPO's value clipping (verl `cliprange_value`, OpenRLHF `value_clip`): the new value stays
         /// within ± this of the rollout-time value in the clipped branch. Target `gae` only (0.5 when
-        /// left away); TVM's loss is unclipped.
+        /// left away, null: unclipped, as OpenRLHF's `value_clip: None`); TVM's loss is unclipped.
         public var vfClip: Double? = 0.5
         /// The value loss's weight (TRL `vf_coef`). The critic has its own optimizer, so it acts
-        /// through gradient clipping (`optim.max_grad_norm`) and Adam's epsilon only.
+        /// only through gradient clipping (`optim.max_grad_norm`) and Adam's epsilon.
         public var vfCoef = 1.0
         /// Steps at the start that train only the critic (verl `critic_warmup`).
         public var warmupSteps = 0
@@ -44,7 +44,7 @@ extension RunConfig {
             vfCoef = try c.decodeIfPresent(Double.self, forKey: .vfCoef) ?? 1
             warmupSteps = try c.decodeIfPresent(Int.self, forKey: .warmupSteps) ?? 0
             target = try c.decodeIfPresent(Target.self, forKey: .target) ?? .gae
-            vfClip = try c.decodeIfPresent(Double.self, forKey: .vfClip) ?? (target == .gae ? 0.5 : nil)
+            vfClip = c.contains(.vfClip) ? try c.decodeIfPresent(Double.self, forKey: .vfClip) : (target == .gae ? 0.5 : nil)
         }
 
         // `lora: null` must be written out: left away, reading the file back would bring the default adapters.
@@ -53,7 +53,7 @@ extension RunConfig {
             try c.encodeIfPresent(model, forKey: .model)
             try c.encode(lora, forKey: .lora)
             try c.encodeIfPresent(lr, forKey: .lr)
-            try c.encodeIfPresent(vfClip, forKey: .vfClip)
+            try c.encode(vfClip, forKey: .vfClip)   // null too: left away, reading back would bring 0.5
             try c.encode(vfCoef, forKey: .vfCoef)
             try c.encode(warmupSteps, forKey: .warmupSteps)
             try c.encode(target, forKey: .target)

@@ -84,7 +84,7 @@ struct CriticUpdate {
     func loss(_ v: Tensor, _ rows: Rows, _ pick: Tensor) -> (Tensor, Tensor) {
         let target = rows.targets.indexSelect(dim: 0, index: pick), mask = rows.mask.indexSelect(dim: 0, index: pick)
         guard let old = rows.old else { return (ValueLoss.squared(v, targets: target, mask: mask), Tensor.zeros([])) }
-        return ValueLoss.clipped(v, old: old.indexSelect(dim: 0, index: pick), returns: target, mask: mask, clip: critic.config.vfClip ?? 0.5,
+        return ValueLoss.clipped(v, old: old.indexSelect(dim: 0, index: pick), returns: target, mask: mask, clip: critic.config.vfClip ?? .infinity,
                                  aggregation: config.objective.aggregation, normConstant: config.objective.normConstant)
     }
 

@@ -50,6 +50,12 @@ final class CriticTests: XCTestCase {
             XCTAssertEqual((try loss(up) - loss(down)) / 2e-6, grad[k], accuracy: 1e-6, "token \(k)")
         }
         // As two rows [tokens 0, 1] and [tokens 2, 3 (masked)]: seq_mean_token_mean = ½·(.49 + .09)/2 and ½·.81, averaged.
+        // Unclipped (vf_clip: null runs with an infinite clip): ½·mean of (V − R)² = ½·(.25 + .09 + .81)/3.
+        let open = try withTorchErrors {
+            try ValueLoss.clipped(Tensor(v, shape: [1, 4]), old: Tensor(old, shape: [1, 4]), returns: Tensor(ret, shape: [1, 4]), mask: Tensor(mask, shape: [1, 4]),
+                                  clip: .infinity, aggregation: .tokenMean).loss.item()
+        }
+        XCTAssertEqual(open, 0.5 * (0.25 + 0.09 + 0.81) / 3, accuracy: 1e-12)
         let rows = try withTorchErrors { try run(Tensor(v, shape: [2, 2]), [2, 2], .seqMeanTokenMean).loss.item() }
         XCTAssertEqual(rows, 0.5 * ((0.49 + 0.09) / 2 + 0.81) / 2, accuracy: 1e-12)
     }
@@ -97,6 +103,7 @@ final class CriticTests: XCTestCase {
         try m.setWeight("model.norm.weight", try withTorchErrors { t.model.weights["model.norm.weight"]! })
         _ = try LoRA(attachingTo: m, config: cfg.model.lora!)
         let fresh = try Critic(model: m, shared: true, config: cfg.critic!, lr: 1e-2, seed: 99)
+        fresh.policyPath = critic.policyPath
         XCTAssertNotEqual(try withTorchErrors { try fresh.lora!.parameters[0].floats() }, try withTorchErrors { try critic.lora!.parameters[0].floats() })
         try fresh.restore(from: dir)
         try fresh.save(to: again)
@@ -130,6 +137,10 @@ final class CriticTests: XCTestCase {
         let full = try RunConfig.load(yaml: "credit: {method: gae}\ncritic: {lora: null, model: tiny-random, vf_coef: 0.5}")
         XCTAssertNil(full.critic?.lora)
         XCTAssertEqual(try RunConfig.load(yaml: try full.yaml()), full)
+        // vf_clip: null is PPO's value loss unclipped, and stays so when the file is read back.
+        let unclipped = try RunConfig.load(yaml: "credit: {method: gae}\ncritic: {vf_clip: null}")
+        XCTAssertNil(unclipped.critic?.vfClip)
+        XCTAssertEqual(try RunConfig.load(yaml: try unclipped.yaml()), unclipped)
         XCTAssertThrowsError(try RunConfig.load(yaml: "credit: {method: gae}\ncritic: {vf_clipp: 1}", file: "c.yaml")) {
             XCTAssertTrue("\($0)".contains("unknown key 'critic.vf_clipp'"), "\($0)")
         }

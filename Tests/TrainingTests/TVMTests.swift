@@ -115,25 +115,45 @@ final class TVMTests: XCTestCase {
         }
     }
 
-    /// A checkpoint's critic comes back for scoring with `Critic.load`, giving the same scores.
+    /// A checkpoint's critic comes back for scoring with `Critic.load`, giving the same scores, whether
+    /// its adapters share the policy's base or it is a fully trained model of its own; a critic that
+    /// learned GAE's returns is refused, and another base than the one trained on is warned about.
     func testLoadForScoring() throws {
+        for full in [false, true] {
+            let (m, tok) = try tiny()
+            let t = try Trainer(model: m, tokenizer: tok, reward: FirstLetterReward(), config: tvmConfig { if full { $0.critic!.lora = nil } })
+            _ = try t.step([TaskSample(prompt: "abc", answer: "1")])
+            let dir = FileManager.default.temporaryDirectory.appendingPathComponent("tw-tvm-\(UUID().uuidString)")
+            try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+            defer { try? FileManager.default.removeItem(at: dir) }
+            let critic = try XCTUnwrap(t.critic)
+            XCTAssertEqual(critic.shared, !full)
+            if full { critic.basePath = nil }   // the run's model.path ("default") is not the tiny model these tests use
+            try withTorchErrors { withNoGrad { critic.head.copy(from: critic.head + 0.05) } }
+            try critic.save(to: dir)
+            let prompt = tok.encode("abc"), responses = [[104, 105], [106]]
+            let (base, _) = try tiny()
+            var warnings = [String]()
+            let loaded = try Critic.load(from: dir, policy: base, policySource: "elsewhere", tokenizer: tok) { warnings.append($0) }
+            XCTAssertEqual(loaded.shared, !full)
+            XCTAssertEqual(try loaded.finalValues(prompts: [prompt], owner: [0, 0], responses: responses),
+                           try critic.finalValues(prompts: [prompt], owner: [0, 0], responses: responses), "full \(full)")
+            XCTAssertEqual(warnings.count, full ? 0 : 1, "\(warnings)")
+            XCTAssertTrue(warnings.first.map { $0.contains("trained on 'default' and are applied to 'elsewhere'") } ?? full)
+            XCTAssertThrowsError(try Critic.load(from: dir.appendingPathComponent("none"), policy: base, policySource: "default", tokenizer: tok)) {
+                XCTAssertTrue("\($0)".contains("no critic here"), "\($0)")
+            }
+        }
+        // A gae critic never learned the value after the last token.
         let (m, tok) = try tiny()
-        let t = try Trainer(model: m, tokenizer: tok, reward: FirstLetterReward(), config: tvmConfig())
+        let t = try Trainer(model: m, tokenizer: tok, reward: FirstLetterReward(), config: tvmConfig { $0.critic!.target = .gae; $0.critic!.vfClip = 0.5 })
         _ = try t.step([TaskSample(prompt: "abc", answer: "1")])
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("tw-tvm-\(UUID().uuidString)")
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("tw-gae-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: dir) }
-        let critic = try XCTUnwrap(t.critic)
-        try withTorchErrors { withNoGrad { critic.head.copy(from: critic.head + 0.05) } }
-        try critic.save(to: dir)
-        let prompt = tok.encode("abc"), responses = [[104, 105], [106]]
-        let (base, _) = try tiny()
-        let loaded = try Critic.load(from: dir, policy: base, tokenizer: tok)
-        XCTAssertTrue(loaded.shared)
-        XCTAssertEqual(try loaded.finalValues(prompts: [prompt], owner: [0, 0], responses: responses),
-                       try critic.finalValues(prompts: [prompt], owner: [0, 0], responses: responses))
-        XCTAssertThrowsError(try Critic.load(from: dir.appendingPathComponent("none"), policy: base, tokenizer: tok)) {
-            XCTAssertTrue("\($0)".contains("no critic here"), "\($0)")
+        try t.critic!.save(to: dir)
+        XCTAssertThrowsError(try Critic.load(from: dir, policy: try tiny().0, policySource: "default", tokenizer: tok)) {
+            XCTAssertTrue("\($0)".contains("trained with target 'gae'; scoring whole responses needs one trained with critic.target tvm"), "\($0)")
         }
     }
 }
