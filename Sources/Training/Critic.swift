@@ -14,7 +14,7 @@ public final class Critic {
     public let lora: LoRA?
     /// Whether `model` is the policy's.
     let shared: Bool
-    /// Head weight [H] and bias [1], zero at the start: every value starts at 0.
+    /// Head weight [H] and bias [1], zero at the start (every value starts at 0) unless `head_std` > 0.
     public let head: Tensor, bias: Tensor
     public let optimizer: AdamW
     let config: RunConfig.CriticSection
@@ -64,7 +64,9 @@ public final class Critic {
             try withTorchErrors { for p in model.parameters { p.requiresGrad = true } }
         }
         (head, bias) = try withTorchErrors {
-            (Tensor.zeros([model.config.hiddenSize], device: model.device).requiringGrad(), Tensor.zeros([1], device: model.device).requiringGrad())
+            let h = model.config.hiddenSize
+            let w = config.headStd > 0 ? Tensor.randn([h], generator: try Generator(seed: seed ^ 0x4EAD)) * config.headStd : Tensor.zeros([h])
+            return (w.to(model.device).requiringGrad(), Tensor.zeros([1], device: model.device).requiringGrad())
         }
         optimizer = try AdamW(parameters: (lora?.parameters ?? model.parameters) + [head, bias], options: .init(lr: lr, weightDecay: 0))
     }

@@ -24,6 +24,8 @@ extension RunConfig {
         public var vfCoef = 1.0
         /// Steps at the start that train only the critic (verl `critic_warmup`).
         public var warmupSteps = 0
+        /// The value head's initial weights: normal with this standard deviation (0: every value starts at 0).
+        public var headStd = 0.0
         /// What the values learn: `gae` (PPO's returns) or `tvm` (per-token success probabilities).
         public var target = Target.gae
 
@@ -32,7 +34,7 @@ extension RunConfig {
         public init() {}
 
         enum CodingKeys: String, CodingKey, CaseIterable {
-            case model, lora, lr, target, vfClip = "vf_clip", vfCoef = "vf_coef", warmupSteps = "warmup_steps"
+            case model, lora, lr, target, vfClip = "vf_clip", vfCoef = "vf_coef", warmupSteps = "warmup_steps", headStd = "head_std"
         }
 
         public init(from decoder: Decoder) throws {
@@ -43,6 +45,7 @@ extension RunConfig {
             lr = try c.decodeIfPresent(Double.self, forKey: .lr)
             vfCoef = try c.decodeIfPresent(Double.self, forKey: .vfCoef) ?? 1
             warmupSteps = try c.decodeIfPresent(Int.self, forKey: .warmupSteps) ?? 0
+            headStd = try c.decodeIfPresent(Double.self, forKey: .headStd) ?? 0
             target = try c.decodeIfPresent(Target.self, forKey: .target) ?? .gae
             vfClip = c.contains(.vfClip) ? try c.decodeIfPresent(Double.self, forKey: .vfClip) : (target == .gae ? 0.5 : nil)
         }
@@ -56,6 +59,7 @@ extension RunConfig {
             try c.encode(vfClip, forKey: .vfClip)   // null too: left away, reading back would bring 0.5
             try c.encode(vfCoef, forKey: .vfCoef)
             try c.encode(warmupSteps, forKey: .warmupSteps)
+            try c.encode(headStd, forKey: .headStd)
             try c.encode(target, forKey: .target)
         }
 
@@ -71,6 +75,7 @@ extension RunConfig {
             try need(vfClip.map { $0 > 0 && $0.isFinite } ?? true, "'critic.vf_clip' must be positive and finite, got \(vfClip ?? 0)")
             try need(target == .gae || vfClip == nil, "'critic.vf_clip' applies to target gae; TVM's loss is the unclipped squared error (remove vf_clip)")
             try need(vfCoef > 0 && vfCoef.isFinite, "'critic.vf_coef' must be positive and finite, got \(vfCoef)")
+            try need(headStd >= 0 && headStd <= 10, "'critic.head_std' must be in [0, 10], got \(headStd)")
             try need(warmupSteps >= 0 && warmupSteps <= config.train.steps, "'critic.warmup_steps' must be 0…train.steps (\(config.train.steps)), got \(warmupSteps)")
         }
     }

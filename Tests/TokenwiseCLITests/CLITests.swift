@@ -314,11 +314,25 @@ final class CLITests: XCTestCase {
     }
 
     func testResumeAfterSIGKILLMatchesAnUninterruptedRun() throws {
+        try resumeAfterSIGKILL(steps: 40)
+    }
+
+    /// The same with PPO's critic: its adapters, head and optimizer come back, so its metrics replay too.
+    func testResumeAfterSIGKILLReplaysTheCritic() throws {
+        let metrics = try resumeAfterSIGKILL(steps: 20, ["--set", "credit.method=gae", "--set", "critic.lr=0.01", "--set", "critic.lora.r=4"])
+        XCTAssertNotNil(metrics.last?["critic/vf_loss"])
+        XCTAssertNotNil(metrics.last?["critic/explained_variance"])
+    }
+
+    /// Runs `steps` steps whole and again killed with SIGKILL past its second checkpoint (step 10),
+    /// resumes the killed one, and checks both recorded the same steps; returns their metrics.
+    @discardableResult
+    func resumeAfterSIGKILL(steps: Int, _ extra: [String] = [], file: StaticString = #filePath, line: UInt = #line) throws -> [[String: Double]] {
         let root = try temporary()
-        let args = ["--preset", "tiny", "--threads", "1", "--quiet", "--set", "train.steps=40", "--set", "output.checkpoint_every=5",
-                    "--set", "rollout.max_new_tokens=24", "--set", "output.save_model=false", "--set", "eval.before=false"]
+        let args = ["--preset", "tiny", "--threads", "1", "--quiet", "--set", "train.steps=\(steps)", "--set", "output.checkpoint_every=5",
+                    "--set", "rollout.max_new_tokens=24", "--set", "output.save_model=false", "--set", "eval.before=false"] + extra
         let whole = root.appendingPathComponent("whole"), cut = root.appendingPathComponent("cut")
-        XCTAssertEqual(try tokenwise(["train", "--out", whole.path] + args).status, 0)
+        XCTAssertEqual(try tokenwise(["train", "--out", whole.path] + args).status, 0, file: file, line: line)
         let p = Process()
         p.executableURL = binary
         p.arguments = ["train", "--out", cut.path] + args
@@ -327,17 +341,18 @@ final class CLITests: XCTestCase {
         // Kill it once it is past its second checkpoint, wherever in a step it is.
         let deadline = Date().addingTimeInterval(120)
         while lines(cut.appendingPathComponent("metrics.jsonl")).count < 12 && p.isRunning && Date() < deadline { usleep(2_000) }
-        XCTAssertTrue(p.isRunning, "the run ended before it could be killed")
+        XCTAssertTrue(p.isRunning, "the run ended before it could be killed", file: file, line: line)
         kill(p.processIdentifier, SIGKILL)
         p.waitUntilExit()
-        XCTAssertEqual(p.terminationReason, .uncaughtSignal)
+        XCTAssertEqual(p.terminationReason, .uncaughtSignal, file: file, line: line)
         let killedAt = lines(cut.appendingPathComponent("metrics.jsonl")).count
-        XCTAssertLessThan(killedAt, 40)
+        XCTAssertLessThan(killedAt, steps, file: file, line: line)
         let resumed = try tokenwise(["train", "--resume", cut.path, "--threads", "1"])
-        XCTAssertEqual(resumed.status, 0, resumed.stderr)
-        XCTAssertTrue(resumed.stdout.contains("resuming \(cut.path) after step 10"), resumed.stdout)
-        XCTAssertEqual(replayable(cut).count, 40)
-        XCTAssertEqual(replayable(cut), replayable(whole))
-        XCTAssertEqual(lines(cut.appendingPathComponent("samples.jsonl")).count, lines(whole.appendingPathComponent("samples.jsonl")).count)
+        XCTAssertEqual(resumed.status, 0, resumed.stderr, file: file, line: line)
+        XCTAssertTrue(resumed.stdout.contains("resuming \(cut.path) after step 10"), resumed.stdout, file: file, line: line)
+        XCTAssertEqual(replayable(cut).count, steps, file: file, line: line)
+        XCTAssertEqual(replayable(cut), replayable(whole), file: file, line: line)
+        XCTAssertEqual(lines(cut.appendingPathComponent("samples.jsonl")).count, lines(whole.appendingPathComponent("samples.jsonl")).count, file: file, line: line)
+        return replayable(cut)
     }
 }

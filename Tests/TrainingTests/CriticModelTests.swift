@@ -91,4 +91,19 @@ final class CriticModelTests: XCTestCase {
             XCTAssertTrue("\($0)".contains("its tokenizer differs from the policy's"), "\($0)")
         }
     }
+
+    /// The head starts at zero, or normal with `head_std` (seeded, so two runs agree).
+    func testHeadInitialisation() throws {
+        func head(_ std: Double) throws -> [Float] {
+            let (m, tok) = try tiny()
+            let t = try Trainer(model: m, tokenizer: tok, reward: LetterReward(), config: ppo { $0.critic!.headStd = std })
+            return try withTorchErrors { try t.critic!.head.floats() }
+        }
+        XCTAssertEqual(try head(0), Array(repeating: 0, count: 64))
+        let w = try head(0.1)
+        let sd = (w.map { Double($0 * $0) }.reduce(0, +) / Double(w.count)).squareRoot()
+        XCTAssertEqual(sd, 0.1, accuracy: 0.04)
+        XCTAssertEqual(try head(0.1), w)
+        XCTAssertThrowsError(try ppo { $0.critic!.headStd = 11 }.validate()) { XCTAssertTrue("\($0)".contains("'critic.head_std' must be in [0, 10]"), "\($0)") }
+    }
 }
