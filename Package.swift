@@ -22,6 +22,7 @@ let package = Package(
         .library(name: "Models", targets: ["Models"]),
         .library(name: "Rollout", targets: ["Rollout"]),
         .library(name: "Training", targets: ["Training"]),
+        .library(name: "Environments", targets: ["Environments"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -58,6 +59,8 @@ let package = Package(
         .target(name: "Credit"),
         // Pure Swift as well: verifiable rewards and their composition.
         .target(name: "Rewards"),
+        // Pure Swift too: multi-turn environments (FrozenLake, Sokoban, external JSON-lines processes).
+        .target(name: "Environments"),
         .target(name: "Objectives", dependencies: ["Torch", "Credit"]),
         .target(name: "Models", dependencies: ["Torch", "CTorch"]),
         .target(name: "Rollout", dependencies: ["Torch", "Models"]),
@@ -82,6 +85,7 @@ let package = Package(
         .testTarget(name: "ObjectivesTests", dependencies: ["Objectives", "Torch", "Credit"], exclude: ["Fixtures"]),
         .testTarget(name: "ModelsTests", dependencies: ["Models", "Torch"], exclude: ["Fixtures"]),
         .testTarget(name: "RewardsTests", dependencies: ["Rewards"]),
+        .testTarget(name: "EnvironmentsTests", dependencies: ["Environments"]),
         .testTarget(name: "TrainingTests", dependencies: ["Training", "Models", "Torch", "Credit", "Objectives", "Rewards", "Rollout"], exclude: ["Fixtures"]),
         .testTarget(name: "RolloutTests", dependencies: ["Rollout", "Models", "Torch"]),
         // Runs the built `tokenwise` binary; the dependency makes `swift test` build it first.

@@ -1,0 +1,117 @@
+import Foundation
+
+/// FrozenLake as a text grid (after Gymnasium's FrozenLake-v1): walk from S to G over frozen
+/// tiles F without falling into a hole H. Slippery ice moves the intended way with probability
+/// 1/3 and to either side with 1/3 each. Maps are random (each tile frozen with probability
+/// `frozenProbability`) and always have a path from S to G. Reward 1 on reaching G, else 0; an
+/// invalid action costs `invalidPenalty` and leaves the agent where it is.
+public final class FrozenLake: Environment {
+    public struct Config: Codable, Equatable, Sendable {
+        public var size = 4
+        public var slippery = false
+        public var frozenProbability = 0.8
+        public var maxTurns = 8
+        public var invalidPenalty = -0.1
+        /// A fixed map (rows of S, F, H, G; S top left and G somewhere) instead of random ones.
+        public var map: [String]? = nil
+        public init(size: Int = 4, slippery: Bool = false, frozenProbability: Double = 0.8, maxTurns: Int = 8, invalidPenalty: Double = -0.1,
+                    map: [String]? = nil) {
+            self.size = size; self.slippery = slippery; self.frozenProbability = frozenProbability; self.maxTurns = maxTurns; self.invalidPenalty = invalidPenalty
+            self.map = map
+        }
+
+        public func validate() throws {
+            guard (4...8).contains(size) else { throw EnvironmentError("frozenlake: 'size' must be 4…8, got \(size)") }
+            guard frozenProbability > 0.3 && frozenProbability <= 1 else { throw EnvironmentError("frozenlake: 'frozen_probability' must be in (0.3, 1], got \(frozenProbability)") }
+            guard (1...100).contains(maxTurns) else { throw EnvironmentError("frozenlake: 'max_turns' must be 1…100, got \(maxTurns)") }
+            guard invalidPenalty.isFinite && invalidPenalty <= 0 else { throw EnvironmentError("frozenlake: 'invalid_penalty' must be ≤ 0, got \(invalidPenalty)") }
+            if let map {
+                guard (2...8).contains(map.count), map.allSatisfy({ $0.count == map.count }) else {
+                    throw EnvironmentError("frozenlake: 'map' must be a square of 2…8 rows of equal length, got \(map.map(\.count))")
+                }
+                guard map.joined().allSatisfy({ "SFHG".contains($0) }), map[0].first == "S", map.joined().filter({ $0 == "G" }).count == 1 else {
+                    throw EnvironmentError("frozenlake: 'map' must use S, F, H, G only, start with S at the top left and have one G")
+                }
+            }
+        }
+    }
+
+    public let config: Config
+    public private(set) var map: [[Character]] = []
+    public private(set) var position = (row: 0, col: 0)
+    var rng = EnvironmentRNG(seed: 0)
+
+    public init(_ config: Config = Config()) throws {
+        try config.validate()
+        self.config = config
+    }
+
+    public var maxTurns: Int { config.maxTurns }
+    public var instructions: String {
+        "You are on a frozen lake. Reach the goal G from your position P without stepping into a hole H; F is frozen ice you can walk on."
+            + (config.slippery ? " The ice is slippery: you may slide to the side." : "")
+            + " Reply with one move: up, down, left or right."
+    }
+
+    /// The map and the agent's position as text, row by row.
+    public var render: String {
+        map.enumerated().map { r, row in String(row.enumerated().map { c, ch in (r, c) == position ? "P" : ch }) }.joined(separator: "\n")
+    }
+
+    var observation: Observation { Observation(text: render, stateKey: "\(position.row),\(position.col)") }
+
+    public func reset(seed: UInt64) throws -> Observation {
+        rng = EnvironmentRNG(seed: seed)
+        map = config.map.map { $0.map(Array.init) } ?? Self.randomMap(size: config.size, frozen: config.frozenProbability, rng: &rng)
+        position = (0, 0)
+        return observation
+    }
+
+    /// A random map with S at the top left and G at the bottom right and a path between them
+    /// (drawn again until one exists, as Gymnasium's `generate_random_map`).
+    static func randomMap(size: Int, frozen: Double, rng: inout EnvironmentRNG) -> [[Character]] {
+        while true {
+            var map = (0..<size).map { _ in (0..<size).map { _ -> Character in Double.random(in: 0..<1, using: &rng) < frozen ? "F" : "H" } }
+            map[0][0] = "S"
+            map[size - 1][size - 1] = "G"
+            if Self.hasPath(map) { return map }
+        }
+    }
+
+    static func hasPath(_ map: [[Character]]) -> Bool {
+        let n = map.count
+        var seen = Set([0]), frontier = [(0, 0)]
+        while let (r, c) = frontier.popLast() {
+            if map[r][c] == "G" { return true }
+            for m in Move.allCases {
+                let (nr, nc) = (r + m.delta.row, c + m.delta.col)
+                guard (0..<n).contains(nr), (0..<n).contains(nc), map[nr][nc] != "H", !seen.contains(nr * n + nc) else { continue }
+                seen.insert(nr * n + nc)
+                frontier.append((nr, nc))
+            }
+        }
+        return false
+    }
+
+    public func step(_ action: String) throws -> StepOutcome {
+        guard !map.isEmpty else { throw EnvironmentError("frozenlake: step before reset") }
+        guard let intended = Move.parse(action) else {
+            return StepOutcome(observation: observation, reward: config.invalidPenalty, done: false, valid: false, info: ["error": "not a move"])
+        }
+        var move = intended
+        if config.slippery {
+            let sides: [Move] = intended == .up || intended == .down ? [.left, .right] : [.up, .down]
+            let draw = Int.random(in: 0..<3, using: &rng)
+            if draw > 0 { move = sides[draw - 1] }
+        }
+        let n = map.count
+        position = (Swift.min(n - 1, Swift.max(0, position.row + move.delta.row)), Swift.min(n - 1, Swift.max(0, position.col + move.delta.col)))
+        let tile = map[position.row][position.col]
+        let info = ["moved": move.rawValue]
+        switch tile {
+        case "G": return StepOutcome(observation: nil, reward: 1, done: true, success: true, info: info)
+        case "H": return StepOutcome(observation: nil, reward: 0, done: true, info: info)
+        default: return StepOutcome(observation: observation, reward: 0, done: false, info: info)
+        }
+    }
+}

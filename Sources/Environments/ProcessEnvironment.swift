@@ -1,0 +1,167 @@
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// An environment in another process speaking JSON lines on stdin/stdout, so Python gyms plug in
+/// without Python inside Tokenwise. Each request is one line, each reply one line:
+///
+///     → {"op": "reset", "seed": 7}
+///     ← {"observation": "…", "state": "…", "instructions": "…"}          (instructions: optional)
+///     → {"op": "step", "action": "…"}
+///     ← {"observation": "…" or null, "state": "…", "reward": 0.0, "done": false, "valid": true, "success": false}
+///
+/// A reply that is late, not JSON, or missing a field, and a process that exits, are errors
+/// naming the command, the request and the line; the process is stopped then.
+public final class ProcessEnvironment: Environment {
+    public struct Config: Codable, Equatable, Sendable {
+        public var command: [String]
+        public var maxTurns = 8
+        public var timeoutSeconds = 30.0
+        public init(command: [String], maxTurns: Int = 8, timeoutSeconds: Double = 30) {
+            self.command = command; self.maxTurns = maxTurns; self.timeoutSeconds = timeoutSeconds
+        }
+    }
+
+    public let config: Config
+    public private(set) var instructions = ""
+    var process: Process?
+    var input: FileHandle?, output: Int32 = -1
+    var buffer = [UInt8](), replies = 0
+    var name: String { config.command.joined(separator: " ") }
+
+    public init(_ config: Config) throws {
+        guard !config.command.isEmpty else { throw EnvironmentError("environment: 'command' is empty") }
+        guard (1...1000).contains(config.maxTurns) else { throw EnvironmentError("environment: 'max_turns' must be 1…1000, got \(config.maxTurns)") }
+        guard config.timeoutSeconds > 0 && config.timeoutSeconds <= 3600 else {
+            throw EnvironmentError("environment: 'timeout_seconds' must be in (0, 3600], got \(config.timeoutSeconds)")
+        }
+        self.config = config
+    }
+
+    deinit { stop() }
+
+    public var maxTurns: Int { config.maxTurns }
+
+    func start() throws {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        p.arguments = config.command
+        let stdin = Pipe(), stdout = Pipe()
+        p.standardInput = stdin
+        p.standardOutput = stdout
+        p.standardError = FileHandle.standardError
+        do { try p.run() } catch { throw EnvironmentError("environment `\(name)`: cannot start (\(error.localizedDescription))") }
+        process = p
+        input = stdin.fileHandleForWriting
+        output = stdout.fileHandleForReading.fileDescriptor
+        // A write to a process that has exited must be an error here, not SIGPIPE.
+        signal(SIGPIPE, SIG_IGN)
+    }
+
+    /// Stops the process (it is started again by the next reset).
+    public func stop() {
+        if let p = process, p.isRunning { p.terminate(); p.waitUntilExit() }
+        try? input?.close()
+        process = nil
+        input = nil
+        buffer = []
+    }
+
+    func request(_ object: [String: Any], what: String) throws -> [String: Any] {
+        if process == nil { try start() }
+        var line = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
+        line.append(10)
+        do { try input!.write(contentsOf: line) } catch {
+            let status = exitStatus()
+            stop()
+            throw EnvironmentError("environment `\(name)`: cannot send the \(what) request: the process \(status)")
+        }
+        let reply = try readLine(what: what)
+        replies += 1
+        guard let json = try? JSONSerialization.jsonObject(with: Data(reply.utf8)) as? [String: Any] else {
+            stop()
+            throw EnvironmentError("environment `\(name)`: reply \(replies) (to \(what)) is not a JSON object: \(reply.prefix(200))")
+        }
+        if let message = json["error"] as? String {
+            stop()
+            throw EnvironmentError("environment `\(name)`: \(what) failed: \(message)")
+        }
+        return json
+    }
+
+    func exitStatus() -> String {
+        guard let p = process else { return "is not running" }
+        if p.isRunning { return "is running" }
+        return "exited with status \(p.terminationStatus)"
+    }
+
+    /// The next line of the process's output, waiting at most the timeout.
+    func readLine(what: String) throws -> String {
+        let deadline = Date().addingTimeInterval(config.timeoutSeconds)
+        while true {
+            if let nl = buffer.firstIndex(of: 10) {
+                let line = String(decoding: buffer[..<nl], as: UTF8.self)
+                buffer.removeSubrange(...nl)
+                return line
+            }
+            let left = deadline.timeIntervalSinceNow
+            var fd = pollfd(fd: output, events: Int16(POLLIN), revents: 0)
+            let ready = left > 0 ? poll(&fd, 1, Int32(Swift.min(left * 1000, 1e9))) : 0
+            if ready <= 0 {
+                stop()
+                throw EnvironmentError("environment `\(name)`: no reply to \(what) within \(config.timeoutSeconds) s")
+            }
+            var chunk = [UInt8](repeating: 0, count: 65536)
+            let n = read(output, &chunk, chunk.count)
+            if n <= 0 {
+                process?.waitUntilExit()
+                let status = exitStatus()
+                stop()
+                throw EnvironmentError("environment `\(name)`: the process \(status) before replying to \(what)")
+            }
+            buffer += chunk[..<n]
+            if buffer.count > 16 << 20 {
+                stop()
+                throw EnvironmentError("environment `\(name)`: a reply to \(what) is longer than 16 MiB without a newline")
+            }
+        }
+    }
+
+    func observation(_ json: [String: Any], what: String) throws -> Observation? {
+        if json["observation"] == nil || json["observation"] is NSNull { return nil }
+        guard let text = json["observation"] as? String else { throw EnvironmentError("environment `\(name)`: \(what) reply: 'observation' must be a string or null") }
+        guard let key = json["state"] as? String else { throw EnvironmentError("environment `\(name)`: \(what) reply: 'state' (a string) is missing") }
+        return Observation(text: text, stateKey: key)
+    }
+
+    public func reset(seed: UInt64) throws -> Observation {
+        let json = try request(["op": "reset", "seed": seed], what: "reset")
+        guard let first = try observation(json, what: "reset") else { throw EnvironmentError("environment `\(name)`: reset reply: 'observation' is missing") }
+        if let text = json["instructions"] as? String { instructions = text }
+        return first
+    }
+
+    public func step(_ action: String) throws -> StepOutcome {
+        let json = try request(["op": "step", "action": action], what: "step")
+        func number(_ key: String) throws -> Double {
+            guard let v = json[key] as? NSNumber, v.doubleValue.isFinite else {
+                throw EnvironmentError("environment `\(name)`: step reply: '\(key)' must be a finite number")
+            }
+            return v.doubleValue
+        }
+        func flag(_ key: String, _ fallback: Bool?) throws -> Bool {
+            guard let v = json[key] else {
+                guard let fallback else { throw EnvironmentError("environment `\(name)`: step reply: '\(key)' (true or false) is missing") }
+                return fallback
+            }
+            guard let b = v as? Bool else { throw EnvironmentError("environment `\(name)`: step reply: '\(key)' must be true or false") }
+            return b
+        }
+        let done = try flag("done", nil)
+        let next = try observation(json, what: "step")
+        guard done || next != nil else { throw EnvironmentError("environment `\(name)`: step reply: 'observation' is missing and 'done' is false") }
+        return StepOutcome(observation: done ? nil : next, reward: try number("reward"), done: done, valid: try flag("valid", true),
+                           success: try flag("success", false))
+    }
+}
