@@ -26,7 +26,8 @@ public final class ProcessEnvironment: Environment {
     public let config: Config
     public private(set) var instructions = ""
     var process: Process?
-    var input: FileHandle?, output: Int32 = -1
+    var input: FileHandle?, outputHandle: FileHandle?
+    var output: Int32 { outputHandle?.fileDescriptor ?? -1 }
     var buffer = [UInt8](), replies = 0
     var name: String { config.command.joined(separator: " ") }
 
@@ -54,17 +55,27 @@ public final class ProcessEnvironment: Environment {
         do { try p.run() } catch { throw EnvironmentError("environment `\(name)`: cannot start (\(error.localizedDescription))") }
         process = p
         input = stdin.fileHandleForWriting
-        output = stdout.fileHandleForReading.fileDescriptor
+        outputHandle = stdout.fileHandleForReading   // kept: releasing it would close the descriptor
         // A write to a process that has exited must be an error here, not SIGPIPE.
         signal(SIGPIPE, SIG_IGN)
     }
 
     /// Stops the process (it is started again by the next reset).
     public func stop() {
-        if let p = process, p.isRunning { p.terminate(); p.waitUntilExit() }
+        // Closing its input ends a well-behaved process; then SIGTERM, then SIGKILL (which a signal
+        // mask inherited from this process cannot block).
         try? input?.close()
+        if let p = process {
+            for signal in [Int32(0), SIGTERM, SIGKILL] where p.isRunning {
+                if signal != 0 { kill(p.processIdentifier, signal) }
+                let until = Date().addingTimeInterval(1)
+                while p.isRunning && Date() < until { usleep(5_000) }
+            }
+        }
+        try? outputHandle?.close()
         process = nil
         input = nil
+        outputHandle = nil
         buffer = []
     }
 
@@ -92,7 +103,7 @@ public final class ProcessEnvironment: Environment {
 
     func exitStatus() -> String {
         guard let p = process else { return "is not running" }
-        if p.isRunning { return "is running" }
+        if p.isRunning { return "closed its pipe but is still running" }
         return "exited with status \(p.terminationStatus)"
     }
 
@@ -115,7 +126,9 @@ public final class ProcessEnvironment: Environment {
             var chunk = [UInt8](repeating: 0, count: 65536)
             let n = read(output, &chunk, chunk.count)
             if n <= 0 {
-                process?.waitUntilExit()
+                // The output closed: give the process a moment to exit, so its status can be reported.
+                let grace = Date().addingTimeInterval(2)
+                while process?.isRunning == true && Date() < grace { usleep(10_000) }
                 let status = exitStatus()
                 stop()
                 throw EnvironmentError("environment `\(name)`: the process \(status) before replying to \(what)")
