@@ -64,7 +64,7 @@ let package = Package(
         .target(name: "Objectives", dependencies: ["Torch", "Credit"]),
         .target(name: "Models", dependencies: ["Torch", "CTorch"]),
         .target(name: "Rollout", dependencies: ["Torch", "Models"]),
-        .target(name: "Training", dependencies: ["Torch", "Models", "Rollout", "Credit", "Objectives", "Rewards", "Yams"]),
+        .target(name: "Training", dependencies: ["Torch", "Models", "Rollout", "Credit", "Objectives", "Rewards", "Environments", "Yams"]),
         .executableTarget(
             name: "TokenwiseCLI",
             dependencies: [
@@ -86,7 +86,7 @@ let package = Package(
         .testTarget(name: "ModelsTests", dependencies: ["Models", "Torch"], exclude: ["Fixtures"]),
         .testTarget(name: "RewardsTests", dependencies: ["Rewards"]),
         .testTarget(name: "EnvironmentsTests", dependencies: ["Environments"]),
-        .testTarget(name: "TrainingTests", dependencies: ["Training", "Models", "Torch", "Credit", "Objectives", "Rewards", "Rollout"], exclude: ["Fixtures"]),
+        .testTarget(name: "TrainingTests", dependencies: ["Training", "Models", "Torch", "Credit", "Objectives", "Rewards", "Rollout", "Environments"], exclude: ["Fixtures"]),
         .testTarget(name: "RolloutTests", dependencies: ["Rollout", "Models", "Torch"]),
         // Runs the built `tokenwise` binary; the dependency makes `swift test` build it first.
         .testTarget(name: "TokenwiseCLITests", dependencies: ["TokenwiseCLI"]),

@@ -67,7 +67,7 @@ public enum GiGPO {
         }
 
         func apply(_ batch: CreditBatch, _ result: inout CreditResult) throws {
-            var stepGroups = 0, singletons = 0
+            var stepGroups = 0, singletons = 0, members = 0
             for (g, group) in batch.groups.enumerated() {
                 let turns = group.trajectories.map(GiGPO.turns)
                 // Step returns per turn.
@@ -88,6 +88,7 @@ public enum GiGPO {
                 }
                 stepGroups += byState.count
                 singletons += byState.values.filter { $0.count == 1 }.count
+                members += byState.values.reduce(0) { $0 + $1.count }
                 for (i, t) in group.trajectories.enumerated() {
                     let ae = normalised(t.reward, episodeSample, singletonZero: false)
                     for (k, mark) in t.states!.enumerated() {
@@ -97,6 +98,7 @@ public enum GiGPO {
                 }
             }
             result.diagnostics["gigpo_step_groups"] = Double(stepGroups)
+            result.diagnostics["gigpo_step_group_size_mean"] = stepGroups == 0 ? 0 : Double(members) / Double(stepGroups)
             result.diagnostics["gigpo_singleton_step_group_fraction"] = stepGroups == 0 ? 0 : Double(singletons) / Double(stepGroups)
         }
     }

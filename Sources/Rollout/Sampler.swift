@@ -20,7 +20,7 @@ public final class Sampler {
     }
 
     /// The seed of one sequence's generator (SplitMix64 over the three numbers).
-    static func seed(_ base: UInt64, _ a: Int, _ b: Int) -> UInt64 {
+    public static func seed(_ base: UInt64, _ a: Int, _ b: Int) -> UInt64 {
         var z = base &+ 0x9E37_79B9_7F4A_7C15 &* UInt64(truncatingIfNeeded: a &+ 1) &+ 0xBF58_476D_1CE4_E5B9 &* UInt64(truncatingIfNeeded: b &+ 1)
         z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
         z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
