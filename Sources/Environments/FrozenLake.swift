@@ -20,6 +20,21 @@ public final class FrozenLake: Environment {
             self.map = map
         }
 
+        enum CodingKeys: String, CodingKey {
+            case size, slippery, map, frozenProbability = "frozen_probability", maxTurns = "max_turns", invalidPenalty = "invalid_penalty"
+        }
+
+        /// Keys left away keep their defaults.
+        public init(from decoder: Decoder) throws {
+            let c = try decoder.container(keyedBy: CodingKeys.self), d = Config()
+            size = try c.decodeIfPresent(Int.self, forKey: .size) ?? d.size
+            slippery = try c.decodeIfPresent(Bool.self, forKey: .slippery) ?? d.slippery
+            frozenProbability = try c.decodeIfPresent(Double.self, forKey: .frozenProbability) ?? d.frozenProbability
+            maxTurns = try c.decodeIfPresent(Int.self, forKey: .maxTurns) ?? d.maxTurns
+            invalidPenalty = try c.decodeIfPresent(Double.self, forKey: .invalidPenalty) ?? d.invalidPenalty
+            map = try c.decodeIfPresent([String].self, forKey: .map)
+        }
+
         public func validate() throws {
             guard (4...8).contains(size) else { throw EnvironmentError("frozenlake: 'size' must be 4…8, got \(size)") }
             guard frozenProbability > 0.3 && frozenProbability <= 1 else { throw EnvironmentError("frozenlake: 'frozen_probability' must be in (0.3, 1], got \(frozenProbability)") }

@@ -21,6 +21,13 @@ public final class ProcessEnvironment: Environment {
         public init(command: [String], maxTurns: Int = 8, timeoutSeconds: Double = 30) {
             self.command = command; self.maxTurns = maxTurns; self.timeoutSeconds = timeoutSeconds
         }
+        enum CodingKeys: String, CodingKey { case command, maxTurns = "max_turns", timeoutSeconds = "timeout_seconds" }
+        public init(from decoder: Decoder) throws {
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            command = try c.decode([String].self, forKey: .command)
+            maxTurns = try c.decodeIfPresent(Int.self, forKey: .maxTurns) ?? 8
+            timeoutSeconds = try c.decodeIfPresent(Double.self, forKey: .timeoutSeconds) ?? 30
+        }
     }
 
     public let config: Config

@@ -21,6 +21,21 @@ public final class Sokoban: Environment {
             self.invalidPenalty = invalidPenalty
         }
 
+        enum CodingKeys: String, CodingKey {
+            case size, boxes, shaped, reverseSteps = "reverse_steps", maxTurns = "max_turns", invalidPenalty = "invalid_penalty"
+        }
+
+        /// Keys left away keep their defaults.
+        public init(from decoder: Decoder) throws {
+            let c = try decoder.container(keyedBy: CodingKeys.self), d = Config()
+            size = try c.decodeIfPresent(Int.self, forKey: .size) ?? d.size
+            boxes = try c.decodeIfPresent(Int.self, forKey: .boxes) ?? d.boxes
+            reverseSteps = try c.decodeIfPresent(Int.self, forKey: .reverseSteps) ?? d.reverseSteps
+            maxTurns = try c.decodeIfPresent(Int.self, forKey: .maxTurns) ?? d.maxTurns
+            shaped = try c.decodeIfPresent(Bool.self, forKey: .shaped) ?? d.shaped
+            invalidPenalty = try c.decodeIfPresent(Double.self, forKey: .invalidPenalty) ?? d.invalidPenalty
+        }
+
         public func validate() throws {
             guard (3...8).contains(size) else { throw EnvironmentError("sokoban: 'size' must be 3…8, got \(size)") }
             guard (1...3).contains(boxes), boxes * 3 <= size * size else { throw EnvironmentError("sokoban: 'boxes' must be 1…3 and fit the room, got \(boxes)") }

@@ -98,4 +98,10 @@ public struct Completion: Equatable, Sendable {
     public var finishReason: FinishReason
     /// Decoded response (cut before a matched stop string).
     public var text: String
+
+    public init(promptIndex: Int, sampleIndex: Int, tokens: [Int], samplingLogprobs: [Double], logprobs: [Double], entropies: [Double],
+                temperatures: [Double], finishReason: FinishReason, text: String) {
+        self.promptIndex = promptIndex; self.sampleIndex = sampleIndex; self.tokens = tokens; self.samplingLogprobs = samplingLogprobs
+        self.logprobs = logprobs; self.entropies = entropies; self.temperatures = temperatures; self.finishReason = finishReason; self.text = text
+    }
 }

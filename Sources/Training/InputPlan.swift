@@ -27,7 +27,7 @@ struct InputPlan: Equatable {
         for input in config.credit.inputs.sorted() {
             if let p = try Self.supplier(of: input, for: name, config, reward) { providers.insert(p) }
         }
-        for (option, input) in config.objective.requirements {
+        for (option, input) in config.objective.requirements where !(input == .turns && config.agent != nil) {
             if let p = try Self.supplier(of: input, for: option) { providers.insert(p) }
         }
         self.providers = providers
@@ -43,6 +43,8 @@ struct InputPlan: Equatable {
         case .segmentValues: return .monteCarloValues
         case .tree: return .treeRollouts
         case .positionScores: return .positionScores
+        case .stepRewards where config.agent != nil, .states where config.agent != nil:
+            return nil   // an agent's episodes carry each turn's state and reward
         case .stepRewards:
             if let reward, !reward.givesStepRewards {
                 throw refuse("but the reward '\(reward.name)' gives none: use a reward with steps (such as the countdown task's) or another method")

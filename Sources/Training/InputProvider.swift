@@ -33,7 +33,9 @@ struct StepInputs {
         groups = zip(members, rollouts.kept).map { members, p in
             Credit.Group(id: "p\(p)", trajectories: members.map { i in
                 let c = rollouts.rolled[i].completion
-                return Trajectory(tokens: c.tokens, reward: rollouts.scores[i].value, logprobs: c.logprobs, entropies: c.entropies)
+                // An episode brings its turns: a state mark and the environment's reward for each.
+                return rollouts.rolled[i].episode?.trajectory
+                    ?? Trajectory(tokens: c.tokens, reward: rollouts.scores[i].value, logprobs: c.logprobs, entropies: c.entropies)
             })
         }
     }
@@ -55,4 +57,19 @@ struct StepInputs {
     }
 
     var creditBatch: CreditBatch { CreditBatch(groups: groups, progress: progress) }
+
+    /// An agent run's rows: 1 on the model's action tokens, 0 on the observations between them
+    /// (context, never trained); nil for one-turn rows.
+    var actionMasks: [[Double]]? {
+        let episodes = rows.map { rollouts.rolled[$0].episode }
+        guard episodes.allSatisfy({ $0 != nil }), !episodes.isEmpty else { return nil }
+        return episodes.map { $0!.actionMask.map { $0 ? 1 : 0 } }
+    }
+
+    /// Each row's turn index per token (ST-PPO's turn ratio), for agent rows.
+    var turnIds: [[Double]]? {
+        let episodes = rows.map { rollouts.rolled[$0].episode }
+        guard episodes.allSatisfy({ $0 != nil }), !episodes.isEmpty else { return nil }
+        return episodes.map { $0!.turnIds.map(Double.init) }
+    }
 }

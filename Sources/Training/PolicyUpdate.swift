@@ -20,6 +20,8 @@ struct PolicyUpdate {
         let responses: [[Int]]
         let old: Tensor, mask: Tensor, advantages: Tensor, weights: Tensor
         let ref: Tensor?
+        /// Each token's turn (agent rows; ST-PPO's turn ratio).
+        let turns: Tensor?
         /// Loss tokens (weight > 0) of each row: the aggregation's counts.
         let lossTokens: [Int]
         var count: Int { responses.count }
@@ -29,8 +31,15 @@ struct PolicyUpdate {
             let rolled = inputs.rollouts.rolled, rows = inputs.rows
             prompts = inputs.rowPrompts
             responses = inputs.rowResponses
-            (old, mask) = padded(rows.map { rolled[$0].completion.logprobs }, device: device)
-            let flatWeights = credit.weights.flatMap { $0 }
+            let (old, valid) = padded(rows.map { rolled[$0].completion.logprobs }, device: device)
+            self.old = old
+            // An agent's observation tokens are context: out of the mask, so no loss, ratio, KL or entropy term sees them.
+            let actions = inputs.actionMasks
+            mask = actions.map { valid * padded($0, device: device).values } ?? valid
+            turns = inputs.turnIds.map { padded($0, device: device).values }
+            let flatWeights = zip(credit.weights.flatMap { $0 }, actions ?? rows.map { _ in [] }).map { w, a in
+                a.isEmpty ? w : zip(w, a).map { $0 * $1 }
+            }
             advantages = padded(credit.advantages.flatMap { $0 }, device: device).values
             weights = padded(flatWeights, device: device).values
             ref = inputs.refLogprobs.map { padded($0, device: device).values }
@@ -109,6 +118,6 @@ struct PolicyUpdate {
         let (lp, ent) = try ResponseForward.logprobs(forward.model, prefix: prefix, owner: r.map { owner[$0]! },
                                                      responses: r.map { rows.responses[$0] }, width: rows.width)
         return PolicyBatch(logprobs: lp, oldLogprobs: rowsOf(rows.old), advantages: rowsOf(rows.advantages), mask: rowsOf(rows.mask),
-                           refLogprobs: rows.ref.map(rowsOf), weights: rowsOf(rows.weights), entropies: ent)
+                           refLogprobs: rows.ref.map(rowsOf), weights: rowsOf(rows.weights), entropies: ent, turns: rows.turns.map(rowsOf))
     }
 }

@@ -19,6 +19,10 @@ public enum Preset: String, CaseIterable, Sendable {
     /// PPO whose critic learns TVM's labels (the share of correct answers among the group's responses
     /// sharing each prefix) instead of GAE's returns.
     case ppoTVM = "ppo-tvm"
+    /// GiGPO on FrozenLake 4×4 (episodes of up to 6 moves).
+    case frozenlakeGiGPO = "frozenlake-gigpo"
+    /// GiGPO on Sokoban rooms of 4×4 with one box.
+    case sokobanGiGPO = "sokoban-gigpo"
     /// MA-RLHF: PPO over macro actions of 5 tokens, as the authors' script.
     case maPPO = "ma-ppo"
 
@@ -30,6 +34,8 @@ public enum Preset: String, CaseIterable, Sendable {
         case .spoTree: "tree rollouts (2-way branching) with SPO-tree credit"
         case .ppo: "PPO: a LoRA critic on the policy's base, GAE (γ 1, λ 0.95, whitened as verl), the clipped value loss"
         case .ppoTVM: "PPO with a token-supervised value model: the critic learns TVM's per-prefix success probabilities, GAE reads them"
+        case .frozenlakeGiGPO: "an agent on FrozenLake 4×4 (non-slippery, up to 6 moves) with GiGPO's episode and step groups"
+        case .sokobanGiGPO: "an agent on Sokoban (4×4 rooms, one box, up to 8 moves) with GiGPO's episode and step groups"
         case .maPPO: "MA-RLHF: PPO over 5-token macro actions (macro-level GAE γ 1, λ 0.95, KL 0.05 in the reward, value clip 0.2)"
         case .hapo: "HAPO: token-level group average credit, adaptive temperature, adaptive clipping and in-loss advantage redistribution, dual clip 10, dynamic sampling"
         }
@@ -94,6 +100,18 @@ public enum Preset: String, CaseIterable, Sendable {
             critic.target = .tvm
             critic.vfClip = nil
             c.critic = critic
+        case .frozenlakeGiGPO, .sokobanGiGPO:
+            var agent = RunConfig.AgentSection()
+            agent.environment = self == .frozenlakeGiGPO ? .frozenlake : .sokoban
+            agent.frozenlake = .init(size: 4, slippery: false, maxTurns: 6)
+            agent.sokoban = .init(size: 4, boxes: 1, reverseSteps: 12, maxTurns: 8)
+            agent.context = 2048
+            c.agent = agent
+            c.credit = CreditConfig(method: .gigpo)
+            c.rollout.maxNewTokens = 8
+            c.data.trainSize = 4096
+            c.data.evalSize = 32
+            c.eval.samples = 2
         case .maPPO:
             // ernie-research/MA-RLHF @807551d run_gemma.sh / ppo_trainer.py: fixed 5-grams, value_function
             // equal, γ 1, λ 0.95, kl_ctl 0.05, no whitening, cliprange 0.2, cliprange_value 0.2.

@@ -8,12 +8,23 @@ struct Rolled {
     var completion: Completion
     var treePath: [String]?
     var segments: [Int]?
+    /// An agent's episode (its tokens are the completion's) and its score (the environment's rewards).
+    var episode: Episode? = nil
+    var score: RewardScore? = nil
 }
 
 /// Where a step's rollouts come from: flat samples of each prompt, or trees (`TreeRollouts`).
 protocol RolloutSource {
     /// The rollouts of `prompts`, each completion's `promptIndex` pointing into `prompts`.
     func rollouts(_ prompts: [[Int]], _ sampling: SamplingConfig, _ schedule: TemperatureSchedule) throws -> [Rolled]
+    /// The same, knowing the samples (an agent's environment seeds); by default the prompts decide.
+    func rollouts(_ batch: [TaskSample], _ prompts: [[Int]], _ sampling: SamplingConfig, _ schedule: TemperatureSchedule) throws -> [Rolled]
+}
+
+extension RolloutSource {
+    func rollouts(_ batch: [TaskSample], _ prompts: [[Int]], _ sampling: SamplingConfig, _ schedule: TemperatureSchedule) throws -> [Rolled] {
+        try rollouts(prompts, sampling, schedule)
+    }
 }
 
 /// `n` independent samples of each prompt.
@@ -56,12 +67,14 @@ struct StepRollouts {
         var r = StepRollouts(), sampling = start, batch = samples, round = 0
         while true {
             let offset = r.samples.count
-            let tokens = batch.map { plan.tokenizer.encode($0.prompt) }
+            var tokens = batch.map { plan.tokenizer.encode($0.prompt) }
             r.rolloutsOf += batch.map { _ in [] }
-            for var one in try plan.source.rollouts(tokens, sampling, schedule) {
+            for var one in try plan.source.rollouts(batch, tokens, sampling, schedule) {
+                // An episode's prompt is the environment's first observation, rendered.
+                if let e = one.episode { tokens[one.completion.promptIndex] = e.prompt }
                 one.completion.promptIndex += offset
                 r.rolloutsOf[one.completion.promptIndex].append(r.rolled.count)
-                r.scores.append(plan.reward.score(one.completion, of: batch[one.completion.promptIndex - offset]))
+                r.scores.append(one.score ?? plan.reward.score(one.completion, of: batch[one.completion.promptIndex - offset]))
                 r.rolled.append(one)
             }
             r.samples += batch

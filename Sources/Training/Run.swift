@@ -91,9 +91,14 @@ public final class TrainingRun {
                                                       maxGradNorm: config.optim.maxGradNorm, seed: config.rollout.seed, rewardModel: rewardModel)
             trainer = nil
         } else {
-            data = try TaskData.load(config.data, reward: config.reward, chat: try pretrained.chatTemplate())
-            try Self.checkLengths(data.train + data.eval, pretrained, newTokens: Swift.max(config.rollout.maxNewTokens, config.evalSampling.maxNewTokens))
-            trainer = try Trainer(model: pretrained.model, tokenizer: pretrained.tokenizer, reward: data.reward, config: config)
+            let chat = try pretrained.chatTemplate()
+            if config.agent != nil {
+                data = try TaskData.episodes(config.data)
+            } else {
+                data = try TaskData.load(config.data, reward: config.reward, chat: chat)
+                try Self.checkLengths(data.train + data.eval, pretrained, newTokens: Swift.max(config.rollout.maxNewTokens, config.evalSampling.maxNewTokens))
+            }
+            trainer = try Trainer(model: pretrained.model, tokenizer: pretrained.tokenizer, reward: data.reward, config: config, chat: chat)
             preferenceTrainer = nil
         }
     }
@@ -149,9 +154,13 @@ public final class TrainingRun {
             r = try preferenceTrainer.evaluate(data.evalPairs)
         } else {
             guard !data.eval.isEmpty else { return nil }
-            say("eval (\(phase), step \(step)): \(data.eval.count) prompts × \(config.eval.samples) samples …")
-            r = try Training.evaluate(model: pretrained.model, tokenizer: pretrained.tokenizer, samples: data.eval, reward: data.reward,
+            say("eval (\(phase), step \(step)): \(data.eval.count) \(config.agent == nil ? "prompts" : "environment seeds") × \(config.eval.samples) samples …")
+            if config.agent != nil {
+                r = try trainer!.evaluateEpisodes(data.eval, samples: config.eval.samples, sampling: config.evalSampling)
+            } else {
+                r = try Training.evaluate(model: pretrained.model, tokenizer: pretrained.tokenizer, samples: data.eval, reward: data.reward,
                                       samplesPerPrompt: config.eval.samples, config: config.evalSampling)
+            }
         }
         var line = try JSONLines.object(r)
         line["step"] = step
@@ -182,7 +191,8 @@ public final class TrainingRun {
 
     func runAll() throws {
         let t = config.train
-        say("tokenwise train — \(config.model.path), \(config.preference?.name.rawValue ?? config.credit.method.rawValue), task \(config.data.task) (difficulty \(config.data.difficulty)), "
+        say("tokenwise train — \(config.model.path), \(config.preference?.name.rawValue ?? config.credit.method.rawValue), "
+            + (config.agent.map { "environment \($0.environment.rawValue), " } ?? "task \(config.data.task) (difficulty \(config.data.difficulty)), ")
             + "\(t.steps) steps × \(t.promptsPerStep) prompts × \(t.samplesPerPrompt) samples, \(Torch.threads) thread(s) → \(dir.path)")
         for w in config.warnings + data.notes { warn(w) }
         if startStep == 0 && config.eval.before && !JSONLines.contains(dir.appendingPathComponent("eval.jsonl"), phase: "before") {

@@ -26,6 +26,8 @@ public struct RunConfig: Codable, Equatable, Sendable {
     public var output = OutputSection()
     /// PPO's value model (`gae` reads its values); nil: no critic.
     public var critic: CriticSection? = nil
+    /// Multi-turn episodes in an environment instead of one-turn prompts; nil: prompts.
+    public var agent: AgentSection? = nil
 
     public init() {}
 
@@ -136,7 +138,7 @@ public struct RunConfig: Codable, Equatable, Sendable {
         }
     }
 
-    enum CodingKeys: String, CodingKey { case model, data, rollout, reward, credit, objective, optim, train, eval, output, critic }
+    enum CodingKeys: String, CodingKey { case model, data, rollout, reward, credit, objective, optim, train, eval, output, critic, agent }
     public init(from decoder: Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         model = try c.decode(ModelSection.self, forKey: .model)
@@ -156,6 +158,7 @@ public struct RunConfig: Codable, Equatable, Sendable {
         eval = try c.decode(EvalSection.self, forKey: .eval)
         output = try c.decode(OutputSection.self, forKey: .output)
         critic = try c.decodeIfPresent(CriticSection.self, forKey: .critic)
+        agent = try c.decodeIfPresent(AgentSection.self, forKey: .agent)
     }
 
     public func encode(to encoder: Encoder) throws {
@@ -171,6 +174,7 @@ public struct RunConfig: Codable, Equatable, Sendable {
         try c.encode(eval, forKey: .eval)
         try c.encode(output, forKey: .output)
         try c.encodeIfPresent(critic, forKey: .critic)
+        try c.encodeIfPresent(agent, forKey: .agent)
     }
 
     /// Checks what the section structs cannot express, naming the key, and (for RL) that every
@@ -200,6 +204,7 @@ public struct RunConfig: Codable, Equatable, Sendable {
         try need(model.rewardModel == nil || preference?.name == .tgdpo, "'model.reward_model' is only used by objective 'tgdpo'")
         try need(preference?.name != .tgdpo || model.rewardModel != nil, "objective 'tgdpo' needs a frozen token-reward model: set 'model.reward_model'")
         try critic?.validate(self)
+        try agent?.validate(self)
         if preference == nil { _ = try InputPlan(self, reward: nil) }
     }
 

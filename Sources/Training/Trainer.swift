@@ -33,7 +33,8 @@ public final class Trainer {
 
     /// Checks the config (and that every input its method and loss read has a provider: the
     /// reward's process rewards included) before attaching adapters.
-    public init(model: CausalLM, tokenizer: Tokenizer, reward: RewardFunction, config: RunConfig) throws {
+    /// An agent run (`config.agent`) renders its dialogues with `chat`.
+    public init(model: CausalLM, tokenizer: Tokenizer, reward: RewardFunction, config: RunConfig, chat: ChatTemplate? = nil) throws {
         try config.validate()
         plan = try InputPlan(config, reward: reward)
         self.model = model
@@ -49,7 +50,13 @@ public final class Trainer {
         let sampler = Sampler(model: model, tokenizer: tokenizer), plan = plan
         self.sampler = sampler
         let tree = TreeRollouts(sampler: sampler, tree: config.train.tree)
-        source = plan.providers.contains(.treeRollouts) ? tree : FlatRollouts(sampler: sampler, n: config.train.samplesPerPrompt)
+        if let agent = config.agent {
+            guard let chat else { throw TrainingError("agent: the trainer needs the model's chat template to render the dialogues") }
+            source = EpisodeRollouts(runner: EpisodeRunner(sampler: sampler, chat: chat, capacity: agent.context, endOnInvalid: agent.endOnInvalid),
+                                     agent: agent, n: config.train.samplesPerPrompt)
+        } else {
+            source = plan.providers.contains(.treeRollouts) ? tree : FlatRollouts(sampler: sampler, n: config.train.samplesPerPrompt)
+        }
         providers = plan.providers.sorted().map { p -> InputProvider in
             switch p {
             case .treeRollouts: tree

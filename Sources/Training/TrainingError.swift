@@ -10,5 +10,9 @@ public struct TaskSample: Codable, Equatable, Sendable {
     public var answer: String?
     /// Where it came from (`file:line` for a JSONL example), for error messages.
     public var source: String?
-    public init(prompt: String, answer: String? = nil, source: String? = nil) { self.prompt = prompt; self.answer = answer; self.source = source }
+    /// An agent run's episode: the environment's seed (the prompt is then the environment's own).
+    public var environmentSeed: UInt64?
+    public init(prompt: String, answer: String? = nil, source: String? = nil, environmentSeed: UInt64? = nil) {
+        self.prompt = prompt; self.answer = answer; self.source = source; self.environmentSeed = environmentSeed
+    }
 }

@@ -1,0 +1,63 @@
+import Environments
+import Foundation
+
+extension RunConfig {
+    /// Multi-turn training (`agent:`): episodes in an environment instead of one-turn prompts.
+    /// Each step plays `train.prompts_per_step` environment seeds × `train.samples_per_prompt`
+    /// episodes (a GRPO/GiGPO group is the episodes of one seed); `rollout` samples every action.
+    public struct AgentSection: Codable, Equatable, Sendable {
+        public enum Kind: String, Codable, Sendable, CaseIterable { case frozenlake, sokoban, process }
+        public var environment = Kind.frozenlake
+        public var frozenlake = FrozenLake.Config()
+        public var sokoban = Sokoban.Config()
+        /// An external environment speaking JSON lines (`environment: process`).
+        public var process: ProcessEnvironment.Config? = nil
+        /// Positions of an episode's dialogue in the cache (first prompt, actions, observations, padding).
+        public var context = 1024
+        /// End an episode at its first invalid action (else the environment's penalty, and on).
+        public var endOnInvalid = false
+
+        public init() {}
+
+        enum CodingKeys: String, CodingKey, CaseIterable {
+            case environment, frozenlake, sokoban, process, context, endOnInvalid = "end_on_invalid"
+        }
+
+        public init(from decoder: Decoder) throws {
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            environment = try c.decodeIfPresent(Kind.self, forKey: .environment) ?? .frozenlake
+            frozenlake = try c.decodeIfPresent(FrozenLake.Config.self, forKey: .frozenlake) ?? .init()
+            sokoban = try c.decodeIfPresent(Sokoban.Config.self, forKey: .sokoban) ?? .init()
+            process = try c.decodeIfPresent(ProcessEnvironment.Config.self, forKey: .process)
+            context = try c.decodeIfPresent(Int.self, forKey: .context) ?? 1024
+            endOnInvalid = try c.decodeIfPresent(Bool.self, forKey: .endOnInvalid) ?? false
+        }
+
+        /// A fresh environment of the configured kind.
+        public func make() throws -> Environment {
+            switch environment {
+            case .frozenlake: return try FrozenLake(frozenlake)
+            case .sokoban: return try Sokoban(sokoban)
+            case .process:
+                guard let process else { throw TrainingError("config: agent.environment process needs 'agent.process' with its 'command'") }
+                return try ProcessEnvironment(process)
+            }
+        }
+
+        func validate(_ config: RunConfig) throws {
+            func need(_ ok: Bool, _ message: String) throws { if !ok { throw TrainingError("config: \(message)") } }
+            try need(config.preference == nil, "'agent' trains with RL; the objective is the preference loss '\(config.preference?.name.rawValue ?? "")'")
+            try need(!config.credit.inputs.contains(.tree), "'agent' episodes are not tree rollouts; use a method without a rollout tree")
+            try need(config.reward == nil, "'agent' episodes are scored by the environment's rewards; remove the 'reward' section")
+            try need((64...1 << 20).contains(context), "'agent.context' must be 64…1048576, got \(context)")
+            try need(context >= config.rollout.maxNewTokens * 2, "'agent.context' (\(context)) leaves no room for two turns of rollout.max_new_tokens (\(config.rollout.maxNewTokens))")
+            do {
+                switch environment {
+                case .frozenlake: try frozenlake.validate()
+                case .sokoban: try sokoban.validate()
+                case .process: _ = try make()
+                }
+            } catch let e as EnvironmentError { throw TrainingError("config: agent.\(e.message)") }
+        }
+    }
+}

@@ -1,0 +1,146 @@
+import Foundation
+import XCTest
+@testable import Credit
+@testable import Environments
+@testable import Models
+@testable import Objectives
+@testable import Rollout
+@testable import Torch
+@testable import Training
+
+/// Agent training: episodes become rows whose observation tokens never reach the loss, GiGPO and
+/// the turn ratio receive the episodes' states and turns, held-out seeds evaluate, and an external
+/// environment trains, or fails clearly with the run's checkpoints intact.
+final class AgentTrainerTests: XCTestCase {
+    func agentConfig(_ edit: (inout RunConfig) -> Void = { _ in }) -> RunConfig {
+        tinyTrainerConfig { c in
+            var agent = RunConfig.AgentSection()
+            agent.frozenlake = .init(maxTurns: 3, map: ["SFFF", "FFFF", "FFFH", "HFFG"])
+            agent.context = 400
+            c.agent = agent
+            c.credit = CreditConfig(method: .gigpo)
+            c.rollout.maxNewTokens = 4
+            edit(&c)
+        }
+    }
+
+    func trainer(_ config: RunConfig) throws -> Trainer {
+        let p = try Pretrained.tinyRandom(seed: 1)   // a 512-position context
+        return try Trainer(model: p.model, tokenizer: p.tokenizer, reward: EnvironmentReward(), config: config, chat: .chatML(defaultSystem: nil))
+    }
+
+    let seeds = [TaskSample(prompt: "", environmentSeed: 1), TaskSample(prompt: "", environmentSeed: 2)]
+
+    func testObservationTokensAreOutOfTheMaskAndTheGradient() throws {
+        let t = try trainer(agentConfig())
+        let metrics = try t.step(seeds)
+        XCTAssertGreaterThan(try XCTUnwrap(metrics["credit_gigpo_step_group_size_mean"]), 1)
+        let inputs = try XCTUnwrap(t.lastInputs)
+        let actions = try XCTUnwrap(inputs.actionMasks)
+        XCTAssertTrue(actions.contains { $0.contains(0) }, "the episodes have observations between turns")
+        let credit = try t.config.credit.estimator.estimate(inputs.creditBatch)
+        let rows = PolicyUpdate.Rows(inputs, credit, device: .cpu)
+        let mask = try withTorchErrors { try rows.mask.doubles() }, width = rows.width
+        for (r, a) in actions.enumerated() {
+            XCTAssertEqual(Array(mask[(r * width)..<(r * width + a.count)]), a, "row \(r): the mask is the action mask")
+            XCTAssertEqual(rows.lossTokens[r], a.filter { $0 > 0 }.count)
+        }
+        // Advantages on observation tokens change neither the loss nor its gradient.
+        var loud = credit
+        for g in loud.advantages.indices {
+            for i in loud.advantages[g].indices {
+                let row = inputs.members[..<g].reduce(0) { $0 + $1.count } + i
+                for k in loud.advantages[g][i].indices where actions[row][k] == 0 { loud.advantages[g][i][k] = 1000 }
+            }
+        }
+        func lossAndGradient(_ c: CreditResult) throws -> (Double, [Float]) {
+            let rows = PolicyUpdate.Rows(inputs, c, device: .cpu)
+            let update = PolicyUpdate(forward: t.forward, optimizer: t.optimizer, config: t.config, step: 1)
+            return try withTorchErrors {
+                let (unique, owners) = ResponseForward.distinct(rows.prompts)
+                let prefix = try t.model.sharedPrefix(unique)
+                let all = Array(0..<rows.count)
+                let batch = try update.batch(all, rows, prefix, Dictionary(uniqueKeysWithValues: zip(all, owners)))
+                let (loss, _) = try PolicyLoss(t.config.objective)(batch)
+                loss.backward()
+                let grad = try t.optimizer.parameters.compactMap { $0.grad }.flatMap { try $0.floats() }
+                t.optimizer.zeroGrad()
+                return (try loss.item(), grad)
+            }
+        }
+        let (a, ga) = try lossAndGradient(credit), (b, gb) = try lossAndGradient(loud)
+        XCTAssertEqual(a, b)
+        XCTAssertEqual(ga, gb)
+        XCTAssertFalse(ga.allSatisfy { $0 == 0 }, "the action tokens do carry a gradient")
+    }
+
+    /// The turn ratio (ST-PPO) is accepted for an agent and reads the episodes' turn ids.
+    func testTurnRatioReadsTheEpisodesTurns() throws {
+        XCTAssertThrowsError(try tinyTrainerConfig { $0.objective.ratio = .turn }.validate())
+        let t = try trainer(agentConfig { $0.objective.ratio = .turn })
+        _ = try t.step(seeds)
+        let inputs = try XCTUnwrap(t.lastInputs)
+        let rows = PolicyUpdate.Rows(inputs, try t.config.credit.estimator.estimate(inputs.creditBatch), device: .cpu)
+        let turns = try withTorchErrors { try XCTUnwrap(rows.turns).doubles() }
+        for (r, row) in inputs.rows.enumerated() {
+            let e = try XCTUnwrap(inputs.rollouts.rolled[row].episode)
+            XCTAssertEqual(Array(turns[(r * rows.width)..<(r * rows.width + e.turnIds.count)]), e.turnIds.map(Double.init))
+            XCTAssertEqual(Set(e.turnIds).count, e.turns.count)
+        }
+    }
+
+    func testHeldOutSeedsEvaluateAndConfigErrors() throws {
+        let t = try trainer(agentConfig())
+        let data = try TaskData.episodes(t.config.data)
+        XCTAssertTrue(Set(data.train.prefix(100).map(\.environmentSeed)).isDisjoint(with: data.eval.map(\.environmentSeed)))
+        let r = try t.evaluateEpisodes(Array(data.eval.prefix(3)), samples: 2, sampling: .init(temperature: 1, maxNewTokens: 4, seed: 1))
+        XCTAssertEqual(r.prompts, 3)
+        XCTAssertNotNil(r.accuracy)
+        XCTAssertNotNil(r.passAtK[2])
+        XCTAssertThrowsError(try RunConfig.load(yaml: "agent: {}\ncredit: {method: gigpo}\nreward: {terms: [{type: correct}]}")) {
+            XCTAssertTrue("\($0)".contains("scored by the environment's rewards"), "\($0)")
+        }
+        XCTAssertThrowsError(try agentConfig { $0.agent!.frozenlake.size = 12 }.validate()) {
+            XCTAssertEqual("\($0)", "config: agent.frozenlake: 'size' must be 4…8, got 12")
+        }
+        let yaml = try RunConfig.load(yaml: "agent: {environment: sokoban, sokoban: {boxes: 2}}\ncredit: {method: gigpo}")
+        XCTAssertEqual(yaml.agent?.sokoban.boxes, 2)
+        XCTAssertEqual(yaml.agent?.sokoban.size, 5)
+        XCTAssertEqual(try RunConfig.load(yaml: try yaml.yaml()), yaml)
+    }
+
+    /// An external environment (scripts/environments/corridor.py) trains; one that crashes mid-run is
+    /// an error naming it, and the checkpoints written before stay.
+    func testAnExternalEnvironmentTrainsAndACrashKeepsTheCheckpoints() throws {
+        let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("scripts/environments/corridor.py").path
+        let root = FileManager.default.temporaryDirectory.appendingPathComponent("tw-agent-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: root) }
+        func config(_ extra: [String]) -> RunConfig {
+            var c = Preset.tiny.config
+            var agent = RunConfig.AgentSection()
+            agent.environment = .process
+            agent.process = .init(command: ["python3", script, "3"] + extra, maxTurns: 2, timeoutSeconds: 20)
+            agent.context = 400
+            c.agent = agent
+            c.credit = CreditConfig(method: .gigpo)
+            c.eval.before = false
+            c.eval.after = false
+            c.output.saveModel = false
+            c.output.checkpointEvery = 1
+            c.train.steps = 3
+            return c
+        }
+        let good = root.appendingPathComponent("good")
+        try TrainingRun.start(config: config([]), dir: good, console: .quiet).run()
+        XCTAssertEqual(replayableMetrics(good).count, 3)
+        XCTAssertNotNil(replayableMetrics(good).last?["reward_success"])
+        // Each process plays one episode a step: a reset and at most 2 moves, 3 replies; the 7th never comes.
+        let bad = root.appendingPathComponent("bad")
+        XCTAssertThrowsError(try TrainingRun.start(config: config(["--crash-after", "6"]), dir: bad, console: .quiet).run()) {
+            XCTAssertTrue("\($0)".contains("the process exited with status 3"), "\($0)")
+        }
+        XCTAssertTrue(FileManager.default.fileExists(atPath: Checkpoint.folder(bad, step: 2).appendingPathComponent("manifest.json").path))
+        XCTAssertEqual(Checkpoint.latest(run: bad, notice: { _ in })?.1.step, 2)
+    }
+}
