@@ -71,13 +71,18 @@ public enum Move: String, CaseIterable, Sendable {
 
     /// The move an action names: the text inside `<action>…</action>` when present, else the whole
     /// text, must be one of the four words (any case, surrounding spaces and a final period allowed).
-    public static func parse(_ action: String) -> Move? {
+    /// Not `strict`, a text that is not one word names the first of the four words it contains as a
+    /// whole word ("I go up" is up), so a small model's loose answers still move.
+    public static func parse(_ action: String, strict: Bool = true) -> Move? {
         var text = action
         if let open = text.range(of: "<action>"), let close = text.range(of: "</action>", range: open.upperBound..<text.endIndex) {
             text = String(text[open.upperBound..<close.lowerBound])
         }
         var word = text.trimmingCharacters(in: .whitespacesAndNewlines).lowercased()
         if word.hasSuffix(".") { word.removeLast() }
-        return Move(rawValue: word)
+        if let m = Move(rawValue: word) { return m }
+        guard !strict else { return nil }
+        let words = word.split { !$0.isLetter }
+        return words.lazy.compactMap { Move(rawValue: String($0)) }.first
     }
 }

@@ -12,6 +12,9 @@ public final class FrozenLake: Environment {
         public var frozenProbability = 0.8
         public var maxTurns = 8
         public var invalidPenalty = -0.1
+        /// Actions must be exactly a move word (or one inside <action>…</action>); false: the first
+        /// move word in the text counts.
+        public var strictActions = false
         /// A fixed map (rows of S, F, H, G; S top left and G somewhere) instead of random ones.
         public var map: [String]? = nil
         public init(size: Int = 4, slippery: Bool = false, frozenProbability: Double = 0.8, maxTurns: Int = 8, invalidPenalty: Double = -0.1,
@@ -21,7 +24,7 @@ public final class FrozenLake: Environment {
         }
 
         enum CodingKeys: String, CodingKey {
-            case size, slippery, map, frozenProbability = "frozen_probability", maxTurns = "max_turns", invalidPenalty = "invalid_penalty"
+            case size, slippery, map, frozenProbability = "frozen_probability", maxTurns = "max_turns", invalidPenalty = "invalid_penalty", strictActions = "strict_actions"
         }
 
         /// Keys left away keep their defaults.
@@ -32,6 +35,7 @@ public final class FrozenLake: Environment {
             frozenProbability = try c.decodeIfPresent(Double.self, forKey: .frozenProbability) ?? d.frozenProbability
             maxTurns = try c.decodeIfPresent(Int.self, forKey: .maxTurns) ?? d.maxTurns
             invalidPenalty = try c.decodeIfPresent(Double.self, forKey: .invalidPenalty) ?? d.invalidPenalty
+            strictActions = try c.decodeIfPresent(Bool.self, forKey: .strictActions) ?? d.strictActions
             map = try c.decodeIfPresent([String].self, forKey: .map)
         }
 
@@ -63,9 +67,8 @@ public final class FrozenLake: Environment {
 
     public var maxTurns: Int { config.maxTurns }
     public var instructions: String {
-        "You are on a frozen lake. Reach the goal G from your position P without stepping into a hole H; F is frozen ice you can walk on."
+        "You are on a frozen lake grid. P is you, G is the goal, H is a hole, F is ice."
             + (config.slippery ? " The ice is slippery: you may slide to the side." : "")
-            + " Reply with one move: up, down, left or right."
     }
 
     /// The map and the agent's position as text, row by row.
@@ -73,7 +76,9 @@ public final class FrozenLake: Environment {
         map.enumerated().map { r, row in String(row.enumerated().map { c, ch in (r, c) == position ? "P" : ch }) }.joined(separator: "\n")
     }
 
-    var observation: Observation { Observation(text: render, stateKey: "\(position.row),\(position.col)") }
+    static let question = "Which way do you move? Answer with one word: up, down, left or right."
+
+    var observation: Observation { Observation(text: render + "\n" + Self.question, stateKey: "\(position.row),\(position.col)") }
 
     public func reset(seed: UInt64) throws -> Observation {
         rng = EnvironmentRNG(seed: seed)
@@ -110,7 +115,7 @@ public final class FrozenLake: Environment {
 
     public func step(_ action: String) throws -> StepOutcome {
         guard !map.isEmpty else { throw EnvironmentError("frozenlake: step before reset") }
-        guard let intended = Move.parse(action) else {
+        guard let intended = Move.parse(action, strict: config.strictActions) else {
             return StepOutcome(observation: observation, reward: config.invalidPenalty, done: false, valid: false, info: ["error": "not a move"])
         }
         var move = intended

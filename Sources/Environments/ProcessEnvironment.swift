@@ -32,9 +32,10 @@ public final class ProcessEnvironment: Environment {
 
     public let config: Config
     public private(set) var instructions = ""
-    var process: Process?
-    var input: FileHandle?, outputHandle: FileHandle?
-    var output: Int32 { outputHandle?.fileDescriptor ?? -1 }
+    /// The child's pid and our ends of its stdin and stdout (-1: not running).
+    var pid: pid_t = 0, input: Int32 = -1, output: Int32 = -1
+    /// Its exit status once reaped.
+    var exited: Int32?
     var buffer = [UInt8](), replies = 0
     var name: String { config.command.joined(separator: " ") }
 
@@ -51,49 +52,74 @@ public final class ProcessEnvironment: Environment {
 
     public var maxTurns: Int { config.maxTurns }
 
+    /// Starts the command with posix_spawnp and two pipes (Foundation's Process is not used: its
+    /// run-loop thread and signal handling do not belong in a training process).
     func start() throws {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        p.arguments = config.command
-        let stdin = Pipe(), stdout = Pipe()
-        p.standardInput = stdin
-        p.standardOutput = stdout
-        p.standardError = FileHandle.standardError
-        do { try p.run() } catch { throw EnvironmentError("environment `\(name)`: cannot start (\(error.localizedDescription))") }
-        process = p
-        input = stdin.fileHandleForWriting
-        outputHandle = stdout.fileHandleForReading   // kept: releasing it would close the descriptor
+        var toChild: [Int32] = [0, 0], fromChild: [Int32] = [0, 0]
+        guard pipe(&toChild) == 0, pipe(&fromChild) == 0 else { throw EnvironmentError("environment `\(name)`: cannot create pipes (errno \(errno))") }
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_adddup2(&actions, toChild[0], 0)
+        posix_spawn_file_actions_adddup2(&actions, fromChild[1], 1)
+        for fd in toChild + fromChild { posix_spawn_file_actions_addclose(&actions, fd) }
+        let argv = config.command.map { strdup($0) } + [nil]
+        defer { for a in argv { free(a) } }
+        var child: pid_t = 0
+        let rc = posix_spawnp(&child, config.command[0], &actions, nil, argv, environ)
+        close(toChild[0])
+        close(fromChild[1])
+        guard rc == 0 else {
+            close(toChild[1])
+            close(fromChild[0])
+            throw EnvironmentError("environment `\(name)`: cannot start \(config.command[0]) (\(String(cString: strerror(rc))))")
+        }
+        pid = child
+        input = toChild[1]
+        output = fromChild[0]
+        exited = nil
         // A write to a process that has exited must be an error here, not SIGPIPE.
         signal(SIGPIPE, SIG_IGN)
     }
 
-    /// Stops the process (it is started again by the next reset).
+    /// Whether the child still runs (reaping it, and keeping its status, once it has exited).
+    var running: Bool {
+        guard pid > 0, exited == nil else { return false }
+        var status: Int32 = 0
+        let r = waitpid(pid, &status, WNOHANG)
+        if r == pid { exited = (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f) }
+        return r == 0
+    }
+
+    /// Stops the process (it is started again by the next reset): closing its input ends a
+    /// well-behaved one; then SIGTERM, then SIGKILL (which an inherited signal mask cannot block).
     public func stop() {
-        // Closing its input ends a well-behaved process; then SIGTERM, then SIGKILL (which a signal
-        // mask inherited from this process cannot block).
-        try? input?.close()
-        if let p = process {
-            for signal in [Int32(0), SIGTERM, SIGKILL] where p.isRunning {
-                if signal != 0 { kill(p.processIdentifier, signal) }
+        if input >= 0 { close(input); input = -1 }
+        if pid > 0 {
+            for sig in [Int32(0), SIGTERM, SIGKILL] where running {
+                if sig != 0 { kill(pid, sig) }
                 let until = Date().addingTimeInterval(1)
-                while p.isRunning && Date() < until { usleep(5_000) }
+                while running && Date() < until { usleep(5_000) }
             }
+            pid = 0
         }
-        try? outputHandle?.close()
-        process = nil
-        input = nil
-        outputHandle = nil
+        if output >= 0 { close(output); output = -1 }
         buffer = []
     }
 
     func request(_ object: [String: Any], what: String) throws -> [String: Any] {
-        if process == nil { try start() }
-        var line = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
+        if pid == 0 { try start() }
+        var line = [UInt8](try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]))
         line.append(10)
-        do { try input!.write(contentsOf: line) } catch {
-            let status = exitStatus()
-            stop()
-            throw EnvironmentError("environment `\(name)`: cannot send the \(what) request: the process \(status)")
+        var sent = 0
+        while sent < line.count {
+            let n = line[sent...].withUnsafeBytes { write(input, $0.baseAddress, $0.count) }
+            guard n > 0 else {
+                let status = exitStatus()
+                stop()
+                throw EnvironmentError("environment `\(name)`: cannot send the \(what) request: the process \(status)")
+            }
+            sent += n
         }
         let reply = try readLine(what: what)
         replies += 1
@@ -109,9 +135,9 @@ public final class ProcessEnvironment: Environment {
     }
 
     func exitStatus() -> String {
-        guard let p = process else { return "is not running" }
-        if p.isRunning { return "closed its pipe but is still running" }
-        return "exited with status \(p.terminationStatus)"
+        if running { return "closed its pipe but is still running" }
+        guard let exited else { return "is not running" }
+        return "exited with status \(exited)"
     }
 
     /// The next line of the process's output, waiting at most the timeout.
@@ -135,7 +161,7 @@ public final class ProcessEnvironment: Environment {
             if n <= 0 {
                 // The output closed: give the process a moment to exit, so its status can be reported.
                 let grace = Date().addingTimeInterval(2)
-                while process?.isRunning == true && Date() < grace { usleep(10_000) }
+                while running && Date() < grace { usleep(10_000) }
                 let status = exitStatus()
                 stop()
                 throw EnvironmentError("environment `\(name)`: the process \(status) before replying to \(what)")

@@ -16,13 +16,16 @@ public final class Sokoban: Environment {
         public var maxTurns = 10
         public var shaped = false
         public var invalidPenalty = -0.1
+        /// Actions must be exactly a move word (or one inside <action>…</action>); false: the first
+        /// move word in the text counts.
+        public var strictActions = false
         public init(size: Int = 5, boxes: Int = 1, reverseSteps: Int = 20, maxTurns: Int = 10, shaped: Bool = false, invalidPenalty: Double = -0.1) {
             self.size = size; self.boxes = boxes; self.reverseSteps = reverseSteps; self.maxTurns = maxTurns; self.shaped = shaped
             self.invalidPenalty = invalidPenalty
         }
 
         enum CodingKeys: String, CodingKey {
-            case size, boxes, shaped, reverseSteps = "reverse_steps", maxTurns = "max_turns", invalidPenalty = "invalid_penalty"
+            case size, boxes, shaped, reverseSteps = "reverse_steps", maxTurns = "max_turns", invalidPenalty = "invalid_penalty", strictActions = "strict_actions"
         }
 
         /// Keys left away keep their defaults.
@@ -34,6 +37,7 @@ public final class Sokoban: Environment {
             maxTurns = try c.decodeIfPresent(Int.self, forKey: .maxTurns) ?? d.maxTurns
             shaped = try c.decodeIfPresent(Bool.self, forKey: .shaped) ?? d.shaped
             invalidPenalty = try c.decodeIfPresent(Double.self, forKey: .invalidPenalty) ?? d.invalidPenalty
+            strictActions = try c.decodeIfPresent(Bool.self, forKey: .strictActions) ?? d.strictActions
         }
 
         public func validate() throws {
@@ -73,8 +77,10 @@ public final class Sokoban: Environment {
     public var maxTurns: Int { config.maxTurns }
     public var instructions: String {
         "You are playing Sokoban. Push every box X onto a target O; # is a wall, _ is floor, √ is a box on a target and P is you "
-            + "(S when you stand on a target). You push a box by walking into it; you cannot pull. Reply with one move: up, down, left or right."
+            + "(S when you stand on a target). You push a box by walking into it; you cannot pull."
     }
+
+    static let question = "Which way do you move? Answer with one word: up, down, left or right."
 
     public static func render(_ l: Level) -> String {
         (0..<l.height).map { r in
@@ -121,7 +127,7 @@ public final class Sokoban: Environment {
 
     static func key(_ l: Level) -> String { "\(l.player.row),\(l.player.col)|" + l.boxes.sorted().map { "\($0.row),\($0.col)" }.joined(separator: ";") }
 
-    var observation: Observation { Observation(text: Self.render(level!), stateKey: Self.key(level!)) }
+    var observation: Observation { Observation(text: Self.render(level!) + "\n" + Self.question, stateKey: Self.key(level!)) }
 
     public func reset(seed: UInt64) throws -> Observation {
         rng = EnvironmentRNG(seed: seed)
@@ -200,7 +206,7 @@ public final class Sokoban: Environment {
 
     public func step(_ action: String) throws -> StepOutcome {
         guard let l = level else { throw EnvironmentError("sokoban: step before reset") }
-        guard let m = Move.parse(action) else {
+        guard let m = Move.parse(action, strict: config.strictActions) else {
             return StepOutcome(observation: observation, reward: config.invalidPenalty, done: false, valid: false, info: ["error": "not a move"])
         }
         guard let next = Self.apply(m, to: l) else {

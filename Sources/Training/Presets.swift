@@ -108,7 +108,10 @@ public enum Preset: String, CaseIterable, Sendable {
             agent.context = 2048
             c.agent = agent
             c.credit = CreditConfig(method: .gigpo)
-            c.rollout.maxNewTokens = 8
+            c.rollout.maxNewTokens = 6
+            c.train.samplesPerPrompt = 4
+            c.train.steps = 12
+            c.output.checkpointEvery = 6
             c.data.trainSize = 4096
             c.data.evalSize = 32
             c.eval.samples = 2

@@ -13,12 +13,17 @@ import Testing
         #expect(Move.parse("move up") == nil)
         #expect(Move.parse("<action>jump</action>") == nil)
         #expect(Move.parse("") == nil)
+        // Not strict: the first move word in a loose answer.
+        #expect(Move.parse("what do I do is I go up", strict: false) == .up)
+        #expect(Move.parse("it's left, then down", strict: false) == .left)
+        #expect(Move.parse("upward", strict: false) == nil)
+        #expect(Move.parse("To move a directionally", strict: false) == nil)
     }
 
     @Test func frozenLakeHandPlayed() throws {
         let env = try FrozenLake(.init(map: lake))
         let start = try env.reset(seed: 1)
-        #expect(start.text == "PFFF\nFHFH\nFFFH\nHFFG")
+        #expect(start.text == "PFFF\nFHFH\nFFFH\nHFFG\n" + FrozenLake.question)
         #expect(start.stateKey == "0,0")
         var last: StepOutcome?
         for (k, move) in ["down", "down", "right", "right", "down", "right"].enumerated() {
@@ -35,6 +40,8 @@ import Testing
         // The edge stops a move; a word that is not a move costs the penalty and changes nothing.
         _ = try env.reset(seed: 1)
         #expect(try env.step("left").observation?.stateKey == "0,0")
+        #expect(try env.step("I would go right").observation?.stateKey == "0,1", "loose answers move unless strict_actions")
+        _ = try env.reset(seed: 1)
         let bad = try env.step("jump")
         #expect(!bad.valid && !bad.done && bad.reward == -0.1 && bad.observation?.stateKey == "0,0")
     }
@@ -75,7 +82,7 @@ import Testing
         let env = try Sokoban()
         _ = env.reset(level: level)
         let first = try env.step("right")
-        #expect(first.observation?.text == "#######\n#_PXO_#\n#######")
+        #expect(first.observation?.text == "#######\n#_PXO_#\n#######\n" + Sokoban.question)
         let second = try env.step("right")
         #expect(second.done && second.success && second.reward == 1)
         // A box against a wall does not move; pulling is impossible.
