@@ -58,8 +58,8 @@ struct InputPlan: Equatable {
             }
             return .criticValues
         case .states:
-            throw refuse("and training has no multi-turn environment yet: one-turn rollouts have a single state each, which makes its step groups "
-                + "its episode groups (GRPO); give your own states to `tokenwise credit`")
+            throw refuse("which only multi-turn episodes give: add an 'agent:' section (an environment; preset 'frozenlake-gigpo'). One-turn "
+                + "rollouts have a single state each, which makes its step groups its episode groups (GRPO); or give your own states to `tokenwise credit`")
         case .planning:
             throw refuse("and training has no provider of planning marks: give token n-grams in 'grams' instead")
         case .ratios:
@@ -78,8 +78,8 @@ struct InputPlan: Equatable {
             throw refuse("which differ from the trainer's only with a separate rollout engine; Tokenwise samples with the model it trains, "
                 + "so the correction would be exactly 1: set objective.mismatch.mode none")
         case .turns:
-            throw refuse("and training has no multi-turn environment yet: a one-turn response's turn ratio is its sequence ratio "
-                + "(objective.ratio sequence)")
+            throw refuse("which only multi-turn episodes give: add an 'agent:' section (an environment); a one-turn response's turn ratio is its "
+                + "sequence ratio (objective.ratio sequence)")
         }
     }
 

@@ -156,13 +156,14 @@ public enum Preset: String, CaseIterable, Sendable {
         "rollout": "Sampling of the training responses (temperature, top_k/top_p/min_p, max_new_tokens, stop strings).",
         "rollout.temperature_schedule": "constant, or adaptive (HAPO): T·(1 + tau·clamp(ĥ, −1, 1)) from the previous step's entropies.",
         "reward": "null: the task's reward. Else {terms: [{type: correct|format|length|overlong|countdown, weight, ...}]}.",
-        "credit": "Credit assignment: method (grpo, rloo, reinforce_pp, gae, tempo, spo_chain, spo_tree, pure, gigpo, hapo, tw_grpo, d3s, hicra) and its params. A method whose inputs training cannot supply (gae: a critic; gigpo: environment states) is refused.",
+        "credit": "Credit assignment: method (grpo, rloo, reinforce_pp, gae, tempo, spo_chain, spo_tree, pure, gigpo, hapo, tw_grpo, d3s, hicra) and its params. A method whose inputs training cannot supply (gae: a critic; gigpo: an agent's environment states) is refused.",
         "objective": "The policy loss: ratio level, clipping, mismatch correction (needs a separate rollout engine), aggregation, KL and entropy terms.",
         "optim": "AdamW; schedule constant|linear|cosine with warm-up.",
         "train": "Steps × prompts per step × samples per prompt; PPO epochs and mini-batches; micro-batches (gradient accumulation); DAPO dynamic sampling.",
         "train.dynamic_sampling": "Drop groups whose rewards are all equal and draw more prompts (at most max_refills rounds).",
         "eval": "Held-out evaluation before and after training (and every `every` steps when > 0).",
         "output": "Run folder (default runs/<name>-<time>), checkpoints, samples logged per step, merged model, report.",
+        "agent": "Multi-turn episodes: environment frozenlake | sokoban | process (JSON lines), its settings, context (cache positions per episode), end_on_invalid. A group is the episodes of one environment seed.",
         "critic": "PPO's value model for `gae`: a value head and LoRA adapters on the policy's base (or its own `model`; `lora: null` trains every weight); lr (null: optim.lr), vf_clip, vf_coef, warmup_steps, target (gae returns or tvm labels).",
     ]
 }
