@@ -43,8 +43,9 @@ public protocol Environment: AnyObject {
     func step(_ action: String) throws -> StepOutcome
 }
 
-/// SplitMix64 (Steele et al.): a seeded generator, so environments are reproducible everywhere.
-public struct EnvironmentRNG: RandomNumberGenerator, Sendable {
+/// SplitMix64 (Steele et al.): a small, fast, seeded generator, so environments (and the project's
+/// synthetic data) are reproducible everywhere.
+public struct SplitMix64: RandomNumberGenerator, Sendable {
     var state: UInt64
     public init(seed: UInt64) { state = seed }
     public mutating func next() -> UInt64 {

@@ -58,7 +58,7 @@ public final class FrozenLake: Environment {
     public let config: Config
     public private(set) var map: [[Character]] = []
     public private(set) var position = (row: 0, col: 0)
-    var rng = EnvironmentRNG(seed: 0)
+    var rng = SplitMix64(seed: 0)
 
     public init(_ config: Config = Config()) throws {
         try config.validate()
@@ -81,7 +81,7 @@ public final class FrozenLake: Environment {
     var observation: Observation { Observation(text: render + "\n" + Self.question, stateKey: "\(position.row),\(position.col)") }
 
     public func reset(seed: UInt64) throws -> Observation {
-        rng = EnvironmentRNG(seed: seed)
+        rng = SplitMix64(seed: seed)
         map = config.map.map { $0.map(Array.init) } ?? Self.randomMap(size: config.size, frozen: config.frozenProbability, rng: &rng)
         position = (0, 0)
         return observation
@@ -89,7 +89,7 @@ public final class FrozenLake: Environment {
 
     /// A random map with S at the top left and G at the bottom right and a path between them
     /// (drawn again until one exists, as Gymnasium's `generate_random_map`).
-    static func randomMap(size: Int, frozen: Double, rng: inout EnvironmentRNG) -> [[Character]] {
+    static func randomMap(size: Int, frozen: Double, rng: inout SplitMix64) -> [[Character]] {
         while true {
             var map = (0..<size).map { _ in (0..<size).map { _ -> Character in Double.random(in: 0..<1, using: &rng) < frozen ? "F" : "H" } }
             map[0][0] = "S"

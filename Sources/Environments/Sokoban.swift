@@ -67,7 +67,7 @@ public final class Sokoban: Environment {
 
     public let config: Config
     public private(set) var level: Level?
-    var rng = EnvironmentRNG(seed: 0)
+    var rng = SplitMix64(seed: 0)
 
     public init(_ config: Config = Config()) throws {
         try config.validate()
@@ -130,7 +130,7 @@ public final class Sokoban: Environment {
     var observation: Observation { Observation(text: Self.render(level!) + "\n" + Self.question, stateKey: Self.key(level!)) }
 
     public func reset(seed: UInt64) throws -> Observation {
-        rng = EnvironmentRNG(seed: seed)
+        rng = SplitMix64(seed: seed)
         for _ in 0..<1000 {
             if let l = Self.generate(config, rng: &rng), Self.solve(l, limit: 200_000) != nil {
                 level = l
@@ -142,7 +142,7 @@ public final class Sokoban: Environment {
 
     /// One reverse-played room: boxes start on their targets and the player pulls them away; nil
     /// when every box is still on a target afterwards.
-    static func generate(_ c: Config, rng: inout EnvironmentRNG) -> Level? {
+    static func generate(_ c: Config, rng: inout SplitMix64) -> Level? {
         let h = c.size + 2, w = c.size + 2
         var walls = Set<Cell>()
         for r in 0..<h { for col in 0..<w where r == 0 || col == 0 || r == h - 1 || col == w - 1 { walls.insert(Cell(r, col)) } }

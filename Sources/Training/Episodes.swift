@@ -8,7 +8,7 @@ import Rollout
 /// observation, with the generation prompt), then every later token of the dialogue — the model's
 /// actions and the observations between them, which are context only (`actionMask` false).
 public struct Episode: Equatable, Sendable {
-    public struct Turn: Equatable, Sendable {
+    public struct Turn: Codable, Equatable, Sendable {
         /// The observation the action answers, and its state key.
         public var observation: String, stateKey: String
         public var action: String
@@ -16,6 +16,8 @@ public struct Episode: Equatable, Sendable {
         public var valid: Bool
         /// Index in `tokens` of the action's first token, and its token count.
         public var start: Int, length: Int
+
+        enum CodingKeys: String, CodingKey { case observation, action, reward, valid, start, length, stateKey = "state_key" }
     }
 
     public var seed: UInt64

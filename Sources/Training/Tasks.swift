@@ -1,3 +1,4 @@
+import Environments
 import Foundation
 import Rewards
 
@@ -51,17 +52,10 @@ public enum ProceduralTask: String, Codable, Sendable, CaseIterable {
     }
 }
 
-/// SplitMix64: a small, fast, seedable generator for synthetic data (tasks, benchmarks).
-public struct SplitMix64: RandomNumberGenerator {
-    var state: UInt64
-    public init(seed: UInt64) { state = seed }
-    public mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
+/// SplitMix64 (one generator for the whole project: tasks, benchmarks, environments).
+public typealias SplitMix64 = Environments.SplitMix64
+
+extension SplitMix64 {
     /// A uniform integer in `r` (modulo bias is negligible for small ranges).
     public mutating func int(_ r: ClosedRange<Int>) -> Int { r.lowerBound + Int(next() % UInt64(r.count)) }
 }

@@ -146,10 +146,11 @@ public final class Trainer {
     func records(_ inputs: StepInputs, _ credit: CreditResult) -> [SampleRecord] {
         let r = inputs.rollouts, advantages = credit.advantages.flatMap { $0 }
         return inputs.rows.enumerated().map { j, i in
-            let c = r.rolled[i].completion, s = r.samples[c.promptIndex], score = r.scores[i]
-            return SampleRecord(prompt: s.prompt, answer: s.answer, response: c.text, reward: score.value, components: score.components,
-                                group: c.promptIndex, tokens: c.tokens, pieces: c.tokens.map { tokenizer.decode([$0]) },
-                                advantages: advantages[j], logprobs: c.logprobs, entropies: c.entropies, finishReason: c.finishReason.rawValue)
+            let c = r.rolled[i].completion, s = r.samples[c.promptIndex], score = r.scores[i], episode = r.rolled[i].episode
+            return SampleRecord(prompt: episode.map { tokenizer.decode($0.prompt) } ?? s.prompt, answer: s.answer, response: c.text, reward: score.value,
+                                components: score.components, group: c.promptIndex, tokens: c.tokens, pieces: c.tokens.map { tokenizer.decode([$0]) },
+                                advantages: advantages[j], logprobs: c.logprobs, entropies: c.entropies,
+                                finishReason: episode?.finish ?? c.finishReason.rawValue, turns: episode?.turns, actionMask: episode?.actionMask)
         }
     }
 }
@@ -168,9 +169,12 @@ public struct SampleRecord: Codable, Equatable, Sendable {
     public var logprobs: [Double]
     public var entropies: [Double]
     public var finishReason: String
+    /// An agent's episode: its turns (observation, action, reward) and which tokens are the model's.
+    public var turns: [Episode.Turn]? = nil
+    public var actionMask: [Bool]? = nil
 
     enum CodingKeys: String, CodingKey {
-        case prompt, answer, response, reward, components, group, tokens, pieces, advantages, logprobs, entropies
-        case finishReason = "finish_reason"
+        case prompt, answer, response, reward, components, group, tokens, pieces, advantages, logprobs, entropies, turns
+        case finishReason = "finish_reason", actionMask = "action_mask"
     }
 }

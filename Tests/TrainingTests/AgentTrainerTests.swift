@@ -38,6 +38,11 @@ final class AgentTrainerTests: XCTestCase {
         let inputs = try XCTUnwrap(t.lastInputs)
         let actions = try XCTUnwrap(inputs.actionMasks)
         XCTAssertTrue(actions.contains { $0.contains(0) }, "the episodes have observations between turns")
+        // samples.jsonl records whole episodes: the turns and which tokens the model wrote.
+        let record = try XCTUnwrap(t.lastRecords.first), episode = try XCTUnwrap(inputs.rollouts.rolled[inputs.rows[0]].episode)
+        XCTAssertEqual(record.turns, episode.turns)
+        XCTAssertEqual(record.actionMask, episode.actionMask)
+        XCTAssertTrue(record.prompt.contains("SFFF") || record.prompt.contains("PFFF"), record.prompt)
         let credit = try t.config.credit.estimator.estimate(inputs.creditBatch)
         let rows = PolicyUpdate.Rows(inputs, credit, device: .cpu)
         let mask = try withTorchErrors { try rows.mask.doubles() }, width = rows.width
