@@ -132,7 +132,13 @@ public enum Report {
                 html += "<div class=sample><div class=meta>reward \(String(format: "%.3f", number(r["reward"]) ?? 0))"
                 if let a = r["answer"] as? String { html += " · answer \(escape(a))" }
                 html += " · group \(number(r["group"]).map { String(Int($0)) } ?? "?") · \(escape(r["finish_reason"] as? String ?? ""))</div><div class=tokens>"
+                // An agent's episode: observation tokens are context, shown grey and without advantage.
+                let actions = r["action_mask"] as? [Bool]
                 for (i, p) in pieces.enumerated() {
+                    if let actions, i < actions.count, !actions[i] {
+                        html += "<span class=\"tok obs\">\(escape(p).replacingOccurrences(of: "\n", with: "↵<br>"))</span>"
+                        continue
+                    }
                     let a = i < adv.count ? adv[i] : 0
                     let alpha = String(format: "%.2f", Swift.min(1, abs(a) / scale) * 0.85)
                     let color = a >= 0 ? "rgba(37,99,235,\(alpha))" : "rgba(220,38,38,\(alpha))"
@@ -170,7 +176,7 @@ public enum Report {
         .frame{fill:#fff;stroke:#ddd} .line{fill:none;stroke:#2563eb;stroke-width:1.6} .dot{fill:#2563eb}
         .sample{border:1px solid #e5e5e5;border-radius:6px;margin:8px 0;padding:6px 8px} .meta{color:#555;font-size:12px;margin-bottom:4px}
         .tokens{font:13px/1.9 ui-monospace,SFMono-Regular,Menlo,monospace;white-space:pre-wrap;word-break:break-word}
-        .tok{border-radius:3px;padding:1px 0} .tok:hover{outline:1px solid #111}
+        .tok{border-radius:3px;padding:1px 0} .tok:hover{outline:1px solid #111} .obs{color:#9ca3af}
         .k{padding:1px 6px;border-radius:3px} .pos{background:rgba(37,99,235,.6)} .neg{background:rgba(220,38,38,.6)}
         pre{background:#f6f6f6;padding:10px;overflow:auto;font-size:12px}
         </style></head><body>

@@ -52,6 +52,9 @@ public final class Trainer {
         let tree = TreeRollouts(sampler: sampler, tree: config.train.tree)
         if let agent = config.agent {
             guard let chat else { throw TrainingError("agent: the trainer needs the model's chat template to render the dialogues") }
+            guard agent.context <= model.config.maxPositionEmbeddings else {
+                throw TrainingError("config: 'agent.context' (\(agent.context)) exceeds the model's context (\(model.config.maxPositionEmbeddings) positions)")
+            }
             source = EpisodeRollouts(runner: EpisodeRunner(sampler: sampler, chat: chat, capacity: agent.context, endOnInvalid: agent.endOnInvalid),
                                      agent: agent, n: config.train.samplesPerPrompt)
         } else {

@@ -108,6 +108,9 @@ final class AgentTrainerTests: XCTestCase {
         XCTAssertThrowsError(try agentConfig { $0.agent!.frozenlake.size = 12 }.validate()) {
             XCTAssertEqual("\($0)", "config: agent.frozenlake: 'size' must be 4…8, got 12")
         }
+        XCTAssertThrowsError(try trainer(agentConfig { $0.agent!.context = 4096 })) {
+            XCTAssertEqual("\($0)", "config: 'agent.context' (4096) exceeds the model's context (512 positions)")
+        }
         let yaml = try RunConfig.load(yaml: "agent: {environment: sokoban, sokoban: {boxes: 2}}\ncredit: {method: gigpo}")
         XCTAssertEqual(yaml.agent?.sokoban.boxes, 2)
         XCTAssertEqual(yaml.agent?.sokoban.size, 5)
@@ -140,6 +143,9 @@ final class AgentTrainerTests: XCTestCase {
         try TrainingRun.start(config: config([]), dir: good, console: .quiet).run()
         XCTAssertEqual(replayableMetrics(good).count, 3)
         XCTAssertNotNil(replayableMetrics(good).last?["reward_success"])
+        // The report shows each episode with its observation tokens greyed (context, no advantage).
+        let html = try String(contentsOf: good.appendingPathComponent("report.html"), encoding: .utf8)
+        XCTAssertTrue(html.contains("<span class=\"tok obs\">"), "no observation tokens in the report")
         // Each process plays one episode a step: a reset and at most 2 moves, 3 replies; the 7th never comes.
         let bad = root.appendingPathComponent("bad")
         XCTAssertThrowsError(try TrainingRun.start(config: config(["--crash-after", "6"]), dir: bad, console: .quiet).run()) {
