@@ -5,7 +5,9 @@ import Foundation
 public struct Observation: Equatable, Sendable {
     public var text: String
     public var stateKey: String
-    public init(text: String, stateKey: String) { self.text = text; self.stateKey = stateKey }
+    /// The chat role it is shown in: `user`, or `tool` for a tool's result.
+    public var role: String
+    public init(text: String, stateKey: String, role: String = "user") { self.text = text; self.stateKey = stateKey; self.role = role }
 }
 
 /// The result of one action.

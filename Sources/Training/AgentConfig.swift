@@ -6,10 +6,11 @@ extension RunConfig {
     /// Each step plays `train.prompts_per_step` environment seeds × `train.samples_per_prompt`
     /// episodes (a GRPO/GiGPO group is the episodes of one seed); `rollout` samples every action.
     public struct AgentSection: Codable, Equatable, Sendable {
-        public enum Kind: String, Codable, Sendable, CaseIterable { case frozenlake, sokoban, process }
+        public enum Kind: String, Codable, Sendable, CaseIterable { case frozenlake, sokoban, countdown, process }
         public var environment = Kind.frozenlake
         public var frozenlake = FrozenLake.Config()
         public var sokoban = Sokoban.Config()
+        public var countdown = CountdownTool.Config()
         /// An external environment speaking JSON lines (`environment: process`).
         public var process: ProcessEnvironment.Config? = nil
         /// Positions of an episode's dialogue in the cache (first prompt, actions, observations, padding).
@@ -20,7 +21,7 @@ extension RunConfig {
         public init() {}
 
         enum CodingKeys: String, CodingKey, CaseIterable {
-            case environment, frozenlake, sokoban, process, context, endOnInvalid = "end_on_invalid"
+            case environment, frozenlake, sokoban, countdown, process, context, endOnInvalid = "end_on_invalid"
         }
 
         public init(from decoder: Decoder) throws {
@@ -28,6 +29,7 @@ extension RunConfig {
             environment = try c.decodeIfPresent(Kind.self, forKey: .environment) ?? .frozenlake
             frozenlake = try c.decodeIfPresent(FrozenLake.Config.self, forKey: .frozenlake) ?? .init()
             sokoban = try c.decodeIfPresent(Sokoban.Config.self, forKey: .sokoban) ?? .init()
+            countdown = try c.decodeIfPresent(CountdownTool.Config.self, forKey: .countdown) ?? .init()
             process = try c.decodeIfPresent(ProcessEnvironment.Config.self, forKey: .process)
             context = try c.decodeIfPresent(Int.self, forKey: .context) ?? 1024
             endOnInvalid = try c.decodeIfPresent(Bool.self, forKey: .endOnInvalid) ?? false
@@ -38,6 +40,7 @@ extension RunConfig {
             switch environment {
             case .frozenlake: return try FrozenLake(frozenlake)
             case .sokoban: return try Sokoban(sokoban)
+            case .countdown: return try CountdownTool(countdown)
             case .process:
                 guard let process else { throw TrainingError("config: agent.environment process needs 'agent.process' with its 'command'") }
                 return try ProcessEnvironment(process)
@@ -55,6 +58,7 @@ extension RunConfig {
                 switch environment {
                 case .frozenlake: try frozenlake.validate()
                 case .sokoban: try sokoban.validate()
+                case .countdown: try countdown.validate()
                 case .process: _ = try make()
                 }
             } catch let e as EnvironmentError { throw TrainingError("config: agent.\(e.message)") }

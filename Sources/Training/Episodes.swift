@@ -89,7 +89,7 @@ public struct EpisodeRunner {
                 if outcome.done { episodes[i].finish = "done"; episodes[i].success = outcome.success }
                 if endOnInvalid && !outcome.valid { episodes[i].finish = "invalid" }
                 guard let next, turn + 1 < env.maxTurns else { continue }
-                messages[i] += [ChatMessage(role: "assistant", content: c.text), ChatMessage(role: "user", content: next.text)]
+                messages[i] += [ChatMessage(role: "assistant", content: c.text), ChatMessage(role: next.role, content: next.text)]
                 let chunk = tok.encode(Self.newText(chat.render(messages[i], addGenerationPrompt: true), after: tok.decode(dialogue.history[i])))
                 guard chunk.count + sampling.maxNewTokens <= dialogue.room else { episodes[i].finish = "context"; continue }
                 observations[i] = next

@@ -23,6 +23,8 @@ public enum Preset: String, CaseIterable, Sendable {
     case frozenlakeGiGPO = "frozenlake-gigpo"
     /// GiGPO on Sokoban rooms of 4×4 with one box.
     case sokobanGiGPO = "sokoban-gigpo"
+    /// Countdown with a calculator tool (GiGPO over the episodes' tool-call states).
+    case countdownTool = "countdown-tool"
     /// MA-RLHF: PPO over macro actions of 5 tokens, as the authors' script.
     case maPPO = "ma-ppo"
 
@@ -36,6 +38,7 @@ public enum Preset: String, CaseIterable, Sendable {
         case .ppoTVM: "PPO with a token-supervised value model: the critic learns TVM's per-prefix success probabilities, GAE reads them"
         case .frozenlakeGiGPO: "an agent on FrozenLake 4×4 (non-slippery, up to 6 moves) with GiGPO's episode and step groups"
         case .sokobanGiGPO: "an agent on Sokoban (4×4 rooms, one box, up to 8 moves) with GiGPO's episode and step groups"
+        case .countdownTool: "an agent on countdown (3 numbers) with a calculator tool called as <calc>…</calc>, answering <answer>…</answer>; GiGPO credit"
         case .maPPO: "MA-RLHF: PPO over 5-token macro actions (macro-level GAE γ 1, λ 0.95, KL 0.05 in the reward, value clip 0.2)"
         case .hapo: "HAPO: token-level group average credit, adaptive temperature, adaptive clipping and in-loss advantage redistribution, dual clip 10, dynamic sampling"
         }
@@ -100,15 +103,15 @@ public enum Preset: String, CaseIterable, Sendable {
             critic.target = .tvm
             critic.vfClip = nil
             c.critic = critic
-        case .frozenlakeGiGPO, .sokobanGiGPO:
+        case .frozenlakeGiGPO, .sokobanGiGPO, .countdownTool:
             var agent = RunConfig.AgentSection()
-            agent.environment = self == .frozenlakeGiGPO ? .frozenlake : .sokoban
+            agent.environment = self == .frozenlakeGiGPO ? .frozenlake : self == .sokobanGiGPO ? .sokoban : .countdown
             agent.frozenlake = .init(size: 4, slippery: false, maxTurns: 6)
             agent.sokoban = .init(size: 4, boxes: 1, reverseSteps: 12, maxTurns: 8)
             agent.context = 2048
             c.agent = agent
             c.credit = CreditConfig(method: .gigpo)
-            c.rollout.maxNewTokens = 6
+            c.rollout.maxNewTokens = self == .countdownTool ? 24 : 6
             c.train.samplesPerPrompt = 4
             c.train.steps = 12
             c.output.checkpointEvery = 6

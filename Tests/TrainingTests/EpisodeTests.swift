@@ -20,6 +20,16 @@ final class AnyTextLake: Environment {
     }
 }
 
+/// Countdown whose every action is a calculator call, so the episodes carry tool messages.
+final class AlwaysCalc: Environment {
+    let inner: CountdownTool
+    init() throws { inner = try CountdownTool(.init(maxTurns: 2)) }
+    var instructions: String { "Count." }
+    var maxTurns: Int { inner.maxTurns }
+    func reset(seed: UInt64) throws -> Observation { try inner.reset(seed: seed) }
+    func step(_ action: String) throws -> StepOutcome { try inner.step("<calc>1 + 2</calc>") }
+}
+
 /// Episodes played through the cache kept across turns: their tokens, masks and turn records, the
 /// logprobs of a teacher-forced pass over the whole dialogue, and GiGPO's step groups over them.
 final class EpisodeTests: XCTestCase {
@@ -57,6 +67,16 @@ final class EpisodeTests: XCTestCase {
             XCTAssertTrue(["done", "turns"].contains(e.finish), e.finish)
             XCTAssertEqual(e.success, e.finish == "done" && e.totalReward > 0)
         }
+    }
+
+    /// A tool's result comes back in the tool role.
+    func testToolResultsAreToolMessages() throws {
+        let p = try Pretrained.tinyRandom(seed: 1)
+        let runner = EpisodeRunner(sampler: Sampler(model: p.model, tokenizer: p.tokenizer), chat: .chatML(defaultSystem: nil), capacity: 400)
+        let e = try runner.play([try AlwaysCalc()], seeds: [3], sampling: SamplingConfig(temperature: 1, maxNewTokens: 4, seed: 1))[0]
+        XCTAssertEqual(e.turns.count, 2)
+        let between = p.tokenizer.decode(Array(e.tokens[(e.turns[0].start + e.turns[0].length)..<e.turns[1].start]))
+        XCTAssertTrue(between.contains("<|im_start|>tool\n1 + 2 = 3<|im_end|>"), between)
     }
 
     /// The action tokens' logprobs equal a teacher-forced pass over the whole dialogue (1e-4).
