@@ -57,6 +57,19 @@ public final class ProcessEnvironment: Environment {
     func start() throws {
         var toChild: [Int32] = [0, 0], fromChild: [Int32] = [0, 0]
         guard pipe(&toChild) == 0, pipe(&fromChild) == 0 else { throw EnvironmentError("environment `\(name)`: cannot create pipes (errno \(errno))") }
+        // Close-on-exec: no child inherits another environment's pipe ends (dup2 onto 0 and 1 clears it for its own).
+        for fd in toChild + fromChild { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        // The child starts with no blocked signals and default handlers (this process ignores SIGPIPE and may block SIGTERM).
+        var none = sigset_t(), defaults = sigset_t()
+        sigemptyset(&none)
+        sigemptyset(&defaults)
+        for sig in [SIGPIPE, SIGTERM, SIGINT] { sigaddset(&defaults, sig) }
+        posix_spawnattr_setsigmask(&attributes, &none)
+        posix_spawnattr_setsigdefault(&attributes, &defaults)
+        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
@@ -66,7 +79,7 @@ public final class ProcessEnvironment: Environment {
         let argv = config.command.map { strdup($0) } + [nil]
         defer { for a in argv { free(a) } }
         var child: pid_t = 0
-        let rc = posix_spawnp(&child, config.command[0], &actions, nil, argv, environ)
+        let rc = posix_spawnp(&child, config.command[0], &actions, &attributes, argv, environ)
         close(toChild[0])
         close(fromChild[1])
         guard rc == 0 else {
@@ -109,6 +122,11 @@ public final class ProcessEnvironment: Environment {
 
     func request(_ object: [String: Any], what: String) throws -> [String: Any] {
         if pid == 0 { try start() }
+        guard buffer.isEmpty else {
+            let extra = String(decoding: buffer.prefix(200), as: UTF8.self)
+            stop()
+            throw EnvironmentError("environment `\(name)`: the process wrote more than one line for its last reply (extra: \(extra))")
+        }
         var line = [UInt8](try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]))
         line.append(10)
         var sent = 0
@@ -152,12 +170,14 @@ public final class ProcessEnvironment: Environment {
             let left = deadline.timeIntervalSinceNow
             var fd = pollfd(fd: output, events: Int16(POLLIN), revents: 0)
             let ready = left > 0 ? poll(&fd, 1, Int32(Swift.min(left * 1000, 1e9))) : 0
+            if ready < 0 && errno == EINTR { continue }
             if ready <= 0 {
                 stop()
                 throw EnvironmentError("environment `\(name)`: no reply to \(what) within \(config.timeoutSeconds) s")
             }
             var chunk = [UInt8](repeating: 0, count: 65536)
             let n = read(output, &chunk, chunk.count)
+            if n < 0 && errno == EINTR { continue }
             if n <= 0 {
                 // The output closed: give the process a moment to exit, so its status can be reported.
                 let grace = Date().addingTimeInterval(2)

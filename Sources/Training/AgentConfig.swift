@@ -51,6 +51,14 @@ extension RunConfig {
             func need(_ ok: Bool, _ message: String) throws { if !ok { throw TrainingError("config: \(message)") } }
             try need(config.preference == nil, "'agent' trains with RL; the objective is the preference loss '\(config.preference?.name.rawValue ?? "")'")
             try need(!config.credit.inputs.contains(.tree), "'agent' episodes are not tree rollouts; use a method without a rollout tree")
+            try need(!config.credit.inputs.contains(.segmentValues),
+                     "credit.method \(config.credit.method.rawValue) needs Monte-Carlo continuations of one-turn responses, which an environment's episodes do not have")
+            // Observation tokens have no sampling entropy: statistics over an episode's tokens would count them as zeros.
+            try need(!config.credit.inputs.contains(.entropies),
+                     "credit.method \(config.credit.method.rawValue) reads token entropies, and an episode's observation tokens have none; use grpo, rloo, gigpo, gae or reinforce_pp")
+            try need(config.rollout.temperatureSchedule.name == .constant, "'rollout.temperature_schedule' adaptive is not supported for an agent's turns (set name: constant)")
+            try need(config.rollout.repetitionPenalty == 1, "'rollout.repetition_penalty' is not supported across an agent's turns (set it to 1)")
+            try need(config.critic?.target != .tvm, "'critic.target' tvm labels responses by the reward's 'correct' term; an agent's episodes are scored by the environment (use target gae)")
             try need(config.reward == nil, "'agent' episodes are scored by the environment's rewards; remove the 'reward' section")
             try need((64...1 << 20).contains(context), "'agent.context' must be 64…1048576, got \(context)")
             try need(context >= config.rollout.maxNewTokens * 2, "'agent.context' (\(context)) leaves no room for two turns of rollout.max_new_tokens (\(config.rollout.maxNewTokens))")

@@ -114,6 +114,11 @@ public final class Trainer {
         var inputs = StepInputs(rollouts, sampling: sampling, progress: progress)
         let inputsStart = DispatchTime.now().uptimeNanoseconds
         for p in providers { try p.provide(&inputs) }
+        // An episode's observation tokens were not sampled: no KL penalty in their rewards.
+        let rolled = inputs.rollouts.rolled
+        inputs.fill { t, i in
+            if let e = rolled[i].episode, let kl = t.kl { t.kl = zip(kl, e.actionMask).map { $1 ? $0 : 0 } }
+        }
         metrics["inputs_seconds"] = seconds(inputsStart)
         let credit = try config.credit.estimator.estimate(inputs.creditBatch)
         let trainStart = DispatchTime.now().uptimeNanoseconds

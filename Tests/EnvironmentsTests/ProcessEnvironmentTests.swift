@@ -24,7 +24,14 @@ import Testing
         #expect(end.done && end.success && end.reward == 1 && end.observation == nil)
         // A second episode in the same process.
         #expect(try e.reset(seed: 2).stateKey == "0")
+        // With another environment running, closing its input still ends the first at once: no
+        // child holds another's pipe ends.
+        let other = try env()
+        _ = try other.reset(seed: 3)
+        let began = Date()
         e.stop()
+        #expect(Date().timeIntervalSince(began) < 0.9, "the process ended on EOF, not by a signal after the grace second")
+        other.stop()
     }
 
     @Test func misbehavingProcessesAreClearErrors() throws {
@@ -41,6 +48,13 @@ import Testing
         let slow = try env(["--sleep", "5"], timeout: 0.5)
         _ = try slow.reset(seed: 0)
         #expect(throws: EnvironmentError("environment `python3 \(script) 3 --sleep 5`: no reply to step within 0.5 s")) { try slow.step("right") }
+        let double = try env(["--double"])
+        _ = try double.reset(seed: 0)
+        _ = try double.step("right")
+        #expect(throws: EnvironmentError("environment `python3 \(script) 3 --double`: the process wrote more than one line for its last reply (extra: "
+                                         + #"{"observation": ".AE", "state": "1", "reward": 0.0, "done": false, "valid": true, "success": false}"# + "\n)")) {
+            try double.step("right")
+        }
         let missing = try ProcessEnvironment(.init(command: ["/nonexistent/env"]))
         #expect(throws: (any Error).self) { try missing.reset(seed: 0) }
         #expect(throws: EnvironmentError("environment: 'command' is empty")) { try ProcessEnvironment(.init(command: [])) }

@@ -79,6 +79,22 @@ final class AgentTrainerTests: XCTestCase {
         XCTAssertFalse(ga.allSatisfy { $0 == 0 }, "the action tokens do carry a gradient")
     }
 
+    /// KL-in-reward (reinforce_pp's) is charged on the model's tokens only: an observation was not sampled.
+    func testKLPenaltyOnlyOnActionTokens() throws {
+        let t = try trainer(agentConfig { $0.credit = .reinforcePP(.init(klCoef: 0.1)) })
+        _ = try t.step(seeds)
+        _ = try t.step(seeds)   // after an update, the policy differs from the reference (LoRA off)
+        var inputs = try XCTUnwrap(t.lastInputs)
+        var checked = 0
+        let rolled = inputs.rollouts.rolled
+        inputs.fill { traj, i in
+            guard let e = rolled[i].episode, let kl = traj.kl else { return }
+            for (k, action) in e.actionMask.enumerated() where !action { XCTAssertEqual(kl[k], 0); checked += 1 }
+            XCTAssertTrue(zip(kl, e.actionMask).contains { $1 && $0 != 0 }, "action tokens keep their KL")
+        }
+        XCTAssertGreaterThan(checked, 0)
+    }
+
     /// The turn ratio (ST-PPO) is accepted for an agent and reads the episodes' turn ids.
     func testTurnRatioReadsTheEpisodesTurns() throws {
         XCTAssertThrowsError(try tinyTrainerConfig { $0.objective.ratio = .turn }.validate())
@@ -110,6 +126,13 @@ final class AgentTrainerTests: XCTestCase {
         }
         XCTAssertThrowsError(try trainer(agentConfig { $0.agent!.context = 4096 })) {
             XCTAssertEqual("\($0)", "config: 'agent.context' (4096) exceeds the model's context (512 positions)")
+        }
+        for (edit, message) in [({ (c: inout RunConfig) in c.credit = CreditConfig(method: .spoChain) }, "needs Monte-Carlo continuations"),
+                                ({ (c: inout RunConfig) in c.credit = .d3s(.init(base: .grpo(.init()), tokenKeep: 0.5)) }, "reads token entropies"),
+                                ({ (c: inout RunConfig) in c.rollout.repetitionPenalty = 1.1 }, "'rollout.repetition_penalty' is not supported"),
+                                ({ (c: inout RunConfig) in c.credit = .gae(.init()); c.critic = .init(); c.critic!.target = .tvm; c.critic!.vfClip = nil },
+                                 "'critic.target' tvm labels responses")] {
+            XCTAssertThrowsError(try agentConfig(edit).validate()) { XCTAssertTrue("\($0)".contains(message), "\($0)") }
         }
         let yaml = try RunConfig.load(yaml: "agent: {environment: sokoban, sokoban: {boxes: 2}}\ncredit: {method: gigpo}")
         XCTAssertEqual(yaml.agent?.sokoban.boxes, 2)

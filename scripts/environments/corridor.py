@@ -5,10 +5,11 @@ The agent starts at cell 0 of a corridor of `length` cells and must reach the la
 "left" and "right" (anything else is invalid and costs 0.1). Reward 1 on reaching the end. The
 state key is the cell. Run it as an environment with
 
-    environment: {type: process, command: [python3, scripts/environments/corridor.py, "4"]}
+    agent: {environment: process, process: {command: [python3, scripts/environments/corridor.py, "4"]}}
 
 Options for tests: "--crash-after N" exits with status 3 after N replies, "--garbage" answers the
-first step with a line that is not JSON, "--sleep S" sleeps S seconds before each step reply.
+first step with a line that is not JSON, "--sleep S" sleeps S seconds before each step reply,
+"--double" writes each step reply twice.
 """
 import json
 import sys
@@ -20,6 +21,7 @@ def main():
     length = int(args[0]) if args and args[0].isdigit() else 4
     crash_after = int(args[args.index("--crash-after") + 1]) if "--crash-after" in args else None
     garbage = "--garbage" in args
+    double = "--double" in args
     sleep = float(args[args.index("--sleep") + 1]) if "--sleep" in args else 0.0
     position, replies = 0, 0
 
@@ -53,8 +55,11 @@ def main():
                 continue
             position = max(0, min(length - 1, position + (1 if action == "right" else -1)))
             done = position == length - 1
-            reply({"observation": None if done else view(), "state": str(position), "reward": 1.0 if done else 0.0,
-                   "done": done, "valid": True, "success": done})
+            answer = {"observation": None if done else view(), "state": str(position), "reward": 1.0 if done else 0.0,
+                      "done": done, "valid": True, "success": done}
+            if double:
+                sys.stdout.write(json.dumps(answer) + "\n")
+            reply(answer)
         else:
             reply({"error": f"unknown op {request['op']!r}"})
 
