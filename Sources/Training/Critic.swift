@@ -94,6 +94,21 @@ public final class Critic {
         return v.gather(dim: 1, index: idx)
     }
 
+    /// V(s_t) before each token of every response to `prompts[owner[n]]`, without gradients, one
+    /// list per response (micro-batched as the policy's passes).
+    func rowValues(prompts: [[Int]], owner: [Int], responses: [[Int]], microBatch: Int) throws -> [[Double]] {
+        try withTorchErrors {
+            try withNoGrad {
+                try active {
+                    let prefix = try model.sharedPrefix(prompts)
+                    return try ResponseForward.rowValues(responses: responses, microBatch: microBatch) { part in
+                        try values(prefix: prefix, owner: Array(owner[part]), responses: Array(responses[part]))
+                    }
+                }
+            }
+        }
+    }
+
     // MARK: checkpoints
 
     static let file = "critic.safetensors", optimizerFile = "critic_optimizer.safetensors"

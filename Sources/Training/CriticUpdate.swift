@@ -10,18 +10,8 @@ struct CriticValues: InputProvider {
     let microBatch: Int
 
     func provide(_ inputs: inout StepInputs) throws {
-        let responses = inputs.rowResponses
         let (unique, owner) = ResponseForward.distinct(inputs.rowPrompts)
-        let values = try withTorchErrors {
-            try withNoGrad {
-                try critic.active {
-                    let prefix = try critic.model.sharedPrefix(unique)
-                    return try ResponseForward.rowValues(responses: responses, microBatch: microBatch) { part in
-                        try critic.values(prefix: prefix, owner: Array(owner[part]), responses: Array(responses[part]))
-                    }
-                }
-            }
-        }
+        let values = try critic.rowValues(prompts: unique, owner: owner, responses: inputs.rowResponses, microBatch: microBatch)
         inputs.values = values
         var row = 0
         inputs.fill { t, _ in

@@ -93,10 +93,8 @@ extension Trainer {
                 actionTokens += mine.reduce(0) { $0 + $1.actionMask.filter { $0 }.count }
             }
         }
-        var pass = [Int: Estimate](), k = 1
-        while k <= n { pass[k] = Estimate(successes.map { EvalResult.passAtK(n: n, c: $0, k: k) }); k *= 2 }
         return EvalResult(prompts: seeds.count, samplesPerPrompt: n, reward: Estimate(returns), accuracy: Estimate(successes.map { Double($0) / Double(n) }),
-                          passAtK: pass, responseLength: Double(actionTokens) / Double(Swift.max(seeds.count * n, 1)),
+                          passAtK: EvalResult.passAtK(correct: successes, n: n), responseLength: Double(actionTokens) / Double(Swift.max(seeds.count * n, 1)),
                           seconds: Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)
     }
 }

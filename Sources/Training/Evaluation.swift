@@ -63,6 +63,13 @@ public struct EvalResult: Codable, Equatable, Sendable {
         return lines.joined(separator: "\n")
     }
 
+    /// pass@k for k = 1, 2, 4, … ≤ n over prompts, from each prompt's count of correct samples of n.
+    static func passAtK(correct: [Int], n: Int) -> [Int: Estimate] {
+        var pass = [Int: Estimate](), k = 1
+        while k <= n { pass[k] = Estimate(correct.map { passAtK(n: n, c: $0, k: k) }); k *= 2 }
+        return pass
+    }
+
     /// The unbiased pass@k for one prompt with `n` samples of which `c` are correct: 1 − C(n−c, k)/C(n, k).
     public static func passAtK(n: Int, c: Int, k: Int) -> Double {
         guard n - c >= k else { return 1 }
@@ -126,11 +133,7 @@ public func evaluate(model: CausalLM, tokenizer: Tokenizer, samples: [TaskSample
         correct += right
     }
     let n = samplesPerPrompt
-    var pass = [Int: Estimate]()
-    if hasCorrect {
-        var k = 1
-        while k <= n { pass[k] = Estimate(correct.map { EvalResult.passAtK(n: n, c: $0, k: k) }); k *= 2 }
-    }
+    let pass = hasCorrect ? EvalResult.passAtK(correct: correct, n: n) : [:]
     let chosen = rerank.map { r in
         RerankResult(method: r.method, reward: Estimate(picked.map(\.reward)),
                      accuracy: hasCorrect ? Estimate(picked.map { $0.correct ?? 0 }) : nil)

@@ -60,16 +60,14 @@ struct StepInputs {
 
     /// An agent run's rows: 1 on the model's action tokens, 0 on the observations between them
     /// (context, never trained); nil for one-turn rows.
-    var actionMasks: [[Double]]? {
-        let episodes = rows.map { rollouts.rolled[$0].episode }
-        guard episodes.allSatisfy({ $0 != nil }), !episodes.isEmpty else { return nil }
-        return episodes.map { $0!.actionMask.map { $0 ? 1 : 0 } }
-    }
+    var actionMasks: [[Double]]? { episodes?.map { $0.actionMask.map { $0 ? 1 : 0 } } }
 
     /// Each row's turn index per token (ST-PPO's turn ratio), for agent rows.
-    var turnIds: [[Double]]? {
-        let episodes = rows.map { rollouts.rolled[$0].episode }
-        guard episodes.allSatisfy({ $0 != nil }), !episodes.isEmpty else { return nil }
-        return episodes.map { $0!.turnIds.map(Double.init) }
+    var turnIds: [[Double]]? { episodes?.map { $0.turnIds.map(Double.init) } }
+
+    /// The trained rows' episodes, in row order, when every row is one (an agent run).
+    var episodes: [Episode]? {
+        let episodes = rows.compactMap { rollouts.rolled[$0].episode }
+        return !episodes.isEmpty && episodes.count == rows.count ? episodes : nil
     }
 }

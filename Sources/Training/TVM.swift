@@ -54,16 +54,6 @@ extension Critic {
     /// TVM's verifier score of whole responses to `prompts[owner[n]]`: the value after the last
     /// token (the response with one more position read, whose value is not used).
     func finalValues(prompts: [[Int]], owner: [Int], responses: [[Int]], microBatch: Int = 16) throws -> [Double] {
-        let extended = responses.map { $0 + [0] }
-        return try withTorchErrors {
-            try withNoGrad {
-                try active {
-                    let prefix = try model.sharedPrefix(prompts)
-                    return try ResponseForward.rowValues(responses: extended, microBatch: microBatch) { part in
-                        try values(prefix: prefix, owner: Array(owner[part]), responses: Array(extended[part]))
-                    }.map { $0.last! }
-                }
-            }
-        }
+        try rowValues(prompts: prompts, owner: owner, responses: responses.map { $0 + [0] }, microBatch: microBatch).map { $0.last! }
     }
 }
