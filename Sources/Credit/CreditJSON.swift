@@ -40,10 +40,11 @@ public struct CreditRequest: Decodable, Sendable {
         var states: [StateMark]?
         var treePath: [String]?
         var planning: [Int]?
+        var actionMask: [Bool]?
 
         enum CodingKeys: String, CodingKey, CaseIterable {
             case tokens, reward, logprobs, entropies, values, kl, ratios, segments, states, planning
-            case stepRewards = "step_rewards", segmentValues = "segment_values", treePath = "tree_path"
+            case stepRewards = "step_rewards", segmentValues = "segment_values", treePath = "tree_path", actionMask = "action_mask"
         }
 
         init(from decoder: Decoder) throws {
@@ -59,12 +60,15 @@ public struct CreditRequest: Decodable, Sendable {
             states = try c.decodeIfPresent([StateMark].self, forKey: .states)
             treePath = try c.decodeIfPresent([String].self, forKey: .treePath)
             planning = try c.decodeIfPresent([Int].self, forKey: .planning)
+            actionMask = try c.decodeIfPresent([Bool].self, forKey: .actionMask)
         }
 
         var trajectory: Trajectory {
-            Trajectory(tokens: tokens, reward: reward, logprobs: logprobs, entropies: entropies, values: values,
-                       kl: kl, ratios: ratios, stepRewards: stepRewards, segments: segments,
-                       segmentValues: segmentValues, states: states, treePath: treePath, planning: planning)
+            var t = Trajectory(tokens: tokens, reward: reward, logprobs: logprobs, entropies: entropies, values: values,
+                               kl: kl, ratios: ratios, stepRewards: stepRewards, segments: segments,
+                               segmentValues: segmentValues, states: states, treePath: treePath, planning: planning)
+            t.actionMask = actionMask
+            return t
         }
     }
 

@@ -63,6 +63,9 @@ enum Validation {
                         throw CreditError("\(at): '\(name)'[\(k)] is not finite (\(values[k]))")
                     }
                 }
+                if let mask = t.actionMask, mask.count != n {
+                    throw CreditError("\(at): 'action_mask' has \(mask.count) entries but the response has \(n) tokens")
+                }
                 for (k, s) in (t.stepRewards ?? []).enumerated() {
                     guard (0..<n).contains(s.index) else {
                         throw CreditError("\(at): 'step_rewards'[\(k)].index \(s.index) is outside the response (\(n) tokens)")

@@ -78,7 +78,7 @@ public enum GAE {
         var rewards = t.klPenalty(p.klCoef)
         rewards[t.count - 1] += t.reward
         guard p.macro == .fixed else {
-            let a = advantages(rewards: rewards, values: values, gamma: p.gamma, lam: p.lam)
+            let a = advantages(rewards: rewards, values: values, gamma: p.gamma, lam: p.lam, mask: t.actionMask)
             return (a, zip(a, values).map { $0 + $1 })
         }
         let parts = macros(count: t.count, n: p.macroN)
@@ -98,15 +98,19 @@ public enum GAE {
         return (adv, ret)
     }
 
-    /// Advantages of one response.
-    static func advantages(rewards: [Double], values: [Double], gamma: Double, lam: Double) -> [Double] {
+    /// Advantages of one response. Tokens outside `mask` (an agent's observations) are skipped, as
+    /// verl's `response_mask`: the recursion runs from action token to action token, and a skipped
+    /// token keeps the advantage of the action after it.
+    static func advantages(rewards: [Double], values: [Double], gamma: Double, lam: Double, mask: [Bool]? = nil) -> [Double] {
         var adv = [Double](repeating: 0, count: rewards.count)
         var next = 0.0, nextValue = 0.0
         for t in stride(from: rewards.count - 1, through: 0, by: -1) {
-            let delta = rewards[t] + gamma * nextValue - values[t]
-            next = delta + gamma * lam * next
+            if mask?[t] ?? true {
+                let delta = rewards[t] + gamma * nextValue - values[t]
+                next = delta + gamma * lam * next
+                nextValue = values[t]
+            }
             adv[t] = next
-            nextValue = values[t]
         }
         return adv
     }
@@ -124,6 +128,9 @@ public enum GAE {
         func validate(_ batch: CreditBatch) throws {
             try Validation.require(batch, "gae", "values") { $0.values != nil }
             try Validation.requireKL(batch, "gae", coef: params.klCoef)
+            if params.macro == .fixed, let (g, i) = batch.allIndices.first(where: { batch.groups[$0.g].trajectories[$0.i].actionMask != nil }) {
+                throw CreditError("gae: group \(g) trajectory \(i): 'macro: fixed' splits one response into n-grams, and this one interleaves observations (an action mask); use macro: none")
+            }
         }
 
         func apply(_ batch: CreditBatch, _ result: inout CreditResult) throws {

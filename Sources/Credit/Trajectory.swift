@@ -42,6 +42,9 @@ public struct Trajectory: Equatable, Sendable {
     public var treePath: [String]?
     /// Indices of planning tokens (HICRA), in addition to those found from `grams`.
     public var planning: [Int]?
+    /// Which tokens the policy wrote (nil: all of them). The others, an agent's observations, are
+    /// context: weight 0 (out of the loss and of whitening), and GAE passes over them.
+    public var actionMask: [Bool]?
 
     public init(tokens: [Int], reward: Double, logprobs: [Double]? = nil, entropies: [Double]? = nil,
                 values: [Double]? = nil, kl: [Double]? = nil, ratios: [Double]? = nil,
@@ -102,7 +105,7 @@ public struct CreditResult: Equatable, Sendable {
     /// A result with zero advantages and unit weights shaped like `batch`.
     public init(shapedLike batch: CreditBatch) {
         advantages = batch.groups.map { $0.trajectories.map { [Double](repeating: 0, count: $0.count) } }
-        weights = batch.groups.map { $0.trajectories.map { [Double](repeating: 1, count: $0.count) } }
+        weights = batch.groups.map { $0.trajectories.map { t in t.actionMask?.map { $0 ? 1 : 0 } ?? [Double](repeating: 1, count: t.count) } }
         diagnostics = [:]
     }
 

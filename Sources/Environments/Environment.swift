@@ -42,7 +42,16 @@ public protocol Environment: AnyObject {
     /// Turns after which an episode ends unfinished.
     var maxTurns: Int { get }
     func reset(seed: UInt64) throws -> Observation
+    /// A reset for one of several episodes from the same seed: the same start (map, room, problem),
+    /// with the environment's own randomness (FrozenLake's slips) drawn for this `episode`, so the
+    /// episodes of a group are not played on identical noise. Deterministic environments need not
+    /// implement it.
+    func reset(seed: UInt64, episode: UInt64) throws -> Observation
     func step(_ action: String) throws -> StepOutcome
+}
+
+extension Environment {
+    public func reset(seed: UInt64, episode: UInt64) throws -> Observation { try reset(seed: seed) }
 }
 
 /// SplitMix64 (Steele et al.): a small, fast, seeded generator, so environments (and the project's

@@ -39,8 +39,20 @@ public final class FrozenLake: Environment {
             map = try c.decodeIfPresent([String].self, forKey: .map)
         }
 
+        /// A fixed map sets the size and the holes, so `size` and `frozen_probability` are written only without one.
+        public func encode(to encoder: Encoder) throws {
+            var c = encoder.container(keyedBy: CodingKeys.self)
+            if map == nil { try c.encode(size, forKey: .size) }
+            try c.encode(slippery, forKey: .slippery)
+            if map == nil { try c.encode(frozenProbability, forKey: .frozenProbability) }
+            try c.encode(maxTurns, forKey: .maxTurns)
+            try c.encode(invalidPenalty, forKey: .invalidPenalty)
+            try c.encode(strictActions, forKey: .strictActions)
+            try c.encodeIfPresent(map, forKey: .map)
+        }
+
         public func validate() throws {
-            guard (4...8).contains(size) else { throw EnvironmentError("frozenlake: 'size' must be 4…8, got \(size)") }
+            guard map != nil || (4...8).contains(size) else { throw EnvironmentError("frozenlake: 'size' must be 4…8, got \(size)") }
             guard frozenProbability > 0.3 && frozenProbability <= 1 else { throw EnvironmentError("frozenlake: 'frozen_probability' must be in (0.3, 1], got \(frozenProbability)") }
             guard (1...100).contains(maxTurns) else { throw EnvironmentError("frozenlake: 'max_turns' must be 1…100, got \(maxTurns)") }
             guard invalidPenalty.isFinite && invalidPenalty <= 0 else { throw EnvironmentError("frozenlake: 'invalid_penalty' must be ≤ 0, got \(invalidPenalty)") }
@@ -67,7 +79,7 @@ public final class FrozenLake: Environment {
 
     public var maxTurns: Int { config.maxTurns }
     public var instructions: String {
-        "You are on a frozen lake grid. P is you, G is the goal, H is a hole, F is ice."
+        "Frozen lake: P is you, G the goal, H a hole, F ice. Rows count from the top, columns from the left."
             + (config.slippery ? " The ice is slippery: you may slide to the side." : "")
     }
 
@@ -78,13 +90,25 @@ public final class FrozenLake: Environment {
 
     static let question = "Which way do you move? Answer with one word: up, down, left or right."
 
-    var observation: Observation { Observation(text: render + "\n" + Self.question, stateKey: "\(position.row),\(position.col)") }
+    /// The grid, then where P and G are in words (a small model reads coordinates more easily than
+    /// it counts grid characters); the first one also asks the question, which later turns keep in
+    /// context (short observations keep long episodes cheap).
+    func observation(first: Bool = false) -> Observation {
+        let goal = Array(map.joined()).firstIndex(of: "G").map { (row: $0 / map.count, col: $0 % map.count) } ?? (row: 0, col: 0)
+        let place = "P: row \(position.row + 1), column \(position.col + 1). G: row \(goal.row + 1), column \(goal.col + 1)."
+        return Observation(text: render + "\n" + place + (first ? "\n" + Self.question : ""), stateKey: "\(position.row),\(position.col)")
+    }
 
-    public func reset(seed: UInt64) throws -> Observation {
-        rng = SplitMix64(seed: seed)
-        map = config.map.map { $0.map(Array.init) } ?? Self.randomMap(size: config.size, frozen: config.frozenProbability, rng: &rng)
+    public func reset(seed: UInt64) throws -> Observation { try reset(seed: seed, episode: 0) }
+
+    /// The seed draws the map; the slips are drawn from the seed and the episode, so the episodes
+    /// of one seed share a map but not their luck.
+    public func reset(seed: UInt64, episode: UInt64) throws -> Observation {
+        var mapRNG = SplitMix64(seed: seed)
+        map = config.map.map { $0.map(Array.init) } ?? Self.randomMap(size: config.size, frozen: config.frozenProbability, rng: &mapRNG)
+        rng = SplitMix64(seed: seed ^ (episode &* 0xD1B5_4A32_D192_ED03) ^ 0x5851_F42D_4C95_7F2D)
         position = (0, 0)
-        return observation
+        return observation(first: true)
     }
 
     /// A random map with S at the top left and G at the bottom right and a path between them
@@ -116,7 +140,7 @@ public final class FrozenLake: Environment {
     public func step(_ action: String) throws -> StepOutcome {
         guard !map.isEmpty else { throw EnvironmentError("frozenlake: step before reset") }
         guard let intended = Move.parse(action, strict: config.strictActions) else {
-            return StepOutcome(observation: observation, reward: config.invalidPenalty, done: false, valid: false, info: ["error": "not a move"])
+            return StepOutcome(observation: observation(), reward: config.invalidPenalty, done: false, valid: false, info: ["error": "not a move"])
         }
         var move = intended
         if config.slippery {
@@ -131,7 +155,7 @@ public final class FrozenLake: Environment {
         switch tile {
         case "G": return StepOutcome(observation: nil, reward: 1, done: true, success: true, info: info)
         case "H": return StepOutcome(observation: nil, reward: 0, done: true, info: info)
-        default: return StepOutcome(observation: observation, reward: 0, done: false, info: info)
+        default: return StepOutcome(observation: observation(), reward: 0, done: false, info: info)
         }
     }
 }

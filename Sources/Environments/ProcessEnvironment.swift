@@ -201,8 +201,11 @@ public final class ProcessEnvironment: Environment {
         return Observation(text: text, stateKey: key)
     }
 
-    public func reset(seed: UInt64) throws -> Observation {
-        let json = try request(["op": "reset", "seed": seed], what: "reset")
+    public func reset(seed: UInt64) throws -> Observation { try reset(seed: seed, episode: 0) }
+
+    /// `episode` numbers the episodes of one seed, for an environment with randomness of its own.
+    public func reset(seed: UInt64, episode: UInt64) throws -> Observation {
+        let json = try request(["op": "reset", "seed": seed, "episode": episode], what: "reset")
         guard let first = try observation(json, what: "reset") else { throw EnvironmentError("environment `\(name)`: reset reply: 'observation' is missing") }
         if let text = json["instructions"] as? String { instructions = text }
         return first

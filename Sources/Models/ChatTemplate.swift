@@ -44,6 +44,16 @@ public enum ChatTemplate: Equatable, Sendable {
         }
     }
 
+    /// What follows an assistant message's content when `next` comes after it and the assistant
+    /// speaks again: the message's end, `next` in full, the generation prompt. A multi-turn
+    /// dialogue appends this after the tokens the model sampled, so those are never re-rendered
+    /// (Llama-3 trims a message's content, which would change an action already in the cache).
+    public func continuation(_ next: ChatMessage) -> String {
+        let mark = "\u{E000}"
+        let text = render([ChatMessage(role: "assistant", content: mark), next], addGenerationPrompt: true)
+        return String(text[text.range(of: mark)!.upperBound...])
+    }
+
     /// The prompt text for `messages`; with `addGenerationPrompt`, the opening of the assistant turn.
     public func render(_ messages: [ChatMessage], addGenerationPrompt: Bool) -> String {
         var out = ""

@@ -119,16 +119,23 @@ public final class DialogueSampler {
         }
     }
 
-    /// Keeps only the dialogues `ids` (finished episodes leave the batch), in their current order.
+    /// Keeps only the dialogues `ids` (finished episodes leave the batch). A kept row in the first
+    /// `n` (the new batch size) stays where it is, and the holes take the kept rows from beyond, so
+    /// the cache moves only those rows in place instead of gathering every buffer anew (each is as
+    /// long as the whole context). Rows are found by dialogue id (`live`), so their order is free.
     public func keep(_ ids: Set<Int>) {
-        let rows = live.indices.filter { ids.contains(live[$0]) }
-        guard rows.count < live.count else { return }
-        let index = Tensor(rows.map(Int64.init)).to(sampler.model.device)
-        cache.select(rows: index)
+        let kept = live.indices.filter { ids.contains(live[$0]) }, n = kept.count
+        guard n < live.count else { return }
+        guard n > 0 else { live = []; nextPosition = []; generators = []; pending = nil; return }
+        let stays = Set(kept.filter { $0 < n })
+        var spare = kept.filter { $0 >= n }.makeIterator()
+        let order = (0..<n).map { stays.contains($0) ? $0 : spare.next()! }
+        let index = Tensor(order.map(Int64.init)).to(sampler.model.device)
+        cache.keep(rows: order)
         mask = mask.indexSelect(dim: 0, index: index)
         pending = pending?.indexSelect(dim: 0, index: index)
-        live = rows.map { live[$0] }
-        nextPosition = rows.map { nextPosition[$0] }
-        generators = rows.map { generators[$0] }
+        live = order.map { live[$0] }
+        nextPosition = order.map { nextPosition[$0] }
+        generators = order.map { generators[$0] }
     }
 }

@@ -1,5 +1,6 @@
 import Environments
 import Foundation
+import Yams
 
 extension RunConfig {
     /// Multi-turn training (`agent:`): episodes in an environment instead of one-turn prompts.
@@ -33,6 +34,32 @@ extension RunConfig {
             process = try c.decodeIfPresent(ProcessEnvironment.Config.self, forKey: .process)
             context = try c.decodeIfPresent(Int.self, forKey: .context) ?? 1024
             endOnInvalid = try c.decodeIfPresent(Bool.self, forKey: .endOnInvalid) ?? false
+        }
+
+        /// Written back with the kind's own settings only (another kind's would be refused on reading).
+        public func encode(to encoder: Encoder) throws {
+            var c = encoder.container(keyedBy: CodingKeys.self)
+            try c.encode(environment, forKey: .environment)
+            switch environment {
+            case .frozenlake: try c.encode(frozenlake, forKey: .frozenlake)
+            case .sokoban: try c.encode(sokoban, forKey: .sokoban)
+            case .countdown: try c.encode(countdown, forKey: .countdown)
+            case .process: try c.encodeIfPresent(process, forKey: .process)
+            }
+            try c.encode(context, forKey: .context)
+            try c.encode(endOnInvalid, forKey: .endOnInvalid)
+        }
+
+        /// The `data` keys an agent run reads: how many seeds to train and evaluate on, and their draw.
+        struct Seeds: Encodable {
+            let data: DataSection
+            init(_ data: DataSection) { self.data = data }
+            func encode(to encoder: Encoder) throws {
+                var c = encoder.container(keyedBy: DataSection.CodingKeys.self)
+                try c.encode(data.trainSize, forKey: .trainSize)
+                try c.encode(data.evalSize, forKey: .evalSize)
+                try c.encode(data.seed, forKey: .seed)
+            }
         }
 
         /// A fresh environment of the configured kind.
@@ -73,3 +100,30 @@ extension RunConfig {
         }
     }
 }
+
+extension RunConfig.AgentSection {
+    /// Keys the user wrote that decode but that this agent run would never read: a prompt task
+    /// (episodes start from environment seeds), another environment kind's settings, a size that a
+    /// fixed map overrides. Named with their line, so nothing set is silently dropped.
+    func checkUnused(_ user: Node, file: String) throws {
+        func key(_ path: String...) -> Node? {
+            path.reduce(Optional(user)) { node, k in node?.mapping?[Node(k)] }.flatMap { $0.null == nil ? $0 : nil }
+        }
+        func refuse(_ path: [String], _ why: String) throws {
+            let line = user.mapping.flatMap { m in
+                path.dropLast().reduce(Optional(m)) { $0?[Node($1)]?.mapping }?.keys.first { $0.string == path.last }?.mark
+            }.map { ":\($0.line)" } ?? ""
+            throw TrainingError("\(file)\(line): '\(path.joined(separator: "."))' \(why)")
+        }
+        for field in ["task", "difficulty", "system"] where key("data", field) != nil {
+            try refuse(["data", field], "has no effect in an agent run: its episodes start from environment seeds (data.train_size, eval_size and seed draw them) and the environment writes every message; remove it")
+        }
+        for kind in Kind.allCases where kind != environment && key("agent", kind.rawValue) != nil {
+            try refuse(["agent", kind.rawValue], "configures environment \(kind.rawValue), and agent.environment is \(environment.rawValue); remove it or change the environment")
+        }
+        for field in ["size", "frozen_probability"] where environment == .frozenlake && frozenlake.map != nil && key("agent", "frozenlake", field) != nil {
+            try refuse(["agent", "frozenlake", field], "has no effect with a fixed 'map' (its rows set the size and the holes); remove one of them")
+        }
+    }
+}
+

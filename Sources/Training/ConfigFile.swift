@@ -32,6 +32,7 @@ extension RunConfig {
             // Module configs throw their own errors (they name the key); add where it is.
             throw TrainingError("\(file): \(error)")
         }
+        try config.agent?.checkUnused(user, file: file)
         try checkUnknownKeys(user, known: try config.node(), path: [], file: file)
         do { try config.validate() } catch { throw TrainingError("\(file): \(error)") }
         return config

@@ -36,6 +36,8 @@ struct CriticUpdate {
         /// The responses the critic reads: under TVM with one more position (the value after the last token).
         let prompts: [[Int]], responses: [[Int]]
         let old: Tensor?, targets: Tensor, mask: Tensor
+        /// Per row, the tokens the loss covers (an agent's action tokens).
+        let lossTokens: [Int]
         var count: Int { responses.count }
     }
 
@@ -54,13 +56,10 @@ struct CriticUpdate {
 
     func run(_ inputs: StepInputs) throws -> [String: Double] {
         guard let old = inputs.values else { throw TrainingError("critic: the step has no rollout-time values") }
-        let targets = try targets(inputs), tvm = critic.config.target == .tvm
-        var metrics = Self.statistics(values: old, returns: zip(targets, old).map { Array($0.prefix($1.count)) })
+        let targets = try targets(inputs)
+        var metrics = Self.statistics(values: old, returns: zip(targets, old).map { Array($0.prefix($1.count)) }, actions: inputs.actionMasks)
         try withTorchErrors {
-            let device = critic.model.device
-            let (target, mask) = padded(targets, device: device)
-            let responses = inputs.rowResponses.map { tvm ? $0 + [0] : $0 }
-            let rows = Rows(prompts: inputs.rowPrompts, responses: responses, old: tvm ? nil : padded(old, device: device).values, targets: target, mask: mask)
+            let rows = self.rows(inputs, targets: targets, old: old)
             let parts = Swift.min(config.train.miniBatches, rows.count)
             let bounds = (0...parts).map { $0 * rows.count / parts }
             for _ in 0..<config.train.epochs {
@@ -68,6 +67,18 @@ struct CriticUpdate {
             }
         }
         return metrics
+    }
+
+    /// The step's rows as tensors on the critic's device. An agent's observation tokens are
+    /// context, not states the policy acted in: out of the mask, so no value loss there (verl's
+    /// `response_mask`).
+    func rows(_ inputs: StepInputs, targets: [[Double]], old: [[Double]]) -> Rows {
+        let device = critic.model.device, tvm = critic.config.target == .tvm, actions = inputs.actionMasks
+        let (target, all) = padded(targets, device: device)
+        return Rows(prompts: inputs.rowPrompts, responses: inputs.rowResponses.map { tvm ? $0 + [0] : $0 },
+                    old: tvm ? nil : padded(old, device: device).values, targets: target,
+                    mask: actions.map { padded($0, device: device).values } ?? all,
+                    lossTokens: actions?.map { $0.filter { $0 > 0 }.count } ?? targets.map(\.count))
     }
 
     /// The loss of a micro-batch's values `v` and its clipped share, under the critic's target.
@@ -84,7 +95,7 @@ struct CriticUpdate {
         let micro = config.train.microBatch > 0 ? config.train.microBatch : range.count
         // Rows of similar length together, as the policy's update: each micro-batch pads to its own longest.
         let order = micro >= range.count ? range : range.sorted { (rows.responses[$0].count, $0) < (rows.responses[$1].count, $1) }
-        func counts(_ r: [Int]) -> (tokens: Int, rows: Int) { (r.reduce(0) { $0 + rows.responses[$1].count }, r.filter { !rows.responses[$0].isEmpty }.count) }
+        func counts(_ r: [Int]) -> (tokens: Int, rows: Int) { (r.reduce(0) { $0 + rows.lossTokens[$1] }, r.filter { rows.lossTokens[$0] > 0 }.count) }
         let all = counts(range)
         // TVM's reduction averages over responses, as seq_mean_token_sum does.
         let aggregation = rows.old == nil ? .seqMeanTokenSum : config.objective.aggregation
@@ -120,10 +131,14 @@ struct CriticUpdate {
         return out
     }
 
-    /// verl's critic metrics over the step's tokens: mean value and return, and the explained
+    /// verl's critic metrics over the step's (action) tokens: mean value and return, and the explained
     /// variance 1 − Var(R − V)/Var(R) of the rollout-time values.
-    static func statistics(values: [[Double]], returns: [[Double]]) -> [String: Double] {
-        let v = values.flatMap { $0 }, r = returns.flatMap { $0 }
+    static func statistics(values: [[Double]], returns: [[Double]], actions: [[Double]]? = nil) -> [String: Double] {
+        func kept(_ rows: [[Double]]) -> [Double] {
+            guard let actions else { return rows.flatMap { $0 } }
+            return zip(rows, actions).flatMap { row, m in zip(row, m).filter { $1 > 0 }.map(\.0) }
+        }
+        let v = kept(values), r = kept(returns)
         guard !r.isEmpty else { return [:] }
         func mean(_ x: [Double]) -> Double { x.reduce(0, +) / Double(x.count) }
         func variance(_ x: [Double]) -> Double { let m = mean(x); return mean(x.map { ($0 - m) * ($0 - m) }) }

@@ -42,12 +42,14 @@ public struct Episode: Equatable, Sendable {
         var t = Trajectory(tokens: tokens, reward: totalReward, logprobs: logprobs, entropies: entropies)
         t.states = turns.map { StateMark(index: $0.start, key: $0.stateKey) }
         t.stepRewards = turns.map { StepReward(index: $0.start + Swift.max($0.length, 1) - 1, reward: $0.reward) }
+        t.actionMask = actionMask
         return t
     }
 }
 
 /// Plays environments with the policy, many episodes at once, through one `DialogueSampler`: the
-/// dialogue is rendered by the chat template (observations as user messages), each turn's tokens
+/// first prompt is rendered by the chat template, each observation is appended as the template's
+/// continuation after the sampled action (as a user or tool message), each turn's tokens
 /// are sampled from the cache kept across turns, and only the new tokens of each turn enter it.
 public struct EpisodeRunner {
     public let sampler: Sampler
@@ -66,11 +68,11 @@ public struct EpisodeRunner {
     public func play(_ envs: [Environment], seeds: [UInt64], sampling: SamplingConfig) throws -> [Episode] {
         guard envs.count == seeds.count, !envs.isEmpty else { throw TrainingError("episodes: \(envs.count) environments for \(seeds.count) seeds") }
         let tok = sampler.tokenizer
-        var episodes = [Episode](), messages = [[ChatMessage]](), observations = [Observation]()
-        for (env, seed) in zip(envs, seeds) {
-            let first = try env.reset(seed: seed)
+        var episodes = [Episode](), observations = [Observation]()
+        for (k, (env, seed)) in zip(envs, seeds).enumerated() {
+            // Each episode its own luck in a stochastic environment (the same again when the run is repeated).
+            let first = try env.reset(seed: seed, episode: Sampler.seed(sampling.seed, k, 1))
             let m = [ChatMessage(role: "user", content: env.instructions + "\n\n" + first.text)]
-            messages.append(m)
             observations.append(first)
             episodes.append(Episode(seed: seed, prompt: tok.encode(chat.render(m, addGenerationPrompt: true))))
         }
@@ -89,8 +91,7 @@ public struct EpisodeRunner {
                 if outcome.done { episodes[i].finish = "done"; episodes[i].success = outcome.success }
                 if endOnInvalid && !outcome.valid { episodes[i].finish = "invalid" }
                 guard let next, turn + 1 < env.maxTurns else { continue }
-                messages[i] += [ChatMessage(role: "assistant", content: c.text), ChatMessage(role: next.role, content: next.text)]
-                let chunk = tok.encode(Self.newText(chat.render(messages[i], addGenerationPrompt: true), after: tok.decode(dialogue.history[i])))
+                let chunk = tok.encode(Self.chunk(chat.continuation(ChatMessage(role: next.role, content: next.text)), after: c, tok))
                 guard chunk.count + sampling.maxNewTokens <= dialogue.room else { episodes[i].finish = "context"; continue }
                 observations[i] = next
                 chunks[i] = chunk
@@ -111,11 +112,11 @@ public struct EpisodeRunner {
         e.turnIds += Array(repeating: turn, count: tokens.count)
     }
 
-    /// What the rendered dialogue adds after the text already in the cache: the part past their
-    /// common prefix (all of the cache's text, unless the template rewrote an action, e.g. trimmed it).
-    static func newText(_ rendered: String, after cached: String) -> String {
-        if rendered.hasPrefix(cached) { return String(rendered.dropFirst(cached.count)) }
-        let common = zip(rendered, cached).prefix { $0 == $1 }.count
-        return String(rendered.dropFirst(common))
+    /// The text to append after an action: the template's continuation, less the end-of-turn
+    /// token when the action already ended with it (sampling stops on it and keeps it).
+    static func chunk(_ continuation: String, after action: Completion, _ tok: Tokenizer) -> String {
+        guard action.finishReason == .eos, let last = action.tokens.last, tok.eosIds.contains(last) else { return continuation }
+        let end = tok.decode([last])
+        return !end.isEmpty && continuation.hasPrefix(end) ? String(continuation.dropFirst(end.count)) : continuation
     }
 }

@@ -36,7 +36,7 @@ public enum Preset: String, CaseIterable, Sendable {
         case .spoTree: "tree rollouts (2-way branching) with SPO-tree credit"
         case .ppo: "PPO: a LoRA critic on the policy's base, GAE (γ 1, λ 0.95, whitened as verl), the clipped value loss"
         case .ppoTVM: "PPO with a token-supervised value model: the critic learns TVM's per-prefix success probabilities, GAE reads them"
-        case .frozenlakeGiGPO: "an agent on FrozenLake 4×4 (non-slippery, up to 6 moves) with GiGPO's episode and step groups"
+        case .frozenlakeGiGPO: "an agent on FrozenLake 4×4 (non-slippery, up to 8 moves) with GiGPO's episode and step groups"
         case .sokobanGiGPO: "an agent on Sokoban (4×4 rooms, one box, up to 8 moves) with GiGPO's episode and step groups"
         case .countdownTool: "an agent on countdown (3 numbers) with a calculator tool called as <calc>…</calc>, answering <answer>…</answer>; GiGPO credit"
         case .maPPO: "MA-RLHF: PPO over 5-token macro actions (macro-level GAE γ 1, λ 0.95, KL 0.05 in the reward, value clip 0.2)"
@@ -106,8 +106,9 @@ public enum Preset: String, CaseIterable, Sendable {
         case .frozenlakeGiGPO, .sokobanGiGPO, .countdownTool:
             var agent = RunConfig.AgentSection()
             agent.environment = self == .frozenlakeGiGPO ? .frozenlake : self == .sokobanGiGPO ? .sokoban : .countdown
-            agent.frozenlake = .init(size: 4, slippery: false, maxTurns: 6)
-            agent.sokoban = .init(size: 4, boxes: 1, reverseSteps: 12, maxTurns: 8)
+            // Only the kind's own section: a run writes no other (and would refuse one on reading).
+            if self == .frozenlakeGiGPO { agent.frozenlake = .init(size: 4, slippery: false, maxTurns: 8) }
+            if self == .sokobanGiGPO { agent.sokoban = .init(size: 4, boxes: 1, reverseSteps: 12, maxTurns: 8) }
             agent.context = 2048
             c.agent = agent
             c.credit = CreditConfig(method: .gigpo)

@@ -52,7 +52,7 @@ public enum Report {
     static func headline(_ yaml: String) -> String {
         guard let c = try? RunConfig.load(yaml: yaml) else { return "config.yaml could not be read" }
         let method = c.preference.map { "objective \($0.name.rawValue)" } ?? "credit \(c.credit.method.rawValue)"
-        return "model \(c.model.path) · \(method) · task \(c.data.task)"
+        return "model \(c.model.path) · \(method) · " + (c.agent.map { "environment \($0.environment.rawValue)" } ?? "task \(c.data.task)")
     }
 
     static func evalTable(_ evals: [[String: Any]]) -> String {
@@ -131,22 +131,47 @@ public enum Report {
                 let scale = Swift.max(adv.map(abs).max() ?? 0, 1e-9)
                 html += "<div class=sample><div class=meta>reward \(String(format: "%.3f", number(r["reward"]) ?? 0))"
                 if let a = r["answer"] as? String { html += " · answer \(escape(a))" }
-                html += " · group \(number(r["group"]).map { String(Int($0)) } ?? "?") · \(escape(r["finish_reason"] as? String ?? ""))</div><div class=tokens>"
-                // An agent's episode: observation tokens are context, shown grey and without advantage.
-                let actions = r["action_mask"] as? [Bool]
-                for (i, p) in pieces.enumerated() {
-                    if let actions, i < actions.count, !actions[i] {
-                        html += "<span class=\"tok obs\">\(escape(p).replacingOccurrences(of: "\n", with: "↵<br>"))</span>"
-                        continue
-                    }
-                    let a = i < adv.count ? adv[i] : 0
-                    let alpha = String(format: "%.2f", Swift.min(1, abs(a) / scale) * 0.85)
-                    let color = a >= 0 ? "rgba(37,99,235,\(alpha))" : "rgba(220,38,38,\(alpha))"
-                    let tip = "token \(debugText(p)) · logprob \(i < lps.count ? String(format: "%.3f", lps[i]) : "–")"
-                        + " · entropy \(i < ents.count ? String(format: "%.3f", ents[i]) : "–") · advantage \(String(format: "%+.4f", a))"
-                    html += "<span class=tok style=\"background:\(color)\" title=\"\(escape(tip))\">\(escape(p).replacingOccurrences(of: "\n", with: "↵<br>"))</span>"
+                html += " · group \(number(r["group"]).map { String(Int($0)) } ?? "?") · \(escape(r["finish_reason"] as? String ?? ""))</div>"
+                let span = { (i: Int) -> String in
+                    tokenSpan(pieces[i], advantage: i < adv.count ? adv[i] : 0, logprob: i < lps.count ? lps[i] : nil, entropy: i < ents.count ? ents[i] : nil, scale: scale)
                 }
-                html += "</div></div>\n"
+                if let turns = r["turns"] as? [[String: Any]], !turns.isEmpty {
+                    html += episode(turns, pieces: pieces, prompt: r["prompt"] as? String ?? "", span: span)
+                } else {
+                    html += "<div class=tokens>" + pieces.indices.map(span).joined() + "</div>"
+                }
+                html += "</div>\n"
+            }
+        }
+        return html
+    }
+
+    /// One token, coloured by its advantage, with its figures on hover.
+    static func tokenSpan(_ piece: String, advantage a: Double, logprob: Double?, entropy: Double?, scale: Double) -> String {
+        let alpha = String(format: "%.2f", Swift.min(1, abs(a) / scale) * 0.85)
+        let color = a >= 0 ? "rgba(37,99,235,\(alpha))" : "rgba(220,38,38,\(alpha))"
+        let tip = "token \(debugText(piece)) · logprob \(logprob.map { String(format: "%.3f", $0) } ?? "–")"
+            + " · entropy \(entropy.map { String(format: "%.3f", $0) } ?? "–") · advantage \(String(format: "%+.4f", a))"
+        return "<span class=tok style=\"background:\(color)\" title=\"\(escape(tip))\">\(escape(piece).replacingOccurrences(of: "\n", with: "↵<br>"))</span>"
+    }
+
+    /// An agent's episode as a dialogue: the first observation (the whole first prompt on hover),
+    /// then each turn's action, its tokens coloured by advantage, with the environment's reward, and
+    /// the observation tokens that follow it greyed (context, no advantage).
+    static func episode(_ turns: [[String: Any]], pieces: [String], prompt: String, span: (Int) -> String) -> String {
+        var html = "<div class=\"msg user\" title=\"\(escape(prompt))\"><b>observation</b><div class=tokens>\(escape(turns[0]["observation"] as? String ?? ""))</div></div>"
+        for (k, turn) in turns.enumerated() {
+            let start = Swift.min(Int(number(turn["start"]) ?? 0), pieces.count)
+            let end = Swift.min(start + Int(number(turn["length"]) ?? 0), pieces.count)
+            let next = k + 1 < turns.count ? Swift.min(Int(number(turns[k + 1]["start"]) ?? 0), pieces.count) : pieces.count
+            let valid = turn["valid"] as? Bool ?? true
+            html += "<div class=\"msg act\"><b>action \(k + 1)</b> <span class=meta>reward \(String(format: "%.3f", number(turn["reward"]) ?? 0))"
+                + (valid ? "" : " · invalid") + " · state \(escape(turn["state_key"] as? String ?? ""))</span><div class=tokens>"
+                + (start..<end).map(span).joined() + "</div></div>"
+            if end < next {
+                html += "<div class=\"msg user\"><b>observation</b><div class=tokens>" + pieces[end..<next].map {
+                    "<span class=\"tok obs\">\(escape($0).replacingOccurrences(of: "\n", with: "↵<br>"))</span>"
+                }.joined() + "</div></div>"
             }
         }
         return html
@@ -177,6 +202,7 @@ public enum Report {
         .sample{border:1px solid #e5e5e5;border-radius:6px;margin:8px 0;padding:6px 8px} .meta{color:#555;font-size:12px;margin-bottom:4px}
         .tokens{font:13px/1.9 ui-monospace,SFMono-Regular,Menlo,monospace;white-space:pre-wrap;word-break:break-word}
         .tok{border-radius:3px;padding:1px 0} .tok:hover{outline:1px solid #111} .obs{color:#9ca3af}
+        .msg{border-left:3px solid #d1d5db;margin:4px 0;padding:2px 8px} .msg.act{border-color:#2563eb} .msg b{font-size:12px;color:#555}
         .k{padding:1px 6px;border-radius:3px} .pos{background:rgba(37,99,235,.6)} .neg{background:rgba(220,38,38,.6)}
         pre{background:#f6f6f6;padding:10px;overflow:auto;font-size:12px}
         </style></head><body>

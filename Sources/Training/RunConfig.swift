@@ -63,6 +63,17 @@ public struct RunConfig: Codable, Equatable, Sendable {
         public var system: String? = nil
         public init() {}
         enum CodingKeys: String, CodingKey { case task, difficulty, seed, system, trainSize = "train_size", evalSize = "eval_size" }
+
+        /// Keys left away keep their defaults (an agent run writes only its seed keys).
+        public init(from decoder: Decoder) throws {
+            let c = try decoder.container(keyedBy: CodingKeys.self), d = DataSection()
+            task = try c.decodeIfPresent(String.self, forKey: .task) ?? d.task
+            difficulty = try c.decodeIfPresent(Int.self, forKey: .difficulty) ?? d.difficulty
+            trainSize = try c.decodeIfPresent(Int.self, forKey: .trainSize) ?? d.trainSize
+            evalSize = try c.decodeIfPresent(Double.self, forKey: .evalSize) ?? d.evalSize
+            seed = try c.decodeIfPresent(UInt64.self, forKey: .seed) ?? d.seed
+            system = try c.decodeIfPresent(String.self, forKey: .system)
+        }
     }
 
     public struct OptimSection: Codable, Equatable, Sendable {
@@ -164,7 +175,7 @@ public struct RunConfig: Codable, Equatable, Sendable {
     public func encode(to encoder: Encoder) throws {
         var c = encoder.container(keyedBy: CodingKeys.self)
         try c.encode(model, forKey: .model)
-        try c.encode(data, forKey: .data)
+        if agent != nil { try c.encode(AgentSection.Seeds(data), forKey: .data) } else { try c.encode(data, forKey: .data) }
         try c.encode(rollout, forKey: .rollout)
         try c.encodeIfPresent(reward, forKey: .reward)
         try c.encode(credit, forKey: .credit)

@@ -23,7 +23,7 @@ import Testing
     @Test func frozenLakeHandPlayed() throws {
         let env = try FrozenLake(.init(map: lake))
         let start = try env.reset(seed: 1)
-        #expect(start.text == "PFFF\nFHFH\nFFFH\nHFFG\n" + FrozenLake.question)
+        #expect(start.text == "PFFF\nFHFH\nFFFH\nHFFG\nP: row 1, column 1. G: row 4, column 4.\n" + FrozenLake.question)
         #expect(start.stateKey == "0,0")
         var last: StepOutcome?
         for (k, move) in ["down", "down", "right", "right", "down", "right"].enumerated() {
@@ -34,7 +34,7 @@ import Testing
         #expect(last == StepOutcome(observation: nil, reward: 1, done: true, success: true, info: ["moved": "right"]))
         // Into the hole at (1, 1): done, no reward.
         _ = try env.reset(seed: 1)
-        #expect(try env.step("right").observation?.stateKey == "0,1")
+        #expect(try env.step("right").observation == Observation(text: "SPFF\nFHFH\nFFFH\nHFFG\nP: row 1, column 2. G: row 4, column 4.", stateKey: "0,1"))
         let fall = try env.step("down")
         #expect(fall.done && !fall.success && fall.reward == 0 && fall.observation == nil)
         // The edge stops a move; a word that is not a move costs the penalty and changes nothing.
@@ -57,6 +57,23 @@ import Testing
         }
         for (move, n) in counts { #expect(abs(Double(n) / 600 - 1.0 / 3) < 0.07, "\(move): \(n)") }
         #expect(Set(counts.keys) == ["down", "left", "right"])
+    }
+
+    @Test func slipsAreDrawnPerEpisodeOnTheSeedsMap() throws {
+        let env = try FrozenLake(.init(size: 6, slippery: true, frozenProbability: 1))
+        func slips(_ seed: UInt64, _ episode: UInt64) throws -> (map: String, moved: [String]) {
+            let map = try env.reset(seed: seed, episode: episode).text
+            return (map, try (0..<12).map { _ in try env.step("down").info["moved"] ?? "" })
+        }
+        let a = try slips(7, 0), again = try slips(7, 0)
+        #expect(a.moved == again.moved, "one seed and episode replay exactly")
+        var distinct = Set([a.moved])
+        for episode in 1..<8 {
+            let b = try slips(7, UInt64(episode))
+            #expect(b.map == a.map, "the seed alone draws the map")
+            distinct.insert(b.moved)
+        }
+        #expect(distinct.count >= 7, "episodes of one seed slip differently: \(distinct.count) distinct of 8")
     }
 
     @Test func randomLakesAlwaysHaveAPathAndRepeatBySeed() throws {

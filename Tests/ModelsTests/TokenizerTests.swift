@@ -106,6 +106,10 @@ final class TokenizerTests: XCTestCase {
         let llama = try ChatTemplate(template: "{{ bos_token }}{% for m in messages %}<|start_header_id|>{{ m['role'] }}<|end_header_id|>\n\n{{ m['content'] | trim }}<|eot_id|>{% endfor %}")
         XCTAssertEqual(llama.render([ChatMessage(role: "user", content: " Hi ")], addGenerationPrompt: true),
                        "<|begin_of_text|><|start_header_id|>user<|end_header_id|>\n\nHi<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n")
+        // A multi-turn dialogue's continuation after an action: the action's end, the next message, the generation prompt.
+        XCTAssertEqual(chat.continuation(ChatMessage(role: "tool", content: " 3 ")), "<|im_end|>\n<|im_start|>tool\n 3 <|im_end|>\n<|im_start|>assistant\n")
+        XCTAssertEqual(llama.continuation(ChatMessage(role: "user", content: " obs ")),
+                       "<|eot_id|><|start_header_id|>user<|end_header_id|>\n\nobs<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n")
         XCTAssertThrowsError(try ChatTemplate(template: "{% for m in messages %}[INST] {{ m.content }} [/INST]{% endfor %}")) {
             XCTAssertEqual("\($0)", "chat template not supported (only ChatML and Llama-3 formats): {% for m in messages %}[INST] {{ m.content }} [/INST]{% endfor %}…")
         }

@@ -10,13 +10,14 @@ final class DialogueSamplerTests: XCTestCase {
     let config = SamplingConfig(temperature: 1, maxNewTokens: 5, seed: 0)
 
     /// Three dialogues with prompts and observations of different lengths, two turns each.
-    func play(_ m: CausalLM, _ tok: Tokenizer, dialogues: [Int]) throws -> (DialogueSampler, [[(start: Int, c: Completion)]]) {
+    func play(_ m: CausalLM, _ tok: Tokenizer, dialogues: [Int], leaving: Int? = nil) throws -> (DialogueSampler, [[(start: Int, c: Completion)]]) {
         let prompts = [[65, 66, 67, 68, 69, 70, 71], [72, 73], [74, 75, 76, 77]], observations = [[80, 81], [82, 83, 84, 85, 86], [87]]
         let d = try DialogueSampler(sampler: Sampler(model: m, tokenizer: tok), seeds: dialogues.map { UInt64(100 + $0) }, capacity: 64)
         var turns = dialogues.map { _ in [(start: Int, c: Completion)]() }
         // Dialogue ids are positions in `dialogues`; which prompt and observation each gets is its label.
         try d.append(dialogues.map { prompts[$0] })
         for turn in 0..<2 {
+            if turn > 0, let leaving { d.keep(Set(d.live).subtracting([leaving])) }
             if turn > 0 { try d.append(d.live.map { observations[dialogues[$0]] }) }
             let starts = d.live.map { d.history[$0].count }
             for (k, c) in try d.sampleTurn(config: config).enumerated() {
@@ -43,6 +44,22 @@ final class DialogueSamplerTests: XCTestCase {
         // The history holds every real token: prompt, actions, observation, actions.
         XCTAssertEqual(d.history[1].prefix(2), [72, 73])
         XCTAssertEqual(Array(d.history[1][(2 + turns[1][0].c.tokens.count)...].prefix(5)), [82, 83, 84, 85, 86])
+    }
+
+    /// The first dialogue leaving moves the last into its row: the others' cached turns still
+    /// match a teacher-forced pass and sample what they would have.
+    func testDialoguesLeavingReorderTheRowsAndChangeNothingElse() throws {
+        let (m, tok) = try tinyModel(sharpness: 4)
+        let (d, turns) = try play(m, tok, dialogues: [0, 1, 2], leaving: 0)
+        XCTAssertEqual(d.live, [2, 1])
+        let stayed = try play(m, tok, dialogues: [0, 1, 2]).1
+        XCTAssertEqual(turns[0].count, 1)
+        for i in [1, 2] {
+            XCTAssertEqual(turns[i].map(\.c.tokens), stayed[i].map(\.c.tokens), "dialogue \(i)")
+            let (start, c) = turns[i][1]
+            let tf = try teacherForced(m, prompt: Array(d.history[i][..<start]), tokens: c.tokens)
+            for (a, b) in zip(c.logprobs, tf.lp) { XCTAssertEqual(a, b, accuracy: 1e-4, "dialogue \(i)") }
+        }
     }
 
     func testADialogueSamplesTheSameInAnyBatch() throws {

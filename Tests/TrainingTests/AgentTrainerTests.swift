@@ -121,7 +121,7 @@ final class AgentTrainerTests: XCTestCase {
         XCTAssertThrowsError(try RunConfig.load(yaml: "agent: {}\ncredit: {method: gigpo}\nreward: {terms: [{type: correct}]}")) {
             XCTAssertTrue("\($0)".contains("scored by the environment's rewards"), "\($0)")
         }
-        XCTAssertThrowsError(try agentConfig { $0.agent!.frozenlake.size = 12 }.validate()) {
+        XCTAssertThrowsError(try agentConfig { $0.agent!.frozenlake.map = nil; $0.agent!.frozenlake.size = 12 }.validate()) {
             XCTAssertEqual("\($0)", "config: agent.frozenlake: 'size' must be 4…8, got 12")
         }
         XCTAssertThrowsError(try trainer(agentConfig { $0.agent!.context = 4096 })) {
@@ -138,6 +138,81 @@ final class AgentTrainerTests: XCTestCase {
         XCTAssertEqual(yaml.agent?.sokoban.boxes, 2)
         XCTAssertEqual(yaml.agent?.sokoban.size, 5)
         XCTAssertEqual(try RunConfig.load(yaml: try yaml.yaml()), yaml)
+    }
+
+    /// What an agent run would never read is refused with its line, not dropped; what a run
+    /// writes (config.yaml, --print-config) reads back as the same config.
+    func testUnusedAgentKeysAreRefusedAndWrittenConfigsReadBack() throws {
+        for (yaml, message) in [
+            ("agent: {}\ncredit: {method: gigpo}\ndata:\n  task: countdown", "config.yaml:4: 'data.task' has no effect in an agent run"),
+            ("data: {system: be brief}\nagent: {}\ncredit: {method: gigpo}", "config.yaml:1: 'data.system' has no effect in an agent run"),
+            ("credit: {method: gigpo}\nagent:\n  environment: frozenlake\n  sokoban: {boxes: 2}",
+             "config.yaml:4: 'agent.sokoban' configures environment sokoban, and agent.environment is frozenlake"),
+            ("credit: {method: gigpo}\nagent:\n  frozenlake:\n    map: [SF, FG]\n    size: 5", "config.yaml:5: 'agent.frozenlake.size' has no effect with a fixed 'map'"),
+        ] {
+            XCTAssertThrowsError(try RunConfig.load(yaml: yaml)) { XCTAssertTrue("\($0)".hasPrefix(message), "\($0)") }
+        }
+        XCTAssertThrowsError(try RunConfig.load(yaml: "{}", file: "--set", base: Preset.frozenlakeGiGPO.config, overrides: ["agent.countdown.numbers=4"])) {
+            XCTAssertTrue("\($0)".contains("'agent.countdown' configures environment countdown"), "\($0)")
+        }
+        // Switching the environment over an agent preset keeps working: the preset's own section is not the user's.
+        let switched = try RunConfig.load(yaml: "{}", file: "--set", base: Preset.frozenlakeGiGPO.config, overrides: ["agent.environment=sokoban"])
+        XCTAssertEqual(switched.agent?.environment, .sokoban)
+        for preset in [Preset.frozenlakeGiGPO, .sokobanGiGPO, .countdownTool] {
+            let c = preset.config
+            XCTAssertEqual(try RunConfig.load(yaml: try c.yaml()), c, "\(preset): config.yaml (as --resume reads it)")
+            XCTAssertEqual(try RunConfig.load(yaml: try preset.template()), c, "\(preset): --print-config")
+            XCTAssertFalse(try c.yaml().contains("task:"), "\(preset): an agent run's data section has its seed keys only")
+        }
+        var fixed = agentConfig()
+        fixed.agent!.frozenlake.frozenProbability = 0.9
+        XCTAssertEqual(try RunConfig.load(yaml: try fixed.yaml()).agent?.frozenlake.map, fixed.agent!.frozenlake.map)
+    }
+
+    /// PPO on episodes as verl's multi-turn GAE: the recursion skips observation tokens (their
+    /// values and TD errors), whitening counts action tokens only, and so does the value loss.
+    func testGAEAndTheCriticSkipObservationTokens() throws {
+        let t = try trainer(agentConfig { c in
+            c.credit = .gae(.init(gamma: 1, lam: 0.9, whiten: false))
+            c.critic = .init()
+            c.critic!.headStd = 0.5   // values that differ token to token
+        })
+        _ = try t.step(seeds)
+        let inputs = try XCTUnwrap(t.lastInputs), batch = inputs.creditBatch
+        let credit = try t.config.credit.estimator.estimate(batch)
+        var checked = 0
+        for (g, group) in batch.groups.enumerated() {
+            for (i, traj) in group.trajectories.enumerated() {
+                let mask = try XCTUnwrap(traj.actionMask), values = try XCTUnwrap(traj.values)
+                XCTAssertEqual(credit.weights[g][i], mask.map { $0 ? 1 : 0 }, "observation tokens weigh 0")
+                // The same GAE over the action tokens alone.
+                let kept = mask.indices.filter { mask[$0] }
+                let short = Trajectory(tokens: kept.map { traj.tokens[$0] }, reward: traj.reward, values: kept.map { values[$0] })
+                let expected = GAE.perToken(short, values: short.values!, .init(gamma: 1, lam: 0.9)).advantages
+                XCTAssertEqual(kept.map { credit.advantages[g][i][$0] }, expected)
+                if kept.count < mask.count { checked += 1 }
+            }
+        }
+        XCTAssertGreaterThan(checked, 0, "episodes with observations")
+        // Whitening's statistics come from the action tokens.
+        var whitened = t.config
+        whitened.credit = .gae(.init(gamma: 1, lam: 0.9, whiten: true))
+        let w = try whitened.credit.estimator.estimate(batch)
+        let actionAdvantages = zip(credit.advantages.flatMap { $0 }, credit.weights.flatMap { $0 }).flatMap { a, m in zip(a, m).filter { $1 > 0 }.map(\.0) }
+        XCTAssertEqual(try XCTUnwrap(w.diagnostics["whiten_mean"]), actionAdvantages.reduce(0, +) / Double(actionAdvantages.count), accuracy: 1e-12)
+        // The value loss's mask is the action mask.
+        let update = CriticUpdate(critic: try XCTUnwrap(t.critic), config: t.config, step: 1)
+        let old = try XCTUnwrap(inputs.values)
+        let rows = update.rows(inputs, targets: try update.targets(inputs), old: old)
+        let mask = try withTorchErrors { try rows.mask.doubles() }, width = rows.mask.size(1)
+        for (r, a) in try XCTUnwrap(inputs.actionMasks).enumerated() {
+            XCTAssertEqual(Array(mask[(r * width)..<(r * width + a.count)]), a)
+            XCTAssertEqual(rows.lossTokens[r], a.filter { $0 > 0 }.count)
+        }
+        XCTAssertThrowsError(try t.config.credit.estimator.estimate(CreditBatch(groups: [.init(id: "g", trajectories: [{
+            var x = Trajectory(tokens: [1, 2], reward: 1, values: [0, 0]); x.actionMask = [true]; return x }()])]))) {
+            XCTAssertTrue("\($0)".contains("'action_mask' has 1 entries but the response has 2 tokens"), "\($0)")
+        }
     }
 
     /// An external environment (scripts/environments/corridor.py) trains; one that crashes mid-run is
@@ -169,6 +244,9 @@ final class AgentTrainerTests: XCTestCase {
         // The report shows each episode with its observation tokens greyed (context, no advantage).
         let html = try String(contentsOf: good.appendingPathComponent("report.html"), encoding: .utf8)
         XCTAssertTrue(html.contains("<span class=\"tok obs\">"), "no observation tokens in the report")
+        // As a dialogue: the first observation, then each action with its reward and state.
+        XCTAssertTrue(html.contains("<div class=\"msg user\" title=\""), "no first observation")
+        XCTAssertTrue(html.contains("<b>action 1</b> <span class=meta>reward "), "no turns")
         // Each process plays one episode a step: a reset and at most 2 moves, 3 replies; the 7th never comes.
         let bad = root.appendingPathComponent("bad")
         XCTAssertThrowsError(try TrainingRun.start(config: config(["--crash-after", "6"]), dir: bad, console: .quiet).run()) {

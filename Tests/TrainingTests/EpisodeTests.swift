@@ -69,6 +69,27 @@ final class EpisodeTests: XCTestCase {
         }
     }
 
+    /// Under a template that trims message content (Llama-3), each observation follows the sampled
+    /// action as it is: the tokens between two actions are the continuation, never a re-rendered action.
+    func testObservationsFollowTheSampledActionUnderATrimmingTemplate() throws {
+        let p = try Pretrained.tinyRandom(seed: 1)
+        let runner = EpisodeRunner(sampler: Sampler(model: p.model, tokenizer: p.tokenizer), chat: .llama3, capacity: 500)
+        let envs: [Environment] = try (0..<3).map { _ in try AnyTextLake(.init(maxTurns: 3, map: map)) }
+        let episodes = try runner.play(envs, seeds: [1, 1, 1], sampling: SamplingConfig(temperature: 1, maxNewTokens: 4, seed: 2))
+        var checked = 0
+        for e in episodes {
+            for (k, t) in e.turns.enumerated() where k + 1 < e.turns.count {
+                let between = p.tokenizer.decode(Array(e.tokens[(t.start + t.length)..<e.turns[k + 1].start]))
+                let continuation = ChatTemplate.llama3.continuation(ChatMessage(role: "user", content: e.turns[k + 1].observation))
+                // All of it, less the end-of-turn token when the action already ended with one.
+                XCTAssertTrue(continuation.hasSuffix(between) && between.contains(e.turns[k + 1].observation.trimmingCharacters(in: .whitespacesAndNewlines)), between)
+                XCTAssertTrue(between == continuation || p.tokenizer.eosIds.contains(e.tokens[t.start + t.length - 1]), between)
+                checked += 1
+            }
+        }
+        XCTAssertGreaterThan(checked, 0)
+    }
+
     /// A tool's result comes back in the tool role.
     func testToolResultsAreToolMessages() throws {
         let p = try Pretrained.tinyRandom(seed: 1)
