@@ -88,7 +88,9 @@ public final class FrozenLake: Environment {
         map.enumerated().map { r, row in String(row.enumerated().map { c, ch in (r, c) == position ? "P" : ch }) }.joined(separator: "\n")
     }
 
-    static let question = "Which way do you move? Answer with one word: up, down, left or right."
+    /// The moves toward the goal corner come first: a small model's first answers lean to the
+    /// words listed first, and an agent that never tries "down" never finds G to learn from.
+    static let question = "Which way do you move? Answer with one word: down, right, up or left."
 
     /// The grid, then where P and G are in words (a small model reads coordinates more easily than
     /// it counts grid characters); the first one also asks the question, which later turns keep in
