@@ -126,11 +126,8 @@ void tw_set_num_threads(int n) { if (n > 0) at::set_num_threads(n); }
 // glibc serves blocks above 32 MB with a fresh mmap and unmaps them on free, so every
 // training step page-faults and zero-fills its ~100 MB logits chunks anew (half the step's time
 // in the kernel). Serving them from the heap and never trimming it lets the next step reuse them.
-// The fixed 32 MB threshold (glibc's largest) also ends its dynamic threshold: measured, a step of
-// 16 FrozenLake episodes sampled in 247 s without it and 39 s with it (kernel page faults again).
 void tw_retain_freed_memory(void) {
 #ifdef __GLIBC__
-  mallopt(M_MMAP_THRESHOLD, 32 << 20);
   mallopt(M_MMAP_MAX, 0);
   mallopt(M_TRIM_THRESHOLD, -1);  // -1: never trim (mallopt(3))
   mallopt(M_TOP_PAD, 256 << 20);

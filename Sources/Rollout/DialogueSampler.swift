@@ -41,6 +41,7 @@ public final class DialogueSampler {
     /// Appends `chunks[k]` (non-empty) to the dialogue of row k.
     public func append(_ chunks: [[Int]]) throws {
         guard chunks.count == live.count else { throw RolloutError("dialogues: \(chunks.count) chunks for \(live.count) live dialogues") }
+        guard !chunks.isEmpty else { throw RolloutError("dialogues: none is live") }
         guard chunks.allSatisfy({ !$0.isEmpty }) else { throw RolloutError("dialogues: an appended chunk is empty") }
         let width = chunks.map(\.count).max()!
         guard width <= room else { throw RolloutError("dialogues: \(width) more positions do not fit the cache (\(room) left)") }

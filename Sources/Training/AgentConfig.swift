@@ -106,24 +106,38 @@ extension RunConfig.AgentSection {
     /// (episodes start from environment seeds), another environment kind's settings, a size that a
     /// fixed map overrides. Named with their line, so nothing set is silently dropped.
     func checkUnused(_ user: Node, file: String) throws {
-        func key(_ path: String...) -> Node? {
-            path.reduce(Optional(user)) { node, k in node?.mapping?[Node(k)] }.flatMap { $0.null == nil ? $0 : nil }
+        guard let (path, why) = unused(user).first else { return }
+        let line = user.mapping.flatMap { m in
+            path.dropLast().reduce(Optional(m)) { $0?[Node($1)]?.mapping }?.keys.first { $0.string == path.last }?.mark
+        }.map { ":\($0.line)" } ?? ""
+        throw TrainingError("\(file)\(line): '\(path.joined(separator: "."))' \(why)")
+    }
+
+    /// `user` without those keys: a run folder's config.yaml from an earlier version wrote them all.
+    func droppingUnused(_ user: Node) -> Node {
+        func drop(_ node: Node, _ path: ArraySlice<String>) -> Node {
+            guard var m = node.mapping, let key = path.first else { return node }
+            if path.count == 1 { m[Node(key)] = nil } else if let child = m[Node(key)] { m[Node(key)] = drop(child, path.dropFirst()) }
+            return .mapping(m)
         }
-        func refuse(_ path: [String], _ why: String) throws {
-            let line = user.mapping.flatMap { m in
-                path.dropLast().reduce(Optional(m)) { $0?[Node($1)]?.mapping }?.keys.first { $0.string == path.last }?.mark
-            }.map { ":\($0.line)" } ?? ""
-            throw TrainingError("\(file)\(line): '\(path.joined(separator: "."))' \(why)")
+        return unused(user).reduce(user) { drop($0, $1.path[...]) }
+    }
+
+    /// The unused keys present in `user`, each with why it is unused.
+    func unused(_ user: Node) -> [(path: [String], why: String)] {
+        func has(_ path: String...) -> Bool {
+            path.reduce(Optional(user)) { node, k in node?.mapping?[Node(k)] }.map { $0.null == nil } ?? false
         }
-        for field in ["task", "difficulty", "system"] where key("data", field) != nil {
-            try refuse(["data", field], "has no effect in an agent run: its episodes start from environment seeds (data.train_size, eval_size and seed draw them) and the environment writes every message; remove it")
+        var found = [(path: [String], why: String)]()
+        for field in ["task", "difficulty", "system"] where has("data", field) {
+            found.append((["data", field], "has no effect in an agent run: its episodes start from environment seeds (data.train_size, eval_size and seed draw them) and the environment writes every message; remove it"))
         }
-        for kind in Kind.allCases where kind != environment && key("agent", kind.rawValue) != nil {
-            try refuse(["agent", kind.rawValue], "configures environment \(kind.rawValue), and agent.environment is \(environment.rawValue); remove it or change the environment")
+        for kind in Kind.allCases where kind != environment && has("agent", kind.rawValue) {
+            found.append((["agent", kind.rawValue], "configures environment \(kind.rawValue), and agent.environment is \(environment.rawValue); remove it or change the environment"))
         }
-        for field in ["size", "frozen_probability"] where environment == .frozenlake && frozenlake.map != nil && key("agent", "frozenlake", field) != nil {
-            try refuse(["agent", "frozenlake", field], "has no effect with a fixed 'map' (its rows set the size and the holes); remove one of them")
+        for field in ["size", "frozen_probability"] where environment == .frozenlake && frozenlake.map != nil && has("agent", "frozenlake", field) {
+            found.append((["agent", "frozenlake", field], "has no effect with a fixed 'map' (its rows set the size and the holes); remove one of them"))
         }
+        return found
     }
 }
-

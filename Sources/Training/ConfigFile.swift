@@ -12,8 +12,10 @@ import Yams
 /// the file that does not come back was not read. Errors name the file, line and key.
 extension RunConfig {
     /// The config from YAML `text` (named `file` in errors) over `base`, then `overrides`.
+    /// `written`: a run folder's own config.yaml, read by --resume and the report; keys an earlier
+    /// version wrote that this run does not read (an agent's prompt task) are dropped, not refused.
     public static func load(yaml text: String, file: String = "config.yaml", base: RunConfig = RunConfig(),
-                            overrides: [String] = []) throws -> RunConfig {
+                            overrides: [String] = [], written: Bool = false) throws -> RunConfig {
         var user: Node
         do {
             user = try Yams.compose(yaml: text) ?? Node.mapping(.init([]))
@@ -32,7 +34,9 @@ extension RunConfig {
             // Module configs throw their own errors (they name the key); add where it is.
             throw TrainingError("\(file): \(error)")
         }
-        try config.agent?.checkUnused(user, file: file)
+        if let agent = config.agent {
+            if written { user = agent.droppingUnused(user) } else { try agent.checkUnused(user, file: file) }
+        }
         try checkUnknownKeys(user, known: try config.node(), path: [], file: file)
         do { try config.validate() } catch { throw TrainingError("\(file): \(error)") }
         return config

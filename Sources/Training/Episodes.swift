@@ -113,9 +113,10 @@ public struct EpisodeRunner {
     }
 
     /// The text to append after an action: the template's continuation, less the end-of-turn
-    /// token when the action already ended with it (sampling stops on it and keeps it).
+    /// token when the action already ended with it (sampling stops on it, an EOS id or one of
+    /// `stop_token_ids`, and keeps it).
     static func chunk(_ continuation: String, after action: Completion, _ tok: Tokenizer) -> String {
-        guard action.finishReason == .eos, let last = action.tokens.last, tok.eosIds.contains(last) else { return continuation }
+        guard action.finishReason == .eos, let last = action.tokens.last else { return continuation }
         let end = tok.decode([last])
         return !end.isEmpty && continuation.hasPrefix(end) ? String(continuation.dropFirst(end.count)) : continuation
     }

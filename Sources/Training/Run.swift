@@ -51,7 +51,7 @@ public final class TrainingRun {
     public static func resume(dir: URL, console: Console = .normal, device: Device = .cpu) throws -> TrainingRun {
         let url = dir.appendingPathComponent("config.yaml")
         guard let text = try? String(contentsOf: url, encoding: .utf8) else { throw TrainingError("\(url.path): cannot read (is \(dir.path) a run folder?)") }
-        let config = try RunConfig.load(yaml: text, file: url.path)
+        let config = try RunConfig.load(yaml: text, file: url.path, written: true)
         let run = try TrainingRun(config: config, dir: dir, console: console, device: device)
         if let (checkpoint, state) = Checkpoint.latest(run: dir, notice: { run.warn($0) }) {
             guard state.step <= config.train.steps else {

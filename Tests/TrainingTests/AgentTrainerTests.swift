@@ -164,6 +164,11 @@ final class AgentTrainerTests: XCTestCase {
             XCTAssertEqual(try RunConfig.load(yaml: try preset.template()), c, "\(preset): --print-config")
             XCTAssertFalse(try c.yaml().contains("task:"), "\(preset): an agent run's data section has its seed keys only")
         }
+        // A run folder's config.yaml from an earlier version (every environment section, the prompt task) still resumes.
+        let earlier = "data: {task: arithmetic, difficulty: 1, train_size: 4096, eval_size: 32, seed: 0}\ncredit: {method: gigpo}\n"
+            + "agent:\n  environment: frozenlake\n  frozenlake: {size: 4, max_turns: 8}\n  sokoban: {size: 4}\n  countdown: {numbers: 3}"
+        XCTAssertThrowsError(try RunConfig.load(yaml: earlier))
+        XCTAssertEqual(try RunConfig.load(yaml: earlier, written: true).agent?.frozenlake.maxTurns, 8)
         var fixed = agentConfig()
         fixed.agent!.frozenlake.frozenProbability = 0.9
         XCTAssertEqual(try RunConfig.load(yaml: try fixed.yaml()).agent?.frozenlake.map, fixed.agent!.frozenlake.map)
