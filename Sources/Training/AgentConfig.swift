@@ -88,7 +88,7 @@ extension RunConfig {
             try need(config.critic?.target != .tvm, "'critic.target' tvm labels responses by the reward's 'correct' term; an agent's episodes are scored by the environment (use target gae)")
             try need(config.reward == nil, "'agent' episodes are scored by the environment's rewards; remove the 'reward' section")
             try need((64...1 << 20).contains(context), "'agent.context' must be 64…1048576, got \(context)")
-            try need(context >= config.rollout.maxNewTokens * 2, "'agent.context' (\(context)) leaves no room for two turns of rollout.max_new_tokens (\(config.rollout.maxNewTokens))")
+            try need(config.rollout.maxNewTokens <= context / 2, "'agent.context' (\(context)) leaves no room for two turns of rollout.max_new_tokens (\(config.rollout.maxNewTokens))")
             do {
                 switch environment {
                 case .frozenlake: try frozenlake.validate()

@@ -130,6 +130,7 @@ final class AgentTrainerTests: XCTestCase {
         for (edit, message) in [({ (c: inout RunConfig) in c.credit = CreditConfig(method: .spoChain) }, "needs Monte-Carlo continuations"),
                                 ({ (c: inout RunConfig) in c.credit = .d3s(.init(base: .grpo(.init()), tokenKeep: 0.5)) }, "reads token entropies"),
                                 ({ (c: inout RunConfig) in c.rollout.repetitionPenalty = 1.1 }, "'rollout.repetition_penalty' is not supported"),
+                                ({ (c: inout RunConfig) in c.rollout.maxNewTokens = .max }, "leaves no room for two turns"),   // no overflow trap (fuzz yaml seed 1 case 3091)
                                 ({ (c: inout RunConfig) in c.credit = .gae(.init()); c.critic = .init(); c.critic!.target = .tvm; c.critic!.vfClip = nil },
                                  "'critic.target' tvm labels responses")] {
             XCTAssertThrowsError(try agentConfig(edit).validate()) { XCTAssertTrue("\($0)".contains(message), "\($0)") }
