@@ -1,6 +1,7 @@
 // shim.cpp — libtorch behind ctorch.h. Every body runs inside TW_TRY, which turns any C++
 // exception into an error message for the caller; nothing here may abort the process.
 #include "ctorch.h"
+#include "linear_kernels.h"
 
 #include <ATen/ATen.h>
 #include <ATen/CPUGeneratorImpl.h>
@@ -602,161 +603,88 @@ tw_tensor tw_linear(tw_tensor x, tw_tensor w, tw_tensor bias_or_null, char **err
     return wrap(at::linear(T(x), T(w), b));
   })
 }
-extern "C++" {
-// ATen's header-inline at::parallel_for only forks when the including file is compiled with
-// OpenMP, which SwiftPM does not do: there it ran every chunk on the calling thread while torch's
-// OpenMP worker waited. The shim's kernels therefore enter the OpenMP runtime libtorch_cpu already
-// loaded (libgomp) directly, sharing torch's worker threads; without it they run serially.
-namespace {
-struct Gomp {
-  void (*parallel)(void (*)(void *), void *, unsigned, unsigned) = nullptr;
-  int (*threadNum)() = nullptr;
-  int (*numThreads)() = nullptr;
-};
-const Gomp &gomp() {
-  static const Gomp g = [] {
-    Gomp g;
-    void *h = dlopen("libgomp.so.1", RTLD_NOW | RTLD_NOLOAD);
-    if (!h) return g;
-    g.parallel = reinterpret_cast<decltype(g.parallel)>(dlsym(h, "GOMP_parallel"));
-    g.threadNum = reinterpret_cast<decltype(g.threadNum)>(dlsym(h, "omp_get_thread_num"));
-    g.numThreads = reinterpret_cast<decltype(g.numThreads)>(dlsym(h, "omp_get_num_threads"));
-    if (!g.parallel || !g.threadNum || !g.numThreads) g = Gomp();
-    return g;
-  }();
-  return g;
-}
-struct Shares {
-  const std::function<void(int64_t, int64_t)> *body;
-  int64_t n;
-};
-void runShare(void *p) {
-  const Shares &job = *static_cast<Shares *>(p);
-  const int64_t threads = gomp().numThreads(), t = gomp().threadNum();
-  const int64_t begin = job.n * t / threads, end = job.n * (t + 1) / threads;
-  if (begin < end) (*job.body)(begin, end);
-}
-}  // namespace
-
-// body(begin, end) over 0..<n in `threads` even shares, one per OpenMP thread.
-static void parallel_shares(int64_t n, int threads, const std::function<void(int64_t, int64_t)> &body) {
-  const Gomp &g = gomp();
-  if (!g.parallel || threads <= 1 || n < 2 || g.numThreads() > 1) return body(0, n);
-  Shares job{&body, n};
-  g.parallel(runShare, &job, static_cast<unsigned>(std::min<int64_t>(threads, n)), 0);
-}
-
-// The sum of a vector's 8 floats.
-__attribute__((target("avx2,fma"))) static inline float hsum8(__m256 a) {
-  __m128 lo = _mm_add_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps(a, 1));
-  lo = _mm_add_ps(lo, _mm_movehl_ps(lo, lo));
-  lo = _mm_add_ss(lo, _mm_shuffle_ps(lo, lo, 1));
-  return _mm_cvtss_f32(lo);
-}
-
-// y[m, n] = Σ_k x[m, k]·w[n, k] for rows n0..<n1 and MC (compile-time, ≤ 8) rows of x, so the
-// accumulators stay in registers and each 8-float slice of a weight row is loaded once.
-template <int MC>
-__attribute__((target("avx2,fma"))) static void small_linear_block(const float *x, int64_t K, const float *w, int64_t n0,
-                                                                    int64_t n1, float *y, int64_t N) {
-  const int64_t K8 = K / 8 * 8;
-  for (int64_t n = n0; n < n1; n++) {
-    const float *wr = w + n * K;
-    __m256 acc[MC];
-    for (int j = 0; j < MC; j++) acc[j] = _mm256_setzero_ps();
-    for (int64_t k = 0; k < K8; k += 8) {
-      const __m256 wv = _mm256_loadu_ps(wr + k);
-      for (int j = 0; j < MC; j++) acc[j] = _mm256_fmadd_ps(wv, _mm256_loadu_ps(x + j * K + k), acc[j]);
-    }
-    for (int j = 0; j < MC; j++) {
-      float sum = hsum8(acc[j]);
-      for (int64_t k = K8; k < K; k++) sum += wr[k] * x[j * K + k];
-      y[j * N + n] = sum;
-    }
-  }
-}
-
-// MC rows of x times NC weight rows (K a multiple of 8): MC·NC accumulators and NC weight slices
-// stay in registers (≤ 16 for 4 × 3), each x slice is loaded once per NC weight rows.
-template <int MC, int NC>
-__attribute__((target("avx2,fma"))) static void linear_tile(const float *x, int64_t K, const float *w, float *y, int64_t N) {
-  __m256 acc[MC][NC];
-  for (int j = 0; j < MC; j++)
-    for (int i = 0; i < NC; i++) acc[j][i] = _mm256_setzero_ps();
-  for (int64_t k = 0; k < K; k += 8) {
-    __m256 wv[NC];
-    for (int i = 0; i < NC; i++) wv[i] = _mm256_loadu_ps(w + i * K + k);
-    for (int j = 0; j < MC; j++) {
-      const __m256 xv = _mm256_loadu_ps(x + j * K + k);
-      for (int i = 0; i < NC; i++) acc[j][i] = _mm256_fmadd_ps(xv, wv[i], acc[j][i]);
-    }
-  }
-  for (int j = 0; j < MC; j++)
-    for (int i = 0; i < NC; i++) y[j * N + i] = hsum8(acc[j][i]);
-}
-
-template <int MC>
-static void linear_tiles_rows(const float *x, int64_t K, const float *w, int64_t n0, int64_t n1, float *y, int64_t N) {
-  int64_t n = n0;
-  for (; n + 3 <= n1; n += 3) linear_tile<MC, 3>(x, K, w + n * K, y + n, N);
-  for (; n < n1; n++) linear_tile<MC, 1>(x, K, w + n * K, y + n, N);
-}
-
-// Weight rows n0..<n1 for all M rows of x, 48 weight rows (≤ 295 KB at K = 1536, L2-resident) at
-// a time: each weight row is read from memory once however many rows x has, which is what makes
-// 9–64 rows faster than BLAS here (it repacks the weights on every call).
-static void linear_tiles(const float *x, int64_t M, int64_t K, const float *w, int64_t n0, int64_t n1, float *y, int64_t N) {
-  for (int64_t c0 = n0; c0 < n1; c0 += 48) {
-    const int64_t c1 = std::min(n1, c0 + 48);
-    int64_t m = 0;
-    for (; m + 4 <= M; m += 4) linear_tiles_rows<4>(x + m * K, K, w, c0, c1, y + m * N, N);
-    switch (M - m) {
-      case 3: linear_tiles_rows<3>(x + m * K, K, w, c0, c1, y + m * N, N); break;
-      case 2: linear_tiles_rows<2>(x + m * K, K, w, c0, c1, y + m * N, N); break;
-      case 1: linear_tiles_rows<1>(x + m * K, K, w, c0, c1, y + m * N, N); break;
-      default: break;
-    }
-  }
-}
-
-static void small_linear_avx2(const float *x, int64_t M, int64_t K, const float *w, int64_t n0, int64_t n1, float *y, int64_t N) {
-  // Up to 8 rows the per-row kernel streams the weights at memory speed; beyond, the tiles do.
-  if (M > 8 && K % 8 == 0) return linear_tiles(x, M, K, w, n0, n1, y, N);
-  for (int64_t m0 = 0; m0 < M; m0 += 8) {
-    const float *xs = x + m0 * K;
-    float *ys = y + m0 * N;
-    switch (std::min<int64_t>(8, M - m0)) {
-      case 1: small_linear_block<1>(xs, K, w, n0, n1, ys, N); break;
-      case 2: small_linear_block<2>(xs, K, w, n0, n1, ys, N); break;
-      case 3: small_linear_block<3>(xs, K, w, n0, n1, ys, N); break;
-      case 4: small_linear_block<4>(xs, K, w, n0, n1, ys, N); break;
-      case 5: small_linear_block<5>(xs, K, w, n0, n1, ys, N); break;
-      case 6: small_linear_block<6>(xs, K, w, n0, n1, ys, N); break;
-      case 7: small_linear_block<7>(xs, K, w, n0, n1, ys, N); break;
-      default: small_linear_block<8>(xs, K, w, n0, n1, ys, N); break;
-    }
-  }
-}
-}  // extern "C++"
 
 tw_tensor tw_small_linear(tw_tensor xh, tw_tensor wh, tw_tensor bias_or_null, char **err) {
   TW_TRY(nullptr, {
     const at::Tensor &x = T(xh), &w = T(wh);
-    static const bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-    const bool fits = avx2 && x.dim() == 2 && w.dim() == 2 && x.size(1) == w.size(1) && !x.is_cuda() && !w.is_cuda() &&
-                      x.scalar_type() == at::kFloat && w.scalar_type() == at::kFloat && w.is_contiguous();
+    const bool fits = tw_kernels::available() && x.dim() == 2 && w.dim() == 2 && x.size(1) == w.size(1) && !x.is_cuda() &&
+                      !w.is_cuda() && x.scalar_type() == at::kFloat && w.scalar_type() == at::kFloat && w.is_contiguous();
     std::optional<at::Tensor> b;
     if (bias_or_null) b = bias_or_null->t;
     if (!fits) return wrap(at::linear(x, w, b));
     const at::Tensor xc = x.contiguous();
     const int64_t M = xc.size(0), K = xc.size(1), N = w.size(0);
     at::Tensor y = at::empty({M, N}, xc.options());
-    const float *xp = xc.data_ptr<float>(), *wp = w.data_ptr<float>();
-    float *yp = y.data_ptr<float>();
-    // One even share of the rows per thread: a fixed grain leaves threads idle on narrow layers.
-    parallel_shares(N, std::max(1, at::get_num_threads()), [&](int64_t n0, int64_t n1) { small_linear_avx2(xp, M, K, wp, n0, n1, yp, N); });
+    tw_kernels::linear(xc.data_ptr<float>(), M, K, w.data_ptr<float>(), tw_kernels::Weights::f32, nullptr, y.data_ptr<float>(), N,
+                       at::get_num_threads());
     if (b) y.add_(*b);
     return wrap(y);
+  })
+}
+
+namespace {
+// A bf16 or int8 weight as float32 (int8 rows times their scales).
+at::Tensor dequantized(const at::Tensor &w, const std::optional<at::Tensor> &scale) {
+  at::Tensor f = w.to(at::kFloat);
+  return scale ? f * scale->unsqueeze(1) : f;
+}
+}  // namespace
+
+tw_tensor tw_lowp_linear(tw_tensor xh, tw_tensor wh, tw_tensor scale_or_null, tw_tensor bias_or_null, int64_t kernel_rows,
+                         char **err) {
+  TW_TRY(nullptr, {
+    const at::Tensor &x = T(xh), &w = T(wh);
+    std::optional<at::Tensor> scale, b;
+    if (scale_or_null) scale = scale_or_null->t;
+    if (bias_or_null) b = bias_or_null->t;
+    const bool i8 = w.scalar_type() == at::kChar;
+    if (w.dim() != 2 || x.size(-1) != w.size(1) || x.scalar_type() != at::kFloat || !(i8 || w.scalar_type() == at::kBFloat16))
+      throw std::invalid_argument("low-precision linear: x must be float32 [..., K] and w bfloat16 or int8 [N, K]");
+    if (i8 != scale.has_value() || (scale && (scale->scalar_type() != at::kFloat || scale->numel() != w.size(0))))
+      throw std::invalid_argument("low-precision linear: an int8 weight needs one float32 scale per row (and only it)");
+    const int64_t N = w.size(0), K = w.size(1), M = x.numel() / std::max<int64_t>(K, 1);
+    std::vector<int64_t> shape(x.sizes().begin(), x.sizes().end());
+    shape.back() = N;
+    at::Tensor x2 = x.reshape({M, K}).contiguous();
+    at::Tensor y = at::empty({M, N}, x2.options());
+    const bool kernel = M <= kernel_rows && !x.is_cuda() && !w.is_cuda() && w.is_contiguous();
+    if (!i8 && kernel && tw_kernels::bf16_dot_available(K)) {
+      tw_kernels::bf16_linear(x2.data_ptr<float>(), M, K, static_cast<const uint16_t *>(w.data_ptr()), y.data_ptr<float>(), N,
+                              at::get_num_threads());
+      if (b) y.add_(*b);
+      return wrap(y.view(shape));
+    }
+    // A bf16 engine multiplies bf16 activations (as the AVX512-BF16 kernel does); int8 weights take float32 ones.
+    if (!i8) x2 = x2.to(at::kBFloat16).to(at::kFloat);
+    if (kernel && tw_kernels::available()) {
+      tw_kernels::linear(x2.data_ptr<float>(), M, K, w.data_ptr(), i8 ? tw_kernels::Weights::i8 : tw_kernels::Weights::bf16,
+                         scale ? scale->contiguous().data_ptr<float>() : nullptr, y.data_ptr<float>(), N, at::get_num_threads());
+    } else {
+      // Many rows (a prefill): BLAS on float32 copies of 2048 weight rows at a time, so a vocabulary
+      // projection never holds a whole float32 copy of its weight.
+      for (int64_t c = 0; c < N; c += 2048) {
+        const int64_t n = std::min<int64_t>(2048, N - c);
+        at::Tensor out = y.narrow(1, c, n);
+        std::optional<at::Tensor> s;
+        if (scale) s = scale->narrow(0, c, n);
+        at::mm_out(out, x2, dequantized(w.narrow(0, c, n), s).t());
+      }
+    }
+    if (b) y.add_(*b);
+    return wrap(y.view(shape));
+  })
+}
+
+tw_tensor tw_quantize_rows_int8(tw_tensor wh, tw_tensor *scale_out, char **err) {
+  TW_TRY(nullptr, {
+    const at::Tensor w = T(wh).to(at::kFloat);
+    if (w.dim() != 2) throw std::invalid_argument("int8 quantisation needs a 2-D weight");
+    // Symmetric per row: the largest |w| maps to 127; an all-zero row keeps scale 1.
+    at::Tensor amax = w.abs().amax(1);
+    at::Tensor scale = at::where(amax > 0, amax / 127.0, at::ones_like(amax));
+    at::Tensor q = (w / scale.unsqueeze(1)).round().clamp(-127, 127).to(at::kChar).contiguous();
+    *scale_out = wrap(scale.contiguous());
+    return wrap(q);
   })
 }
 

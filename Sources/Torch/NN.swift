@@ -24,6 +24,26 @@ extension Tensor {
         }
     }
 
+    /// `self · dequant(weight)ᵀ + bias` for a low-precision weight `[N, K]`: bfloat16, or int8 with
+    /// one float32 `scale` per row. `self` is float32 `[..., K]` and products accumulate in float32.
+    /// Up to `kernelRows` rows on the CPU read the weight as stored (decoding); more rows multiply
+    /// float32 copies of 2048 weight rows at a time. No autograd.
+    public func lowPrecisionLinear(weight: Tensor, scale: Tensor? = nil, bias: Tensor? = nil, kernelRows: Int = 64) -> Tensor {
+        withExtendedLifetime((self, weight, scale, bias)) {
+            Tensor.make { tw_lowp_linear(handle, weight.handle, scale?.handle, bias?.handle, Int64(kernelRows), $0) }
+        }
+    }
+
+    /// Symmetric per-row int8 quantisation of a 2-D weight: `q = round(w / s)` with
+    /// `s = max|row| / 127` (1 for an all-zero row); returns q (int8) and s (float32 `[rows]`).
+    public func quantizedRowsInt8() -> (values: Tensor, scales: Tensor) {
+        withExtendedLifetime(self) {
+            var scale: OpaquePointer? = nil
+            let q = Tensor.make { tw_quantize_rows_int8(handle, &scale, $0) }
+            return (q, Tensor(handle: scale))
+        }
+    }
+
     /// `self · weightᵀ` for a weight with many rows (a vocabulary projection): on the CPU the
     /// output is computed `chunk` columns at a time, which BLAS runs faster than one huge product.
     public func wideLinear(weight: Tensor, chunk: Int = 2048) -> Tensor {

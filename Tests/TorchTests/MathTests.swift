@@ -200,6 +200,49 @@ final class MathTests: XCTestCase {
         XCTAssertTrue(msg.contains("cannot be multiplied"), msg)
     }
 
+    /// The low-precision kernel equals float32 `linear` on the dequantized weight (bf16 rounded,
+    /// int8 times its row scales) for the per-row kernels, the tiles, the AVX512-BF16 kernel (K a
+    /// multiple of 32) and the BLAS path past `kernelRows`, with and without bias; a bf16 weight
+    /// multiplies x rounded to bf16 on every path (a bf16 engine's activations), an int8 one x as it
+    /// is. int8 rows round to within half a step of the weight; bad operands are errors.
+    func testLowPrecisionLinearMatchesTheDequantizedWeight() throws {
+        try withTorchErrors {
+            let g = try Generator(seed: 5)
+            for k in [21, 24, 64] {
+                let w = Tensor.randn([203, k], generator: g), b = Tensor.randn([203], generator: g)
+                let (q, s) = w.quantizedRowsInt8()
+                XCTAssertEqual(q.dtype, .int8)
+                XCTAssertEqual(s.shape, [203])
+                let int8 = q.to(dtype: .float32) * s.unsqueezed(dim: 1)
+                XCTAssertLessThanOrEqual(try ((int8 - w).abs() - s.unsqueezed(dim: 1) * 0.5).amax().item(), 1e-6)
+                XCTAssertEqual(try q.to(dtype: .float32).abs().amax(dims: [1]).doubles(), Array(repeating: 127, count: 203))
+                let bf16 = w.to(dtype: .bfloat16)
+                for m in [1, 3, 8, 9, 17, 64, 65, 100] {
+                    let x = Tensor.randn([m, k], generator: g)
+                    let viaBF16 = x.lowPrecisionLinear(weight: bf16, bias: b, kernelRows: 64)
+                    let rounded = x.to(dtype: .bfloat16).to(dtype: .float32)
+                    XCTAssertLessThan(try (viaBF16 - rounded.linear(weight: bf16.to(dtype: .float32), bias: b)).abs().amax().item(), 1e-4, "bf16 M = \(m), K = \(k)")
+                    let viaInt8 = x.lowPrecisionLinear(weight: q, scale: s, kernelRows: 64)
+                    XCTAssertLessThan(try (viaInt8 - x.linear(weight: int8)).abs().amax().item(), 1e-4, "int8 M = \(m), K = \(k)")
+                }
+                // Leading dimensions are kept: [2, 3, K] → [2, 3, N].
+                XCTAssertEqual(Tensor.randn([2, 3, k], generator: g).lowPrecisionLinear(weight: bf16).shape, [2, 3, 203])
+            }
+            // A zero row keeps scale 1 and quantizes to zeros.
+            let (zq, zs) = Tensor.zeros([2, 8]).quantizedRowsInt8()
+            XCTAssertEqual(try zs.doubles(), [1, 1])
+            XCTAssertEqual(try zq.to(dtype: .float32).doubles(), Array(repeating: 0, count: 16))
+        }
+        var msg = expectTorchError { _ = Tensor.ones([2, 8]).lowPrecisionLinear(weight: Tensor.ones([4, 8])) }
+        XCTAssertTrue(msg.contains("x must be float32 [..., K] and w bfloat16 or int8 [N, K]"), msg)
+        msg = expectTorchError { _ = Tensor.ones([2, 8]).lowPrecisionLinear(weight: Tensor.ones([4, 8]).to(dtype: .int8)) }
+        XCTAssertTrue(msg.contains("an int8 weight needs one float32 scale per row"), msg)
+        msg = expectTorchError { _ = Tensor.ones([2, 8]).lowPrecisionLinear(weight: Tensor.ones([4, 8]).to(dtype: .int8), scale: Tensor.ones([3])) }
+        XCTAssertTrue(msg.contains("an int8 weight needs one float32 scale per row"), msg)
+        msg = expectTorchError { _ = Tensor.ones([2, 7]).lowPrecisionLinear(weight: Tensor.ones([4, 8]).to(dtype: .bfloat16)) }
+        XCTAssertTrue(msg.contains("x must be float32 [..., K]"), msg)
+    }
+
     func testSoftmaxFamily() {
         scoped {
             let x = t64([1, 2, 3, 1, 1, 1], [2, 3])

@@ -151,6 +151,14 @@ tw_tensor tw_embedding(tw_tensor weight, tw_tensor indices, char **err);
 // x·Wᵀ (+ b) for a few rows of x (decoding): float32 CPU tensors, x [M, K], W [N, K]. Streams each
 // row of W once for all rows of x (AVX2+FMA when the CPU has it), parallel over N. No autograd.
 tw_tensor tw_small_linear(tw_tensor x, tw_tensor w, tw_tensor bias_or_null, char **err);
+// x·dequant(W)ᵀ (+ b) with a low-precision W [N, K]: bfloat16, or int8 with one float32 scale per
+// row (scale_or_null, only for int8). x is float32 [..., K], rounded to bfloat16 for a bfloat16 W
+// (a bf16 engine's activations); products accumulate in float32. Up to
+// kernel_rows rows on the CPU stream W as stored (decoding); more rows multiply float32 copies of
+// 2048 rows of W at a time. No autograd.
+tw_tensor tw_lowp_linear(tw_tensor x, tw_tensor w, tw_tensor scale_or_null, tw_tensor bias_or_null, int64_t kernel_rows, char **err);
+// Symmetric per-row int8 quantisation of a 2-D weight: q = round(w / s), s = max|w_row| / 127.
+tw_tensor tw_quantize_rows_int8(tw_tensor w, tw_tensor *scale_out, char **err);
 /* x·wᵀ for a weight with many rows (a vocabulary projection), `chunk` output columns at a time on the CPU. */
 tw_tensor tw_wide_linear(tw_tensor x, tw_tensor w, int64_t chunk, char **err);
 // scale <= 0 means the default 1/sqrt(head_dim).
