@@ -10,6 +10,8 @@ public final class CausalLM {
     public private(set) var weights: [String: Tensor]
     /// LoRA adapters on linear layers, by the layer's name (`model.layers.0.self_attn.q_proj`).
     public var lora: LoRA?
+    /// The rollout engine's low-precision copy while `using(_:_:)` runs (sampling), else nil.
+    private(set) var engine: RolloutWeights?
     let invFreq: Tensor   // [head_dim / 2], float32
 
     /// Checks every weight against the config: a missing, unused or mis-shaped one is an error naming it.
@@ -83,8 +85,22 @@ public final class CausalLM {
         return weight * normed.to(dtype: x.dtype)
     }
 
-    /// x·Wᵀ + b for the linear layer `name`, plus its LoRA update when one is attached.
+    /// `body` with the matrices of `weights` in place of the float32 ones (nil: the model's own);
+    /// the rollout engine samples inside it, the learner outside.
+    public func using<T>(_ weights: RolloutWeights?, _ body: () throws -> T) rethrows -> T {
+        let outer = engine
+        engine = weights
+        defer { engine = outer }
+        return try body()
+    }
+
+    /// x·Wᵀ + b for the linear layer `name`, plus its LoRA update when one is attached (unless the
+    /// rollout engine's copy has the adapters merged in).
     func project(_ x: Tensor, _ name: String) -> Tensor {
+        if let e = engine, let y = e.linear(x, name + ".weight", bias: weights[name + ".bias"]) {
+            guard !e.mergesLoRA, let adapter = lora?.adapters[name] else { return y }
+            return y + adapter(x.to(dtype: .float32), lora!.scale)
+        }
         let y = linear(x, weights[name + ".weight"]!, weights[name + ".bias"])
         guard let adapter = lora?.adapters[name] else { return y }
         return y + adapter(x, lora!.scale)
@@ -209,7 +225,8 @@ public final class CausalLM {
     /// Embedding → every layer → final norm. A `probe` records the feature mean of each activation.
     func layers(_ ids: Tensor, positions: Tensor, mask: Tensor?, past: PastKV, probe: ActivationProbe? = nil) throws -> Tensor {
         let (cos, sin) = rope(positions)
-        var h = Tensor.embedding(embedding, ids.to(device, dtype: .int64))   // [B, T, D]
+        let index = ids.to(device, dtype: .int64)
+        var h = engine?.embed(index, "model.embed_tokens.weight") ?? Tensor.embedding(embedding, index)   // [B, T, D]
         probe?.record(.residual, h)
         for i in 0..<config.numHiddenLayers {
             let p = "model.layers.\(i)."
@@ -287,8 +304,11 @@ public final class CausalLM {
 
     /// Logits [..., vocab] of final hidden states [..., hidden] (e.g. only a prompt's last position).
     public func logits(hidden: Tensor) -> Tensor {
+        if let engine, let y = engine.linear(hidden, weights["lm_head.weight"] == nil ? "model.embed_tokens.weight" : "lm_head.weight", bias: nil) {
+            return y
+        }
         // Decoding: the small-batch kernel; otherwise the chunked product.
-        takesKernel(hidden) ? linear(hidden, lmHead) : hidden.wideLinear(weight: lmHead)
+        return takesKernel(hidden) ? linear(hidden, lmHead) : hidden.wideLinear(weight: lmHead)
     }
 
     /// Per-token log-probabilities of `targets` ([B, T] int64) and the entropies of the predicted

@@ -59,7 +59,7 @@ public final class DialogueSampler {
             nextPosition[k] += c.count
         }
         try withTorchErrors {
-            try withNoGrad {
+            try sampler.engine {
                 mask = Tensor.cat([mask, Tensor(keys, shape: [chunks.count, width]).to(device)], dim: 1)
                 let h = try sampler.model.hidden(Tensor(ids, shape: [chunks.count, width]).to(device), attentionMask: mask,
                                                  positions: Tensor(pos, shape: [chunks.count, width]).to(device), cache: cache)
@@ -73,6 +73,7 @@ public final class DialogueSampler {
     /// (an end-of-turn token included) join the history. `promptIndex` is the dialogue id.
     public func sampleTurn(config: SamplingConfig, schedule: TemperatureSchedule = ConstantTemperature()) throws -> [Completion] {
         try config.validate()
+        try sampler.checkWeights(config)
         guard config.repetitionPenalty == 1 else { throw RolloutError("dialogues: repetition_penalty is not supported across turns (set it to 1)") }
         guard var logits = pending else { throw RolloutError("dialogues: append the first observation before sampling") }
         guard config.maxNewTokens <= room else {
@@ -82,7 +83,7 @@ public final class DialogueSampler {
         let rows = live.indices.map { k in Sampler.Row(live[k], 0, generators[k]) }
         let stopIds = Set((config.ignoreEos ? [] : sampler.tokenizer.eosIds) + config.stopTokenIds)
         try withTorchErrors {
-            try withNoGrad {
+            try sampler.engine {
                 var lastLogits = logits
                 for step in 0..<config.maxNewTokens {
                     let open = rows.indices.filter { rows[$0].finish == nil }

@@ -14,9 +14,29 @@ public final class Sampler {
     /// Wall-clock seconds of the last `sample` call's prefill and decode phases.
     public internal(set) var lastPrefillSeconds = 0.0, lastDecodeSeconds = 0.0
 
-    public init(model: CausalLM, tokenizer: Tokenizer) {
+    /// The rollout engine's low-precision copy of the model (nil: sample with the model's own
+    /// float32 weights). `SamplingConfig.weights` must name its precision.
+    public var weights: RolloutWeights?
+
+    public init(model: CausalLM, tokenizer: Tokenizer, weights: RolloutWeights? = nil) {
         self.model = model
         self.tokenizer = tokenizer
+        self.weights = weights
+    }
+
+    /// `body` without autograd, on the rollout engine's weights.
+    func engine<T>(_ body: () throws -> T) throws -> T {
+        try model.using(weights) { try withNoGrad(body) }
+    }
+
+    /// A config that asks for a precision this sampler does not hold is refused, never sampled
+    /// with other weights.
+    func checkWeights(_ config: SamplingConfig) throws {
+        let held = weights?.precision ?? .fp32
+        guard config.weights == held else {
+            throw RolloutError("rollout: 'weights' is \(config.weights.rawValue) but this sampler holds \(weights == nil ? "the model's float32 weights" : "a \(held.rawValue) copy")"
+                + " (the trainer makes the copy from rollout.weights; evaluation samples with the learner's float32 weights)")
+        }
     }
 
     /// The seed of one sequence's generator (SplitMix64 over the three numbers).
@@ -50,6 +70,7 @@ public final class Sampler {
 
     func check(_ prompts: [[Int]], n: Int, _ config: SamplingConfig) throws {
         try config.validate()
+        try checkWeights(config)
         guard !prompts.isEmpty else { throw RolloutError("rollout: the prompt list is empty") }
         guard n >= 1 else { throw RolloutError("rollout: n (samples per prompt) must be at least 1, got \(n)") }
         if let empty = prompts.firstIndex(where: \.isEmpty) { throw RolloutError("rollout: prompt \(empty) is empty") }
@@ -79,7 +100,7 @@ public final class Sampler {
         }
         let stopIds = Set((config.ignoreEos ? [] : tokenizer.eosIds) + config.stopTokenIds)
         try withTorchErrors {
-            try withNoGrad {
+            try engine {
                 let started = DispatchTime.now().uptimeNanoseconds
                 // Prefill once per prompt (left-padded), then copy each prompt's cache to its n rows.
                 let width = prompts.map(\.count).max()!

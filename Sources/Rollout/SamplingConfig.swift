@@ -1,3 +1,5 @@
+import Models
+
 /// How to sample (names as in YAML, CLI and JSON). Repetition penalty is off (1) by default.
 public struct SamplingConfig: Codable, Equatable, Sendable {
     /// 0 is greedy decoding.
@@ -20,6 +22,9 @@ public struct SamplingConfig: Codable, Equatable, Sendable {
     public var seed: UInt64 = 0
     /// How the temperature moves during decoding in training (evaluation always uses `temperature`).
     public var temperatureSchedule = TemperatureScheduleConfig()
+    /// The rollout engine's weights: the learner's float32 ones, or a bf16 / int8 copy
+    /// (`RolloutWeights`) that the sampler must hold.
+    public var weights: WeightPrecision = .fp32
 
     public init(temperature: Double = 1, topK: Int = 0, topP: Double = 1, minP: Double = 0, repetitionPenalty: Double = 1,
                 maxNewTokens: Int = 256, stop: [String] = [], stopTokenIds: [Int] = [], ignoreEos: Bool = false, seed: UInt64 = 0) {
@@ -31,7 +36,7 @@ public struct SamplingConfig: Codable, Equatable, Sendable {
     enum CodingKeys: String, CodingKey {
         case temperature, topK = "top_k", topP = "top_p", minP = "min_p", repetitionPenalty = "repetition_penalty"
         case maxNewTokens = "max_new_tokens", stop, stopTokenIds = "stop_token_ids", ignoreEos = "ignore_eos", seed
-        case temperatureSchedule = "temperature_schedule"
+        case temperatureSchedule = "temperature_schedule", weights
     }
 
     public func validate() throws {

@@ -71,7 +71,7 @@ extension Sampler {
         }
         let stopIds = Set((config.ignoreEos ? [] : tokenizer.eosIds) + config.stopTokenIds)
         try withTorchErrors {
-            try withNoGrad {
+            try engine {
                 let cache = KVCache(config: model.config, batch: 1, capacity: prompt.count + config.maxNewTokens, dtype: model.dtype, device: device)
                 let prefill = try model.hidden(Tensor(prompt.map(Int64.init), shape: [1, prompt.count]).to(device), cache: cache)
                 forwardTokens += prompt.count

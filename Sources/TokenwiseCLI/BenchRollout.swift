@@ -16,10 +16,18 @@ struct BenchRollout: ParsableCommand {
     @Option(help: "Sequences decoded together.") var batch = 8
     @Option(name: .customLong("new-tokens"), help: "Tokens generated per sequence.") var newTokens = 128
     @Flag(name: .customLong("compare-naive"), help: "Also time decoding that recomputes the whole sequence every step.") var compareNaive = false
+    @Option(help: "Rollout weights: fp32, or bf16 / int8 (a low-precision copy, timed against fp32 in the same run, with its logprob error).")
+    var weights = "fp32"
+    @Option(name: .customLong("lora-rank"), help: "With --weights: attach LoRA adapters of this rank (q/k/v/o, random B) and time the copy with them merged against applied on top.")
+    var loraRank = 0
 
     func validate() throws {
         guard batch > 0, newTokens > 0 else { throw ValidationError("--batch and --new-tokens must be positive") }
         guard batch <= 4096 else { throw ValidationError("--batch must be at most 4096, got \(batch)") }
+        guard (0...256).contains(loraRank) else { throw ValidationError("--lora-rank must be 0…256, got \(loraRank)") }
+        guard WeightPrecision(rawValue: weights) != nil else {
+            throw ValidationError("--weights must be \(WeightPrecision.allCases.map(\.rawValue).joined(separator: ", ")), got '\(weights)'")
+        }
     }
 
     static func peakResidentMB() -> Double { status("VmHWM:") }
@@ -36,6 +44,7 @@ struct BenchRollout: ParsableCommand {
     func run() throws {
         let device = try runtime.apply()
         let p = try modelOptions.load(device: device)
+        if loraRank > 0 { try Self.attachRandomLoRA(p.model, rank: loraRank) }
         let questions = ["What is the capital of France?", "Write a haiku about the sea.", "Explain photosynthesis briefly.",
                          "What is 17 times 23?", "Name three prime numbers.", "How do airplanes fly?",
                          "Give me a synonym for happy.", "What causes rain?"]
@@ -53,6 +62,9 @@ struct BenchRollout: ParsableCommand {
         print("prefill: \(promptTokens) tokens in \(fmt(sampler.lastPrefillSeconds, 3)) s = \(fmt(prefillRate, 0)) tokens/s")
         print("decode:  \(decoded) tokens in \(fmt(sampler.lastDecodeSeconds, 3)) s = \(fmt(decodeRate, 1)) tokens/s")
         print("peak resident memory: \(fmt(Self.peakResidentMB(), 0)) MB")
+        if let precision = WeightPrecision(rawValue: weights), precision != .fp32 {
+            try compareCopy(precision, model: p.model, sampler: sampler, prompts: prompts, fp32: out, fp32Rate: decodeRate, config: config)
+        }
         guard compareNaive else { return }
         // The same decoding without a cache: every step runs the whole (left-padded) sequence again.
         let width = prompts.map(\.count).max()!

@@ -1,4 +1,5 @@
 import Foundation
+import Models
 import Rollout
 import Torch
 import Yams
@@ -161,6 +162,7 @@ extension RunConfig {
     static let choices: [String: [String]] = [
         "optim.schedule": LRSchedule.Kind.allCases.map(\.rawValue),
         "rollout.temperature_schedule.name": TemperatureScheduleConfig.Name.allCases.map(\.rawValue),
+        "rollout.weights": WeightPrecision.allCases.map(\.rawValue),
     ]
 
     static func typeName(_ t: Any.Type) -> String {

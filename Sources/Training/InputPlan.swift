@@ -10,7 +10,7 @@ struct InputPlan: Equatable {
     /// The providers a step runs, besides the rollouts themselves (which give sampling logprobs and
     /// entropies, and the training forward's entropies).
     enum Provider: String, CaseIterable, Comparable {
-        case treeRollouts, monteCarloValues, processRewards, referenceLogprobs, positionScores, criticValues
+        case learnerLogprobs, treeRollouts, monteCarloValues, processRewards, referenceLogprobs, positionScores, criticValues
         static func < (a: Provider, b: Provider) -> Bool { allCases.firstIndex(of: a)! < allCases.firstIndex(of: b)! }
     }
 
@@ -28,8 +28,10 @@ struct InputPlan: Equatable {
             if let p = try Self.supplier(of: input, for: name, config, reward) { providers.insert(p) }
         }
         for (option, input) in config.objective.requirements where !(input == .turns && config.agent != nil) {
-            if let p = try Self.supplier(of: input, for: option) { providers.insert(p) }
+            if let p = try Self.supplier(of: input, for: option, config) { providers.insert(p) }
         }
+        // A rollout engine apart from the learner: the learner recomputes the old logprobs always.
+        if config.rollout.weights != .fp32 { providers.insert(.learnerLogprobs) }
         self.providers = providers
         klForCredit = config.credit.inputs.contains(.kl)
     }
@@ -69,14 +71,18 @@ struct InputPlan: Equatable {
     }
 
     /// The provider of a loss input (nil: the training forward gives it), or the refusal.
-    static func supplier(of input: PolicyInput, for option: String) throws -> Provider? {
+    static func supplier(of input: PolicyInput, for option: String, _ config: RunConfig) throws -> Provider? {
         func refuse(_ why: String) -> TrainingError { TrainingError("config: \(option) needs \(input.summary), \(why)") }
         switch input {
         case .entropies: return nil
         case .refLogprobs: return .referenceLogprobs
         case .rolloutLogprobs:
-            throw refuse("which differ from the trainer's only with a separate rollout engine; Tokenwise samples with the model it trains, "
-                + "so the correction would be exactly 1: set objective.mismatch.mode none")
+            guard config.rollout.weights != .fp32 else {
+                throw refuse("which differ from the learner's only with a rollout engine apart from it; rollout.weights fp32 samples with the "
+                    + "learner's own weights, so the correction would be exactly 1: set rollout.weights bf16 or int8 (a low-precision "
+                    + "rollout copy), or objective.mismatch.mode none")
+            }
+            return .learnerLogprobs
         case .turns:
             throw refuse("which only multi-turn episodes give: add an 'agent:' section (an environment); a one-turn response's turn ratio is its "
                 + "sequence ratio (objective.ratio sequence)")

@@ -21,6 +21,13 @@ struct StepInputs {
     var refLogprobs: [[Double]]?
     /// The critic's V(s_t) before every token of each trained row at rollout time (row order).
     var values: [[Double]]?
+    /// With a rollout engine apart from the learner: the learner's float32 logprobs (the loss's
+    /// old logprobs) and the engine's own (`rollout_logprobs`), row order; nil: the sampler's
+    /// logprobs are the learner's.
+    var oldLogprobs: [[Double]]?
+    var rolloutLogprobs: [[Double]]?
+    /// Step metrics the providers report.
+    var metrics: [String: Double] = [:]
     /// The step's sampling settings (its seed included).
     let sampling: SamplingConfig
     let progress: Double

@@ -20,6 +20,8 @@ struct PolicyUpdate {
         let responses: [[Int]]
         let old: Tensor, mask: Tensor, advantages: Tensor, weights: Tensor
         let ref: Tensor?
+        /// The rollout engine's logprobs, when it is not the learner.
+        let rollout: Tensor?
         /// Each token's turn (agent rows; ST-PPO's turn ratio).
         let turns: Tensor?
         /// Loss tokens (weight > 0) of each row: the aggregation's counts.
@@ -31,8 +33,9 @@ struct PolicyUpdate {
             let rolled = inputs.rollouts.rolled, rows = inputs.rows
             prompts = inputs.rowPrompts
             responses = inputs.rowResponses
-            let (old, valid) = padded(rows.map { rolled[$0].completion.logprobs }, device: device)
+            let (old, valid) = padded(inputs.oldLogprobs ?? rows.map { rolled[$0].completion.logprobs }, device: device)
             self.old = old
+            rollout = inputs.rolloutLogprobs.map { padded($0, device: device).values }
             // An agent's observation tokens are context: out of the mask, so no loss, ratio, KL or entropy term sees them.
             let actions = inputs.actionMasks
             mask = actions.map { valid * padded($0, device: device).values } ?? valid
@@ -118,6 +121,6 @@ struct PolicyUpdate {
         let (lp, ent) = try ResponseForward.logprobs(forward.model, prefix: prefix, owner: r.map { owner[$0]! },
                                                      responses: r.map { rows.responses[$0] }, width: rows.width)
         return PolicyBatch(logprobs: lp, oldLogprobs: rowsOf(rows.old), advantages: rowsOf(rows.advantages), mask: rowsOf(rows.mask),
-                           refLogprobs: rows.ref.map(rowsOf), weights: rowsOf(rows.weights), entropies: ent, turns: rows.turns.map(rowsOf))
+                           rolloutLogprobs: rows.rollout.map(rowsOf), refLogprobs: rows.ref.map(rowsOf), weights: rowsOf(rows.weights), entropies: ent, turns: rows.turns.map(rowsOf))
     }
 }

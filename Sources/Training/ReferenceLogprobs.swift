@@ -25,9 +25,9 @@ struct ReferenceLogprobs: InputProvider {
         inputs.refLogprobs = ref
         guard klForCredit else { return }
         var row = 0
-        let rolled = inputs.rollouts.rolled
+        let rolled = inputs.rollouts.rolled, learner = inputs.oldLogprobs
         inputs.fill { t, i in
-            t.kl = zip(rolled[i].completion.logprobs, ref[row]).map { $0 - $1 }
+            t.kl = zip(learner?[row] ?? rolled[i].completion.logprobs, ref[row]).map { $0 - $1 }
             row += 1
         }
     }

@@ -253,6 +253,8 @@ public struct RunConfig: Codable, Equatable, Sendable {
         s.maxNewTokens = eval.maxNewTokens ?? rollout.maxNewTokens
         s.seed = eval.seed
         s.temperatureSchedule = .init()
+        // Evaluations measure the policy being trained: the learner's float32 weights.
+        s.weights = .fp32
         return s
     }
 }

@@ -47,7 +47,9 @@ public final class Trainer {
         optimizer = try AdamW(parameters: params, options: .init(lr: config.optim.lr, weightDecay: config.optim.weightDecay))
         let critic = try config.critic.map { try Critic.make(policy: model, tokenizer: tokenizer, run: config, section: $0) }
         self.critic = critic
-        let sampler = Sampler(model: model, tokenizer: tokenizer), plan = plan
+        // A rollout engine apart from the learner: a low-precision copy (LoRA merged) that each step refreshes.
+        let copy = config.rollout.weights == .fp32 ? nil : try RolloutWeights(model, precision: config.rollout.weights)
+        let sampler = Sampler(model: model, tokenizer: tokenizer, weights: copy), plan = plan
         self.sampler = sampler
         let tree = TreeRollouts(sampler: sampler, tree: config.train.tree)
         if let agent = config.agent {
@@ -62,6 +64,7 @@ public final class Trainer {
         }
         providers = plan.providers.sorted().map { p -> InputProvider in
             switch p {
+            case .learnerLogprobs: LearnerLogprobs(forward: forward, microBatch: config.train.microBatch, mismatch: config.objective.mismatch)
             case .treeRollouts: tree
             case .monteCarloValues:
                 MonteCarloValues(sampler: sampler, tokenizer: tokenizer, reward: reward, params: config.credit.spoChainParams ?? .init(),
@@ -94,11 +97,19 @@ public final class Trainer {
         func seconds(_ from: UInt64) -> Double { Double(DispatchTime.now().uptimeNanoseconds - from) / 1e9 }
         var sampling = config.rollout
         if let seed { sampling.seed = seed }
+        // The rollout copy follows the learner's weights as they are now (after the last update or a resume).
+        let refreshStart = DispatchTime.now().uptimeNanoseconds
+        try sampler.weights?.refresh(from: model)
+        let refreshSeconds = seconds(refreshStart)
         let collection = StepRollouts.Plan(source: source, tokenizer: tokenizer, reward: reward,
                                            dynamicSampling: config.train.dynamicSampling, maxRefills: config.train.maxRefills)
         let rollouts = try StepRollouts.collect(samples, collection, sampling: sampling, schedule: schedule, more: more)
         var metrics = rollouts.metrics
         metrics["lr"] = optimizer.learningRate
+        if let copy = sampler.weights {
+            metrics["rollout_copy_mb"] = Double(copy.bytes) / 1e6
+            metrics["rollout_refresh_seconds"] = refreshSeconds
+        }
         stepsDone += 1
         lastRecords = []
         lastInputs = nil
@@ -114,6 +125,7 @@ public final class Trainer {
         var inputs = StepInputs(rollouts, sampling: sampling, progress: progress)
         let inputsStart = DispatchTime.now().uptimeNanoseconds
         for p in providers { try p.provide(&inputs) }
+        metrics.merge(inputs.metrics) { $1 }
         // An episode's observation tokens were not sampled: no KL penalty in their rewards.
         let rolled = inputs.rollouts.rolled
         inputs.fill { t, i in

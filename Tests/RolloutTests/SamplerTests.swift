@@ -74,6 +74,42 @@ final class SamplerTests: XCTestCase {
         }
     }
 
+    /// A sampler holding a bf16 (or int8) copy samples with it: its logprobs match a teacher-forced
+    /// pass through the copy and differ from the float32 model's (the mismatch TIS corrects); the
+    /// config must name the precision the sampler holds, either way.
+    func testALowPrecisionCopySamplesWithItsOwnWeights() throws {
+        let (m, tok) = try tinyModel(sharpness: 30)
+        for precision in [WeightPrecision.bf16, .int8] {
+            let copy = try RolloutWeights(m, precision: precision)
+            let s = Sampler(model: m, tokenizer: tok, weights: copy)
+            var config = SamplingConfig(temperature: 1, maxNewTokens: 12, seed: 4)
+            config.weights = precision
+            var toEngine = [Double](), toLearner = [Double]()
+            for c in try s.sample(prompts: prompts, n: 2, config: config) {
+                let engine = try m.using(copy) { try teacherForced(m, prompt: prompts[c.promptIndex], tokens: c.tokens) }
+                let learner = try teacherForced(m, prompt: prompts[c.promptIndex], tokens: c.tokens)
+                toEngine += zip(c.logprobs, engine.lp).map { abs($0 - $1) }
+                toLearner += zip(c.logprobs, learner.lp).map { abs($0 - $1) }
+            }
+            let engineMean = toEngine.reduce(0, +) / Double(toEngine.count), learnerMean = toLearner.reduce(0, +) / Double(toLearner.count)
+            // int8 multiplies float32 activations: the cached decode equals the teacher-forced pass. bf16 rounds
+            // each matmul's input, so the two passes' float32 differences move some roundings (measured mean 8e-5).
+            XCTAssertLessThan(toEngine.max()!, precision == .int8 ? 1e-4 : 1e-2, "\(precision)")
+            XCTAssertLessThan(engineMean, precision == .int8 ? 1e-5 : 5e-4, "\(precision)")
+            XCTAssertGreaterThan(learnerMean, max(1e-3, 10 * engineMean), "\(precision): the copy gave the float32 logprobs")
+            XCTAssertThrowsError(try s.sample(prompts: prompts, config: .init(maxNewTokens: 4))) {
+                XCTAssertEqual("\($0)", "rollout: 'weights' is fp32 but this sampler holds a \(precision.rawValue) copy "
+                    + "(the trainer makes the copy from rollout.weights; evaluation samples with the learner's float32 weights)")
+            }
+        }
+        var bf16 = SamplingConfig(maxNewTokens: 4)
+        bf16.weights = .bf16
+        XCTAssertThrowsError(try Sampler(model: m, tokenizer: tok).sample(prompts: prompts, config: bf16)) {
+            XCTAssertEqual("\($0)", "rollout: 'weights' is bf16 but this sampler holds the model's float32 weights "
+                + "(the trainer makes the copy from rollout.weights; evaluation samples with the learner's float32 weights)")
+        }
+    }
+
     /// Empirical first-token frequencies follow softmax(logits / T) (chi-square, fixed seed).
     func testSamplingFrequenciesMatchTheSoftmax() throws {
         let (m, tok) = try tinyModel(sharpness: 8)

@@ -268,7 +268,7 @@ final class CLITests: XCTestCase {
         XCTAssertFalse(FileManager.default.fileExists(atPath: run.path))
         let tis = try tokenwise(["train", "--preset", "tiny", "--set", "objective.mismatch.mode=tis", "--out", run.path])
         XCTAssertNotEqual(tis.status, 0)
-        XCTAssertTrue(tis.stderr.contains("config: objective.mismatch tis needs rollout-engine logprobs ('rollout_logprobs'), which differ from the trainer's only with a separate rollout engine"), tis.stderr)
+        XCTAssertTrue(tis.stderr.contains("config: objective.mismatch tis needs rollout-engine logprobs ('rollout_logprobs'), which differ from the learner's only with a rollout engine apart from it"), tis.stderr)
         XCTAssertFalse(FileManager.default.fileExists(atPath: run.path))
         // tokenwise credit still computes GAE from values the user gives.
         let credit = try tokenwise(["credit"], stdin: #"{"method": "gae", "groups": [{"id": "q", "trajectories": [{"tokens": [1, 2], "reward": 1, "values": [0.5, 0.25]}]}]}"#)

@@ -110,6 +110,26 @@ final class AgentTrainerTests: XCTestCase {
         }
     }
 
+    /// Episodes sampled by a bf16 rollout copy (the dialogue sampler samples with it) train with
+    /// IcePop on the learner's recomputed logprobs; the mismatch counts action tokens only.
+    func testEpisodesFromALowPrecisionEngine() throws {
+        let t = try trainer(agentConfig { $0.rollout.weights = .bf16; $0.objective.mismatch.mode = .icepop })
+        let metrics = try t.step(seeds)
+        let inputs = try XCTUnwrap(t.lastInputs)
+        let engine = try XCTUnwrap(inputs.rolloutLogprobs), learner = try XCTUnwrap(inputs.oldLogprobs)
+        let masks = try XCTUnwrap(inputs.actionMasks)
+        var gap = 0.0
+        for (r, mask) in masks.enumerated() {
+            for (k, a) in mask.enumerated() where a > 0 { gap = max(gap, abs(engine[r][k] - learner[r][k])) }
+        }
+        XCTAssertGreaterThan(gap, 1e-6, "the engine's action logprobs are the copy's")
+        XCTAssertEqual(LearnerLogprobs.metrics(learner: learner, engine: engine, actions: masks, t.config.objective.mismatch)["mismatch/k1"],
+                       metrics["mismatch/k1"])
+        XCTAssertNotEqual(LearnerLogprobs.metrics(learner: learner, engine: engine, actions: nil, t.config.objective.mismatch)["mismatch/k1"],
+                          metrics["mismatch/k1"], "observation tokens (engine logprob 0) would count without the mask")
+        XCTAssertTrue(metrics["loss"]!.isFinite)
+    }
+
     func testHeldOutSeedsEvaluateAndConfigErrors() throws {
         let t = try trainer(agentConfig())
         let data = try TaskData.episodes(t.config.data)
