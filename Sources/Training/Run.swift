@@ -28,6 +28,8 @@ public final class TrainingRun {
     var optimizer: AdamW { trainer?.optimizer ?? preferenceTrainer!.optimizer }
     let console: Console
     public private(set) var startStep = 0
+    /// Whether metrics also go to TensorBoard event files (`output.report_to`).
+    var tensorboard: Bool { config.output.reportTo.contains("tensorboard") }
     /// Set (by a signal handler) to stop after the step in progress.
     public let stop = StopRequest()
 
@@ -68,6 +70,7 @@ public final class TrainingRun {
         for file in ["metrics.jsonl", "samples.jsonl", "eval.jsonl"] {
             try JSONLines.truncate(dir.appendingPathComponent(file)) { ($0["step"] as? Int ?? 0) <= run.startStep }
         }
+        if run.tensorboard { try TensorBoard.rebuild(run: dir) }
         return run
     }
 
@@ -166,6 +169,7 @@ public final class TrainingRun {
         line["step"] = step
         line["phase"] = phase
         try JSONLines.append(line, to: dir.appendingPathComponent("eval.jsonl"))
+        if tensorboard { try TensorBoard.append(run: dir, line: line, eval: true) }
         if console == .normal { print(r.summary.split(separator: "\n").map { "  " + $0 }.joined(separator: "\n")) }
         if console == .json { print(try JSONLines.text(line)) }
         return r
@@ -187,6 +191,8 @@ public final class TrainingRun {
         let fm = FileManager.default
         if madeFolder { try? fm.removeItem(at: dir); return }
         for f in ["config.yaml", "metrics.jsonl", "samples.jsonl", "eval.jsonl"] { try? fm.removeItem(at: dir.appendingPathComponent(f)) }
+        // tensorboard/ is the run's own too: the folder was empty when the run started.
+        try? fm.removeItem(at: TensorBoard.file(run: dir).deletingLastPathComponent())
     }
 
     func runAll() throws {
@@ -244,6 +250,7 @@ public final class TrainingRun {
             }
             try writing(step: s + 1) {
                 try JSONLines.append(line, to: dir.appendingPathComponent("metrics.jsonl"))
+                if tensorboard { try TensorBoard.append(run: dir, line: line, eval: false) }
                 for r in (trainer?.lastRecords ?? []).prefix(config.output.samplesPerStep) {
                     var rec = try JSONLines.object(r)
                     rec["step"] = s + 1

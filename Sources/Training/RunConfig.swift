@@ -141,9 +141,13 @@ public struct RunConfig: Codable, Equatable, Sendable {
         /// Write the merged model (Hugging Face format) to `model/` at the end.
         public var saveModel = true
         public var report = true
+        /// Where metrics go: `jsonl` (metrics.jsonl, always: resume and the report read it) and
+        /// `tensorboard` (event files under tensorboard/).
+        public var reportTo = ["jsonl"]
         public init() {}
+        public static let sinks = ["jsonl", "tensorboard"]
         enum CodingKeys: String, CodingKey {
-            case dir, report
+            case dir, report, reportTo = "report_to"
             case checkpointEvery = "checkpoint_every", keepCheckpoints = "keep_checkpoints", samplesPerStep = "samples_per_step"
             case saveModel = "save_model"
         }
@@ -195,6 +199,11 @@ public struct RunConfig: Codable, Equatable, Sendable {
         try rollout.validate()
         try train.tree.validate()
         func need(_ ok: Bool, _ message: String) throws { if !ok { throw TrainingError("config: \(message)") } }
+        if let unknown = output.reportTo.first(where: { !OutputSection.sinks.contains($0) }) {
+            throw TrainingError("config: 'output.report_to' lists '\(unknown)'; known: \(OutputSection.sinks.joined(separator: ", "))")
+        }
+        try need(output.reportTo.contains("jsonl"), "'output.report_to' must list jsonl: metrics.jsonl is the run's record, which resume and the report read")
+        try need(Set(output.reportTo).count == output.reportTo.count, "'output.report_to' lists a sink twice: \(output.reportTo)")
         try need((1...5).contains(data.difficulty), "'data.difficulty' must be 1…5, got \(data.difficulty)")
         try need(data.trainSize >= 1 && data.trainSize <= Limits.prompts, "'data.train_size' must be 1…\(Limits.prompts), got \(data.trainSize)")
         try need(data.evalSize >= 0 && data.evalSize <= Double(Limits.prompts), "'data.eval_size' must be 0…\(Limits.prompts), got \(data.evalSize)")
