@@ -30,6 +30,47 @@ public final class KVCache {
 
     func advance(by t: Int) { length += t }
 
+    /// A cache over batch rows `rows` of `parent` that shares its buffers (writes land in the
+    /// parent) and starts at the parent's length: a continuous batch runs its live rows, or its
+    /// newly admitted ones, through views of one preallocated cache.
+    public init(rowsOf parent: KVCache, _ rows: Range<Int>) {
+        capacity = parent.capacity
+        length = parent.length
+        keys = parent.keys.map { $0.narrowed(dim: 0, start: rows.lowerBound, length: rows.count) }
+        values = parent.values.map { $0.narrowed(dim: 0, start: rows.lowerBound, length: rows.count) }
+    }
+
+    /// Sets the number of positions in use (after views wrote past it, or a compaction).
+    public func setLength(_ n: Int) { length = n }
+
+    /// Copies batch row `src` into row `dst` (the positions in use), in place.
+    public func copyRow(_ src: Int, to dst: Int) {
+        for l in keys.indices {
+            keys[l].select(dim: 0, index: dst).narrowed(dim: 1, start: 0, length: length)
+                .copy(from: keys[l].select(dim: 0, index: src).narrowed(dim: 1, start: 0, length: length))
+            values[l].select(dim: 0, index: dst).narrowed(dim: 1, start: 0, length: length)
+                .copy(from: values[l].select(dim: 0, index: src).narrowed(dim: 1, start: 0, length: length))
+        }
+    }
+
+    /// Rewrites rows 0..<index.count so that row r's position p holds what position `index[r][p]`
+    /// held (a compaction that drops padding); the length becomes the rows' common width.
+    public func gather(rows index: [[Int]]) {
+        guard let width = index.first?.count, width <= length, index.allSatisfy({ $0.count == width }) else { return }
+        let n = index.count, device = keys.first?.device ?? .cpu
+        for l in keys.indices {
+            for buffers in [keys, values] {
+                let b = buffers[l], shape = b.shape   // [B, KV, capacity, D]
+                let idx = Tensor(index.flatMap { $0.map(Int64.init) }, shape: [n, 1, width, 1]).to(device)
+                    .expanded(to: [n, shape[1], width, shape[3]])
+                let rows = b.narrowed(dim: 0, start: 0, length: n)
+                let moved = rows.narrowed(dim: 2, start: 0, length: length).gather(dim: 2, index: idx)
+                rows.narrowed(dim: 2, start: 0, length: width).copy(from: moved)
+            }
+        }
+        length = width
+    }
+
     /// Forgets every position (the buffers are reused).
     public func reset() { length = 0 }
 

@@ -4,17 +4,18 @@ same number of CPU threads. Decode tokens/s = tokens after the first / (time(128
 
     pip install torch==2.11.0 transformers
     tokenwise convert --model default --out /tmp/smollm2-hf
-    python3 scripts/reference/hf_generate_bench.py /tmp/smollm2-hf 8 128 2
+    python3 scripts/reference/hf_generate_bench.py /tmp/smollm2-hf 8 128 2 [float32|bfloat16]
 """
 import sys, time
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 path, batch, new, threads = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+dtype = getattr(torch, sys.argv[5] if len(sys.argv) > 5 else "float32")
 torch.set_num_threads(threads)
 tok = AutoTokenizer.from_pretrained(path)
 tok.padding_side = "left"
-model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).eval()
+model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype).eval()
 questions = ["What is the capital of France?", "Write a haiku about the sea.", "Explain photosynthesis briefly.",
              "What is 17 times 23?", "Name three prime numbers.", "How do airplanes fly?",
              "Give me a synonym for happy.", "What causes rain?"]
@@ -34,6 +35,6 @@ run(4)  # warm-up
 t1, _ = run(1)
 tn, got = run(new)
 decoded = batch * (got - 1)
-print(f"transformers {__import__('transformers').__version__}, torch {torch.__version__}, {threads} thread(s), batch {batch}")
+print(f"transformers {__import__('transformers').__version__}, torch {torch.__version__}, {threads} thread(s), batch {batch}, {dtype}")
 print(f"prefill+1 token: {t1:.3f} s; {new} tokens: {tn:.3f} s")
 print(f"decode: {decoded} tokens in {tn - t1:.3f} s = {decoded / (tn - t1):.1f} tokens/s")
