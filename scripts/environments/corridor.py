@@ -25,11 +25,12 @@ def main():
     sleep = float(args[args.index("--sleep") + 1]) if "--sleep" in args else 0.0
     position, replies = 0, 0
 
-    def reply(obj):
+    def reply(obj, times=1):
         nonlocal replies
         if crash_after is not None and replies >= crash_after:
             sys.exit(3)
-        sys.stdout.write(json.dumps(obj) + "\n")
+        # One write for all copies: with PYTHONUNBUFFERED two writes could reach the reader apart.
+        sys.stdout.write((json.dumps(obj) + "\n") * times)
         sys.stdout.flush()
         replies += 1
 
@@ -57,9 +58,7 @@ def main():
             done = position == length - 1
             answer = {"observation": None if done else view(), "state": str(position), "reward": 1.0 if done else 0.0,
                       "done": done, "valid": True, "success": done}
-            if double:
-                sys.stdout.write(json.dumps(answer) + "\n")
-            reply(answer)
+            reply(answer, times=2 if double else 1)
         else:
             reply({"error": f"unknown op {request['op']!r}"})
 
