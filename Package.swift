@@ -23,11 +23,14 @@ let package = Package(
         .library(name: "Rollout", targets: ["Rollout"]),
         .library(name: "Training", targets: ["Training"]),
         .library(name: "Environments", targets: ["Environments"]),
+        .library(name: "Serve", targets: ["Serve"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/x-sheep/swift-property-based", from: "2.0.0"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.0.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.0"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.80.0"),
     ],
     targets: [
         .target(
@@ -65,9 +68,13 @@ let package = Package(
         .target(name: "Models", dependencies: ["Torch", "CTorch"]),
         .target(name: "Rollout", dependencies: ["Torch", "Models"]),
         .target(name: "Training", dependencies: ["Torch", "Models", "Rollout", "Credit", "Objectives", "Rewards", "Environments", "Yams"]),
+        // The OpenAI-compatible HTTP server over the batch engine (`tokenwise serve`).
+        .target(name: "Serve", dependencies: ["Torch", "Models", "Rollout", .product(name: "Hummingbird", package: "hummingbird"),
+                                            .product(name: "NIOCore", package: "swift-nio")]),
         .executableTarget(
             name: "TokenwiseCLI",
             dependencies: [
+                "Serve",
                 "Torch",
                 "Credit",
                 "Objectives",
@@ -88,6 +95,7 @@ let package = Package(
         .testTarget(name: "EnvironmentsTests", dependencies: ["Environments"]),
         .testTarget(name: "TrainingTests", dependencies: ["Training", "Models", "Torch", "Credit", "Objectives", "Rewards", "Rollout", "Environments"], exclude: ["Fixtures"]),
         .testTarget(name: "RolloutTests", dependencies: ["Rollout", "Models", "Torch"]),
+        .testTarget(name: "ServeTests", dependencies: ["Serve", "Rollout", "Models", "Torch"]),
         // Runs the built `tokenwise` binary; the dependency makes `swift test` build it first.
         .testTarget(name: "TokenwiseCLITests", dependencies: ["TokenwiseCLI"]),
         .testTarget(

@@ -17,15 +17,19 @@ public final class BatchEngine: @unchecked Sendable {
         /// (the two numbers `Sampler.sample` seeds a row's generator with).
         public var sampleIndex: Int
         public var repeatIndex: Int
-        public init(prompt: [Int], config: SamplingConfig, sampleIndex: Int = 0, repeatIndex: Int = 0) {
+        /// The most likely tokens (with logprobs under the policy) reported at each position, up to 20.
+        public var topLogprobs: Int
+        public init(prompt: [Int], config: SamplingConfig, sampleIndex: Int = 0, repeatIndex: Int = 0, topLogprobs: Int = 0) {
             self.prompt = prompt; self.config = config; self.sampleIndex = sampleIndex; self.repeatIndex = repeatIndex
+            self.topLogprobs = topLogprobs
         }
     }
 
     public enum Event: Sendable {
-        /// A sampled token, its logprob under the policy, and the text it completes (empty while a
-        /// character's bytes are incomplete; the text after a stop string is never sent).
-        case token(id: Int, logprob: Double, text: String)
+        /// A sampled token, its logprob under the policy, the text it completes (empty while a
+        /// character's bytes are incomplete; the text after a stop string is never sent), and the
+        /// most likely tokens there with their logprobs (`topLogprobs` of them).
+        case token(id: Int, logprob: Double, text: String, top: [(id: Int, logprob: Double)])
         case finished(Completion)
         case failed(String)
     }
@@ -35,6 +39,7 @@ public final class BatchEngine: @unchecked Sendable {
         let id: Int, request: Request, row: Sampler.Row, sink: Sink
         var position: Int
         var emitted = ""
+        var top: [(id: Int, logprob: Double)] = []
         init(id: Int, request: Request, row: Sampler.Row, sink: @escaping Sink) {
             self.id = id; self.request = request; self.row = row; self.sink = sink; position = request.prompt.count
         }
@@ -85,6 +90,7 @@ public final class BatchEngine: @unchecked Sendable {
         if let bad = p.first(where: { !(0..<vocab).contains($0) }) { throw RolloutError("token id \(bad) is outside the vocabulary (\(vocab))") }
         guard c.repetitionPenalty == 1 else { throw RolloutError("repetition_penalty is not supported by the batch engine (set it to 1)") }
         guard c.temperatureSchedule.name == .constant else { throw RolloutError("the batch engine samples at a constant temperature") }
+        guard (0...20).contains(request.topLogprobs) else { throw RolloutError("top logprobs must be 0…20, got \(request.topLogprobs)") }
         guard p.count + c.maxNewTokens <= context else {
             throw RolloutError("the prompt (\(p.count) tokens) + max tokens (\(c.maxNewTokens)) exceeds the server's context (\(context))")
         }

@@ -43,6 +43,7 @@ extension BatchEngine {
     /// the finished rows out, and the forward pass that gives the others' next logits.
     func decode() throws {
         guard let logits else { return }
+        try recordTop(logits)
         var finished = Set<Int>()
         let groups = Dictionary(grouping: live.indices) { i -> GroupKey in GroupKey(live[i]) }
         for (key, members) in groups.sorted(by: { $0.value[0] < $1.value[0] }) {
@@ -72,6 +73,17 @@ extension BatchEngine {
         self.logits = out.squeezed(dim: 1)
     }
 
+    /// The most likely tokens of the rows that ask for them, under the policy (temperature 1).
+    func recordTop(_ logits: Tensor) throws {
+        let k = live.map(\.request.topLogprobs).max() ?? 0
+        guard k > 0 else { return }
+        let (values, indices) = logits.to(dtype: .float32).logSoftmax(dim: -1).topk(k, dim: -1)
+        let v = try values.doubles(), ids = try indices.int64s()
+        for (i, l) in live.enumerated() where l.request.topLogprobs > 0 {
+            l.top = (0..<l.request.topLogprobs).map { (Int(ids[i * k + $0]), v[i * k + $0]) }
+        }
+    }
+
     /// Rows sample together when their settings agree (the seed aside) and all are, or none is, at its last token.
     struct GroupKey: Hashable {
         let config: SamplingConfig, last: Bool
@@ -97,7 +109,7 @@ extension BatchEngine {
             delta = String(text.dropFirst(l.emitted.count))
             l.emitted = text
         }
-        l.sink(.token(id: r.tokens.last!, logprob: r.logprobs.last!, text: delta))
+        l.sink(.token(id: r.tokens.last!, logprob: r.logprobs.last!, text: delta, top: l.top))
         guard finished else { return }
         l.sink(.finished(Completion(promptIndex: 0, sampleIndex: l.request.sampleIndex, tokens: r.tokens, samplingLogprobs: r.samplingLogprobs,
                                     logprobs: r.logprobs, entropies: r.entropies, temperatures: r.temperatures,

@@ -8,11 +8,12 @@ import XCTest
 final class Collector: @unchecked Sendable {
     let lock = NSCondition()
     var tokens: [Int] = [], logprobs: [Double] = [], text = "", completion: Completion?, failure: String?
+    var top: [[(id: Int, logprob: Double)]] = []
     var sink: BatchEngine.Sink {
         { [self] e in
             lock.lock()
             switch e {
-            case .token(let id, let lp, let t): tokens.append(id); logprobs.append(lp); text += t
+            case .token(let id, let lp, let t, let best): tokens.append(id); logprobs.append(lp); text += t; top.append(best)
             case .finished(let c): completion = c
             case .failed(let why): failure = why
             }
@@ -85,6 +86,18 @@ final class BatchEngineTests: XCTestCase {
         engine.cancel(id)
         XCTAssertEqual(kept.wait()?.tokens, try solo(s, [4, 5], c).tokens)
         XCTAssertNil(gone.completion)
+        // Top logprobs: the k most likely tokens under the policy, best first; the sampled token's
+        // logprob is among them when it is one of them.
+        let top = Collector()
+        try engine.submit(.init(prompt: [9, 9], config: c, topLogprobs: 3), sink: top.sink)
+        XCTAssertNotNil(top.wait())
+        XCTAssertEqual(top.top.count, 20)
+        for (k, best) in top.top.enumerated() {
+            XCTAssertEqual(best.count, 3)
+            XCTAssertEqual(best.map(\.logprob), best.map(\.logprob).sorted(by: >))
+            if let hit = best.first(where: { $0.id == top.tokens[k] }) { XCTAssertEqual(hit.logprob, top.logprobs[k], accuracy: 1e-5) }
+            XCTAssertLessThanOrEqual(top.logprobs[k], best[0].logprob + 1e-6)
+        }
         func refused(_ p: [Int], _ c: SamplingConfig) -> String {
             do { try engine.submit(.init(prompt: p, config: c), sink: { _ in }); return "accepted" } catch { return "\(error)" }
         }
@@ -92,6 +105,9 @@ final class BatchEngineTests: XCTestCase {
         XCTAssertEqual(refused([1, 999], c), "token id 999 is outside the vocabulary (270)")
         XCTAssertEqual(refused(Array(repeating: 1, count: 20), c), "the prompt (20 tokens) + max tokens (20) exceeds the server's context (32)")
         XCTAssertEqual(refused([1], SamplingConfig(topP: 0)), "rollout: 'top_p' must be in (0, 1], got 0.0")
+        do { try engine.submit(.init(prompt: [1], config: c, topLogprobs: 21), sink: { _ in }); XCTFail("accepted") } catch {
+            XCTAssertEqual("\(error)", "top logprobs must be 0…20, got 21")
+        }
         XCTAssertThrowsError(try BatchEngine(sampler: s, maxRows: 0, context: 32))
         engine.stop()
         XCTAssertEqual(refused([1], c), "the engine is stopped")
