@@ -15,6 +15,8 @@ public final class OpenAIServer: @unchecked Sendable {
     let template: ChatTemplate?
     let lock = NSLock()
     var inFlight = 0
+    /// The loaded LoRA adapter's name (requests must name it while it is loaded).
+    var adapter: String?
 
     public init(engine: BatchEngine, template: ChatTemplate?, config: ServeConfig) throws {
         try config.validate()
@@ -26,7 +28,8 @@ public final class OpenAIServer: @unchecked Sendable {
         self.config = config
     }
 
-    var served: [String] { [config.modelName] }
+    /// The model names requests may give: the base, or the loaded adapter alone.
+    var served: [String] { lock.lock(); defer { lock.unlock() }; return [adapter ?? config.modelName] }
 
     /// Serves until cancelled; `ready` gets the bound port once the server listens.
     public func run(ready: @escaping @Sendable (Int) -> Void = { _ in }) async throws {
@@ -35,6 +38,19 @@ public final class OpenAIServer: @unchecked Sendable {
         let app = Application(router: router(), configuration: .init(address: .hostname(config.host, port: config.port), serverName: "tokenwise"),
                               onServerRunning: { channel in ready(channel.localAddress?.port ?? 0) })
         try await app.run()
+    }
+
+    /// Serves on a background task (tests, benchmarks): returns the bound port once it listens,
+    /// and a function that stops the server and its engine.
+    public func startInBackground(timeout: Double = 30) throws -> (port: Int, stop: @Sendable () -> Void) {
+        final class Port: @unchecked Sendable { var value = 0 }
+        let ready = DispatchSemaphore(value: 0), port = Port()
+        let task = Task { [self] in try? await run { port.value = $0; ready.signal() } }
+        guard ready.wait(timeout: .now() + timeout) == .success else {
+            task.cancel()
+            throw APIError(500, "the server did not start listening within \(timeout) s")
+        }
+        return (port.value, { [engine] in task.cancel(); engine.stop() })
     }
 
     func router() -> Router<BasicRequestContext> {
@@ -46,6 +62,8 @@ public final class OpenAIServer: @unchecked Sendable {
         }
         r.post("/v1/completions") { [self] request, _ in try await generate(request, chat: false) }
         r.post("/v1/chat/completions") { [self] request, _ in try await generate(request, chat: true) }
+        r.post("/v1/load_lora_adapter") { [self] request, _ in try loadAdapter(try await body(request)) }
+        r.post("/v1/unload_lora_adapter") { [self] request, _ in try unloadAdapter(try await body(request)) }
         return r
     }
 
@@ -72,13 +90,16 @@ public final class OpenAIServer: @unchecked Sendable {
     /// Choices queued or decoding now.
     public var inFlightCount: Int { lock.lock(); defer { lock.unlock() }; return inFlight }
 
-    func generate(_ request: Request, chat: Bool) async throws -> Response {
+    /// The request's body, at most `maxBodyBytes` (else 413).
+    func body(_ request: Request) async throws -> Data {
         var request = request
-        let body: ByteBuffer
-        do { body = try await request.collectBody(upTo: config.maxBodyBytes) } catch {
+        do { return Data(buffer: try await request.collectBody(upTo: config.maxBodyBytes)) } catch {
             throw APIError(413, "the body is larger than \(config.maxBodyBytes) bytes")
         }
-        let data = Data(buffer: body)
+    }
+
+    func generate(_ request: Request, chat: Bool) async throws -> Response {
+        let data = try await body(request)
         let g = chat ? try GenerationRequest.chat(data, limits: config, tokenizer: tokenizer, template: template)
             : try GenerationRequest.completion(data, limits: config, tokenizer: tokenizer)
         try g.check(limits: config, vocab: engine.sampler.model.config.vocabSize, served: served)

@@ -10,8 +10,8 @@ final class Served: @unchecked Sendable {
     let pretrained: Pretrained
     let sampler: Sampler
     let server: OpenAIServer
-    var port = 0
-    var task: Task<Void, Never>?
+    let port: Int
+    let stop: @Sendable () -> Void
 
     init(apiKey: String? = nil, maxInFlight: Int = 64, maxBody: Int = 1 << 20) throws {
         pretrained = try Pretrained.tinyRandom(seed: 1)
@@ -24,14 +24,8 @@ final class Served: @unchecked Sendable {
         c.maxInFlight = maxInFlight
         c.maxBodyBytes = maxBody
         server = try OpenAIServer(engine: try BatchEngine(sampler: sampler, maxRows: 4, context: 256), template: try pretrained.chatTemplate(), config: c)
-        let ready = DispatchSemaphore(value: 0), box = self
-        task = Task { [server] in
-            try? await server.run { port in box.port = port; ready.signal() }
-        }
-        guard ready.wait(timeout: .now() + 30) == .success else { throw HTTPClientError.connect }
+        (port, stop) = try server.startInBackground()
     }
-
-    func stop() { task?.cancel(); server.engine.stop() }
 
     /// What the in-process sampler gives for `prompt` (sample `s` of n).
     func solo(_ prompt: [Int], _ c: SamplingConfig, n: Int = 1) throws -> [Completion] {
@@ -156,6 +150,46 @@ final class ServeTests: XCTestCase {
         XCTAssertEqual(try http(s.port, "POST", "/v1/completions", json: ["model": "tokenwise", "prompt": [1], "max_tokens": 2]).status, 200)
     }
 
+    /// A hot-loaded adapter changes the outputs and is served under its name alone; loading it
+    /// again in place takes new weights; unloading restores the base model's outputs.
+    func testAdaptersLoadInPlaceAndUnload() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("tw-serve-lora-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        // An adapter saved from a copy of the served model, with B drawn non-zero.
+        let donor = try Pretrained.tinyRandom(seed: 1).model
+        let lora = try LoRA(attachingTo: donor, config: .init(rank: 4, alpha: 8), seed: 2)
+        func randomize(_ seed: UInt64) throws {
+            let g = try Generator(seed: seed)
+            try withTorchErrors { withNoGrad { for ad in lora.adapters.values { ad.b.copy(from: Tensor.randn(ad.b.shape, generator: g) * 0.5) } } }
+            try lora.save(to: dir)
+        }
+        try randomize(5)
+        let ask: ([String: Any]) throws -> [Int] = { [s] extra in
+            var body: [String: Any] = ["model": "tokenwise", "prompt": [10, 20, 30], "max_tokens": 12, "seed": 1, "ignore_eos": true, "return_token_ids": true]
+            body.merge(extra) { $1 }
+            let r = try http(s!.port, "POST", "/v1/completions", json: body)
+            XCTAssertEqual(r.status, 200, r.text)
+            return self.ints((r.json["choices"] as? [[String: Any]])?.first?["token_ids"])
+        }
+        let base = try ask([:])
+        var r = try http(s.port, "POST", "/v1/load_lora_adapter", json: ["lora_name": "mine", "lora_path": dir.path])
+        XCTAssertEqual(r.status, 200, r.text)
+        let adapted = try ask(["model": "mine"])
+        XCTAssertNotEqual(adapted, base)
+        XCTAssertEqual(try http(s.port, "POST", "/v1/completions", json: ["model": "tokenwise", "prompt": [1]]).status, 404)
+        XCTAssertEqual(((try http(s.port, "GET", "/v1/models").json["data"] as? [[String: Any]])?.first?["id"]) as? String, "mine")
+        r = try http(s.port, "POST", "/v1/load_lora_adapter", json: ["lora_name": "other", "lora_path": dir.path])
+        XCTAssertEqual(r.status, 400)
+        try randomize(6)
+        XCTAssertEqual(try http(s.port, "POST", "/v1/load_lora_adapter", json: ["lora_name": "mine", "lora_path": dir.path, "load_inplace": true]).status, 200)
+        XCTAssertNotEqual(try ask(["model": "mine"]), adapted)
+        r = try http(s.port, "POST", "/v1/load_lora_adapter", json: ["lora_name": "mine", "lora_path": "/nonexistent", "load_inplace": true])
+        XCTAssertEqual(r.status, 400)
+        XCTAssertEqual(try http(s.port, "POST", "/v1/unload_lora_adapter", json: ["lora_name": "nope"]).status, 404)
+        XCTAssertEqual(try http(s.port, "POST", "/v1/unload_lora_adapter", json: ["lora_name": "mine"]).status, 200)
+        XCTAssertEqual(try ask([:]), base)
+    }
+
     /// A client that drops its stream: its rows leave the batch, nothing stays in flight, and the server still serves.
     func testADroppedClientLeavesTheServerServing() throws {
         let c = try Connection(port: s.port)
@@ -172,13 +206,20 @@ final class ServeTests: XCTestCase {
 }
 
 final class ServeAuthTests: XCTestCase {
-    /// With an API key every request needs it; off loopback a key is required.
+    /// With an API key every request needs it; off loopback a key is required; the in-flight bound answers 429.
     func testTheAPIKeyIsCheckedOnEveryRequest() throws {
         let s = try Served(apiKey: "sekret")
         defer { s.stop() }
         XCTAssertEqual(try http(s.port, "GET", "/health").status, 401)
         XCTAssertEqual(try http(s.port, "GET", "/v1/models", headers: ["Authorization": "Bearer wrong"]).status, 401)
         XCTAssertEqual(try http(s.port, "GET", "/v1/models", headers: ["Authorization": "Bearer sekret"]).status, 200)
+        // More choices than may be in flight: 429, and the server keeps serving.
+        let small = try Served(maxInFlight: 4)
+        defer { small.stop() }
+        let busy = try http(small.port, "POST", "/v1/completions", json: ["model": "tokenwise", "prompt": [1], "n": 5, "max_tokens": 2])
+        XCTAssertEqual(busy.status, 429)
+        XCTAssertEqual(((busy.json["error"] as? [String: Any])?["message"]) as? String, "0 choices are in flight (at most 4); retry later")
+        XCTAssertEqual(try http(small.port, "POST", "/v1/completions", json: ["model": "tokenwise", "prompt": [1], "n": 4, "max_tokens": 2]).status, 200)
         var c = ServeConfig()
         c.host = "0.0.0.0"
         XCTAssertThrowsError(try c.validate()) {

@@ -3,24 +3,24 @@ import Foundation
 import Glibc
 #endif
 
-/// A minimal blocking HTTP/1.1 client over a socket, so the tests drive the server over real HTTP
-/// (and can drop a connection mid-response).
-struct HTTPReply {
-    let status: Int
-    let headers: [String: String]
-    let body: Data
-    var text: String { String(decoding: body, as: UTF8.self) }
-    var json: [String: Any] { (try? JSONSerialization.jsonObject(with: body)) as? [String: Any] ?? [:] }
+/// A minimal blocking HTTP/1.1 client over a loopback socket: the tests and `bench serve` drive
+/// the server over real HTTP with it (and can drop a connection mid-response).
+public struct HTTPReply: Sendable {
+    public let status: Int
+    public let headers: [String: String]
+    public let body: Data
+    public var text: String { String(decoding: body, as: UTF8.self) }
+    public var json: [String: Any] { (try? JSONSerialization.jsonObject(with: body)) as? [String: Any] ?? [:] }
     /// The `data:` payloads of a server-sent-event body.
-    var events: [String] { text.components(separatedBy: "\n\n").compactMap { $0.hasPrefix("data: ") ? String($0.dropFirst(6)) : nil } }
+    public var events: [String] { text.components(separatedBy: "\n\n").compactMap { $0.hasPrefix("data: ") ? String($0.dropFirst(6)) : nil } }
 }
 
-enum HTTPClientError: Error { case connect, io, parse }
+public enum HTTPClientError: Error { case connect, io, parse }
 
-final class Connection {
-    let fd: Int32
+public final class Connection {
+    public let fd: Int32
 
-    init(port: Int) throws {
+    public init(port: Int) throws {
         fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { throw HTTPClientError.connect }
         var tv = timeval(tv_sec: 60, tv_usec: 0)
@@ -35,7 +35,7 @@ final class Connection {
 
     deinit { close(fd) }
 
-    func send(_ data: Data) throws {
+    public func send(_ data: Data) throws {
         try data.withUnsafeBytes { raw in
             var off = 0
             while off < raw.count {
@@ -47,7 +47,7 @@ final class Connection {
     }
 
     /// Reads until the server closes (or `limit` bytes).
-    func readAll(limit: Int = 64 << 20) -> Data {
+    public func readAll(limit: Int = 64 << 20) -> Data {
         var out = Data(), buf = [UInt8](repeating: 0, count: 65536)
         while out.count < limit {
             let n = recv(fd, &buf, buf.count, 0)
@@ -57,7 +57,7 @@ final class Connection {
         return out
     }
 
-    static func request(_ method: String, _ path: String, body: Data?, headers: [String: String]) -> Data {
+    public static func request(_ method: String, _ path: String, body: Data?, headers: [String: String]) -> Data {
         var head = "\(method) \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
         for (k, v) in headers { head += "\(k): \(v)\r\n" }
         if let body { head += "Content-Type: application/json\r\nContent-Length: \(body.count)\r\n" }
@@ -65,7 +65,7 @@ final class Connection {
     }
 }
 
-func http(_ port: Int, _ method: String, _ path: String, json: Any? = nil, raw: Data? = nil, headers: [String: String] = [:]) throws -> HTTPReply {
+public func http(_ port: Int, _ method: String, _ path: String, json: Any? = nil, raw: Data? = nil, headers: [String: String] = [:]) throws -> HTTPReply {
     let body = try raw ?? json.map { try JSONSerialization.data(withJSONObject: $0) }
     let c = try Connection(port: port)
     try c.send(Connection.request(method, path, body: body, headers: headers))

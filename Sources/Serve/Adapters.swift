@@ -1,0 +1,56 @@
+import Foundation
+import Hummingbird
+import Models
+
+/// LoRA adapters loaded at run time (vLLM's `/v1/load_lora_adapter`, `/v1/unload_lora_adapter`):
+/// one adapter at a time, on the engine's thread between two decode steps. While one is loaded
+/// the server serves it under its name alone (rows of a batch share one set of weights; the base
+/// model is refused with what would serve it), and a rollout copy is rebuilt with it merged.
+extension OpenAIServer {
+    func loadAdapter(_ data: Data) throws -> Response {
+        let f = try RequestFields(data, known: ["lora_name", "lora_path", "load_inplace"])
+        guard let name = try f.string("lora_name"), !name.isEmpty else { throw APIError(400, "'lora_name' is required", param: "lora_name") }
+        guard let path = try f.string("lora_path"), !path.isEmpty else { throw APIError(400, "'lora_path' is required", param: "lora_path") }
+        let inplace = try f.bool("load_inplace", false)
+        guard name != config.modelName else { throw APIError(400, "'lora_name' must differ from the base model's name '\(config.modelName)'", param: "lora_name") }
+        lock.lock()
+        let current = adapter
+        lock.unlock()
+        if let current, !(inplace && current == name) {
+            throw APIError(400, "adapter '\(current)' is loaded: unload it first, or load '\(current)' again with load_inplace true")
+        }
+        let engine = self.engine
+        try engine.perform {
+            let model = engine.sampler.model, previous = model.lora
+            do {
+                try LoRA.load(from: URL(fileURLWithPath: path), into: model)
+                try engine.sampler.weights?.refresh(from: model)
+            } catch {
+                model.lora = previous
+                throw APIError(400, "cannot load the adapter at \(path): \(error)", param: "lora_path")
+            }
+        }
+        lock.lock()
+        adapter = name
+        lock.unlock()
+        return Response(status: .ok, headers: [.contentType: "text/plain"], body: .init(byteBuffer: ByteBuffer(string: "adapter '\(name)' loaded")))
+    }
+
+    func unloadAdapter(_ data: Data) throws -> Response {
+        let f = try RequestFields(data, known: ["lora_name"])
+        guard let name = try f.string("lora_name") else { throw APIError(400, "'lora_name' is required", param: "lora_name") }
+        lock.lock()
+        let current = adapter
+        lock.unlock()
+        guard current == name else { throw APIError(404, "no adapter '\(name)' is loaded", param: "lora_name") }
+        let engine = self.engine
+        try engine.perform {
+            engine.sampler.model.lora = nil
+            try engine.sampler.weights?.refresh(from: engine.sampler.model)
+        }
+        lock.lock()
+        adapter = nil
+        lock.unlock()
+        return Response(status: .ok, headers: [.contentType: "text/plain"], body: .init(byteBuffer: ByteBuffer(string: "adapter '\(name)' unloaded")))
+    }
+}
