@@ -7,6 +7,7 @@
 #include <immintrin.h>
 #include <dlfcn.h>
 #include <algorithm>
+#include <type_traits>
 #include <cstring>
 #include <vector>
 
@@ -44,6 +45,21 @@ void runShare(void *p) {
   const int64_t threads = gomp().numThreads(), t = gomp().threadNum();
   const int64_t begin = job.n * t / threads, end = job.n * (t + 1) / threads;
   if (begin < end) (*job.body)(begin, end);
+}
+
+// Calls f with std::integral_constant<int, min(8, rows)>: the kernels take their row count at
+// compile time, so their accumulators stay in registers.
+template <typename F> void by_rows(int64_t rows, F &&f) {
+  switch (std::min<int64_t>(8, rows)) {
+    case 1: f(std::integral_constant<int, 1>{}); break;
+    case 2: f(std::integral_constant<int, 2>{}); break;
+    case 3: f(std::integral_constant<int, 3>{}); break;
+    case 4: f(std::integral_constant<int, 4>{}); break;
+    case 5: f(std::integral_constant<int, 5>{}); break;
+    case 6: f(std::integral_constant<int, 6>{}); break;
+    case 7: f(std::integral_constant<int, 7>{}); break;
+    default: f(std::integral_constant<int, 8>{}); break;
+  }
 }
 
 // Eight weights of a row as floats, and one weight (for a row's tail).
@@ -187,32 +203,14 @@ void rows(const float *x, int64_t M, int64_t K, const typename W::T *w, const fl
     for (int64_t m0 = 0; m0 < M; m0 += 8) {
       const float *xs = x + m0 * K;
       float *ys = y + m0 * N;
-      switch (std::min<int64_t>(8, M - m0)) {
-        case 1: row_block16<W, 1>(xs, K, w, scale, n0, n1, ys, N); break;
-        case 2: row_block16<W, 2>(xs, K, w, scale, n0, n1, ys, N); break;
-        case 3: row_block16<W, 3>(xs, K, w, scale, n0, n1, ys, N); break;
-        case 4: row_block16<W, 4>(xs, K, w, scale, n0, n1, ys, N); break;
-        case 5: row_block16<W, 5>(xs, K, w, scale, n0, n1, ys, N); break;
-        case 6: row_block16<W, 6>(xs, K, w, scale, n0, n1, ys, N); break;
-        case 7: row_block16<W, 7>(xs, K, w, scale, n0, n1, ys, N); break;
-        default: row_block16<W, 8>(xs, K, w, scale, n0, n1, ys, N); break;
-      }
+      by_rows(M - m0, [&](auto mc) { row_block16<W, decltype(mc)::value>(xs, K, w, scale, n0, n1, ys, N); });
     }
     return;
   }
   for (int64_t m0 = 0; m0 < M; m0 += 8) {
     const float *xs = x + m0 * K;
     float *ys = y + m0 * N;
-    switch (std::min<int64_t>(8, M - m0)) {
-      case 1: row_block<W, 1>(xs, K, w, scale, n0, n1, ys, N); break;
-      case 2: row_block<W, 2>(xs, K, w, scale, n0, n1, ys, N); break;
-      case 3: row_block<W, 3>(xs, K, w, scale, n0, n1, ys, N); break;
-      case 4: row_block<W, 4>(xs, K, w, scale, n0, n1, ys, N); break;
-      case 5: row_block<W, 5>(xs, K, w, scale, n0, n1, ys, N); break;
-      case 6: row_block<W, 6>(xs, K, w, scale, n0, n1, ys, N); break;
-      case 7: row_block<W, 7>(xs, K, w, scale, n0, n1, ys, N); break;
-      default: row_block<W, 8>(xs, K, w, scale, n0, n1, ys, N); break;
-    }
+    by_rows(M - m0, [&](auto mc) { row_block<W, decltype(mc)::value>(xs, K, w, scale, n0, n1, ys, N); });
   }
 }
 // bf16 × bf16 products accumulated in float32 with AVX512-BF16 (32 products per instruction, twice
@@ -235,16 +233,7 @@ void bf16_dot_rows(const uint16_t *xb, int64_t M, int64_t K, const uint16_t *w, 
     for (int64_t m0 = 0; m0 < M; m0 += 8) {
       const uint16_t *xs = xb + m0 * K, *wr = w + n * K;
       float *ys = y + m0 * N + n;
-      switch (std::min<int64_t>(8, M - m0)) {
-        case 1: bf16_dot<1>(xs, K, wr, ys, N); break;
-        case 2: bf16_dot<2>(xs, K, wr, ys, N); break;
-        case 3: bf16_dot<3>(xs, K, wr, ys, N); break;
-        case 4: bf16_dot<4>(xs, K, wr, ys, N); break;
-        case 5: bf16_dot<5>(xs, K, wr, ys, N); break;
-        case 6: bf16_dot<6>(xs, K, wr, ys, N); break;
-        case 7: bf16_dot<7>(xs, K, wr, ys, N); break;
-        default: bf16_dot<8>(xs, K, wr, ys, N); break;
-      }
+      by_rows(M - m0, [&](auto mc) { bf16_dot<decltype(mc)::value>(xs, K, wr, ys, N); });
     }
   }
 }

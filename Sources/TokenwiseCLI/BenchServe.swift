@@ -64,8 +64,12 @@ struct BenchServe: ParsableCommand {
     func load(port: Int, prompts: [[Int]]) -> (Double, [Double], Int) {
         final class Results: @unchecked Sendable { var latencies: [Double] = []; var failures = 0; let lock = NSLock() }
         let results = Results(), (clients, requests, newTokens) = (self.clients, self.requests, self.newTokens)
-        let began = Date()
-        DispatchQueue.concurrentPerform(iterations: clients) { c in
+        let began = Date(), group = DispatchGroup()
+        // One thread per client (concurrentPerform would run only as many as there are cores).
+        for c in 0..<clients {
+            group.enter()
+            Thread {
+            defer { group.leave() }
             for r in 0..<requests {
                 let t = Date()
                 let body: [String: Any] = ["model": "tokenwise", "prompt": prompts[c * requests + r], "max_tokens": newTokens, "ignore_eos": true,
@@ -75,7 +79,9 @@ struct BenchServe: ParsableCommand {
                 if ok { results.latencies.append(Date().timeIntervalSince(t)) } else { results.failures += 1 }
                 results.lock.unlock()
             }
+            }.start()
         }
+        group.wait()
         return (Date().timeIntervalSince(began), results.latencies, results.failures)
     }
 }
