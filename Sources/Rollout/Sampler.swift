@@ -32,6 +32,7 @@ public final class Sampler {
     /// A config that asks for a precision this sampler does not hold is refused, never sampled
     /// with other weights.
     func checkWeights(_ config: SamplingConfig) throws {
+        guard config.engine == .local else { throw RolloutError("rollout: 'engine' is remote: this process's sampler does not sample for it") }
         let held = weights?.precision ?? .fp32
         guard config.weights == held else {
             throw RolloutError("rollout: 'weights' is \(config.weights.rawValue) but this sampler holds \(weights == nil ? "the model's float32 weights" : "a \(held.rawValue) copy")"

@@ -1,3 +1,4 @@
+import Foundation
 import Models
 
 /// How to sample (names as in YAML, CLI and JSON). Repetition penalty is off (1) by default.
@@ -25,6 +26,9 @@ public struct SamplingConfig: Codable, Equatable, Sendable {
     /// The rollout engine's weights: the learner's float32 ones, or a bf16 / int8 copy
     /// (`RolloutWeights`) that the sampler must hold.
     public var weights: WeightPrecision = .fp32
+    /// `local` (this process's sampler) or `remote` (`remote`'s server; training only).
+    public var engine: RolloutEngineKind = .local
+    public var remote: RemoteEngineConfig? = nil
 
     public init(temperature: Double = 1, topK: Int = 0, topP: Double = 1, minP: Double = 0, repetitionPenalty: Double = 1,
                 maxNewTokens: Int = 256, stop: [String] = [], stopTokenIds: [Int] = [], ignoreEos: Bool = false, seed: UInt64 = 0) {
@@ -36,7 +40,7 @@ public struct SamplingConfig: Codable, Equatable, Sendable {
     enum CodingKeys: String, CodingKey {
         case temperature, topK = "top_k", topP = "top_p", minP = "min_p", repetitionPenalty = "repetition_penalty"
         case maxNewTokens = "max_new_tokens", stop, stopTokenIds = "stop_token_ids", ignoreEos = "ignore_eos", seed
-        case temperatureSchedule = "temperature_schedule", weights
+        case temperatureSchedule = "temperature_schedule", weights, engine, remote
     }
 
     public func validate() throws {
@@ -48,6 +52,12 @@ public struct SamplingConfig: Codable, Equatable, Sendable {
         guard maxNewTokens > 0 else { throw RolloutError("rollout: 'max_new_tokens' must be positive, got \(maxNewTokens)") }
         if let empty = stop.firstIndex(of: "") { throw RolloutError("rollout: 'stop'[\(empty)] is an empty string") }
         try temperatureSchedule.validate()
+        switch (engine, remote) {
+        case (.remote, nil): throw RolloutError("rollout: 'engine' remote needs 'remote' (url: http://host:port of the inference server)")
+        case (.remote, let r?): try r.validate()
+        case (.local, _?): throw RolloutError("rollout: 'remote' is set but 'engine' is local; set engine: remote or remove it")
+        case (.local, nil): break
+        }
     }
 }
 
@@ -108,5 +118,58 @@ public struct Completion: Equatable, Sendable {
                 temperatures: [Double], finishReason: FinishReason, text: String) {
         self.promptIndex = promptIndex; self.sampleIndex = sampleIndex; self.tokens = tokens; self.samplingLogprobs = samplingLogprobs
         self.logprobs = logprobs; self.entropies = entropies; self.temperatures = temperatures; self.finishReason = finishReason; self.text = text
+    }
+}
+
+/// Where training rollouts are sampled: in this process, or by an inference server over HTTP.
+public enum RolloutEngineKind: String, Codable, CaseIterable, Sendable { case local, remote }
+
+/// `rollout.remote`: an OpenAI-compatible server that samples the rollouts (`tokenwise serve`, or
+/// vLLM with LoRA adapters enabled), sent token ids and returning token ids and logprobs. The API
+/// key is read from the environment variable named here, never written into a run's files.
+public struct RemoteEngineConfig: Codable, Equatable, Sendable {
+    /// `http://host:port` (an optional path prefix before `/v1`).
+    public var url = ""
+    public var apiKeyEnv = "TOKENWISE_API_KEY"
+    /// Seconds a request may take, and how many times a failed one is tried again (with backoff).
+    public var timeout = 600.0
+    public var retries = 3
+    /// The name the trainer's adapter is loaded under on the server.
+    public var adapterName = "tokenwise-policy"
+
+    public init(url: String = "") { self.url = url }
+
+    enum CodingKeys: String, CodingKey {
+        case url, timeout, retries, apiKeyEnv = "api_key_env", adapterName = "adapter_name"
+    }
+
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self), d = RemoteEngineConfig()
+        url = try c.decodeIfPresent(String.self, forKey: .url) ?? d.url
+        apiKeyEnv = try c.decodeIfPresent(String.self, forKey: .apiKeyEnv) ?? d.apiKeyEnv
+        timeout = try c.decodeIfPresent(Double.self, forKey: .timeout) ?? d.timeout
+        retries = try c.decodeIfPresent(Int.self, forKey: .retries) ?? d.retries
+        adapterName = try c.decodeIfPresent(String.self, forKey: .adapterName) ?? d.adapterName
+    }
+
+    /// Host, port and path prefix of `url`.
+    public func endpoint() throws -> (host: String, port: Int, prefix: String) {
+        guard let u = URLComponents(string: url), let host = u.host, !host.isEmpty else {
+            throw RolloutError("rollout: 'remote.url' must be http://host:port, got '\(url)'")
+        }
+        guard u.scheme == "http" else {
+            throw RolloutError("rollout: 'remote.url' must use http (got '\(u.scheme ?? "")'); put a TLS-terminating proxy in front of the server for https")
+        }
+        var prefix = u.path
+        while prefix.hasSuffix("/") { prefix.removeLast() }
+        if prefix.hasSuffix("/v1") { prefix.removeLast(3) }
+        return (host, u.port ?? 80, prefix)
+    }
+
+    public func validate() throws {
+        _ = try endpoint()
+        guard timeout > 0, timeout <= 86_400 else { throw RolloutError("rollout: 'remote.timeout' must be in (0, 86400] seconds, got \(timeout)") }
+        guard (0...20).contains(retries) else { throw RolloutError("rollout: 'remote.retries' must be 0…20, got \(retries)") }
+        guard !adapterName.isEmpty else { throw RolloutError("rollout: 'remote.adapter_name' is empty") }
     }
 }

@@ -163,6 +163,7 @@ extension RunConfig {
         "optim.schedule": LRSchedule.Kind.allCases.map(\.rawValue),
         "rollout.temperature_schedule.name": TemperatureScheduleConfig.Name.allCases.map(\.rawValue),
         "rollout.weights": WeightPrecision.allCases.map(\.rawValue),
+        "rollout.engine": RolloutEngineKind.allCases.map(\.rawValue),
     ]
 
     static func typeName(_ t: Any.Type) -> String {

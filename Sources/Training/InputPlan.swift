@@ -31,7 +31,8 @@ struct InputPlan: Equatable {
             if let p = try Self.supplier(of: input, for: option, config) { providers.insert(p) }
         }
         // A rollout engine apart from the learner: the learner recomputes the old logprobs always.
-        if config.rollout.weights != .fp32 { providers.insert(.learnerLogprobs) }
+        if config.rollout.weights != .fp32 || config.rollout.engine == .remote { providers.insert(.learnerLogprobs) }
+        if config.rollout.engine == .remote { try Self.checkRemote(config, providers) }
         self.providers = providers
         klForCredit = config.credit.inputs.contains(.kl)
     }
@@ -77,7 +78,7 @@ struct InputPlan: Equatable {
         case .entropies: return nil
         case .refLogprobs: return .referenceLogprobs
         case .rolloutLogprobs:
-            guard config.rollout.weights != .fp32 else {
+            guard config.rollout.weights != .fp32 || config.rollout.engine == .remote else {
                 throw refuse("which differ from the learner's only with a rollout engine apart from it; rollout.weights fp32 samples with the "
                     + "learner's own weights, so the correction would be exactly 1: set rollout.weights bf16 or int8 (a low-precision "
                     + "rollout copy), or objective.mismatch.mode none")
@@ -87,6 +88,18 @@ struct InputPlan: Equatable {
             throw refuse("which only multi-turn episodes give: add an 'agent:' section (an environment); a one-turn response's turn ratio is its "
                 + "sequence ratio (objective.ratio sequence)")
         }
+    }
+
+    /// What a remote engine cannot do: it samples flat, one-turn rollouts of the policy's adapter.
+    static func checkRemote(_ config: RunConfig, _ providers: Set<Provider>) throws {
+        func refuse(_ what: String) -> TrainingError { TrainingError("config: rollout.engine remote \(what); use rollout.engine local for it") }
+        if config.agent != nil { throw refuse("samples one-turn completions, not an agent's episodes") }
+        if providers.contains(.treeRollouts) { throw refuse("samples flat rollouts, not the trees credit.method \(config.credit.method.rawValue) needs") }
+        if providers.contains(.monteCarloValues) { throw refuse("has no continuations of partial responses for spo_chain's Monte-Carlo values") }
+        if config.rollout.weights != .fp32 { throw refuse("samples with the server's own weights: rollout.weights must be fp32 (the server's --weights sets its precision)") }
+        if config.rollout.temperatureSchedule.name != .constant { throw refuse("samples at a constant temperature (rollout.temperature_schedule adaptive)") }
+        if config.rollout.repetitionPenalty != 1 { throw refuse("does not send repetition_penalty") }
+        if config.model.lora == nil { throw refuse("sends LoRA adapters after each step; full fine-tuning (model.lora null) would need a full weight reload") }
     }
 
     /// One line for each option that is set but cannot change this run (printed at the start).

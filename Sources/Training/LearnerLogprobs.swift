@@ -3,10 +3,11 @@ import Foundation
 import Objectives
 import Torch
 
-/// With a rollout engine apart from the learner (`rollout.weights` bf16 or int8), the learner's
-/// float32 logprob of every trained token, computed before the update: the loss's old logprobs
-/// (and credit's) become these, and the engine's own logprobs become `rollout_logprobs`, so
-/// TIS / IcePop / seq-mask-TIS correct a real mismatch. Adds the step's mismatch metrics.
+/// With a rollout engine apart from the learner (`rollout.weights` bf16 or int8, or a remote
+/// server), the learner's float32 logprob and entropy at every trained token, computed before
+/// the update: the loss's old logprobs and credit's logprobs and entropies become these, and the
+/// engine's own logprobs become `rollout_logprobs`, so TIS / IcePop / seq-mask-TIS correct a real
+/// mismatch. Adds the step's mismatch metrics.
 struct LearnerLogprobs: InputProvider {
     let forward: ResponseForward
     /// Rows per forward pass.
@@ -17,14 +18,19 @@ struct LearnerLogprobs: InputProvider {
         let responses = inputs.rowResponses
         let (unique, owner) = ResponseForward.distinct(inputs.rowPrompts)
         let model = forward.model
+        var entropyParts = [Tensor]()
         let learner = try withTorchErrors {
             try withNoGrad {
                 let prefix = try model.sharedPrefix(unique)
                 return try ResponseForward.rowValues(responses: responses, microBatch: microBatch) { part in
-                    try ResponseForward.logprobs(model, prefix: prefix, owner: Array(owner[part]), responses: Array(responses[part])).0
+                    let (lp, ent) = try ResponseForward.logprobs(model, prefix: prefix, owner: Array(owner[part]), responses: Array(responses[part]))
+                    entropyParts.append(ent)
+                    return lp
                 }
             }
         }
+        var parts = entropyParts.makeIterator()
+        let entropies = try ResponseForward.rowValues(responses: responses, microBatch: microBatch) { _ in parts.next()! }
         let rolled = inputs.rollouts.rolled
         let engine = inputs.rows.map { rolled[$0].completion.logprobs }
         inputs.oldLogprobs = learner
@@ -32,6 +38,7 @@ struct LearnerLogprobs: InputProvider {
         var row = 0
         inputs.fill { t, _ in
             t.logprobs = learner[row]
+            t.entropies = entropies[row]
             row += 1
         }
         let actions = inputs.actionMasks

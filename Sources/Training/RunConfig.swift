@@ -262,8 +262,10 @@ public struct RunConfig: Codable, Equatable, Sendable {
         s.maxNewTokens = eval.maxNewTokens ?? rollout.maxNewTokens
         s.seed = eval.seed
         s.temperatureSchedule = .init()
-        // Evaluations measure the policy being trained: the learner's float32 weights.
+        // Evaluations measure the policy being trained: the learner's float32 weights, in this process.
         s.weights = .fp32
+        s.engine = .local
+        s.remote = nil
         return s
     }
 }

@@ -59,6 +59,8 @@ public final class Trainer {
             }
             source = EpisodeRollouts(runner: EpisodeRunner(sampler: sampler, chat: chat, capacity: agent.context, endOnInvalid: agent.endOnInvalid),
                                      agent: agent, n: config.train.samplesPerPrompt)
+        } else if config.rollout.engine == .remote, let remote = config.rollout.remote {
+            source = try RemoteRollouts(remote: remote, model: model, tokenizer: tokenizer, n: config.train.samplesPerPrompt)
         } else {
             source = plan.providers.contains(.treeRollouts) ? tree : FlatRollouts(sampler: sampler, n: config.train.samplesPerPrompt)
         }
@@ -165,11 +167,13 @@ public final class Trainer {
     /// The trained rollouts as `samples.jsonl` records them.
     func records(_ inputs: StepInputs, _ credit: CreditResult) -> [SampleRecord] {
         let r = inputs.rollouts, advantages = credit.advantages.flatMap { $0 }
+        // The trajectories' entropies: the sampler's, or the learner's where the engine reported none (a remote server).
+        let entropies = inputs.groups.flatMap { $0.trajectories.map { $0.entropies ?? [] } }
         return inputs.rows.enumerated().map { j, i in
             let c = r.rolled[i].completion, s = r.samples[c.promptIndex], score = r.scores[i], episode = r.rolled[i].episode
             return SampleRecord(prompt: episode.map { tokenizer.decode($0.prompt) } ?? s.prompt, answer: s.answer, response: c.text, reward: score.value,
                                 components: score.components, group: c.promptIndex, tokens: c.tokens, pieces: c.tokens.map { tokenizer.decode([$0]) },
-                                advantages: advantages[j], logprobs: c.logprobs, entropies: c.entropies,
+                                advantages: advantages[j], logprobs: c.logprobs, entropies: c.entropies.isEmpty ? entropies[j] : c.entropies,
                                 finishReason: episode?.finish ?? c.finishReason.rawValue, turns: episode?.turns, actionMask: episode?.actionMask)
         }
     }

@@ -3,8 +3,9 @@ import Foundation
 import Glibc
 #endif
 
-/// A minimal blocking HTTP/1.1 client over a loopback socket: the tests and `bench serve` drive
-/// the server over real HTTP with it (and can drop a connection mid-response).
+/// A minimal blocking HTTP/1.1 client over a socket (plain HTTP, IPv4): remote rollouts call an
+/// inference server with it, and the server's tests and `bench serve` drive `tokenwise serve`
+/// over real HTTP (and drop a connection mid-response).
 public struct HTTPReply: Sendable {
     public let status: Int
     public let headers: [String: String]
@@ -15,22 +16,42 @@ public struct HTTPReply: Sendable {
     public var events: [String] { text.components(separatedBy: "\n\n").compactMap { $0.hasPrefix("data: ") ? String($0.dropFirst(6)) : nil } }
 }
 
-public enum HTTPClientError: Error { case connect, io, parse }
+public enum HTTPClientError: Error, CustomStringConvertible {
+    case connect(String), io, parse, timeout
+
+    public var description: String {
+        switch self {
+        case .connect(let why): "cannot connect: \(why)"
+        case .io: "the connection broke"
+        case .parse: "the reply is not HTTP"
+        case .timeout: "no reply in time"
+        }
+    }
+}
 
 public final class Connection {
     public let fd: Int32
 
-    public init(port: Int) throws {
-        fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { throw HTTPClientError.connect }
-        var tv = timeval(tv_sec: 60, tv_usec: 0)
+    /// Connects to `host` (a name or an IPv4 address) on `port`; reads wait at most `timeout` seconds.
+    public init(host: String = "127.0.0.1", port: Int, timeout: Double = 60) throws {
+        var hints = addrinfo()
+        hints.ai_family = AF_INET
+        hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
+        var found: UnsafeMutablePointer<addrinfo>?
+        guard getaddrinfo(host, String(port), &hints, &found) == 0, let info = found else {
+            throw HTTPClientError.connect("cannot resolve \(host)")
+        }
+        defer { freeaddrinfo(found) }
+        fd = socket(info.pointee.ai_family, info.pointee.ai_socktype, info.pointee.ai_protocol)
+        guard fd >= 0 else { throw HTTPClientError.connect("no socket") }
+        var tv = timeval(tv_sec: Int(timeout), tv_usec: Int((timeout - timeout.rounded(.down)) * 1e6))
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
-        var addr = sockaddr_in()
-        addr.sin_family = sa_family_t(AF_INET)
-        addr.sin_port = in_port_t(UInt16(port).bigEndian)
-        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
-        let ok = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
-        guard ok == 0 else { close(fd); throw HTTPClientError.connect }
+        setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+        guard connect(fd, info.pointee.ai_addr, info.pointee.ai_addrlen) == 0 else {
+            let why = String(cString: strerror(errno))
+            close(fd)
+            throw HTTPClientError.connect("\(host):\(port): \(why)")
+        }
     }
 
     deinit { close(fd) }
@@ -46,30 +67,33 @@ public final class Connection {
         }
     }
 
-    /// Reads until the server closes (or `limit` bytes).
-    public func readAll(limit: Int = 64 << 20) -> Data {
+    /// Reads until the server closes (or `limit` bytes); a read that times out throws.
+    public func readAll(limit: Int = 64 << 20) throws -> Data {
         var out = Data(), buf = [UInt8](repeating: 0, count: 65536)
         while out.count < limit {
             let n = recv(fd, &buf, buf.count, 0)
+            if n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) { throw HTTPClientError.timeout }
             if n <= 0 { break }
             out.append(contentsOf: buf[0..<n])
         }
         return out
     }
 
-    public static func request(_ method: String, _ path: String, body: Data?, headers: [String: String]) -> Data {
-        var head = "\(method) \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
+    public static func request(_ method: String, _ path: String, body: Data?, headers: [String: String], host: String = "127.0.0.1") -> Data {
+        var head = "\(method) \(path) HTTP/1.1\r\nHost: \(host)\r\nConnection: close\r\n"
         for (k, v) in headers { head += "\(k): \(v)\r\n" }
         if let body { head += "Content-Type: application/json\r\nContent-Length: \(body.count)\r\n" }
         return Data((head + "\r\n").utf8) + (body ?? Data())
     }
 }
 
-public func http(_ port: Int, _ method: String, _ path: String, json: Any? = nil, raw: Data? = nil, headers: [String: String] = [:]) throws -> HTTPReply {
+/// One request to 127.0.0.1:`port` (or `host`), read to the end.
+public func http(_ port: Int, _ method: String, _ path: String, json: Any? = nil, raw: Data? = nil, headers: [String: String] = [:],
+                 host: String = "127.0.0.1", timeout: Double = 60) throws -> HTTPReply {
     let body = try raw ?? json.map { try JSONSerialization.data(withJSONObject: $0) }
-    let c = try Connection(port: port)
-    try c.send(Connection.request(method, path, body: body, headers: headers))
-    return try parse(c.readAll())
+    let c = try Connection(host: host, port: port, timeout: timeout)
+    try c.send(Connection.request(method, path, body: body, headers: headers, host: host))
+    return try parse(try c.readAll())
 }
 
 func parse(_ data: Data) throws -> HTTPReply {
