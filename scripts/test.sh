@@ -17,9 +17,10 @@ swift test 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}
 set -e
 # XCTest (Torch, CLI) and Swift Testing (Credit, with property tests) each print a summary.
-xc=$(grep -E "Executed [0-9]+ tests?, with [0-9]+ failures?" "$log" | tail -n 1 || true)
+# (A run with skipped tests says "with N tests skipped and M failures".)
+xc=$(grep -E "Executed [0-9]+ tests?, with ([0-9]+ tests? skipped and )?[0-9]+ failures?" "$log" | tail -n 1 || true)
 xc_total=$(sed -E 's/.*Executed ([0-9]+) tests?.*/\1/' <<<"${xc:-Executed 0 tests}")
-xc_failed=$(sed -E 's/.*with ([0-9]+) failures?.*/\1/' <<<"${xc:-with 0 failures}")
+xc_failed=$(sed -E 's/.* ([0-9]+) failures? .*/\1/' <<<"${xc:-with 0 failures (0 unexpected)}")
 st=$(grep -E "Test run with [0-9]+ tests?" "$log" | tail -n 1 || true)
 st_total=$(sed -E 's/.*Test run with ([0-9]+) tests?.*/\1/' <<<"${st:-Test run with 0 tests}")
 st_failed=0
@@ -51,4 +52,7 @@ if [[ -z "${TOKENWISE_SKIP_RELEASE:-}" ]]; then
   scripts/fuzz.sh 10000 1
   release_checks=2
 fi
-echo "tokenwise: $((total - failed + release_checks)) passed, $failed failed"
+skipped=$(sed -nE 's/.*with ([0-9]+) tests? skipped.*/\1/p' <<<"$xc")
+skipped=${skipped:-0}
+if [[ $skipped -gt 0 ]]; then echo "tokenwise: $skipped test(s) skipped (GPU tests run with TOKENWISE_GPU_TESTS on a GPU machine)"; fi
+echo "tokenwise: $((total - failed - skipped + release_checks)) passed, $failed failed"

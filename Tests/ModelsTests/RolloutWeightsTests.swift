@@ -78,4 +78,22 @@ final class RolloutWeightsTests: XCTestCase {
             XCTAssertEqual("\($0)", "rollout weights: the int8 copy is made from float32 weights; this model is bfloat16")
         }
     }
+
+    /// On a GPU (TOKENWISE_GPU_TESTS set): the copy is made and used on CUDA through the same API,
+    /// and its logits match the CPU copy's (both round to bf16 the same way).
+    func testTheCopyOnCUDA() throws {
+        guard ProcessInfo.processInfo.environment["TOKENWISE_GPU_TESTS"] != nil else { throw XCTSkip("set TOKENWISE_GPU_TESTS on a GPU machine") }
+        let cpu = try adapted(), gpu = try adapted()
+        gpu.to(.cuda(0))
+        for precision in [WeightPrecision.bf16, .int8] {
+            let a = try RolloutWeights(cpu, precision: precision), b = try RolloutWeights(gpu, precision: precision)
+            let x = try cpu.using(a) { try logits(cpu, ids) }
+            let y: [Float] = try withTorchErrors {
+                try withNoGrad {
+                    try gpu.using(b) { try gpu(Tensor(ids.flatMap { $0.map(Int64.init) }, shape: [ids.count, ids[0].count]).to(.cuda(0))).to(.cpu).floats() }
+                }
+            }
+            XCTAssertLessThan(maxDiff(x, y), 1e-3, "\(precision)")
+        }
+    }
 }
