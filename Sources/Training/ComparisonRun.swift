@@ -1,0 +1,90 @@
+import Foundation
+import Torch
+
+/// Runs a comparison's (arm, seed) runs one after another and summarises them.
+public final class Comparison {
+    public let config: ComparisonConfig
+    public let dir: URL
+    let baseText: String, baseName: String
+
+    /// `file` is the comparison file (a base `config:` is read relative to it).
+    public init(config: ComparisonConfig, file: URL, dir: URL) throws {
+        self.config = config
+        self.dir = dir
+        if let base = config.config {
+            let url = URL(fileURLWithPath: base, relativeTo: file.deletingLastPathComponent())
+            guard let text = try? String(contentsOf: url, encoding: .utf8) else { throw TrainingError("\(file.path): 'config' \(url.path): cannot read") }
+            baseText = text
+            baseName = url.path
+        } else {
+            baseText = "{}"
+            baseName = file.path
+        }
+        // Every run's config is checked before anything runs.
+        for a in config.arms.indices { for s in config.seeds { _ = try config.runConfig(arm: a, seed: s, baseText: baseText, base: baseName) } }
+    }
+
+    public func folder(arm: String, seed: UInt64) -> URL { dir.appendingPathComponent("\(arm)-s\(seed)") }
+
+    /// Whether a run folder holds a finished run (its after-training evaluation).
+    static func finished(_ run: URL) -> Bool { JSONLines.contains(run.appendingPathComponent("eval.jsonl"), phase: "after") }
+
+    /// Trains every run not finished yet (`execute` runs one, e.g. with signal handling), then
+    /// writes `compare.json` and `compare.md` and returns the summary.
+    @discardableResult
+    public func run(console: TrainingRun.Console = .normal, device: Device = .cpu, say: (String) -> Void = { print($0) },
+                    execute: (TrainingRun) throws -> Void = { try $0.run() }) throws -> ComparisonSummary {
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        for (a, arm) in config.arms.enumerated() {
+            for seed in config.seeds {
+                let runDir = folder(arm: arm.name, seed: seed)
+                if Self.finished(runDir) { say("compare: \(arm.name) seed \(seed) finished already (\(runDir.path))"); continue }
+                let cfg = try config.runConfig(arm: a, seed: seed, baseText: baseText, base: baseName)
+                let written = runDir.appendingPathComponent("config.yaml")
+                if let text = try? String(contentsOf: written, encoding: .utf8) {
+                    guard try RunConfig.load(yaml: text, file: written.path, written: true) == cfg else {
+                        throw TrainingError("\(written.path) is not the config of arm \(arm.name) with seed \(seed) (the comparison file changed?): "
+                            + "move the folder away or use another --out")
+                    }
+                    say("compare: resuming \(arm.name) seed \(seed)")
+                    try execute(try TrainingRun.resume(dir: runDir, console: console, device: device))
+                } else {
+                    say("compare: \(arm.name) seed \(seed) → \(runDir.path)")
+                    try execute(try TrainingRun.start(config: cfg, dir: runDir, console: console, device: device))
+                }
+            }
+        }
+        let summary = try summarize()
+        let json = try JSONEncoder.sorted.encode(summary)
+        try json.write(to: dir.appendingPathComponent("compare.json"), options: .atomic)
+        try Data(summary.markdown.utf8).write(to: dir.appendingPathComponent("compare.md"), options: .atomic)
+        return summary
+    }
+
+    /// The summary of the finished runs (every run must be finished).
+    public func summarize() throws -> ComparisonSummary {
+        var arms = [ComparisonSummary.Arm]()
+        for arm in config.arms {
+            var runs = [ComparisonSummary.RunResult]()
+            for seed in config.seeds {
+                let d = folder(arm: arm.name, seed: seed)
+                guard Self.finished(d), let r = ComparisonSummary.RunResult(run: d, seed: seed, threshold: config.threshold) else {
+                    throw TrainingError("\(d.path): the run is not finished (run tokenwise compare again to continue it)")
+                }
+                runs.append(r)
+            }
+            arms.append(.init(name: arm.name, runs: runs))
+        }
+        let base = arms.first { $0.name == (config.baseline ?? config.arms[0].name) }!
+        return ComparisonSummary(arms: arms, baseline: base.name,
+                                 paired: arms.filter { $0.name != base.name }.map { .init(arm: $0, baseline: base) })
+    }
+}
+
+extension JSONEncoder {
+    static var sorted: JSONEncoder {
+        let e = JSONEncoder()
+        e.outputFormatting = [.prettyPrinted, .sortedKeys]
+        return e
+    }
+}

@@ -1,0 +1,90 @@
+import Foundation
+
+/// What a comparison found: per arm, the held-out reward and accuracy after training with 95%
+/// intervals over seeds, the area under the training-reward curve, steps to the threshold and the
+/// cost; per arm against the baseline, the paired difference over seeds (a paired t-interval:
+/// Student's t with n − 1 degrees of freedom on the per-seed differences) and whether it clears 0.
+public struct ComparisonSummary: Codable, Equatable {
+    /// One finished run's figures.
+    public struct RunResult: Codable, Equatable {
+        public var seed: UInt64
+        public var reward: Double, accuracy: Double
+        /// The mean training reward over the steps (the area under the curve per step).
+        public var auc: Double
+        /// The first step whose training reward reached the threshold (nil: never, or no threshold).
+        public var stepsToThreshold: Int?
+        public var secondsPerStep: Double
+
+        init?(run: URL, seed: UInt64, threshold: Double?) {
+            guard let after = JSONLines.read(run.appendingPathComponent("eval.jsonl")).last(where: { $0["phase"] as? String == "after" }),
+                  let r = (after["reward"] as? [String: Any])?["mean"] as? Double else { return nil }
+            let steps = JSONLines.read(run.appendingPathComponent("metrics.jsonl"))
+            let rewards = steps.compactMap { $0["reward_mean"] as? Double }
+            self.seed = seed
+            reward = r
+            accuracy = (after["accuracy"] as? [String: Any])?["mean"] as? Double ?? .nan
+            auc = ComparisonSummary.auc(rewards)
+            stepsToThreshold = threshold.flatMap { t in steps.first { ($0["reward_mean"] as? Double ?? -.infinity) >= t }?["step"] as? Int }
+            let seconds = steps.compactMap { $0["step_seconds"] as? Double }
+            secondsPerStep = seconds.isEmpty ? 0 : seconds.reduce(0, +) / Double(seconds.count)
+        }
+    }
+
+    public struct Arm: Codable, Equatable {
+        public var name: String
+        public var runs: [RunResult]
+        /// Over the seeds.
+        public var reward: Estimate, accuracy: Estimate, auc: Estimate, secondsPerStep: Estimate
+
+        init(name: String, runs: [RunResult]) {
+            self.name = name
+            self.runs = runs
+            reward = Estimate(runs.map(\.reward))
+            accuracy = Estimate(runs.map(\.accuracy))
+            auc = Estimate(runs.map(\.auc))
+            secondsPerStep = Estimate(runs.map(\.secondsPerStep))
+        }
+    }
+
+    public struct Paired: Codable, Equatable {
+        public var arm: String, baseline: String
+        /// arm − baseline per seed, and their paired interval.
+        public var rewardDifferences: [Double], aucDifferences: [Double]
+        public var reward: Estimate, auc: Estimate
+        /// Whether the reward difference's 95% interval excludes 0 (needs two or more seeds).
+        public var clears: Bool
+
+        init(arm: Arm, baseline: Arm) {
+            self.arm = arm.name
+            self.baseline = baseline.name
+            rewardDifferences = zip(arm.runs, baseline.runs).map { $0.reward - $1.reward }
+            aucDifferences = zip(arm.runs, baseline.runs).map { $0.auc - $1.auc }
+            reward = Estimate(rewardDifferences)
+            auc = Estimate(aucDifferences)
+            clears = rewardDifferences.count > 1 && abs(reward.mean) > reward.ci95
+        }
+    }
+
+    public var arms: [Arm]
+    public var baseline: String
+    public var paired: [Paired]
+    public var test = "paired t-interval over seeds (Student's t, n − 1 degrees of freedom), 95%"
+
+    init(arms: [Arm], baseline: String, paired: [Paired]) { self.arms = arms; self.baseline = baseline; self.paired = paired }
+
+    /// The mean of the training rewards (each step weighs the same); 0 for no steps.
+    static func auc(_ rewards: [Double]) -> Double { rewards.isEmpty ? 0 : rewards.reduce(0, +) / Double(rewards.count) }
+
+    /// The results as Markdown tables.
+    public var markdown: String {
+        func f(_ e: Estimate) -> String { String(format: "%.3f ± %.3f", e.mean, e.ci95) }
+        var lines = ["| arm | held-out reward | accuracy | training-reward AUC | s/step | steps to threshold |", "| --- | --- | --- | --- | --- | --- |"]
+        for a in arms {
+            let reach = a.runs.map { $0.stepsToThreshold.map(String.init) ?? "–" }.joined(separator: ", ")
+            lines.append("| \(a.name) | \(f(a.reward)) | \(f(a.accuracy)) | \(f(a.auc)) | \(String(format: "%.1f", a.secondsPerStep.mean)) | \(reach) |")
+        }
+        lines += ["", "Against \(baseline) (\(test)):", "", "| arm | reward difference | clears 0 | AUC difference |", "| --- | --- | --- | --- |"]
+        for p in paired { lines.append("| \(p.arm) | \(f(p.reward)) | \(p.clears ? "yes" : "no") | \(f(p.auc)) |") }
+        return lines.joined(separator: "\n") + "\n"
+    }
+}
