@@ -56,7 +56,7 @@ public final class BatchEngine: @unchecked Sendable {
     var logits: Tensor?
     let lock = NSCondition()
     var pending: [(id: Int, request: Request, sink: Sink)] = []
-    var cancelled = Set<Int>(), jobs: [() -> Void] = []
+    var cancelled = Set<Int>(), jobs: [(run: () -> Void, fail: () -> Void)] = []
     var nextId = 0, running = false, threads = 1
     var stopped: Bool = false
     /// Live rows of each decode step so far (the latest 4096), and the steps run.
@@ -115,11 +115,10 @@ public final class BatchEngine: @unchecked Sendable {
     public func perform<T>(_ job: @escaping () throws -> T) throws -> T {
         let done = NSCondition()
         var result: Result<T, Error>?
+        func finish(_ r: Result<T, Error>) { done.lock(); result = r; done.signal(); done.unlock() }
         lock.lock()
-        jobs.append {
-            let r = Result { try job() }
-            done.lock(); result = r; done.signal(); done.unlock()
-        }
+        guard !stopped else { lock.unlock(); throw RolloutError("the engine is stopped") }
+        jobs.append((run: { finish(Result { try job() }) }, fail: { finish(.failure(RolloutError("the engine stopped before the job ran"))) }))
         lock.signal()
         lock.unlock()
         done.lock()
@@ -148,11 +147,13 @@ public final class BatchEngine: @unchecked Sendable {
         lock.lock()
         stopped = true
         running = false
-        let waiting = pending
+        let waiting = pending, queued = jobs
         pending = []
+        jobs = []
         lock.signal()
         lock.unlock()
         for p in waiting { p.sink(.failed(why)) }
+        for j in queued { j.fail() }
     }
 
     // MARK: the engine's thread
@@ -176,7 +177,7 @@ public final class BatchEngine: @unchecked Sendable {
             let admit = Array(pending.prefix(Swift.max(0, room)))
             pending.removeFirst(admit.count)
             lock.unlock()
-            for job in work { job() }
+            for job in work { job.run() }
             do {
                 try withTorchErrors {
                     try withNoGrad {
@@ -190,7 +191,11 @@ public final class BatchEngine: @unchecked Sendable {
             } catch {
                 // An engine error (out of memory, a kernel failure) fails the requests in flight, not the server.
                 for l in live { l.sink(.failed("\(error)")) }
-                for a in admit where !live.contains(where: { $0.id == a.id }) { a.sink(.failed("\(error)")) }
+                lock.lock()
+                let waiting = Set(pending.map(\.id))
+                lock.unlock()
+                // Admitted rows failed with the live ones; those put back in the queue wait on.
+                for a in admit where !live.contains(where: { $0.id == a.id }) && !waiting.contains(a.id) { a.sink(.failed("\(error)")) }
                 live = []
                 logits = nil
                 cache.setLength(0)

@@ -100,13 +100,19 @@ extension BatchEngine {
         }
     }
 
-    /// Sends row `l`'s new text (whole characters, never past a stop string) and, when it finished, its completion.
+    /// Sends row `l`'s new text and, when it finished, its completion. Text is compared by Unicode
+    /// scalars (a later token may join the last character sent), an incomplete byte sequence waits,
+    /// and a tail that may begin a stop string is held back until it does not.
     func emit(_ l: Live, finished: Bool) {
         let r = l.row
-        let text = finished ? r.text : sampler.tokenizer.decode(r.tokens)
+        var text = finished ? r.text : sampler.tokenizer.decode(r.tokens)
+        if !finished { text = Self.holdingBack(text, stops: l.request.config.stop) }
         var delta = ""
-        if text.hasPrefix(l.emitted), !text.hasSuffix("\u{FFFD}") || finished {
-            delta = String(text.dropFirst(l.emitted.count))
+        let sent = Array(l.emitted.unicodeScalars), now = Array(text.unicodeScalars)
+        if now.starts(with: sent), finished || now.last != "\u{FFFD}" {
+            var d = String.UnicodeScalarView()
+            d.append(contentsOf: now[sent.count...])
+            delta = String(d)
             l.emitted = text
         }
         l.sink(.token(id: r.tokens.last!, logprob: r.logprobs.last!, text: delta, top: l.top))
@@ -114,6 +120,23 @@ extension BatchEngine {
         l.sink(.finished(Completion(promptIndex: 0, sampleIndex: l.request.sampleIndex, tokens: r.tokens, samplingLogprobs: r.samplingLogprobs,
                                     logprobs: r.logprobs, entropies: r.entropies, temperatures: r.temperatures,
                                     finishReason: r.finish ?? .length, text: r.text)))
+    }
+
+    /// `text` without its longest tail that is the start of a stop string (that tail may become one).
+    static func holdingBack(_ text: String, stops: [String]) -> String {
+        guard !stops.isEmpty else { return text }
+        let scalars = Array(text.unicodeScalars)
+        var keep = scalars.count
+        for stop in stops {
+            let s = Array(stop.unicodeScalars)
+            for n in stride(from: Swift.min(s.count - 1, scalars.count), to: 0, by: -1) where Array(scalars.suffix(n)) == Array(s.prefix(n)) {
+                keep = Swift.min(keep, scalars.count - n)
+                break
+            }
+        }
+        var v = String.UnicodeScalarView()
+        v.append(contentsOf: scalars[..<keep])
+        return String(v)
     }
 
     /// Takes the rows at positions `gone` out of the batch: the last live rows move into their slots.

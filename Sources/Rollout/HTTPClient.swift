@@ -49,7 +49,7 @@ public final class Connection {
         setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
         guard connect(fd, info.pointee.ai_addr, info.pointee.ai_addrlen) == 0 else {
             let why = String(cString: strerror(errno))
-            close(fd)
+            // deinit closes the socket (the object is whole by now).
             throw HTTPClientError.connect("\(host):\(port): \(why)")
         }
     }
@@ -112,7 +112,8 @@ func parse(_ data: Data) throws -> HTTPReply {
     if headers["transfer-encoding"]?.lowercased() == "chunked" {
         var out = [UInt8](), at = 0
         while let lineEnd = (at..<Swift.max(at, body.count - 1)).first(where: { body[$0] == 13 && body[$0 + 1] == 10 }),
-              let size = Int(String(decoding: body[at..<lineEnd], as: UTF8.self).split(separator: ";")[0], radix: 16), size > 0 {
+              let field = String(decoding: body[at..<lineEnd], as: UTF8.self).split(separator: ";").first,
+              let size = Int(field, radix: 16), size > 0 {
             let start = lineEnd + 2
             guard start + size <= body.count else { break }
             out += body[start..<(start + size)]

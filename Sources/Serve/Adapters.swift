@@ -13,44 +13,36 @@ extension OpenAIServer {
         guard let path = try f.string("lora_path"), !path.isEmpty else { throw APIError(400, "'lora_path' is required", param: "lora_path") }
         let inplace = try f.bool("load_inplace", false)
         guard name != config.modelName else { throw APIError(400, "'lora_name' must differ from the base model's name '\(config.modelName)'", param: "lora_name") }
-        lock.lock()
-        let current = adapter
-        lock.unlock()
-        if let current, !(inplace && current == name) {
-            throw APIError(400, "adapter '\(current)' is loaded: unload it first, or load '\(current)' again with load_inplace true")
-        }
         let engine = self.engine
-        try engine.perform {
+        // Check, load and rename in one job on the engine's thread, so concurrent loads cannot interleave.
+        try engine.perform { [self] in
+            if let current = currentAdapter, !(inplace && current == name) {
+                throw APIError(400, "adapter '\(current)' is loaded: unload it first, or load '\(current)' again with load_inplace true")
+            }
             let model = engine.sampler.model, previous = model.lora
             do {
                 try LoRA.load(from: URL(fileURLWithPath: path), into: model)
                 try engine.sampler.weights?.refresh(from: model)
             } catch {
                 model.lora = previous
+                try? engine.sampler.weights?.refresh(from: model)
                 throw APIError(400, "cannot load the adapter at \(path): \(error)", param: "lora_path")
             }
+            currentAdapter = name
         }
-        lock.lock()
-        adapter = name
-        lock.unlock()
         return Response(status: .ok, headers: [.contentType: "text/plain"], body: .init(byteBuffer: ByteBuffer(string: "adapter '\(name)' loaded")))
     }
 
     func unloadAdapter(_ data: Data) throws -> Response {
         let f = try RequestFields(data, known: ["lora_name"])
         guard let name = try f.string("lora_name") else { throw APIError(400, "'lora_name' is required", param: "lora_name") }
-        lock.lock()
-        let current = adapter
-        lock.unlock()
-        guard current == name else { throw APIError(404, "no adapter '\(name)' is loaded", param: "lora_name") }
         let engine = self.engine
-        try engine.perform {
+        try engine.perform { [self] in
+            guard currentAdapter == name else { throw APIError(404, "no adapter '\(name)' is loaded", param: "lora_name") }
             engine.sampler.model.lora = nil
             try engine.sampler.weights?.refresh(from: engine.sampler.model)
+            currentAdapter = nil
         }
-        lock.lock()
-        adapter = nil
-        lock.unlock()
         return Response(status: .ok, headers: [.contentType: "text/plain"], body: .init(byteBuffer: ByteBuffer(string: "adapter '\(name)' unloaded")))
     }
 }

@@ -17,6 +17,10 @@ public final class OpenAIServer: @unchecked Sendable {
     var inFlight = 0
     /// The loaded LoRA adapter's name (requests must name it while it is loaded).
     var adapter: String?
+    var currentAdapter: String? {
+        get { lock.lock(); defer { lock.unlock() }; return adapter }
+        set { lock.lock(); adapter = newValue; lock.unlock() }
+    }
 
     public init(engine: BatchEngine, template: ChatTemplate?, config: ServeConfig) throws {
         try config.validate()
@@ -79,6 +83,9 @@ public final class OpenAIServer: @unchecked Sendable {
     func reserve(_ count: Int) throws {
         lock.lock()
         defer { lock.unlock() }
+        guard count <= config.maxInFlight else {
+            throw APIError(400, "\(count) choices are more than may ever be in flight (\(config.maxInFlight)): split the request")
+        }
         guard inFlight + count <= config.maxInFlight else {
             throw APIError(429, "\(inFlight) choices are in flight (at most \(config.maxInFlight)); retry later")
         }
@@ -107,20 +114,19 @@ public final class OpenAIServer: @unchecked Sendable {
         try reserve(count)
         let shape = ResponseJSON(id: (chat ? "chatcmpl-" : "cmpl-") + UUID().uuidString.lowercased(), created: Int(Date().timeIntervalSince1970),
                                  model: g.model, chat: chat, tokenizer: tokenizer, request: g)
-        let run: Running
-        do { run = try Running(g, engine: engine) } catch {
-            release(count)
-            throw error
-        }
+        // The reservation ends with the request's `Running` (whenever it is released: done, failed, or dropped unsent).
+        let run = try Running(g, engine: engine, onEnd: { [self] in release(count) })
         if !g.stream {
-            defer { release(count) }
-            try await run.finish()
+            try await withTaskCancellationHandler { try await run.finish() } onCancel: { run.cancel() }
+            guard run.choices.allSatisfy(\.done) else {
+                run.cancel()
+                throw APIError(499, "the request was cancelled")
+            }
             if let failed = run.choices.first(where: { $0.failure != nil }) { throw APIError(500, "generation failed: \(failed.failure!)") }
             return json(shape.whole(run.choices))
         }
         return Response(status: .ok, headers: [.contentType: "text/event-stream", .cacheControl: "no-cache"],
-                        body: ResponseBody { [self] writer in
-            defer { release(count) }
+                        body: ResponseBody { writer in
             do {
                 try await run.stream(shape, to: &writer)
             } catch {

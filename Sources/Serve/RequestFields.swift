@@ -26,14 +26,15 @@ public struct APIError: Error, CustomStringConvertible, Sendable {
     }
 }
 
-/// Any JSON value, decoded strictly (true is never the number 1).
+/// Any JSON value, decoded strictly (true is never the number 1; an integer keeps every digit).
 indirect enum JSONValue: Decodable, Equatable {
-    case null, bool(Bool), number(Double), string(String), array([JSONValue]), object([String: JSONValue])
+    case null, bool(Bool), integer(Int64), number(Double), string(String), array([JSONValue]), object([String: JSONValue])
 
     init(from decoder: Decoder) throws {
         let c = try decoder.singleValueContainer()
         if c.decodeNil() { self = .null }
         else if let b = try? c.decode(Bool.self) { self = .bool(b) }
+        else if let i = try? c.decode(Int64.self) { self = .integer(i) }
         else if let d = try? c.decode(Double.self) { self = .number(d) }
         else if let s = try? c.decode(String.self) { self = .string(s) }
         else if let a = try? c.decode([JSONValue].self) { self = .array(a) }
@@ -44,7 +45,7 @@ indirect enum JSONValue: Decodable, Equatable {
         switch self {
         case .null: "null"
         case .bool: "a boolean"
-        case .number: "a number"
+        case .integer, .number: "a number"
         case .string: "a string"
         case .array: "an array"
         case .object: "an object"
@@ -79,16 +80,31 @@ struct RequestFields {
 
     func double(_ key: String, _ fallback: Double, in range: ClosedRange<Double>) throws -> Double {
         guard let v = self[key] else { return fallback }
-        guard case .number(let d) = v, range.contains(d) else { throw wrong(key, "a number in \(range.lowerBound)…\(range.upperBound)") }
+        let d: Double
+        switch v {
+        case .number(let x): d = x
+        case .integer(let i): d = Double(i)
+        default: throw wrong(key, "a number in \(range.lowerBound)…\(range.upperBound)")
+        }
+        guard range.contains(d) else { throw wrong(key, "a number in \(range.lowerBound)…\(range.upperBound)") }
         return d
+    }
+
+    /// An integer value exactly (a float with a fraction, or outside Int64, is not one).
+    static func integer(_ v: JSONValue) -> Int64? {
+        switch v {
+        case .integer(let i): return i
+        case .number(let d) where d == d.rounded() && abs(d) < 9e15: return Int64(d)
+        default: return nil
+        }
     }
 
     func int(_ key: String, _ fallback: Int?, in range: ClosedRange<Int>) throws -> Int? {
         guard let v = self[key] else { return fallback }
-        guard case .number(let d) = v, d == d.rounded(), d >= Double(range.lowerBound), d <= Double(range.upperBound) else {
+        guard let i = Self.integer(v), i >= Int64(range.lowerBound), i <= Int64(range.upperBound) else {
             throw wrong(key, "an integer in \(range.lowerBound)…\(range.upperBound)")
         }
-        return Int(d)
+        return Int(i)
     }
 
     func bool(_ key: String, _ fallback: Bool) throws -> Bool {
@@ -122,8 +138,8 @@ struct RequestFields {
         guard case .array(let a) = v else { return nil }
         var out = [Int]()
         for x in a {
-            guard case .number(let d) = x, d == d.rounded(), abs(d) < 1e15 else { return nil }
-            out.append(Int(d))
+            guard let i = integer(x) else { return nil }
+            out.append(Int(i))
         }
         return out
     }

@@ -10,9 +10,13 @@ final class Running: @unchecked Sendable {
     let engine: BatchEngine
     let events: AsyncStream<(Int, BatchEngine.Event)>
     var ids: [Int] = []
+    let onEnd: @Sendable () -> Void
+    var ended = false
 
-    init(_ g: GenerationRequest, engine: BatchEngine) throws {
+    /// `onEnd` runs once, when the request is released (its rows still in the engine are cancelled then).
+    init(_ g: GenerationRequest, engine: BatchEngine, onEnd: @escaping @Sendable () -> Void) throws {
         self.engine = engine
+        self.onEnd = onEnd
         var list = [Choice](), repeats: [[Int]: Int] = [:]
         let (stream, sink) = AsyncStream<(Int, BatchEngine.Event)>.makeStream()
         events = stream
@@ -30,8 +34,20 @@ final class Running: @unchecked Sendable {
             for (i, r) in requests.enumerated() { ids.append(try engine.submit(r) { sink.yield((i, $0)) }) }
         } catch {
             for id in ids { engine.cancel(id) }
+            ids = []
+            end()
             throw APIError(400, "\(error)")
         }
+    }
+
+    deinit { end() }
+
+    /// Cancels what is still decoding and runs `onEnd`, once.
+    func end() {
+        guard !ended else { return }
+        ended = true
+        cancel()
+        onEnd()
     }
 
     func cancel() { for (id, c) in zip(ids, choices) where !c.done { engine.cancel(id) } }

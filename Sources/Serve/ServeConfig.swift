@@ -14,9 +14,9 @@ public struct ServeConfig: Sendable {
     public var context = 1024
     /// Rows decoded together, and most requests' choices in flight (queued or decoding).
     public var maxRows = 8
-    public var maxInFlight = 64
+    public var maxInFlight = 1024
     /// Most choices (prompts × n) in one request, and the largest body.
-    public var maxChoices = 16
+    public var maxChoices = 512
     public var maxBodyBytes = 1 << 20
     /// The engine's decode weights (requests sample with them).
     public var weights: WeightPrecision = .fp32

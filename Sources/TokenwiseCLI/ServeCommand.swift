@@ -22,7 +22,8 @@ struct ServeCommand: ParsableCommand {
     @Option(name: .customLong("served-model-name"), help: "The model name requests give.") var servedName = "tokenwise"
     @Option(help: "Most prompt + new tokens of one request.") var context = 1024
     @Option(name: .customLong("max-batch"), help: "Rows decoded together.") var maxBatch = 8
-    @Option(name: .customLong("max-in-flight"), help: "Most choices queued or decoding; more get 429.") var maxInFlight = 64
+    @Option(name: .customLong("max-in-flight"), help: "Most choices queued or decoding; more get 429.") var maxInFlight = 1024
+    @Option(name: .customLong("max-choices"), help: "Most choices (prompts × n) in one request.") var maxChoices = 512
     @Option(help: "Decode weights: fp32, or a bf16 / int8 copy.") var weights = "fp32"
 
     func validate() throws {
@@ -39,6 +40,7 @@ struct ServeCommand: ParsableCommand {
         config.context = context
         config.maxRows = maxBatch
         config.maxInFlight = maxInFlight
+        config.maxChoices = maxChoices
         config.weights = WeightPrecision(rawValue: weights)!
         do { try config.validate() } catch { throw ValidationError("\(error)") }
         let device = try runtime.apply()

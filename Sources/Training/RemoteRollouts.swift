@@ -73,7 +73,7 @@ final class RemoteRollouts: RolloutSource {
         guard let choices = reply.json["choices"] as? [[String: Any]], choices.count == prompts.count * n else {
             throw TrainingError("rollout: the server at \(serverURL) returned \((reply.json["choices"] as? [Any])?.count ?? 0) choices for \(prompts.count) prompts × \(n)")
         }
-        let eos = Set(tokenizer.eosIds)
+        let eos = Set(tokenizer.eosIds + sampling.stopTokenIds)   // as the in-process sampler: both end with .eos
         return try choices.sorted { ($0["index"] as? Int ?? 0) < ($1["index"] as? Int ?? 0) }.enumerated().map { i, c in
             let tokens = ((c["token_ids"] as? [Any]) ?? []).compactMap { ($0 as? NSNumber)?.intValue }
             let logprobs = (((c["logprobs"] as? [String: Any])?["token_logprobs"]) as? [Any])?.compactMap { ($0 as? NSNumber)?.doubleValue } ?? []

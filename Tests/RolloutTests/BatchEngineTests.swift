@@ -112,4 +112,15 @@ final class BatchEngineTests: XCTestCase {
         engine.stop()
         XCTAssertEqual(refused([1], c), "the engine is stopped")
     }
+
+    /// Streamed text holds back a tail that may begin a stop string, compared by Unicode scalars.
+    func testStreamedTextHoldsBackAPossibleStopString() {
+        XCTAssertEqual(BatchEngine.holdingBack("abcE", stops: ["END"]), "abc")
+        XCTAssertEqual(BatchEngine.holdingBack("abcEN", stops: ["END", "NX"]), "abc")
+        XCTAssertEqual(BatchEngine.holdingBack("abcN", stops: ["END", "NX"]), "abc")
+        XCTAssertEqual(BatchEngine.holdingBack("abc", stops: ["x"]), "abc")
+        XCTAssertEqual(BatchEngine.holdingBack("abc", stops: []), "abc")
+        // A combining accent joins the last character: the scalars still line up.
+        XCTAssertEqual(BatchEngine.holdingBack("cafe\u{301}", stops: ["\u{301}x"]), "cafe")
+    }
 }

@@ -106,6 +106,19 @@ final class ServeTests: XCTestCase {
         XCTAssertEqual(parts.flatMap { ints($0["token_ids"]) }, ints(whole["token_ids"]))
         XCTAssertEqual(parts.last?["finish_reason"] as? String, whole["finish_reason"] as? String)
         XCTAssertNotNil(chunks.last?["usage"])
+        // A stop string: the streamed text never shows what the stop cuts; a 64-bit seed is taken whole.
+        for seed in [Int64.max, 12] {
+            let stopBody: [String: Any] = ["model": "tokenwise", "prompt": [5, 6, 7], "max_tokens": 40, "seed": seed, "stop": ["e", "th"]]
+            let wholeStop = try XCTUnwrap((try http(s.port, "POST", "/v1/completions", json: stopBody).json["choices"] as? [[String: Any]])?.first)
+            var streamStop = stopBody
+            streamStop["stream"] = true
+            let texts = try http(s.port, "POST", "/v1/completions", json: streamStop).events.dropLast()
+                .compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
+                .compactMap { (($0["choices"] as? [[String: Any]])?.first?["text"]) as? String }
+            XCTAssertEqual(texts.joined(), wholeStop["text"] as? String, "seed \(seed)")
+            let solo = try s.solo([5, 6, 7], SamplingConfig(maxNewTokens: 40, stop: ["e", "th"], seed: UInt64(bitPattern: seed)))[0]
+            XCTAssertEqual(wholeStop["text"] as? String, solo.text)
+        }
         // Chat: the rendered template's completion, whole and streamed (the first delta names the role).
         let chat: [String: Any] = ["model": "tokenwise", "messages": [["role": "user", "content": "hi"]], "max_tokens": 10, "seed": 4]
         let c = try http(s.port, "POST", "/v1/chat/completions", json: chat)
@@ -213,12 +226,24 @@ final class ServeAuthTests: XCTestCase {
         XCTAssertEqual(try http(s.port, "GET", "/health").status, 401)
         XCTAssertEqual(try http(s.port, "GET", "/v1/models", headers: ["Authorization": "Bearer wrong"]).status, 401)
         XCTAssertEqual(try http(s.port, "GET", "/v1/models", headers: ["Authorization": "Bearer sekret"]).status, 200)
-        // More choices than may be in flight: 429, and the server keeps serving.
+        // More choices than may ever be in flight: 400; more than may be now: 429; the server keeps serving.
         let small = try Served(maxInFlight: 4)
         defer { small.stop() }
-        let busy = try http(small.port, "POST", "/v1/completions", json: ["model": "tokenwise", "prompt": [1], "n": 5, "max_tokens": 2])
+        func message(_ r: HTTPReply) -> String? { ((r.json["error"] as? [String: Any])?["message"]) as? String }
+        let never = try http(small.port, "POST", "/v1/completions", json: ["model": "tokenwise", "prompt": [1], "n": 5, "max_tokens": 2])
+        XCTAssertEqual(never.status, 400)
+        XCTAssertEqual(message(never), "5 choices are more than may ever be in flight (4): split the request")
+        let long = try Connection(port: small.port)
+        try long.send(Connection.request("POST", "/v1/completions", body: try JSONSerialization.data(withJSONObject: [
+            "model": "tokenwise", "prompt": [1], "n": 4, "max_tokens": 240, "ignore_eos": true, "stream": true]), headers: [:]))
+        var buf = [UInt8](repeating: 0, count: 64)
+        _ = recv(long.fd, &buf, buf.count, 0)   // streaming: its 4 choices are in flight
+        let busy = try http(small.port, "POST", "/v1/completions", json: ["model": "tokenwise", "prompt": [1], "max_tokens": 2])
         XCTAssertEqual(busy.status, 429)
-        XCTAssertEqual(((busy.json["error"] as? [String: Any])?["message"]) as? String, "0 choices are in flight (at most 4); retry later")
+        XCTAssertEqual(message(busy), "4 choices are in flight (at most 4); retry later")
+        shutdown(long.fd, Int32(SHUT_RDWR))
+        let deadline = Date().addingTimeInterval(30)
+        while small.server.inFlightCount > 0 && Date() < deadline { Thread.sleep(forTimeInterval: 0.05) }
         XCTAssertEqual(try http(small.port, "POST", "/v1/completions", json: ["model": "tokenwise", "prompt": [1], "n": 4, "max_tokens": 2]).status, 200)
         var c = ServeConfig()
         c.host = "0.0.0.0"
