@@ -30,7 +30,7 @@ public final class Comparison {
     static func finished(_ run: URL) -> Bool { JSONLines.contains(run.appendingPathComponent("eval.jsonl"), phase: "after") }
 
     /// Trains every run not finished yet (`execute` runs one, e.g. with signal handling), then
-    /// writes `compare.json` and `compare.md` and returns the summary.
+    /// writes `compare.json`, `compare.md` and `compare.html` and returns the summary.
     @discardableResult
     public func run(console: TrainingRun.Console = .normal, device: Device = .cpu, say: (String) -> Void = { print($0) },
                     execute: (TrainingRun) throws -> Void = { try $0.run() }) throws -> ComparisonSummary {
@@ -58,6 +58,7 @@ public final class Comparison {
         let json = try JSONEncoder.sorted.encode(summary)
         try json.write(to: dir.appendingPathComponent("compare.json"), options: .atomic)
         try Data(summary.markdown.utf8).write(to: dir.appendingPathComponent("compare.md"), options: .atomic)
+        try Data(ComparisonReport.render(self, summary).utf8).write(to: dir.appendingPathComponent("compare.html"), options: .atomic)
         return summary
     }
 

@@ -73,6 +73,11 @@ final class ComparisonTests: XCTestCase {
         XCTAssertTrue(summary.markdown.contains("| grpo | "))
         let written = try JSONDecoder().decode(ComparisonSummary.self, from: Data(contentsOf: c.dir.appendingPathComponent("compare.json")))
         XCTAssertEqual(written, summary)
+        // The page: a band and a mean per arm on each curve, the tables, links to the runs.
+        let html = try String(contentsOf: c.dir.appendingPathComponent("compare.html"), encoding: .utf8)
+        XCTAssertEqual(html.components(separatedBy: "<polygon").count - 1, 2 * 3, "two arms × three curves")
+        XCTAssertTrue(html.contains("Against grpo") && html.contains("<td>rloo</td>") && html.contains("href=\"rloo-s2/report.html\""))
+        XCTAssertFalse(html.contains("<script"))
         // Run again: nothing to train.
         said = []
         XCTAssertEqual(try c.run(console: .quiet, say: { said.append($0) }), summary)
