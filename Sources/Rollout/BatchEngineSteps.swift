@@ -48,9 +48,8 @@ extension BatchEngine {
         let groups = Dictionary(grouping: live.indices) { i -> GroupKey in GroupKey(live[i]) }
         for (key, members) in groups.sorted(by: { $0.value[0] < $1.value[0] }) {
             let pick = Tensor(members.map(Int64.init)).to(model.device)
-            let stopIds = Set((key.config.ignoreEos ? [] : sampler.tokenizer.eosIds) + key.config.stopTokenIds)
             let (_, done) = try sampler.decodeStep(logits: logits.indexSelect(dim: 0, index: pick), rows: members.map { live[$0].row }, seen: nil,
-                                                   config: key.config, schedule: ConstantTemperature(), stopIds: stopIds, last: key.last)
+                                                   config: key.config, schedule: ConstantTemperature(), stopIds: sampler.stopIds(key.config), last: key.last)
             for d in done { finished.insert(members[d]) }
         }
         for (i, l) in live.enumerated() { emit(l, finished: finished.contains(i)) }
@@ -93,10 +92,6 @@ extension BatchEngine {
             c.seed = 0
             c.maxNewTokens = 1
             config = c
-        }
-        static func == (a: GroupKey, b: GroupKey) -> Bool { a.config == b.config && a.last == b.last }
-        func hash(into h: inout Hasher) {
-            h.combine(last); h.combine(config.temperature); h.combine(config.topK); h.combine(config.topP); h.combine(config.minP)
         }
     }
 
@@ -142,9 +137,7 @@ extension BatchEngine {
     /// Takes the rows at positions `gone` out of the batch: the last live rows move into their slots.
     func leave(_ gone: Set<Int>) {
         guard !gone.isEmpty else { return }
-        let count = live.count - gone.count
-        var movers = (count..<live.count).filter { !gone.contains($0) }.makeIterator()
-        let order = (0..<count).map { gone.contains($0) ? movers.next()! : $0 }
+        let count = live.count - gone.count, order = Sampler.fillOrder(live.count, removing: gone)
         for (dst, src) in order.enumerated() where dst != src {
             cache.copyRow(src, to: dst)
             mask.select(dim: 0, index: dst).copy(from: mask.select(dim: 0, index: src))

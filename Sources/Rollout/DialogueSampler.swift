@@ -81,7 +81,7 @@ public final class DialogueSampler {
         }
         let device = sampler.model.device
         let rows = live.indices.map { k in Sampler.Row(live[k], 0, generators[k]) }
-        let stopIds = Set((config.ignoreEos ? [] : sampler.tokenizer.eosIds) + config.stopTokenIds)
+        let stopIds = sampler.stopIds(config)
         try withTorchErrors {
             try sampler.engine {
                 var lastLogits = logits
@@ -129,9 +129,7 @@ public final class DialogueSampler {
         let kept = live.indices.filter { ids.contains(live[$0]) }, n = kept.count
         guard n < live.count else { return }
         guard n > 0 else { live = []; nextPosition = []; generators = []; pending = nil; return }
-        let stays = Set(kept.filter { $0 < n })
-        var spare = kept.filter { $0 >= n }.makeIterator()
-        let order = (0..<n).map { stays.contains($0) ? $0 : spare.next()! }
+        let order = Sampler.fillOrder(live.count, removing: Set(live.indices).subtracting(kept))
         let index = Tensor(order.map(Int64.init)).to(sampler.model.device)
         cache.keep(rows: order)
         mask = mask.indexSelect(dim: 0, index: index)

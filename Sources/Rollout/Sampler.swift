@@ -29,6 +29,19 @@ public final class Sampler {
         try model.using(weights) { try withNoGrad(body) }
     }
 
+    /// The ids that end a sequence under `config`: the tokenizer's end ids (unless ignored) and its own.
+    func stopIds(_ config: SamplingConfig) -> Set<Int> {
+        Set((config.ignoreEos ? [] : tokenizer.eosIds) + config.stopTokenIds)
+    }
+
+    /// The new order of `count` rows when the rows at `gone` leave: each vacated slot below the new
+    /// size takes one of the last rows that stay, so only those rows move.
+    static func fillOrder(_ count: Int, removing gone: Set<Int>) -> [Int] {
+        let kept = count - gone.count
+        var movers = (kept..<count).filter { !gone.contains($0) }.makeIterator()
+        return (0..<kept).map { gone.contains($0) ? movers.next()! : $0 }
+    }
+
     /// A config that asks for a precision this sampler does not hold is refused, never sampled
     /// with other weights.
     func checkWeights(_ config: SamplingConfig) throws {
@@ -99,7 +112,7 @@ public final class Sampler {
             let key = Sampler.contentKey(prompts[p]) &+ UInt64(repeatIndex) &* 0x2545_F491_4F6C_DD1D
             return try (0..<n).map { s in Row(p, s, try Generator(seed: Sampler.seed(config.seed ^ key, 0, s), device: device)) }
         }
-        let stopIds = Set((config.ignoreEos ? [] : tokenizer.eosIds) + config.stopTokenIds)
+        let stopIds = stopIds(config)
         try withTorchErrors {
             try engine {
                 let started = DispatchTime.now().uptimeNanoseconds
@@ -166,10 +179,8 @@ public final class Sampler {
     /// positions of the rows that stay, in their new order, or nil when none does. The last live
     /// rows move into the finished rows' slots, so the cache copies only those rows, in place.
     func dropFinished(_ finished: Set<Int>, from live: inout [Int], cache: KVCache) -> Tensor? {
-        let count = live.count - finished.count
-        guard count > 0 else { live = []; return nil }
-        var movers = (count..<live.count).filter { !finished.contains($0) }.makeIterator()
-        let order = (0..<count).map { finished.contains($0) ? movers.next()! : $0 }
+        guard live.count > finished.count else { live = []; return nil }
+        let order = Self.fillOrder(live.count, removing: finished)
         live = order.map { live[$0] }
         cache.keep(rows: order)
         return Tensor(order.map(Int64.init)).to(model.device)

@@ -2,7 +2,7 @@ import Foundation
 import Models
 
 /// How to sample (names as in YAML, CLI and JSON). Repetition penalty is off (1) by default.
-public struct SamplingConfig: Codable, Equatable, Sendable {
+public struct SamplingConfig: Codable, Hashable, Sendable {
     /// 0 is greedy decoding.
     public var temperature = 1.0
     /// Keep the k most likely tokens (0: off).
@@ -65,7 +65,7 @@ public struct SamplingConfig: Codable, Equatable, Sendable {
 /// (arXiv:2509.16591 §9.2, `AdaptiveTemperature`) with τ = `tau` and the previous step's entropy
 /// statistics (pivot quantile `entropy_pivot`, `sign_fix` as HAPO's ĥ); the first step samples at
 /// the plain temperature.
-public struct TemperatureScheduleConfig: Codable, Equatable, Sendable {
+public struct TemperatureScheduleConfig: Codable, Hashable, Sendable {
     public enum Name: String, Codable, CaseIterable, Sendable { case constant, adaptive }
     public var name: Name = .constant
     public var tau = 0.05
@@ -127,7 +127,7 @@ public enum RolloutEngineKind: String, Codable, CaseIterable, Sendable { case lo
 /// `rollout.remote`: an OpenAI-compatible server that samples the rollouts (`tokenwise serve`, or
 /// vLLM with LoRA adapters enabled), sent token ids and returning token ids and logprobs. The API
 /// key is read from the environment variable named here, never written into a run's files.
-public struct RemoteEngineConfig: Codable, Equatable, Sendable {
+public struct RemoteEngineConfig: Codable, Hashable, Sendable {
     /// `http://host:port` (an optional path prefix before `/v1`).
     public var url = ""
     public var apiKeyEnv = "TOKENWISE_API_KEY"

@@ -69,7 +69,7 @@ extension Sampler {
             parents.append(parent)
             return id
         }
-        let stopIds = Set((config.ignoreEos ? [] : tokenizer.eosIds) + config.stopTokenIds)
+        let stopIds = stopIds(config)
         try withTorchErrors {
             try engine {
                 let cache = KVCache(config: model.config, batch: 1, capacity: prompt.count + config.maxNewTokens, dtype: model.dtype, device: device)

@@ -15,22 +15,9 @@ struct LearnerLogprobs: InputProvider {
     let mismatch: PolicyLossConfig.Mismatch
 
     func provide(_ inputs: inout StepInputs) throws {
-        let responses = inputs.rowResponses
-        let (unique, owner) = ResponseForward.distinct(inputs.rowPrompts)
-        let model = forward.model
-        var entropyParts = [Tensor]()
-        let learner = try withTorchErrors {
-            try withNoGrad {
-                let prefix = try model.sharedPrefix(unique)
-                return try ResponseForward.rowValues(responses: responses, microBatch: microBatch) { part in
-                    let (lp, ent) = try ResponseForward.logprobs(model, prefix: prefix, owner: Array(owner[part]), responses: Array(responses[part]))
-                    entropyParts.append(ent)
-                    return lp
-                }
-            }
-        }
-        var parts = entropyParts.makeIterator()
-        let entropies = try ResponseForward.rowValues(responses: responses, microBatch: microBatch) { _ in parts.next()! }
+        let (learner, learnerEntropies) = try ResponseForward.rowLogprobs(forward.model, prompts: inputs.rowPrompts, responses: inputs.rowResponses,
+                                                                          microBatch: microBatch, entropies: true)
+        let entropies = learnerEntropies!
         let rolled = inputs.rollouts.rolled
         let engine = inputs.rows.map { rolled[$0].completion.logprobs }
         inputs.oldLogprobs = learner

@@ -12,15 +12,8 @@ struct ReferenceLogprobs: InputProvider {
     let klForCredit: Bool
 
     func provide(_ inputs: inout StepInputs) throws {
-        let responses = inputs.rowResponses
-        let (unique, owner) = ResponseForward.distinct(inputs.rowPrompts)
-        let ref = try withTorchErrors {
-            try forward.withReference { m in
-                let prefix = try m.sharedPrefix(unique)
-                return try ResponseForward.rowValues(responses: responses, microBatch: microBatch) { part in
-                    try ResponseForward.logprobs(m, prefix: prefix, owner: Array(owner[part]), responses: Array(responses[part])).0
-                }
-            }
+        let ref = try forward.withReference { m in
+            try ResponseForward.rowLogprobs(m, prompts: inputs.rowPrompts, responses: inputs.rowResponses, microBatch: microBatch).logprobs
         }
         inputs.refLogprobs = ref
         guard klForCredit else { return }

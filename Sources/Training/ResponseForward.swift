@@ -48,11 +48,35 @@ struct ResponseForward {
         var out = [[Double]]()
         for start in stride(from: 0, to: responses.count, by: micro) {
             let part = start..<Swift.min(responses.count, start + micro)
-            let t = try compute(part)
-            let width = t.size(1), flat = try t.to(.cpu, dtype: .float64).doubles()
-            for (n, r) in part.enumerated() { out.append(Array(flat[(n * width)..<(n * width + responses[r].count)])) }
+            out += try split(try compute(part), rows: part, responses: responses)
         }
         return out
+    }
+
+    /// Per-token logprobs (and, when `entropies`, entropies) under `m` of each row's response after
+    /// its prompt, in row order, without autograd: each distinct prompt runs once, the responses in
+    /// micro-batches of `microBatch` rows (0: all at once).
+    static func rowLogprobs(_ m: CausalLM, prompts: [[Int]], responses: [[Int]], microBatch: Int,
+                            entropies: Bool = false) throws -> (logprobs: [[Double]], entropies: [[Double]]?) {
+        let (unique, owner) = distinct(prompts)
+        var entropyRows = [[Double]]()
+        let values = try withTorchErrors {
+            try withNoGrad {
+                let prefix = try m.sharedPrefix(unique)
+                return try rowValues(responses: responses, microBatch: microBatch) { part in
+                    let (lp, ent) = try Self.logprobs(m, prefix: prefix, owner: Array(owner[part]), responses: Array(responses[part]))
+                    if entropies { entropyRows += try split(ent, rows: part, responses: responses) }
+                    return lp
+                }
+            }
+        }
+        return (values, entropies ? entropyRows : nil)
+    }
+
+    /// The rows of an `[n, W]` result for rows `part`, each cut to its response's length.
+    static func split(_ t: Tensor, rows part: Range<Int>, responses: [[Int]]) throws -> [[Double]] {
+        let width = t.size(1), flat = try t.to(.cpu, dtype: .float64).doubles()
+        return part.enumerated().map { n, r in Array(flat[(n * width)..<(n * width + responses[r].count)]) }
     }
 
     /// The distinct prompts among `prompts` and, per entry, the index of its distinct prompt.
