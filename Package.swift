@@ -36,6 +36,8 @@ let package = Package(
         .target(
             name: "CTorch",
             cxxSettings: [
+                // Declarations of the gloo names c10d's ProcessGroupGloo.hpp mentions (distributed.cpp).
+                .headerSearchPath("gloo_decl"),
                 .unsafeFlags([
                     "-isystem", libtorch + "/include",
                     "-isystem", libtorch + "/include/torch/csrc/api/include",

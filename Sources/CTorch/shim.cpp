@@ -2,6 +2,7 @@
 // exception into an error message for the caller; nothing here may abort the process.
 #include "ctorch.h"
 #include "linear_kernels.h"
+#include "shim_common.h"
 
 #include <ATen/ATen.h>
 #include <ATen/CPUGeneratorImpl.h>
@@ -23,23 +24,16 @@
 #include <string>
 #include <vector>
 
-struct tw_tensor_s { at::Tensor t; };
 struct tw_generator_s { at::Generator g; };
+
+// The tensor of a handle (defined after every header: libtorch's own templates name parameters T).
+#define T(h) (tw_shim::need((h), "tensor")->t)
 
 namespace {
 
-void set_error(char **err, const char *msg) {
-  if (err) *err = strdup(msg ? msg : "unknown error");
-}
-
-// Throws a readable error for a NULL handle: a previous call failed or the caller passed nothing.
-template <typename H> H need(H h, const char *what) {
-  if (!h) throw std::invalid_argument(std::string("null ") + what + " handle (an earlier operation failed?)");
-  return h;
-}
-#define T(h) (need((h), "tensor")->t)
-
-tw_tensor wrap(at::Tensor t) { return new tw_tensor_s{std::move(t)}; }
+using tw_shim::need;
+using tw_shim::set_error;
+using tw_shim::wrap;
 
 at::ScalarType to_scalar_type(int dtype) {
   switch (dtype) {
@@ -102,18 +96,6 @@ std::optional<at::Generator> gen(tw_generator g) {
 }
 
 }  // namespace
-
-#define TW_TRY(fail, ...)                                              \
-  try {                                                                \
-    __VA_ARGS__                                                        \
-  } catch (const c10::Error &e) {                                      \
-    set_error(err, e.what_without_backtrace());                        \
-  } catch (const std::exception &e) {                                  \
-    set_error(err, e.what());                                          \
-  } catch (...) {                                                      \
-    set_error(err, "unknown C++ exception");                           \
-  }                                                                    \
-  return fail;
 
 extern "C" {
 

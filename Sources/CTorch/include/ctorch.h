@@ -205,6 +205,31 @@ int tw_gguf_dequantize(int ggml_type, const void *data, int64_t n, float *out, c
 // Returns GFLOP/s (2 flops per FMA lane); *isa names the instruction set used (static string).
 double tw_bench_peak_gflops(int threads, double seconds, const char **isa);
 
+// --- distributed (c10d: a TCPStore for rendezvous, a Gloo process group for collectives) ---
+typedef struct tw_store_s *tw_store;
+typedef struct tw_group_s *tw_group;
+// Hosts a TCP store listening on addr:port only (port 0: a free port; tw_store_port says which).
+tw_store tw_store_host(const char *addr, int port, int64_t timeout_ms, char **err);
+// Connects to the store at addr:port, retrying until timeout_ms.
+tw_store tw_store_connect(const char *addr, int port, int64_t timeout_ms, char **err);
+int tw_store_port(tw_store s);
+void tw_store_free(tw_store s);
+// A Gloo group of `world` ranks meeting in `s` under `prefix` (may be empty); its sockets bind
+// `device_host`. Blocks until every rank has joined or timeout_ms passes.
+tw_group tw_group_gloo(tw_store s, const char *prefix, int rank, int world, const char *device_host, int64_t timeout_ms,
+                       char **err);
+void tw_group_free(tw_group g);
+int tw_group_rank(tw_group g);
+int tw_group_size(tw_group g);
+// In place: every tensor becomes the sum over ranks. Tensors travel packed into flat buffers of
+// at most bucket_bytes per dtype. Returns 0, or -1 with *err set.
+int tw_group_allreduce_sum(tw_group g, const tw_tensor *ts, int n, int64_t bucket_bytes, char **err);
+// In place: every tensor becomes root's.
+int tw_group_broadcast(tw_group g, const tw_tensor *ts, int n, int root, int64_t bucket_bytes, char **err);
+// Every rank's t (same shape everywhere) stacked along a new first dimension.
+tw_tensor tw_group_allgather(tw_group g, tw_tensor t, char **err);
+int tw_group_barrier(tw_group g, char **err);
+
 #ifdef __cplusplus
 }
 #endif

@@ -1,0 +1,2 @@
+// See distributed.cpp: ProcessGroupGloo.hpp includes this name; nothing from it is used.
+#pragma once
