@@ -14,7 +14,7 @@ public struct StateMark: Codable, Equatable, Sendable {
 
 /// One sampled response and everything credit assignment may need about it. Per-token arrays,
 /// when present, have one entry per response token.
-public struct Trajectory: Equatable, Sendable {
+public struct Trajectory: Codable, Equatable, Sendable {
     /// Response token ids (prompt excluded).
     public var tokens: [Int]
     /// Scalar outcome reward.
@@ -65,7 +65,7 @@ public struct Trajectory: Equatable, Sendable {
 }
 
 /// The trajectories sampled for one prompt.
-public struct Group: Equatable, Sendable {
+public struct Group: Codable, Equatable, Sendable {
     public var id: String
     public var trajectories: [Trajectory]
     /// TW-GRPO's per-position divergence scores K_t of this group (see `TWGRPO.positionScores`).

@@ -20,7 +20,9 @@ struct RuntimeOptions: ParsableArguments {
 
     /// Applies the thread count and returns the device, checking that it can be used.
     func apply() throws -> Device {
-        Torch.threads = threads ?? ProcessInfo.processInfo.activeProcessorCount
+        // One of several ranks on this machine (torchrun's LOCAL_WORLD_SIZE): its share of the cores.
+        let ranksHere = ProcessInfo.processInfo.environment["LOCAL_WORLD_SIZE"].flatMap(Int.init) ?? 1
+        Torch.threads = threads ?? Swift.max(1, ProcessInfo.processInfo.activeProcessorCount / Swift.max(ranksHere, 1))
         Torch.retainFreedMemory()
         let d = try Device(parsing: device)
         if case .cuda = d {

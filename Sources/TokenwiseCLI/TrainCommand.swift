@@ -21,12 +21,26 @@ struct TrainCommand: ParsableCommand {
     @Flag(help: "Print nothing but errors.") var quiet = false
     @Flag(help: "Print each step's metrics and each evaluation as a JSON line.") var json = false
     @OptionGroup var runtime: RuntimeOptions
+    @Option(help: "Data-parallel ranks to start on this machine (c10d over Gloo; each rank gets an equal share of the cores unless --threads says).")
+    var nproc = 1
+    @Option(help: "Machines taking part (each runs this command with its own --node-rank).") var nnodes = 1
+    @Option(name: .customLong("node-rank"), help: "This machine's index among --nnodes.") var nodeRank = 0
+    @Option(name: .customLong("master-addr"), help: "IPv4 address of node 0, where the rendezvous store listens (only there).")
+    var masterAddr = "127.0.0.1"
+    @Option(name: .customLong("master-port"), help: "Port of the rendezvous store (default: a free one for a single machine, 29500 across machines).")
+    var masterPort: Int?
 
     func validate() throws {
         guard Preset(rawValue: preset) != nil else {
             throw ValidationError("--preset '\(preset)' is not one of \(Preset.allCases.map(\.rawValue).joined(separator: ", "))")
         }
         if quiet && json { throw ValidationError("--quiet and --json exclude each other") }
+        if nproc < 1 || nnodes < 1 { throw ValidationError("--nproc and --nnodes must be at least 1, got \(nproc) and \(nnodes)") }
+        if nodeRank < 0 || nodeRank >= nnodes { throw ValidationError("--node-rank must be in 0…\(nnodes - 1), got \(nodeRank)") }
+        if let masterPort, !(nnodes > 1 ? 1...65535 : 0...65535).contains(masterPort) {
+            throw ValidationError("--master-port must be a port number, got \(masterPort)")
+        }
+        if printConfig && nproc * nnodes > 1 { throw ValidationError("--print-config prints and exits; drop --nproc and --nnodes") }
         if resume != nil && (config != nil || !overrides.isEmpty || out != nil) {
             throw ValidationError("--resume continues a run with its own config.yaml; drop --config, --set and --out")
         }
@@ -40,10 +54,13 @@ struct TrainCommand: ParsableCommand {
     }
 
     func run() throws {
+        let env = try DistributedEnvironment.read(ProcessInfo.processInfo.environment)
+        if env == nil && nproc * nnodes > 1 { throw ExitCode(try launch()) }
         let device = try runtime.apply()
+        let dp = try env.map { try $0.join() }
         let console: TrainingRun.Console = quiet ? .quiet : json ? .json : .normal
         if let resume {
-            try Self.runStoppable(try TrainingRun.resume(dir: URL(fileURLWithPath: resume), console: console, device: device))
+            try Self.runStoppable(try TrainingRun.resume(dir: URL(fileURLWithPath: resume), console: console, device: device, dataParallel: dp))
             return
         }
         let cfg = try resolved()
@@ -51,11 +68,35 @@ struct TrainCommand: ParsableCommand {
             if overrides.isEmpty && config == nil { print(try Preset(rawValue: preset)!.template(), terminator: "") } else { print(try cfg.yaml(), terminator: "") }
             return
         }
+        // Ranks started apart (torchrun) would each stamp their own folder name.
+        if let env, env.worldSize > 1, out == nil, cfg.output.dir == nil {
+            throw ValidationError("a distributed run needs its folder named: pass --out (every rank the same) or set output.dir")
+        }
+        try Self.runStoppable(try TrainingRun.start(config: cfg, dir: URL(fileURLWithPath: runDir(cfg)), console: console, device: device, dataParallel: dp))
+    }
+
+    /// --out, else the config's output.dir, else runs/<name>-<time>.
+    func runDir(_ cfg: RunConfig) -> String {
         let name = config.map { URL(fileURLWithPath: $0).deletingPathExtension().lastPathComponent } ?? preset
         let stamp = DateFormatter()
         stamp.dateFormat = "yyyyMMdd-HHmmss"
-        let dir = out ?? cfg.output.dir ?? "runs/\(name)-\(stamp.string(from: Date()))"
-        try Self.runStoppable(try TrainingRun.start(config: cfg, dir: URL(fileURLWithPath: dir), console: console, device: device))
+        return out ?? cfg.output.dir ?? "runs/\(name)-\(stamp.string(from: Date()))"
+    }
+
+    /// Checks the config once, fixes the run folder for every rank, and starts this machine's ranks.
+    func launch() throws -> Int32 {
+        var args = Launcher.rankArguments(Array(CommandLine.arguments.dropFirst()),
+                                          removing: ["--nproc", "--nnodes", "--node-rank", "--master-addr", "--master-port"])
+        if resume == nil {
+            let cfg = try resolved()
+            try cfg.validate()
+            try cfg.validateDataParallel(nproc * nnodes, device: try Device(parsing: runtime.device))
+            if out == nil { args += ["--out", runDir(cfg)] }
+        }
+        let cores = ProcessInfo.processInfo.activeProcessorCount
+        let port = masterPort ?? (nnodes > 1 ? 29500 : 0)
+        return try Launcher(nproc: nproc, nnodes: nnodes, nodeRank: nodeRank, masterAddress: masterAddr, masterPort: port,
+                            arguments: args, threads: runtime.threads == nil ? Swift.max(1, cores / nproc) : nil).run()
     }
 
     /// Runs with SIGINT and SIGTERM asking the run to stop after the step in progress (with a

@@ -31,6 +31,11 @@ struct CriticUpdate {
     let critic: Critic
     let config: RunConfig
     let step: Int
+    /// The process group this update runs across (nil: one process).
+    var dp: DataParallel? = nil
+
+    /// What the step's critic metrics are computed from, per row.
+    struct Statistics: Codable { var values: [[Double]], returns: [[Double]], actions: [[Double]]? }
 
     struct Rows {
         /// The responses the critic reads: under TVM with one more position (the value after the last token).
@@ -57,13 +62,19 @@ struct CriticUpdate {
     func run(_ inputs: StepInputs) throws -> [String: Double] {
         guard let old = inputs.values else { throw TrainingError("critic: the step has no rollout-time values") }
         let targets = try targets(inputs)
-        var metrics = Self.statistics(values: old, returns: zip(targets, old).map { Array($0.prefix($1.count)) }, actions: inputs.actionMasks)
+        // Statistics over the whole step's rows: every rank's gathered in a data-parallel run.
+        var rows = Statistics(values: old, returns: zip(targets, old).map { Array($0.prefix($1.count)) }, actions: inputs.actionMasks)
+        if let dp {
+            let all = try dp.gather(rows)
+            rows = Statistics(values: all.flatMap(\.values), returns: all.flatMap(\.returns),
+                              actions: all.allSatisfy { $0.actions != nil } ? all.flatMap { $0.actions! } : nil)
+        }
+        var metrics = Self.statistics(values: rows.values, returns: rows.returns, actions: rows.actions)
         try withTorchErrors {
             let rows = self.rows(inputs, targets: targets, old: old)
-            let parts = Swift.min(config.train.miniBatches, rows.count)
-            let bounds = (0...parts).map { $0 * rows.count / parts }
+            let layout = try RowLayout(lossTokens: rows.lossTokens, width: rows.targets.size(1), dp: dp)
             for _ in 0..<config.train.epochs {
-                for mb in 0..<parts { metrics.merge(try miniBatch(Array(bounds[mb]..<bounds[mb + 1]), rows)) { $1 } }
+                for mb in layout.miniBatches(config.train.miniBatches) { metrics.merge(try miniBatch(mb.local, all: mb.all, rows)) { $1 } }
             }
         }
         return metrics
@@ -89,17 +100,39 @@ struct CriticUpdate {
                                  aggregation: config.objective.aggregation, normConstant: config.objective.normConstant)
     }
 
-    func miniBatch(_ range: [Int], _ rows: Rows) throws -> [String: Double] {
+    /// One optimizer step of the critic over the mini-batch whose rows here are `range` (possibly
+    /// none) and which holds `all` loss tokens and rows on every rank.
+    func miniBatch(_ range: [Int], all: (tokens: Int, rows: Int), _ rows: Rows) throws -> [String: Double] {
+        guard all.tokens > 0 else { return [:] }
+        var sums = range.isEmpty ? [:] : try backward(range, all: all, rows)
+        if let dp {
+            try dp.sumGradients(critic.parameters)
+            sums = MetricMerge.update(try dp.gather(sums))
+        }
+        let loss = sums["critic/vf_loss"] ?? 0
+        let norm = Torch.clipGradNorm(critic.parameters, maxNorm: config.optim.maxGradNorm)
+        guard loss.isFinite, norm.isFinite else {
+            critic.optimizer.zeroGrad()
+            throw TrainingError("training diverged at step \(step): the critic's value loss (\(loss)) or gradient norm (\(norm)) is not finite, "
+                + "so this update was not applied; lower critic.lr, or resume from the last checkpoint")
+        }
+        critic.optimizer.step()
+        critic.optimizer.zeroGrad()
+        sums["critic/grad_norm"] = norm
+        if rows.old == nil { sums["critic/vf_clipfrac"] = nil }
+        return sums
+    }
+
+    /// Accumulates the critic's gradients over `range`'s rows; returns their parts of the loss and clip fraction.
+    func backward(_ range: [Int], all: (tokens: Int, rows: Int), _ rows: Rows) throws -> [String: Double] {
         let (unique, owners) = ResponseForward.distinct(range.map { rows.prompts[$0] })
         let owner = Dictionary(uniqueKeysWithValues: zip(range, owners))
         let micro = config.train.microBatch > 0 ? config.train.microBatch : range.count
         // Rows of similar length together, as the policy's update: each micro-batch pads to its own longest.
         let order = micro >= range.count ? range : range.sorted { (rows.responses[$0].count, $0) < (rows.responses[$1].count, $1) }
         func counts(_ r: [Int]) -> (tokens: Int, rows: Int) { (r.reduce(0) { $0 + rows.lossTokens[$1] }, r.filter { rows.lossTokens[$0] > 0 }.count) }
-        let all = counts(range)
         // TVM's reduction averages over responses, as seq_mean_token_sum does.
         let aggregation = rows.old == nil ? .seqMeanTokenSum : config.objective.aggregation
-        guard all.tokens > 0 else { return [:] }
         var loss = 0.0, clipped = 0.0
         try critic.active {
             let prefix = try critic.model.sharedPrefix(unique)
@@ -118,17 +151,7 @@ struct CriticUpdate {
             }
             prefix.backward(from: leaves)
         }
-        let norm = Torch.clipGradNorm(critic.parameters, maxNorm: config.optim.maxGradNorm)
-        guard loss.isFinite, norm.isFinite else {
-            critic.optimizer.zeroGrad()
-            throw TrainingError("training diverged at step \(step): the critic's value loss (\(loss)) or gradient norm (\(norm)) is not finite, "
-                + "so this update was not applied; lower critic.lr, or resume from the last checkpoint")
-        }
-        critic.optimizer.step()
-        critic.optimizer.zeroGrad()
-        var out = ["critic/vf_loss": loss, "critic/grad_norm": norm]
-        if rows.old != nil { out["critic/vf_clipfrac"] = clipped }
-        return out
+        return ["critic/vf_loss": loss, "critic/vf_clipfrac": clipped]
     }
 
     /// verl's critic metrics over the step's (action) tokens: mean value and return, and the explained

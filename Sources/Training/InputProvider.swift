@@ -32,13 +32,15 @@ struct StepInputs {
     let sampling: SamplingConfig
     let progress: Double
 
-    init(_ rollouts: StepRollouts, sampling: SamplingConfig, progress: Double) {
+    /// `firstGroup`: the step's index of this batch's first prompt (a data-parallel rank's share
+    /// starts past the others'), so group ids are those of the whole step.
+    init(_ rollouts: StepRollouts, sampling: SamplingConfig, progress: Double, firstGroup: Int = 0) {
         self.rollouts = rollouts
         self.sampling = sampling
         self.progress = progress
         members = rollouts.kept.map { rollouts.rolloutsOf[$0] }
         groups = zip(members, rollouts.kept).map { members, p in
-            Credit.Group(id: "p\(p)", trajectories: members.map { i in
+            Credit.Group(id: "p\(p + firstGroup)", trajectories: members.map { i in
                 let c = rollouts.rolled[i].completion
                 // An episode brings its turns: a state mark and the environment's reward for each.
                 return rollouts.rolled[i].episode?.trajectory

@@ -13,6 +13,8 @@ struct PolicyUpdate {
     let config: RunConfig
     /// The step's number, for messages.
     let step: Int
+    /// The process group this update runs across (nil: one process).
+    var dp: DataParallel? = nil
 
     /// The rows in row order with what the loss reads, `[N, W]` right-padded.
     struct Rows {
@@ -55,21 +57,44 @@ struct PolicyUpdate {
         var metrics: [String: Double] = [:]
         try withTorchErrors {
             let rows = Rows(inputs, credit, device: forward.model.device)
+            let layout = try RowLayout(lossTokens: rows.lossTokens, width: rows.width, dp: dp)
             var objective = config.objective
-            if objective.aggregation == .seqMeanTokenSumNorm && objective.normConstant == nil { objective.normConstant = Double(rows.width) }
+            if objective.aggregation == .seqMeanTokenSumNorm && objective.normConstant == nil { objective.normConstant = Double(layout.width) }
             let loss = try PolicyLoss(objective)
-            let parts = Swift.min(config.train.miniBatches, rows.count)
-            let bounds = (0...parts).map { $0 * rows.count / parts }
             for _ in 0..<config.train.epochs {
-                for mb in 0..<parts { metrics.merge(try miniBatch(Array(bounds[mb]..<bounds[mb + 1]), rows, loss)) { $1 } }
+                for mb in layout.miniBatches(config.train.miniBatches) { metrics.merge(try miniBatch(mb.local, all: mb.all, rows, loss)) { $1 } }
             }
         }
         return metrics
     }
 
-    /// One optimizer step over `range`'s rows, in micro-batches of rows of similar length (each
-    /// pads only to its own longest response), each weighted by its share of the aggregation.
-    func miniBatch(_ range: [Int], _ rows: Rows, _ loss: PolicyLoss) throws -> [String: Double] {
+    /// One optimizer step over the mini-batch whose rows here are `range` (possibly none on this
+    /// rank) and which holds `all` loss tokens and rows on every rank: micro-batches of rows of
+    /// similar length (each pads only to its own longest response), each weighted by its share of
+    /// the aggregation; gradients are summed over ranks before clipping.
+    func miniBatch(_ range: [Int], all: (tokens: Int, rows: Int), _ rows: Rows, _ loss: PolicyLoss) throws -> [String: Double] {
+        // Nothing to learn from (Credit weighted every token 0): no optimizer step, so weight
+        // decay and Adam's momentum do not move the weights either.
+        guard all.tokens > 0 else { return ["loss": 0, "grad_norm": 0, "tokens": 0] }
+        var sums = range.isEmpty ? [:] : try backward(range, all: all, rows, loss)
+        if let dp {
+            try dp.sumGradients(optimizer.parameters)
+            sums = MetricMerge.update(try dp.gather(sums))
+        }
+        sums["grad_norm"] = Torch.clipGradNorm(optimizer.parameters, maxNorm: config.optim.maxGradNorm)
+        // A non-finite loss or gradient never reaches the weights.
+        guard let loss = sums["loss"], loss.isFinite, let norm = sums["grad_norm"], norm.isFinite else {
+            optimizer.zeroGrad()
+            throw TrainingError("training diverged at step \(step): the loss (\(sums["loss"] ?? .nan)) or the gradient norm (\(sums["grad_norm"] ?? .nan)) is not finite, "
+                + "so this update was not applied; lower optim.lr or optim.max_grad_norm, or resume from the last checkpoint")
+        }
+        optimizer.step()
+        optimizer.zeroGrad()
+        return sums
+    }
+
+    /// Accumulates the gradients of `range`'s rows; returns their parts of the mini-batch's metrics.
+    func backward(_ range: [Int], all: (tokens: Int, rows: Int), _ rows: Rows, _ loss: PolicyLoss) throws -> [String: Double] {
         let (unique, owners) = ResponseForward.distinct(range.map { rows.prompts[$0] })
         let owner = Dictionary(uniqueKeysWithValues: zip(range, owners))
         let prefix = try forward.model.sharedPrefix(unique)
@@ -77,10 +102,6 @@ struct PolicyUpdate {
         let micro = config.train.microBatch > 0 ? config.train.microBatch : range.count
         let order = micro >= range.count ? range : range.sorted { (rows.responses[$0].count, $0) < (rows.responses[$1].count, $1) }
         func counts(_ r: [Int]) -> (tokens: Int, rows: Int) { (r.reduce(0) { $0 + rows.lossTokens[$1] }, r.filter { rows.lossTokens[$0] > 0 }.count) }
-        let all = counts(range)
-        // Nothing to learn from (Credit weighted every token 0): no optimizer step, so weight
-        // decay and Adam's momentum do not move the weights either.
-        guard all.tokens > 0 else { return ["loss": 0, "grad_norm": 0, "tokens": 0] }
         var sums: [String: Double] = [:]
         for a in stride(from: 0, to: order.count, by: micro) {
             let r = Array(order[a..<Swift.min(order.count, a + micro)]), part = counts(r)
@@ -100,15 +121,6 @@ struct PolicyUpdate {
             }
         }
         prefix.backward(from: leaves)
-        sums["grad_norm"] = Torch.clipGradNorm(optimizer.parameters, maxNorm: config.optim.maxGradNorm)
-        // A non-finite loss or gradient never reaches the weights.
-        guard let loss = sums["loss"], loss.isFinite, let norm = sums["grad_norm"], norm.isFinite else {
-            optimizer.zeroGrad()
-            throw TrainingError("training diverged at step \(step): the loss (\(sums["loss"] ?? .nan)) or the gradient norm (\(sums["grad_norm"] ?? .nan)) is not finite, "
-                + "so this update was not applied; lower optim.lr or optim.max_grad_norm, or resume from the last checkpoint")
-        }
-        optimizer.step()
-        optimizer.zeroGrad()
         return sums
     }
 

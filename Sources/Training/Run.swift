@@ -32,16 +32,24 @@ public final class TrainingRun {
     var tensorboard: Bool { config.output.reportTo.contains("tensorboard") }
     /// Set (by a signal handler) to stop after the step in progress.
     public let stop = StopRequest()
+    /// The process group of a data-parallel run; rank 0 alone writes the run's files.
+    let dp: DataParallel?
+    /// Whether this process writes the run's files and prints its progress.
+    var leader: Bool { dp?.isLeader ?? true }
 
     /// Checks the config, loads the model and the data, and only then creates the run folder
     /// (it must not exist or be empty), so a bad input leaves nothing behind.
-    public static func start(config: RunConfig, dir: URL, console: Console = .normal, device: Device = .cpu) throws -> TrainingRun {
+    /// With `dataParallel`, this process is one rank: rank 0 makes the folder and writes its files.
+    public static func start(config: RunConfig, dir: URL, console: Console = .normal, device: Device = .cpu,
+                             dataParallel dp: DataParallel? = nil) throws -> TrainingRun {
         try config.validate()
+        try config.validateDataParallel(dp?.worldSize ?? 1, device: device)
         let fm = FileManager.default
-        if let items = try? fm.contentsOfDirectory(atPath: dir.path), !items.isEmpty {
+        if let items = try? fm.contentsOfDirectory(atPath: dir.path), !items.isEmpty, dp?.isLeader ?? true {
             throw TrainingError("\(dir.path): the run folder exists and is not empty (continue it with --resume \(dir.path))")
         }
-        let run = try TrainingRun(config: config, dir: dir, console: console, device: device)
+        let run = try TrainingRun(config: config, dir: dir, console: console, device: device, dataParallel: dp)
+        guard run.leader else { return run }
         run.madeFolder = !fm.fileExists(atPath: dir.path)
         try fm.createDirectory(at: dir, withIntermediateDirectories: true)
         run.fresh = true
@@ -50,11 +58,14 @@ public final class TrainingRun {
     }
 
     /// Continues the run in `dir` from its newest intact checkpoint (from the start when it has none).
-    public static func resume(dir: URL, console: Console = .normal, device: Device = .cpu) throws -> TrainingRun {
+    /// Every rank of a data-parallel run restores the same checkpoint; rank 0's weights are then
+    /// broadcast, and rank 0 alone cuts the records after it.
+    public static func resume(dir: URL, console: Console = .normal, device: Device = .cpu, dataParallel dp: DataParallel? = nil) throws -> TrainingRun {
         let url = dir.appendingPathComponent("config.yaml")
         guard let text = try? String(contentsOf: url, encoding: .utf8) else { throw TrainingError("\(url.path): cannot read (is \(dir.path) a run folder?)") }
         let config = try RunConfig.load(yaml: text, file: url.path, written: true)
-        let run = try TrainingRun(config: config, dir: dir, console: console, device: device)
+        try config.validateDataParallel(dp?.worldSize ?? 1, device: device)
+        let run = try TrainingRun(config: config, dir: dir, console: console, device: device, dataParallel: dp)
         if let (checkpoint, state) = Checkpoint.latest(run: dir, notice: { run.warn($0) }) {
             guard state.step <= config.train.steps else {
                 throw TrainingError("\(checkpoint.path) is after step \(state.step), past train.steps (\(config.train.steps)) in \(url.path)")
@@ -66,6 +77,8 @@ public final class TrainingRun {
         } else {
             run.say("resuming \(dir.path): no intact checkpoint, starting from step 0")
         }
+        try run.broadcastWeights()
+        guard run.leader else { return run }
         // Records of steps after the checkpoint are taken again.
         for file in ["metrics.jsonl", "samples.jsonl", "eval.jsonl"] {
             try JSONLines.truncate(dir.appendingPathComponent(file)) { ($0["step"] as? Int ?? 0) <= run.startStep }
@@ -74,10 +87,12 @@ public final class TrainingRun {
         return run
     }
 
-    init(config: RunConfig, dir: URL, console: Console, device: Device) throws {
+    init(config: RunConfig, dir: URL, console: Console, device: Device, dataParallel: DataParallel? = nil) throws {
         self.config = config
         self.dir = dir
-        self.console = console
+        dp = dataParallel
+        // Only rank 0 reports progress; every rank still prints its warnings and errors.
+        self.console = dataParallel.map { $0.isLeader ? console : .quiet } ?? console
         pretrained = try Pretrained.load(config.model.path, device: device)
         if let objective = config.preference {
             data = try TaskData.loadPairs(config.data, objective: objective, tokenizer: pretrained.tokenizer, chat: try pretrained.chatTemplate())
@@ -102,8 +117,16 @@ public final class TrainingRun {
                 try Self.checkLengths(data.train + data.eval, pretrained, newTokens: Swift.max(config.rollout.maxNewTokens, config.evalSampling.maxNewTokens))
             }
             trainer = try Trainer(model: pretrained.model, tokenizer: pretrained.tokenizer, reward: data.reward, config: config, chat: chat)
+            trainer?.dataParallel = dataParallel
             preferenceTrainer = nil
         }
+        try broadcastWeights()
+    }
+
+    /// Rank 0's trained weights (policy and critic) on every rank: at the start and after a resume.
+    func broadcastWeights() throws {
+        guard let dp, let trainer else { return }
+        try dp.broadcast(trainer.optimizer.parameters + (trainer.critic?.parameters ?? []))
     }
 
     /// Every prompt plus the longest response must fit the model's context: checked before anything
@@ -150,6 +173,8 @@ public final class TrainingRun {
     /// Evaluates on the held-out prompts and appends the result to eval.jsonl.
     @discardableResult
     public func evaluate(step: Int, phase: String) throws -> EvalResult? {
+        // The other ranks go on to the next step and wait for rank 0 at its first collective.
+        guard leader else { return nil }
         let r: EvalResult
         if let preferenceTrainer {
             guard !data.evalPairs.isEmpty else { return nil }
@@ -181,7 +206,7 @@ public final class TrainingRun {
         do {
             try runAll()
         } catch {
-            if fresh && startStep == 0 && !finishing { removeOwnFiles() }
+            if fresh && startStep == 0 && !finishing && leader { removeOwnFiles() }
             throw error
         }
     }
@@ -200,12 +225,13 @@ public final class TrainingRun {
         say("tokenwise train — \(config.model.path), \(config.preference?.name.rawValue ?? config.credit.method.rawValue), "
             + (config.agent.map { "environment \($0.environment.rawValue), " } ?? "task \(config.data.task) (difficulty \(config.data.difficulty)), ")
             + "\(t.steps) steps × \(t.promptsPerStep) prompts × \(t.samplesPerPrompt) samples, \(Torch.threads) thread(s) → \(dir.path)")
-        for w in config.warnings + data.notes { warn(w) }
+        if leader { for w in config.warnings + data.notes { warn(w) } }
         if startStep == 0 && config.eval.before && !JSONLines.contains(dir.appendingPathComponent("eval.jsonl"), phase: "before") {
             try evaluate(step: 0, phase: "before")
         }
         try runSteps(upTo: t.steps)
         finishing = true
+        guard leader else { return }
         if config.eval.after && !JSONLines.contains(dir.appendingPathComponent("eval.jsonl"), phase: "after") {
             try evaluate(step: t.steps, phase: "after")
         }
@@ -248,7 +274,7 @@ public final class TrainingRun {
                 warn("step \(s + 1): the gradient norm before clipping is \(String(format: "%.3g", g)) (clipped to \(config.optim.maxGradNorm)): "
                      + "the run looks divergent; lower optim.lr (\(config.optim.lr))")
             }
-            try writing(step: s + 1) {
+            if leader { try writing(step: s + 1) {
                 try JSONLines.append(line, to: dir.appendingPathComponent("metrics.jsonl"))
                 if tensorboard { try TensorBoard.append(run: dir, line: line, eval: false) }
                 for r in (trainer?.lastRecords ?? []).prefix(config.output.samplesPerStep) {
@@ -256,13 +282,14 @@ public final class TrainingRun {
                     rec["step"] = s + 1
                     try JSONLines.append(rec, to: dir.appendingPathComponent("samples.jsonl"))
                 }
-            }
+            } }
             counter += 1
             startStep = s + 1
             progress(step: s + 1, metrics: metrics, line: line, perStep: Date().timeIntervalSince(began) / Double(counter))
-            let stopping = stop.requested
+            // Every rank stops after the same step, whichever of them the signal reached first.
+            let stopping = try dp.map { try $0.anyStop(stop.requested) } ?? stop.requested
             if stopping == nil, config.eval.every > 0, (s + 1) % config.eval.every == 0, s + 1 < t.steps { try evaluate(step: s + 1, phase: "during") }
-            if config.output.checkpointEvery > 0, (s + 1) % config.output.checkpointEvery == 0 || s + 1 == t.steps || stopping != nil {
+            if leader, config.output.checkpointEvery > 0, (s + 1) % config.output.checkpointEvery == 0 || s + 1 == t.steps || stopping != nil {
                 try writing(step: s + 1) {
                     try Checkpoint.write(run: dir, state: .init(step: s + 1, seed: config.train.seed, entropyStatistics: trainer?.entropyStatistics),
                                          pretrained: pretrained, optimizer: optimizer, critic: trainer?.critic)

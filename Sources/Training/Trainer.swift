@@ -30,6 +30,9 @@ public final class Trainer {
     /// Entropy statistics of the last step's rollouts, which drive the adaptive temperature of the
     /// next step's sampling (saved with checkpoints).
     public var entropyStatistics: HAPO.EntropyStatistics?
+    /// The process group when this trainer is one rank of a data-parallel run: each step then
+    /// samples this rank's share of the prompts (see `DataParallel`).
+    public var dataParallel: DataParallel?
 
     /// Checks the config (and that every input its method and loss read has a provider: the
     /// reward's process rewards included) before attaching adapters.
@@ -95,6 +98,8 @@ public final class Trainer {
     public func step(_ samples: [TaskSample], progress: Double = 0, seed: UInt64? = nil,
                      more: ((Int) -> [TaskSample])? = nil) throws -> [String: Double] {
         guard !samples.isEmpty else { throw TrainingError("train: a step needs at least one prompt") }
+        let dp = dataParallel, share = dp?.share(samples.count) ?? samples.indices
+        let samples = Array(samples[share])
         let start = DispatchTime.now().uptimeNanoseconds
         func seconds(_ from: UInt64) -> Double { Double(DispatchTime.now().uptimeNanoseconds - from) / 1e9 }
         var sampling = config.rollout
@@ -124,7 +129,7 @@ public final class Trainer {
             throw TrainingError("training diverged at step \(stepsDone): the policy's logprobs are not finite (its weights are NaN or infinite); "
                 + "lower optim.lr and start again from the last checkpoint")
         }
-        var inputs = StepInputs(rollouts, sampling: sampling, progress: progress)
+        var inputs = StepInputs(rollouts, sampling: sampling, progress: progress, firstGroup: share.lowerBound)
         let inputsStart = DispatchTime.now().uptimeNanoseconds
         for p in providers { try p.provide(&inputs) }
         metrics.merge(inputs.metrics) { $1 }
@@ -134,33 +139,35 @@ public final class Trainer {
             if let e = rolled[i].episode, let kl = t.kl { t.kl = zip(kl, e.actionMask).map { $1 ? $0 : 0 } }
         }
         metrics["inputs_seconds"] = seconds(inputsStart)
-        let credit = try config.credit.estimator.estimate(inputs.creditBatch)
+        let credit = try dp?.credit(inputs.creditBatch, config.credit.estimator) ?? config.credit.estimator.estimate(inputs.creditBatch)
         let trainStart = DispatchTime.now().uptimeNanoseconds
         if let critic {
             let criticStart = DispatchTime.now().uptimeNanoseconds
-            metrics.merge(try CriticUpdate(critic: critic, config: config, step: stepsDone).run(inputs)) { $1 }
+            metrics.merge(try CriticUpdate(critic: critic, config: config, step: stepsDone, dp: dp).run(inputs)) { $1 }
             metrics["critic_seconds"] = seconds(criticStart)
         }
         // verl's critic_warmup: the first steps train the value model only.
         if stepsDone > (config.critic?.warmupSteps ?? 0) {
-            metrics.merge(try PolicyUpdate(forward: forward, optimizer: optimizer, config: config, step: stepsDone).run(inputs, credit)) { $1 }
+            metrics.merge(try PolicyUpdate(forward: forward, optimizer: optimizer, config: config, step: stepsDone, dp: dp).run(inputs, credit)) { $1 }
         }
         metrics["train_seconds"] = seconds(trainStart)
         let trainedTokens = inputs.rows.reduce(0) { $0 + inputs.prompt(of: $1).count + rollouts.rolled[$1].completion.tokens.count }
         metrics["train_tokens_per_second"] = Double(trainedTokens * config.train.epochs) / Swift.max(seconds(trainStart), 1e-9)
         metrics["step_seconds"] = seconds(start)
         for (k, v) in credit.diagnostics { metrics["credit_\(k)"] = v }
-        entropyStatistics = nextEntropyStatistics(inputs)
+        if let dp { metrics = MetricMerge.step(try dp.gather(metrics), weights: try dp.gather(Double(rollouts.rolled.count))) }
+        entropyStatistics = try nextEntropyStatistics(inputs)
         lastRecords = records(inputs, credit)
         lastInputs = inputs
         return metrics
     }
 
     /// HAPO §9.2: the statistics of this step's sampling entropies, for the next step's temperatures.
-    func nextEntropyStatistics(_ inputs: StepInputs) -> HAPO.EntropyStatistics? {
+    func nextEntropyStatistics(_ inputs: StepInputs) throws -> HAPO.EntropyStatistics? {
         let s = config.rollout.temperatureSchedule
         guard s.name == .adaptive else { return nil }
-        let all = inputs.rows.flatMap { inputs.rollouts.rolled[$0].completion.entropies }
+        let mine = inputs.rows.flatMap { inputs.rollouts.rolled[$0].completion.entropies }
+        let all = try dataParallel.map { try $0.gather(mine).flatMap { $0 } } ?? mine
         return all.isEmpty ? entropyStatistics : HAPO.EntropyStatistics(entropies: all, pivotQuantile: s.entropyPivot, signFix: s.signFix)
     }
 

@@ -1,0 +1,156 @@
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+import Torch
+import Training
+
+/// `tokenwise train --nproc N`: what torchrun's agent does for this machine's N ranks. It hosts the
+/// rendezvous store (node 0; the others connect to it), starts each rank as this same binary with
+/// torchrun's environment, prefixes their output with the rank, forwards SIGINT/SIGTERM (each rank
+/// then stops after the same step with a checkpoint) and, when one rank fails, gives the others a
+/// few seconds to report their own error before stopping them.
+struct Launcher {
+    let nproc: Int
+    let nnodes: Int
+    let nodeRank: Int
+    let masterAddress: String
+    let masterPort: Int
+    /// The rank's arguments: the command line without the launcher's options.
+    let arguments: [String]
+    /// Threads per rank, when the command line does not say.
+    let threads: Int?
+    /// Seconds the other ranks get to exit on their own after one fails.
+    var grace = 10.0
+
+    final class State: @unchecked Sendable {
+        let lock = NSLock()
+        var firstFailure: (rank: Int, status: Int32)?
+        var running: [Int: Process] = [:]
+    }
+
+    func run() throws -> Int32 {
+        let world = nproc * nnodes
+        // The agent's store: hosted by node 0's launcher on the master address only, joined by the others'.
+        let store = nodeRank == 0
+            ? try DistributedStore.host(address: masterAddress, port: masterPort, timeout: 1800)
+            : try DistributedStore.connect(address: masterAddress, port: masterPort, timeout: 1800)
+        let state = State(), done = DispatchGroup(), out = LinePrinter()
+        for local in 0..<nproc {
+            let rank = nodeRank * nproc + local
+            let p = Process()
+            p.executableURL = URL(fileURLWithPath: "/proc/self/exe")
+            p.arguments = arguments + (threads.map { ["--threads", "\($0)"] } ?? [])
+            var env = ProcessInfo.processInfo.environment
+            for (k, v) in ["RANK": rank, "WORLD_SIZE": world, "LOCAL_RANK": local, "LOCAL_WORLD_SIZE": nproc, "GROUP_RANK": nodeRank,
+                           "MASTER_PORT": store.port, "TORCHELASTIC_RESTART_COUNT": 0] { env[k] = "\(v)" }
+            env["MASTER_ADDR"] = masterAddress
+            env["TORCHELASTIC_USE_AGENT_STORE"] = "True"
+            p.environment = env
+            p.standardOutput = out.pipe(prefix: "[rank \(rank)] ", to: FileHandle.standardOutput)
+            p.standardError = out.pipe(prefix: "[rank \(rank)] ", to: FileHandle.standardError)
+            done.enter()
+            p.terminationHandler = { proc in
+                state.lock.lock()
+                state.running[rank] = nil
+                let failed = proc.terminationStatus != 0 && state.firstFailure == nil
+                if failed { state.firstFailure = (rank, proc.terminationStatus) }
+                state.lock.unlock()
+                if failed { stopOthers(state, after: grace) }
+                done.leave()
+            }
+            try p.run()
+            state.lock.lock(); state.running[rank] = p; state.lock.unlock()
+        }
+        let signals = forwardSignals(state)
+        done.wait()
+        signals.forEach { $0.cancel() }
+        out.flush()
+        withExtendedLifetime(store) {}
+        guard let failure = state.firstFailure else { return 0 }
+        FileHandle.standardError.write(Data("tokenwise train: rank \(failure.rank) exited with status \(failure.status); the other ranks were stopped\n".utf8))
+        return failure.status
+    }
+
+    /// After `after` seconds, SIGTERM to every rank still running, and SIGKILL 5 s later.
+    func stopOthers(_ state: State, after: Double) {
+        DispatchQueue.global().asyncAfter(deadline: .now() + after) {
+            for sig in [SIGTERM, SIGKILL] {
+                state.lock.lock()
+                let left = Array(state.running.values)
+                state.lock.unlock()
+                for p in left where p.isRunning { kill(p.processIdentifier, sig) }
+                if sig == SIGTERM { Thread.sleep(forTimeInterval: 5) }
+            }
+        }
+    }
+
+    /// SIGINT and SIGTERM go on to every rank (each stops after the step in progress).
+    func forwardSignals(_ state: State) -> [DispatchSourceSignal] {
+        [SIGINT, SIGTERM].map { sig in
+            signal(sig, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: sig, queue: .global())
+            source.setEventHandler {
+                state.lock.lock()
+                let all = Array(state.running.values)
+                state.lock.unlock()
+                for p in all where p.isRunning { kill(p.processIdentifier, sig) }
+            }
+            source.resume()
+            return source
+        }
+    }
+
+    /// The command line without the launcher's own options (`--nproc 2` and `--nproc=2` alike).
+    static func rankArguments(_ args: [String], removing options: Set<String>) -> [String] {
+        var out: [String] = [], skip = false
+        for a in args {
+            if skip { skip = false; continue }
+            if options.contains(a) { skip = true; continue }
+            if let eq = a.firstIndex(of: "="), options.contains(String(a[..<eq])) { continue }
+            out.append(a)
+        }
+        return out
+    }
+}
+
+/// A line not yet complete, guarded by the printer's lock.
+final class Buffer: @unchecked Sendable { var data = Data() }
+
+/// Copies child output to this process's, line by line with a prefix, one line at a time.
+final class LinePrinter: @unchecked Sendable {
+    private let lock = NSLock()
+    private var pipes: [Pipe] = []
+
+    func pipe(prefix: String, to sink: FileHandle) -> Pipe {
+        let p = Pipe()
+        let pending = Buffer()
+        p.fileHandleForReading.readabilityHandler = { [lock] h in
+            let chunk = h.availableData
+            lock.lock(); defer { lock.unlock() }
+            if chunk.isEmpty {
+                if !pending.data.isEmpty { sink.write(Data(prefix.utf8) + pending.data + Data("\n".utf8)); pending.data = Data() }
+                h.readabilityHandler = nil
+                return
+            }
+            pending.data.append(chunk)
+            while let nl = pending.data.firstIndex(of: 0x0A) {
+                sink.write(Data(prefix.utf8) + pending.data[pending.data.startIndex...nl])
+                pending.data = Data(pending.data[(nl + 1)...])
+            }
+        }
+        lock.lock(); pipes.append(p); lock.unlock()
+        return p
+    }
+
+    /// Waits (briefly) until every pipe has been read to its end.
+    func flush() {
+        for _ in 0..<50 {
+            lock.lock()
+            let open = pipes.contains { $0.fileHandleForReading.readabilityHandler != nil }
+            lock.unlock()
+            if !open { return }
+            Thread.sleep(forTimeInterval: 0.02)
+        }
+    }
+}
