@@ -6,7 +6,7 @@ import Torch
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Measure speed, as ratios against a baseline measured in the same run.",
-        subcommands: [BenchMatmul.self, BenchCredit.self, BenchTokenizer.self, BenchRollout.self, BenchServe.self, BenchTrain.self]
+        subcommands: [BenchMatmul.self, BenchCredit.self, BenchTokenizer.self, BenchRollout.self, BenchServe.self, BenchTrain.self, BenchAllReduce.self]
     )
 }
 

@@ -19,6 +19,8 @@ struct BenchTrain: ParsableCommand {
     @Option(name: .customLong("new-tokens"), help: "Most new tokens per sample.") var newTokens = 64
     @Option(help: "Steps to time.") var steps = 2
     @Option(name: .customLong("micro-batch"), help: "Rows per forward/backward (0: all).") var microBatch = 8
+    @Option(help: "Then the same steps data-parallel on this many local ranks (c10d over Gloo), against one process in the same run.")
+    var nproc = 1
     @Flag(help: "Then the same steps with PPO's critic (GAE + a LoRA value model) on a fresh model, and the cost against the first.") var critic = false
 
     func validate() throws {
@@ -26,11 +28,16 @@ struct BenchTrain: ParsableCommand {
                                 ("--steps", steps, 100_000)] where !(1...most).contains(v) {
             throw ValidationError("\(name) must be 1…\(most), got \(v)")
         }
+        guard (1...64).contains(nproc) else { throw ValidationError("--nproc must be 1…64, got \(nproc)") }
+        if nproc > 1 && critic { throw ValidationError("--nproc and --critic are separate comparisons; ask for one") }
+        if nproc > prompts { throw ValidationError("--nproc (\(nproc)) must be at most --prompts (\(prompts)): each rank samples whole prompts") }
         guard microBatch >= 0 else { throw ValidationError("--micro-batch must be >= 0 (0: all rows), got \(microBatch)") }
     }
 
     func run() throws {
+        if let env = try DistributedEnvironment.read(ProcessInfo.processInfo.environment) { return try rank(env) }
         let device = try runtime.apply()
+        if nproc > 1 { return try dataParallel(device: device) }
         var baseline: Phase? = nil
         for withCritic in critic ? [false, true] : [false] {
             let phase = try self.phase(critic: withCritic, device: device)
@@ -44,10 +51,38 @@ struct BenchTrain: ParsableCommand {
         }
     }
 
-    struct Phase { var stepSeconds: Double; var residentMB: Double; var criticMB: Double }
+    struct Phase: Codable { var stepSeconds: Double; var residentMB: Double; var criticMB: Double }
+
+    /// One process, then `nproc` ranks started as `train --nproc` starts them; rank 0 reports its
+    /// step time through a file.
+    func dataParallel(device: Device) throws {
+        let one = try phase(critic: false, device: device)
+        let result = FileManager.default.temporaryDirectory.appendingPathComponent("tw-bench-\(UUID().uuidString).json")
+        defer { try? FileManager.default.removeItem(at: result) }
+        setenv("TOKENWISE_BENCH_RESULT", result.path, 1)
+        fflush(nil)   // the one-process lines first: the ranks write to the same terminal
+        let args = Launcher.rankArguments(Array(CommandLine.arguments.dropFirst()), removing: ["--nproc"])
+        let cores = ProcessInfo.processInfo.activeProcessorCount
+        let status = try Launcher(nproc: nproc, nnodes: 1, nodeRank: 0, masterAddress: "127.0.0.1", masterPort: 0, arguments: args,
+                                  threads: runtime.threads == nil ? Swift.max(1, cores / nproc) : nil).run()
+        guard status == 0, let data = FileManager.default.contents(atPath: result.path) else { throw ExitCode(status == 0 ? 1 : status) }
+        let ranks = try JSONDecoder().decode(Phase.self, from: data)
+        print("data-parallel: \(fmt(ranks.stepSeconds, 2)) s a step on \(nproc) ranks against \(fmt(one.stepSeconds, 2)) s in one process "
+            + "(\(fmt(one.stepSeconds / ranks.stepSeconds, 2))× the speed, same run, steps after the first; the same global batch)")
+    }
+
+    /// One rank of `dataParallel`.
+    func rank(_ env: DistributedEnvironment) throws {
+        let device = try runtime.apply()
+        let dp = try env.join()
+        let phase = try self.phase(critic: false, device: device, dp: dp)
+        if dp.isLeader, let path = ProcessInfo.processInfo.environment["TOKENWISE_BENCH_RESULT"] {
+            try JSONEncoder().encode(phase).write(to: URL(fileURLWithPath: path))
+        }
+    }
 
     /// `steps` steps on a freshly loaded model: GRPO, or GAE with PPO's critic.
-    func phase(critic withCritic: Bool, device: Device) throws -> Phase {
+    func phase(critic withCritic: Bool, device: Device, dp: DataParallel? = nil) throws -> Phase {
         let p = try modelOptions.load(device: device)
         var cfg = RunConfig()
         cfg.credit = withCritic ? .gae(.init(whiten: true)) : .grpo(.init())
@@ -60,8 +95,10 @@ struct BenchTrain: ParsableCommand {
             TaskSample(prompt: chat.render([ChatMessage(role: "user", content: $0.prompt)], addGenerationPrompt: true), answer: $0.answer)
         }
         let trainer = try Trainer(model: p.model, tokenizer: p.tokenizer, reward: ProceduralTask.arithmetic.reward, config: cfg)
+        trainer.dataParallel = dp
+        let print: (String) -> Void = { line in if dp?.isLeader ?? true { Swift.print(line) } }
         print("tokenwise bench train — \(withCritic ? "GAE + critic (PPO)" : "GRPO"), \(prompts) prompts × \(samples) samples, ≤\(newTokens) new tokens, LoRA, "
-            + "micro-batch \(microBatch == 0 ? "all" : String(microBatch)), \(Torch.threads) thread(s)")
+            + "micro-batch \(microBatch == 0 ? "all" : String(microBatch)), \(Torch.threads) thread(s)" + (dp.map { ", \($0.worldSize) ranks" } ?? ""))
         var times = [Double]()
         for s in 0..<steps {
             let m = try trainer.step(Array(tasks[(s * prompts)..<((s + 1) * prompts)]))

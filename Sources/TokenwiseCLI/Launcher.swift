@@ -25,7 +25,9 @@ struct Launcher {
 
     final class State: @unchecked Sendable {
         let lock = NSLock()
-        var firstFailure: (rank: Int, status: Int32)?
+        var firstFailure: (rank: Int, status: Int32, signaled: Bool)?
+        /// Whether the launcher had to signal ranks that outlived the grace period.
+        var stopped = false
         var running: [Int: Process] = [:]
     }
 
@@ -39,7 +41,8 @@ struct Launcher {
         for local in 0..<nproc {
             let rank = nodeRank * nproc + local
             let p = Process()
-            p.executableURL = URL(fileURLWithPath: "/proc/self/exe")
+            // The binary's own path (not /proc/self/exe), so `ps` names the ranks.
+            p.executableURL = URL(fileURLWithPath: (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? "/proc/self/exe")
             p.arguments = arguments + (threads.map { ["--threads", "\($0)"] } ?? [])
             var env = ProcessInfo.processInfo.environment
             for (k, v) in ["RANK": rank, "WORLD_SIZE": world, "LOCAL_RANK": local, "LOCAL_WORLD_SIZE": nproc, "GROUP_RANK": nodeRank,
@@ -54,7 +57,7 @@ struct Launcher {
                 state.lock.lock()
                 state.running[rank] = nil
                 let failed = proc.terminationStatus != 0 && state.firstFailure == nil
-                if failed { state.firstFailure = (rank, proc.terminationStatus) }
+                if failed { state.firstFailure = (rank, proc.terminationStatus, proc.terminationReason == .uncaughtSignal) }
                 state.lock.unlock()
                 if failed { stopOthers(state, after: grace) }
                 done.leave()
@@ -68,8 +71,10 @@ struct Launcher {
         out.flush()
         withExtendedLifetime(store) {}
         guard let failure = state.firstFailure else { return 0 }
-        FileHandle.standardError.write(Data("tokenwise train: rank \(failure.rank) exited with status \(failure.status); the other ranks were stopped\n".utf8))
-        return failure.status
+        let how = failure.signaled ? "was killed by signal \(failure.status)" : "exited with status \(failure.status)"
+        let others = state.stopped ? "; the ranks still running after \(Int(grace)) s were stopped" : ""
+        FileHandle.standardError.write(Data("tokenwise train: rank \(failure.rank) \(how)\(others)\n".utf8))
+        return failure.signaled ? 128 + failure.status : failure.status
     }
 
     /// After `after` seconds, SIGTERM to every rank still running, and SIGKILL 5 s later.
@@ -79,7 +84,10 @@ struct Launcher {
                 state.lock.lock()
                 let left = Array(state.running.values)
                 state.lock.unlock()
-                for p in left where p.isRunning { kill(p.processIdentifier, sig) }
+                for p in left where p.isRunning {
+                    state.lock.lock(); state.stopped = true; state.lock.unlock()
+                    kill(p.processIdentifier, sig)
+                }
                 if sig == SIGTERM { Thread.sleep(forTimeInterval: 5) }
             }
         }

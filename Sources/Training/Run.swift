@@ -260,12 +260,12 @@ public final class TrainingRun {
             if let preferenceTrainer {
                 metrics = try preferenceTrainer.step(batch(data.trainPairs, step: s))
             } else {
-                metrics = try trainer!.step(batch(data.train, step: s), progress: Double(s) / Double(Swift.max(t.steps, 1)), seed: seed) { n in
+                metrics = try rankFailure(step: s + 1) { try trainer!.step(batch(data.train, step: s), progress: Double(s) / Double(Swift.max(t.steps, 1)), seed: seed) { n in
                     // Extra prompts for dynamic sampling: a seeded draw per step and call.
                     refills += 1
                     var rng = SplitMix64(seed: seed ^ UInt64(refills))
                     return (0..<n).map { _ in self.data.train[Int(rng.next() % UInt64(self.data.train.count))] }
-                }
+                } }
             }
             var line: [String: Any] = metrics
             line["step"] = s + 1
@@ -301,6 +301,16 @@ public final class TrainingRun {
                 throw TrainingStopped(signal: stopping, description: "stopped by \(StopRequest.name(stopping)) after step \(s + 1)\(saved); "
                     + "continue with: tokenwise train --resume \(dir.path)")
             }
+        }
+    }
+
+    /// A collective that failed (another rank died or cannot be reached) becomes an error that says
+    /// so and how to continue.
+    func rankFailure<R>(step: Int, _ body: () throws -> R) throws -> R {
+        do { return try body() } catch let e as DistributedError {
+            let last = Checkpoint.latest(run: dir, notice: { _ in }).map { "the last complete checkpoint is step \($0.1.step)" } ?? "no checkpoint was completed"
+            throw TrainingError("step \(step): \(e.message). Another rank exited or cannot be reached; \(last). "
+                                + "Continue with: tokenwise train --resume \(dir.path) --nproc \(dp?.worldSize ?? 1)")
         }
     }
 

@@ -1,0 +1,152 @@
+import Foundation
+import XCTest
+
+/// `tokenwise train --nproc`: two ranks over loopback against one process, a rank killed mid-run,
+/// and the errors of bad launches.
+final class DistributedCLITests: XCTestCase {
+    /// A short tiny-model run: 3 prompts a step (rank 0 samples 1, rank 1 samples 2), no evaluations.
+    func args(_ dir: URL, steps: Int = 3, _ sets: [String] = []) -> [String] {
+        ["train", "--preset", "tiny", "--out", dir.path, "--quiet"]
+            + (["train.steps=\(steps)", "train.prompts_per_step=3", "eval.before=false", "eval.after=false",
+                "output.save_model=false", "output.report=false", "output.checkpoint_every=1"] + sets).flatMap { ["--set", $0] }
+    }
+
+    /// Every float32 tensor of a safetensors file, by name.
+    func tensors(_ url: URL) throws -> [String: [Float]] {
+        let data = try Data(contentsOf: url)
+        let n = data.prefix(8).enumerated().reduce(0) { $0 | Int($1.element) << (8 * $1.offset) }
+        let header = try JSONSerialization.jsonObject(with: data.subdata(in: 8..<(8 + n))) as! [String: Any]
+        var out: [String: [Float]] = [:]
+        for (name, v) in header where name != "__metadata__" {
+            let info = v as! [String: Any], range = info["data_offsets"] as! [Int]
+            XCTAssertEqual(info["dtype"] as? String, "F32", name)
+            let bytes = data.subdata(in: (8 + n + range[0])..<(8 + n + range[1]))
+            out[name] = bytes.withUnsafeBytes { Array($0.bindMemory(to: Float.self)) }
+        }
+        return out
+    }
+
+    /// The metrics that do not depend on timing, per step.
+    func metrics(_ dir: URL) throws -> [[String: Double]] {
+        let text = try String(contentsOf: dir.appendingPathComponent("metrics.jsonl"), encoding: .utf8)
+        return try text.split(separator: "\n").map { line in
+            let all = try JSONSerialization.jsonObject(with: Data(line.utf8)) as! [String: Any]
+            return all.compactMapValues { $0 as? Double }.filter { !$0.key.hasSuffix("seconds") && !$0.key.hasSuffix("per_second") }
+        }
+    }
+
+    func assertSameRun(_ one: URL, _ two: URL, weights file: String, file line: StaticString = #filePath, _ l: UInt = #line) throws {
+        let a = try tensors(one.appendingPathComponent("checkpoints/step-3/\(file)")), b = try tensors(two.appendingPathComponent("checkpoints/step-3/\(file)"))
+        XCTAssertEqual(Set(a.keys), Set(b.keys))
+        var worst: Float = 0
+        for (k, x) in a { for (u, v) in zip(x, b[k]!) { worst = max(worst, abs(u - v)) } }
+        XCTAssertLessThan(worst, 1e-5, "largest weight difference after 3 steps", file: line, line: l)
+        let (ma, mb) = (try metrics(one), try metrics(two))
+        XCTAssertEqual(ma.count, 3)
+        for (x, y) in zip(ma, mb) {
+            XCTAssertEqual(Set(x.keys), Set(y.keys), file: line, line: l)
+            for (k, v) in x { XCTAssertEqual(v, y[k] ?? .nan, accuracy: 1e-5 * max(1, abs(v)), "metric \(k)", file: line, line: l) }
+        }
+    }
+
+    func testTwoRanksTrainAsOneProcessWithLoRA() throws {
+        let root = try temporary()
+        let one = root.appendingPathComponent("one"), two = root.appendingPathComponent("two")
+        let a = try tokenwise(args(one) + ["--threads", "1"]), b = try tokenwise(args(two) + ["--nproc", "2"])
+        XCTAssertEqual(a.status, 0, a.stderr)
+        XCTAssertEqual(b.status, 0, b.stderr)
+        try assertSameRun(one, two, weights: "adapter_model.safetensors")
+        // Rank 0 alone writes the folder.
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: two.path).sorted(), ["checkpoints", "config.yaml", "metrics.jsonl", "samples.jsonl"])
+    }
+
+    func testTwoRanksTrainAsOneProcessFullFineTuningWithWhitening() throws {
+        let root = try temporary()
+        let one = root.appendingPathComponent("one"), two = root.appendingPathComponent("two")
+        // REINFORCE++ whitens over the whole batch: the ranks must see each other's groups.
+        let sets = ["model.lora=null", "optim.lr=1e-4", "credit.method=reinforce_pp", "train.mini_batches=2"]
+        let a = try tokenwise(args(one, sets) + ["--threads", "1"]), b = try tokenwise(args(two, sets) + ["--nproc", "2"])
+        XCTAssertEqual(a.status, 0, a.stderr)
+        XCTAssertEqual(b.status, 0, b.stderr)
+        try assertSameRun(one, two, weights: "model.safetensors")
+    }
+
+    /// The pid of rank `rank` among the children of `launcher`.
+    func rankPid(_ rank: Int, of launcher: Int32) -> Int32? {
+        let procs = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
+        for p in procs.compactMap(Int32.init) {
+            guard let stat = try? String(contentsOfFile: "/proc/\(p)/stat", encoding: .utf8),
+                  let close = stat.lastIndex(of: ")") else { continue }
+            let fields = stat[stat.index(after: close)...].split(separator: " ")
+            guard fields.count > 2, Int32(fields[1]) == launcher,
+                  let env = FileManager.default.contents(atPath: "/proc/\(p)/environ") else { continue }
+            if env.split(separator: 0).contains(where: { String(decoding: $0, as: UTF8.self) == "RANK=\(rank)" }) { return p }
+        }
+        return nil
+    }
+
+    func testAKilledRankStopsTheOtherWithAClearErrorAndTheRunResumes() throws {
+        let dir = try temporary().appendingPathComponent("run")
+        let p = Process()
+        p.executableURL = binary
+        p.arguments = args(dir, steps: 400, ["rollout.max_new_tokens=16"]) + ["--nproc", "2"]
+        p.environment = ProcessInfo.processInfo.environment.merging(["TOKENWISE_DIST_TIMEOUT": "60"]) { $1 }
+        let err = Pipe()
+        p.standardOutput = FileHandle.nullDevice
+        p.standardError = err
+        try p.run()
+        // Wait for a few complete steps, then kill rank 1 while it trains.
+        let metrics = dir.appendingPathComponent("metrics.jsonl")
+        let deadline = Date().addingTimeInterval(120)
+        while Date() < deadline, ((try? String(contentsOf: metrics, encoding: .utf8))?.split(separator: "\n").count ?? 0) < 3 { usleep(50_000) }
+        guard let victim = rankPid(1, of: p.processIdentifier) else { p.terminate(); return XCTFail("rank 1 not found") }
+        let killed = Date()
+        kill(victim, SIGKILL)
+        let stderr = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        p.waitUntilExit()
+        XCTAssertLessThan(Date().timeIntervalSince(killed), 60, "the launcher took too long to stop")
+        XCTAssertNotEqual(p.terminationStatus, 0)
+        XCTAssertTrue(stderr.contains("tokenwise train: rank 1 was killed by signal 9"), stderr)
+        // Rank 0 says what failed (c10d's message), in its own prefixed lines.
+        XCTAssertTrue(stderr.contains("[rank 0] Error: ") && stderr.contains("failed on rank 0"), stderr)
+        let before = try self.metrics(dir).count
+        XCTAssertGreaterThanOrEqual(before, 3)
+        XCTAssertLessThan(before, 400)
+
+        // Two ranks resume from the last complete checkpoint and finish (here: 6 steps in all).
+        var config = try String(contentsOf: dir.appendingPathComponent("config.yaml"), encoding: .utf8)
+        config = config.replacingOccurrences(of: "steps: 400", with: "steps: \(before + 3)")
+        try config.write(to: dir.appendingPathComponent("config.yaml"), atomically: true, encoding: .utf8)
+        let resumed = try tokenwise(["train", "--resume", dir.path, "--nproc", "2", "--quiet"])
+        XCTAssertEqual(resumed.status, 0, resumed.stderr)
+        let steps = try String(contentsOf: metrics, encoding: .utf8).split(separator: "\n").map {
+            (try JSONSerialization.jsonObject(with: Data($0.utf8)) as! [String: Any])["step"] as! Int
+        }
+        XCTAssertEqual(steps, Array(1...(before + 3)))
+    }
+
+    func testBadLaunchesAreRefusedBeforeAnyRankStarts() throws {
+        let dir = try temporary()
+        let few = try tokenwise(args(dir.appendingPathComponent("a"), ["train.prompts_per_step=1"]) + ["--nproc", "2"])
+        XCTAssertNotEqual(few.status, 0)
+        XCTAssertTrue(few.stderr.contains("'train.prompts_per_step' (1) must be at least the number of ranks (2)"), few.stderr)
+        XCTAssertFalse(few.stderr.contains("[rank"), "no rank was started: \(few.stderr)")
+        let dynamic = try tokenwise(args(dir.appendingPathComponent("b"), ["train.dynamic_sampling=true"]) + ["--nproc", "2"])
+        XCTAssertTrue(dynamic.stderr.contains("'train.dynamic_sampling' refills prompts one process at a time"), dynamic.stderr)
+        let zero = try tokenwise(args(dir.appendingPathComponent("c")) + ["--nproc", "0"])
+        XCTAssertTrue(zero.stderr.contains("--nproc and --nnodes must be at least 1"), zero.stderr)
+        // A rank started by hand with half of torchrun's contract names the missing variable.
+        let p = Process()
+        p.executableURL = binary
+        p.arguments = args(dir.appendingPathComponent("d"))
+        p.environment = ProcessInfo.processInfo.environment.merging(["WORLD_SIZE": "2"]) { $1 }
+        let err = Pipe()
+        p.standardError = err
+        p.standardOutput = FileHandle.nullDevice
+        try p.run()
+        let text = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        p.waitUntilExit()
+        XCTAssertTrue(text.contains("RANK is not set (WORLD_SIZE is"), text)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: dir.appendingPathComponent("a").path))
+    }
+}
