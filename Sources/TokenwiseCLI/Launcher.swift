@@ -28,6 +28,8 @@ struct Launcher {
         var firstFailure: (rank: Int, status: Int32, signaled: Bool)?
         /// Whether the launcher had to signal ranks that outlived the grace period.
         var stopped = false
+        /// Whether the launcher itself was sent SIGINT or SIGTERM (and passed it on).
+        var signaled = false
         var running: [Int: Process] = [:]
     }
 
@@ -67,10 +69,13 @@ struct Launcher {
         }
         let signals = forwardSignals(state)
         done.wait()
+        let asked = state.lock.withLock { state.signaled }
         signals.forEach { $0.cancel() }
         out.flush()
         withExtendedLifetime(store) {}
         guard let failure = state.firstFailure else { return 0 }
+        // Asked to stop: every rank stopped after the same step and said so; its status is the run's.
+        if asked, !failure.signaled, failure.status > 128 { return failure.status }
         let how = failure.signaled ? "was killed by signal \(failure.status)" : "exited with status \(failure.status)"
         let others = state.stopped ? "; the ranks still running after \(Int(grace)) s were stopped" : ""
         FileHandle.standardError.write(Data("tokenwise train: rank \(failure.rank) \(how)\(others)\n".utf8))
@@ -100,6 +105,7 @@ struct Launcher {
             let source = DispatchSource.makeSignalSource(signal: sig, queue: .global())
             source.setEventHandler {
                 state.lock.lock()
+                state.signaled = true
                 let all = Array(state.running.values)
                 state.lock.unlock()
                 for p in all where p.isRunning { kill(p.processIdentifier, sig) }

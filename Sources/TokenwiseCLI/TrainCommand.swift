@@ -117,7 +117,7 @@ struct TrainCommand: ParsableCommand {
         do {
             try run.run()
         } catch let stopped as TrainingStopped {
-            FileHandle.standardError.write(Data((stopped.description + "\n").utf8))
+            if run.leader { FileHandle.standardError.write(Data((stopped.description + "\n").utf8)) }
             throw ExitCode(128 + stopped.signal)
         }
     }

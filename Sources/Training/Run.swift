@@ -35,7 +35,7 @@ public final class TrainingRun {
     /// The process group of a data-parallel run; rank 0 alone writes the run's files.
     let dp: DataParallel?
     /// Whether this process writes the run's files and prints its progress.
-    var leader: Bool { dp?.isLeader ?? true }
+    public var leader: Bool { dp?.isLeader ?? true }
 
     /// Checks the config, loads the model and the data, and only then creates the run folder
     /// (it must not exist or be empty), so a bad input leaves nothing behind.
@@ -299,7 +299,7 @@ public final class TrainingRun {
             if let stopping {
                 let saved = config.output.checkpointEvery > 0 ? ", checkpoint step-\(s + 1) written" : " (output.checkpoint_every is 0: no checkpoint)"
                 throw TrainingStopped(signal: stopping, description: "stopped by \(StopRequest.name(stopping)) after step \(s + 1)\(saved); "
-                    + "continue with: tokenwise train --resume \(dir.path)")
+                    + "continue with: tokenwise train --resume \(dir.path)" + (dp.map { " --nproc \($0.worldSize)" } ?? ""))
             }
         }
     }
