@@ -129,14 +129,19 @@ extern "C" {
 tw_store tw_store_host(const char *addr, int port, int64_t timeout_ms, char **err) {
   TW_TRY(nullptr, {
     int fd = listen_on(need(addr, "address"), port);
-    c10d::TCPStoreOptions o;
-    o.port = static_cast<uint16_t>(bound_port(fd));
-    o.isServer = true;
-    o.waitWorkers = false;
-    o.timeout = std::chrono::milliseconds(timeout_ms);
-    o.masterListenFd = fd;
-    auto store = c10::make_intrusive<c10d::TCPStore>(std::string(addr), o);
-    return new tw_store_s{store, o.port};
+    try {
+      c10d::TCPStoreOptions o;
+      o.port = static_cast<uint16_t>(bound_port(fd));
+      o.isServer = true;
+      o.waitWorkers = false;
+      o.timeout = std::chrono::milliseconds(timeout_ms);
+      o.masterListenFd = fd;
+      auto store = c10::make_intrusive<c10d::TCPStore>(std::string(addr), o);
+      return new tw_store_s{store, o.port};
+    } catch (...) {
+      close(fd);  // the store never took it
+      throw;
+    }
   })
 }
 
@@ -195,6 +200,7 @@ int tw_group_allreduce_sum(tw_group g, const tw_tensor *ts, int n, int64_t bucke
 
 int tw_group_broadcast(tw_group g, const tw_tensor *ts, int n, int root, int64_t bucket_bytes, char **err) {
   TW_TRY(-1, {
+    at::NoGradGuard no_grad;  // the tensors are often parameters (leaves that require grad)
     auto &pg = need(g, "process group")->pg;
     auto list = tensor_list(ts, n);
     Buckets buckets(list, bucket_bytes);

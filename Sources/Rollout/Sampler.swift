@@ -7,6 +7,10 @@ import Torch
 /// live sequences at a time, and finished sequences leave the batch. Every sequence draws from its
 /// own generator seeded by (seed, prompt, sample), so results do not depend on batch composition.
 public final class Sampler {
+    /// How often each prompt already came earlier in the step, outside this call: a data-parallel
+    /// rank's share starts past the other ranks' prompts, and a repeat of one of theirs must draw
+    /// the stream the same repeat would draw in one process. Empty by default.
+    public var priorRepeats: [[Int]: Int] = [:]
     public let model: CausalLM
     public let tokenizer: Tokenizer
     /// Tokens run through the model so far (prompt tokens at prefill, one per live row per step).
@@ -105,7 +109,7 @@ public final class Sampler {
         let device = model.device
         // A sequence's stream depends on its prompt's content (and which repeat of that prompt it is)
         // and its sample index, never on the other prompts in the batch or their positions.
-        var occurrences: [[Int]: Int] = [:]
+        var occurrences = priorRepeats
         let rows = try prompts.indices.flatMap { p in
             let repeatIndex = occurrences[prompts[p], default: 0]
             occurrences[prompts[p]] = repeatIndex + 1

@@ -40,6 +40,8 @@ struct Launcher {
             ? try DistributedStore.host(address: masterAddress, port: masterPort, timeout: 1800)
             : try DistributedStore.connect(address: masterAddress, port: masterPort, timeout: 1800)
         let state = State(), done = DispatchGroup(), out = LinePrinter()
+        // Forwarding first: a stop asked for while the ranks start reaches the ones already running.
+        let signals = forwardSignals(state)
         for local in 0..<nproc {
             let rank = nodeRank * nproc + local
             let p = Process()
@@ -61,13 +63,20 @@ struct Launcher {
                 let failed = proc.terminationStatus != 0 && state.firstFailure == nil
                 if failed { state.firstFailure = (rank, proc.terminationStatus, proc.terminationReason == .uncaughtSignal) }
                 state.lock.unlock()
-                if failed { stopOthers(state, after: grace) }
+                // A rank that stopped as asked (128 + SIGINT/SIGTERM) is not a failure to stop the others for.
+                let asked = state.lock.withLock { state.signaled } && proc.terminationStatus > 128 && proc.terminationReason == .exit
+                if failed && !asked { stopOthers(state, after: grace) }
                 done.leave()
             }
-            try p.run()
+            do { try p.run() } catch {
+                // The ranks already started would wait for this one until their timeout.
+                state.lock.lock()
+                for q in state.running.values where q.isRunning { kill(q.processIdentifier, SIGKILL) }
+                state.lock.unlock()
+                throw DistributedError("cannot start rank \(rank): \(error)")
+            }
             state.lock.lock(); state.running[rank] = p; state.lock.unlock()
         }
-        let signals = forwardSignals(state)
         done.wait()
         let asked = state.lock.withLock { state.signaled }
         signals.forEach { $0.cancel() }

@@ -91,7 +91,16 @@ struct TrainCommand: ParsableCommand {
             let cfg = try resolved()
             try cfg.validate()
             try cfg.validateDataParallel(nproc * nnodes, device: try Device(parsing: runtime.device))
-            if out == nil { args += ["--out", runDir(cfg)] }
+            // Each machine's launcher would stamp its own folder name.
+            if nnodes > 1 && out == nil && cfg.output.dir == nil {
+                throw ValidationError("a run across machines needs its folder named: pass --out (the same shared folder on every machine) or set output.dir")
+            }
+            let dir = runDir(cfg)
+            if out == nil { args += ["--out", dir] }
+            // Refused here once, not by rank 0 while the others wait for it.
+            if let items = try? FileManager.default.contentsOfDirectory(atPath: dir), !items.isEmpty {
+                throw ValidationError("\(dir): the run folder exists and is not empty (continue it with --resume \(dir))")
+            }
         }
         let cores = ProcessInfo.processInfo.activeProcessorCount
         let port = masterPort ?? (nnodes > 1 ? 29500 : 0)

@@ -43,6 +43,9 @@ struct CriticUpdate {
         let old: Tensor?, targets: Tensor, mask: Tensor
         /// Per row, the tokens the loss covers (an agent's action tokens).
         let lossTokens: [Int]
+        /// The longest response on any rank: `seq_mean_token_sum_norm`'s constant when the config
+        /// sets none (one process's padded width).
+        var width: Int? = nil
         var count: Int { responses.count }
     }
 
@@ -71,8 +74,9 @@ struct CriticUpdate {
         }
         var metrics = Self.statistics(values: rows.values, returns: rows.returns, actions: rows.actions)
         try withTorchErrors {
-            let rows = self.rows(inputs, targets: targets, old: old)
+            var rows = self.rows(inputs, targets: targets, old: old)
             let layout = try RowLayout(lossTokens: rows.lossTokens, width: rows.targets.size(1), dp: dp)
+            rows.width = layout.width
             for _ in 0..<config.train.epochs {
                 for mb in layout.miniBatches(config.train.miniBatches) { metrics.merge(try miniBatch(mb.local, all: mb.all, rows)) { $1 } }
             }
@@ -97,7 +101,7 @@ struct CriticUpdate {
         let target = rows.targets.indexSelect(dim: 0, index: pick), mask = rows.mask.indexSelect(dim: 0, index: pick)
         guard let old = rows.old else { return (ValueLoss.squared(v, targets: target, mask: mask), Tensor.zeros([])) }
         return ValueLoss.clipped(v, old: old.indexSelect(dim: 0, index: pick), returns: target, mask: mask, clip: critic.config.vfClip ?? .infinity,
-                                 aggregation: config.objective.aggregation, normConstant: config.objective.normConstant)
+                                 aggregation: config.objective.aggregation, normConstant: config.objective.normConstant ?? rows.width.map(Double.init))
     }
 
     /// One optimizer step of the critic over the mini-batch whose rows here are `range` (possibly

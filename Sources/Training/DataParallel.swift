@@ -83,6 +83,9 @@ extension RunConfig {
         if train.dynamicSampling {
             throw TrainingError("config: 'train.dynamic_sampling' refills prompts one process at a time and is not data-parallel yet; set it to false or run without --nproc (\(why))")
         }
+        if agent != nil {
+            throw TrainingError("config: agent episodes are seeded by their place in the step and are not data-parallel yet; run the agent without --nproc (\(why))")
+        }
         if train.promptsPerStep < world {
             throw TrainingError("config: 'train.prompts_per_step' (\(train.promptsPerStep)) must be at least the number of ranks (\(world)): each rank samples whole prompt groups")
         }
@@ -154,6 +157,10 @@ enum MetricMerge {
             let pairs = zip(all, weights).compactMap { m, w in m[k].map { ($0, w) } }
             let v = pairs.map(\.0)
             if k.hasPrefix("groups_") || k.hasSuffix("tokens_per_second") { out[k] = v.reduce(0, +) }
+            // A reward term or accuracy a rank's scores lack counts 0 for its rollouts, as in one process.
+            else if k.hasPrefix("reward_") && k != "reward_std" || k == "accuracy" {
+                out[k] = zip(all, weights).reduce(0) { $0 + ($1.0[k] ?? 0) * $1.1 } / Swift.max(weights.reduce(0, +), 1e-300)
+            }
             else if Set(v).count == 1 && pairs.count == all.count { out[k] = v[0] }
             else if k.hasSuffix("_seconds") || k.hasSuffix("_max") || k.hasSuffix("_mb") { out[k] = v.max() }
             else if k.hasSuffix("_min") { out[k] = v.min() }

@@ -31,11 +31,14 @@ struct StepInputs {
     /// The step's sampling settings (its seed included).
     let sampling: SamplingConfig
     let progress: Double
+    /// The step's index of this batch's first prompt (past the earlier ranks' prompts).
+    let firstGroup: Int
 
     /// `firstGroup`: the step's index of this batch's first prompt (a data-parallel rank's share
     /// starts past the others'), so group ids are those of the whole step.
     init(_ rollouts: StepRollouts, sampling: SamplingConfig, progress: Double, firstGroup: Int = 0) {
         self.rollouts = rollouts
+        self.firstGroup = firstGroup
         self.sampling = sampling
         self.progress = progress
         members = rollouts.kept.map { rollouts.rolloutsOf[$0] }

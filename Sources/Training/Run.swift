@@ -77,7 +77,14 @@ public final class TrainingRun {
         } else {
             run.say("resuming \(dir.path): no intact checkpoint, starting from step 0")
         }
-        try run.broadcastWeights()
+        try run.rankFailure(step: run.startStep) {
+            // Every rank must continue after the same step (a rank that sees other files would diverge).
+            if let dp, case let steps = try dp.gather(run.startStep), Set(steps).count > 1 {
+                throw TrainingError("\(dir.path): the ranks found different checkpoints (steps \(steps.map(String.init).joined(separator: ", ")) by rank); "
+                    + "every rank must see the same run folder (a shared filesystem across machines)")
+            }
+            try run.broadcastWeights()
+        }
         guard run.leader else { return run }
         // Records of steps after the checkpoint are taken again.
         for file in ["metrics.jsonl", "samples.jsonl", "eval.jsonl"] {
@@ -120,7 +127,7 @@ public final class TrainingRun {
             trainer?.dataParallel = dataParallel
             preferenceTrainer = nil
         }
-        try broadcastWeights()
+        try rankFailure(step: 0) { try broadcastWeights() }
     }
 
     /// Rank 0's trained weights (policy and critic) on every rank: at the start and after a resume.
@@ -287,7 +294,7 @@ public final class TrainingRun {
             startStep = s + 1
             progress(step: s + 1, metrics: metrics, line: line, perStep: Date().timeIntervalSince(began) / Double(counter))
             // Every rank stops after the same step, whichever of them the signal reached first.
-            let stopping = try dp.map { try $0.anyStop(stop.requested) } ?? stop.requested
+            let stopping = try rankFailure(step: s + 1) { try dp.map { try $0.anyStop(stop.requested) } ?? stop.requested }
             if stopping == nil, config.eval.every > 0, (s + 1) % config.eval.every == 0, s + 1 < t.steps { try evaluate(step: s + 1, phase: "during") }
             if leader, config.output.checkpointEvery > 0, (s + 1) % config.output.checkpointEvery == 0 || s + 1 == t.steps || stopping != nil {
                 try writing(step: s + 1) {
@@ -297,6 +304,8 @@ public final class TrainingRun {
                 Checkpoint.prune(run: dir, keep: config.output.keepCheckpoints, written: s + 1)
             }
             if let stopping {
+                // The other ranks wait for rank 0's checkpoint before they exit, so none is cut short.
+                try rankFailure(step: s + 1) { try dp?.group.barrier() }
                 let saved = config.output.checkpointEvery > 0 ? ", checkpoint step-\(s + 1) written" : " (output.checkpoint_every is 0: no checkpoint)"
                 throw TrainingStopped(signal: stopping, description: "stopped by \(StopRequest.name(stopping)) after step \(s + 1)\(saved); "
                     + "continue with: tokenwise train --resume \(dir.path)" + (dp.map { " --nproc \($0.worldSize)" } ?? ""))

@@ -99,6 +99,9 @@ public final class Trainer {
                      more: ((Int) -> [TaskSample])? = nil) throws -> [String: Double] {
         guard !samples.isEmpty else { throw TrainingError("train: a step needs at least one prompt") }
         let dp = dataParallel, share = dp?.share(samples.count) ?? samples.indices
+        // The prompts of the ranks before this one, for the sampler's repeat count.
+        sampler.priorRepeats = samples[..<share.lowerBound].reduce(into: [:]) { $0[tokenizer.encode($1.prompt), default: 0] += 1 }
+        defer { sampler.priorRepeats = [:] }
         let samples = Array(samples[share])
         let start = DispatchTime.now().uptimeNanoseconds
         func seconds(_ from: UInt64) -> Double { Double(DispatchTime.now().uptimeNanoseconds - from) / 1e9 }
@@ -157,7 +160,8 @@ public final class Trainer {
         for (k, v) in credit.diagnostics { metrics["credit_\(k)"] = v }
         if let dp { metrics = MetricMerge.step(try dp.gather(metrics), weights: try dp.gather(Double(rollouts.rolled.count))) }
         entropyStatistics = try nextEntropyStatistics(inputs)
-        lastRecords = records(inputs, credit)
+        // Every rank's rollouts, in step order, for rank 0's samples.jsonl.
+        lastRecords = try dp.map { try $0.gather(records(inputs, credit)).flatMap { $0 } } ?? records(inputs, credit)
         lastInputs = inputs
         return metrics
     }
@@ -179,7 +183,7 @@ public final class Trainer {
         return inputs.rows.enumerated().map { j, i in
             let c = r.rolled[i].completion, s = r.samples[c.promptIndex], score = r.scores[i], episode = r.rolled[i].episode
             return SampleRecord(prompt: episode.map { tokenizer.decode($0.prompt) } ?? s.prompt, answer: s.answer, response: c.text, reward: score.value,
-                                components: score.components, group: c.promptIndex, tokens: c.tokens, pieces: c.tokens.map { tokenizer.decode([$0]) },
+                                components: score.components, group: c.promptIndex + inputs.firstGroup, tokens: c.tokens, pieces: c.tokens.map { tokenizer.decode([$0]) },
                                 advantages: advantages[j], logprobs: c.logprobs, entropies: c.entropies.isEmpty ? entropies[j] : c.entropies,
                                 finishReason: episode?.finish ?? c.finishReason.rawValue, turns: episode?.turns, actionMask: episode?.actionMask)
         }

@@ -71,6 +71,25 @@ final class DistributedCLITests: XCTestCase {
         try assertSameRun(one, two, weights: "model.safetensors")
     }
 
+    func testTwoRanksTrainAsOneProcessWithACriticAndRepeatedPrompts() throws {
+        let root = try temporary()
+        let one = root.appendingPathComponent("one"), two = root.appendingPathComponent("two")
+        // Two training prompts and three a step: every step holds a prompt twice, on different ranks at times.
+        let sets = ["credit.method=gae", "critic.lr=1e-3", "objective.aggregation=seq_mean_token_sum_norm", "data.train_size=2", "output.samples_per_step=12"]
+        let a = try tokenwise(args(one, sets) + ["--threads", "1"]), b = try tokenwise(args(two, sets) + ["--nproc", "2"])
+        XCTAssertEqual(a.status, 0, a.stderr)
+        XCTAssertEqual(b.status, 0, b.stderr)
+        try assertSameRun(one, two, weights: "adapter_model.safetensors")
+        try assertSameRun(one, two, weights: "critic.safetensors")
+        // samples.jsonl holds every rank's rollouts, as one process writes them.
+        let (sa, sb) = try [one, two].map { try String(contentsOf: $0.appendingPathComponent("samples.jsonl"), encoding: .utf8).split(separator: "\n") }
+            .map { lines in try lines.map { try JSONSerialization.jsonObject(with: Data($0.utf8)) as! [String: Any] } }
+            .reduce(into: [[[String: Any]]]()) { $0.append($1) }.pair()
+        XCTAssertEqual(sa.count, 3 * 12)
+        XCTAssertEqual(sa.map { $0["tokens"] as! [Int] }, sb.map { $0["tokens"] as! [Int] })
+        XCTAssertEqual(sa.map { $0["group"] as! Int }, sb.map { $0["group"] as! Int })
+    }
+
     /// The pid of rank `rank` among the children of `launcher`.
     func rankPid(_ rank: Int, of launcher: Int32) -> Int32? {
         let procs = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
@@ -133,6 +152,15 @@ final class DistributedCLITests: XCTestCase {
         XCTAssertFalse(few.stderr.contains("[rank"), "no rank was started: \(few.stderr)")
         let dynamic = try tokenwise(args(dir.appendingPathComponent("b"), ["train.dynamic_sampling=true"]) + ["--nproc", "2"])
         XCTAssertTrue(dynamic.stderr.contains("'train.dynamic_sampling' refills prompts one process at a time"), dynamic.stderr)
+        let occupied = dir.appendingPathComponent("e")
+        try FileManager.default.createDirectory(at: occupied, withIntermediateDirectories: true)
+        try Data("mine".utf8).write(to: occupied.appendingPathComponent("notes.txt"))
+        let busy = try tokenwise(args(occupied) + ["--nproc", "2"])
+        XCTAssertTrue(busy.stderr.contains("the run folder exists and is not empty"), busy.stderr)
+        XCTAssertFalse(busy.stderr.contains("[rank"), "no rank was started: \(busy.stderr)")
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: occupied.path), ["notes.txt"])
+        let agent = try tokenwise(["train", "--preset", "frozenlake-gigpo", "--out", dir.appendingPathComponent("f").path, "--nproc", "2", "--set", "train.prompts_per_step=2"])
+        XCTAssertTrue(agent.stderr.contains("agent episodes are seeded by their place in the step and are not data-parallel yet"), agent.stderr)
         let zero = try tokenwise(args(dir.appendingPathComponent("c")) + ["--nproc", "0"])
         XCTAssertTrue(zero.stderr.contains("--nproc and --nnodes must be at least 1"), zero.stderr)
         // A rank started by hand with half of torchrun's contract names the missing variable.
@@ -149,4 +177,9 @@ final class DistributedCLITests: XCTestCase {
         XCTAssertTrue(text.contains("RANK is not set (WORLD_SIZE is"), text)
         XCTAssertFalse(FileManager.default.fileExists(atPath: dir.appendingPathComponent("a").path))
     }
+}
+
+extension Array {
+    /// The two elements of a two-element array.
+    func pair() -> (Element, Element) { (self[0], self[1]) }
 }
