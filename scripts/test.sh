@@ -52,6 +52,15 @@ if [[ -z "${TOKENWISE_SKIP_RELEASE:-}" ]]; then
   scripts/fuzz.sh 10000 1
   release_checks=2
 fi
+# distributed.cpp compiles against declarations of gloo's types (Sources/CTorch/gloo_decl): it must
+# define no code, vtable or type info of a gloo class or of c10d's GlooStore, or its copy (from
+# incomplete declarations) could take the place of libtorch's own.
+obj="$(swift build --show-bin-path)/CTorch.build/distributed.cpp.o"
+if nm -C "$obj" | grep -E " [TVWDR] " | grep -v "std::" | grep -qE "GlooStore|gloo::"; then
+  echo "distributed.cpp.o defines gloo symbols of its own:"; nm -C "$obj" | grep -E " [TVWDR] " | grep -v "std::" | grep -E "GlooStore|gloo::"
+  echo "tokenwise: $total passed, 1 failed"; exit 1
+fi
+release_checks=$((release_checks + 1))
 skipped=$(sed -nE 's/.*with ([0-9]+) tests? skipped.*/\1/p' <<<"$xc")
 skipped=${skipped:-0}
 if [[ $skipped -gt 0 ]]; then echo "tokenwise: $skipped test(s) skipped (GPU tests run with TOKENWISE_GPU_TESTS on a GPU machine)"; fi
