@@ -98,7 +98,8 @@ struct TrainCommand: ParsableCommand {
             let dir = runDir(cfg)
             if out == nil { args += ["--out", dir] }
             // Refused here once, not by rank 0 while the others wait for it.
-            if let items = try? FileManager.default.contentsOfDirectory(atPath: dir), !items.isEmpty {
+            // (By node 0 only: on a shared filesystem the others may find its first files.)
+            if nodeRank == 0, let items = try? FileManager.default.contentsOfDirectory(atPath: dir), !items.isEmpty {
                 throw ValidationError("\(dir): the run folder exists and is not empty (continue it with --resume \(dir))")
             }
         }

@@ -90,6 +90,26 @@ final class DistributedCLITests: XCTestCase {
         XCTAssertEqual(sa.map { $0["group"] as! Int }, sb.map { $0["group"] as! Int })
     }
 
+    /// Two "machines" (two launchers with --nnodes 2 on loopback) train as one process.
+    func testTwoNodesMeetAtNodeZerosStore() throws {
+        let root = try temporary()
+        let one = root.appendingPathComponent("one"), two = root.appendingPathComponent("two")
+        let a = try tokenwise(args(one) + ["--threads", "1"])
+        XCTAssertEqual(a.status, 0, a.stderr)
+        let port = String(Int.random(in: 30000...40000))
+        let node1 = Process()
+        node1.executableURL = binary
+        node1.arguments = args(two) + ["--nproc", "1", "--nnodes", "2", "--node-rank", "1", "--master-addr", "127.0.0.1", "--master-port", port]
+        node1.standardOutput = FileHandle.nullDevice
+        node1.standardError = FileHandle.nullDevice
+        try node1.run()
+        let node0 = try tokenwise(args(two) + ["--nproc", "1", "--nnodes", "2", "--node-rank", "0", "--master-addr", "127.0.0.1", "--master-port", port])
+        node1.waitUntilExit()
+        XCTAssertEqual(node0.status, 0, node0.stderr)
+        XCTAssertEqual(node1.terminationStatus, 0)
+        try assertSameRun(one, two, weights: "adapter_model.safetensors")
+    }
+
     /// The pid of rank `rank` among the children of `launcher`.
     func rankPid(_ rank: Int, of launcher: Int32) -> Int32? {
         let procs = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
