@@ -83,9 +83,6 @@ extension RunConfig {
         if train.dynamicSampling {
             throw TrainingError("config: 'train.dynamic_sampling' refills prompts one process at a time and is not data-parallel yet; set it to false or run without --nproc (\(why))")
         }
-        if agent != nil {
-            throw TrainingError("config: agent episodes are seeded by their place in the step and are not data-parallel yet; run the agent without --nproc (\(why))")
-        }
         if train.promptsPerStep < world {
             throw TrainingError("config: 'train.prompts_per_step' (\(train.promptsPerStep)) must be at least the number of ranks (\(world)): each rank samples whole prompt groups")
         }

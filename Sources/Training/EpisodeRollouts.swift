@@ -7,6 +7,8 @@ import Rollout
 /// An agent run's rollouts: `n` episodes from each sample's environment seed, played together. The
 /// environments are made once and reused (an external process keeps running between steps).
 final class EpisodeRollouts: RolloutSource {
+    /// The step's index of the next call's first episode (past the earlier ranks' in a data-parallel step).
+    var firstEpisode = 0
     let runner: EpisodeRunner
     let agent: RunConfig.AgentSection
     let n: Int
@@ -34,7 +36,7 @@ final class EpisodeRollouts: RolloutSource {
     /// One episode per seed (in order), with environments from the pool.
     func play(_ seeds: [UInt64], _ sampling: SamplingConfig) throws -> [Episode] {
         while pool.count < seeds.count { pool.append(try agent.make()) }
-        return try runner.play(Array(pool.prefix(seeds.count)), seeds: seeds, sampling: sampling)
+        return try runner.play(Array(pool.prefix(seeds.count)), seeds: seeds, sampling: sampling, firstIndex: firstEpisode)
     }
 
     /// An episode as the trainer's rollout: its tokens after the first prompt, scored by its return.

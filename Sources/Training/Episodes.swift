@@ -64,19 +64,20 @@ public struct EpisodeRunner {
     }
 
     /// One episode per environment, `envs[i]` reset with `seeds[i]`; `sampling.seed` seeds the
-    /// actions (with the episode's index).
-    public func play(_ envs: [Environment], seeds: [UInt64], sampling: SamplingConfig) throws -> [Episode] {
+    /// actions (with the episode's index in the step, `firstIndex + i`: a data-parallel rank's
+    /// episodes come after the earlier ranks').
+    public func play(_ envs: [Environment], seeds: [UInt64], sampling: SamplingConfig, firstIndex: Int = 0) throws -> [Episode] {
         guard envs.count == seeds.count, !envs.isEmpty else { throw TrainingError("episodes: \(envs.count) environments for \(seeds.count) seeds") }
         let tok = sampler.tokenizer
         var episodes = [Episode](), observations = [Observation]()
         for (k, (env, seed)) in zip(envs, seeds).enumerated() {
             // Each episode its own luck in a stochastic environment (the same again when the run is repeated).
-            let first = try env.reset(seed: seed, episode: Sampler.seed(sampling.seed, k, 1))
+            let first = try env.reset(seed: seed, episode: Sampler.seed(sampling.seed, firstIndex + k, 1))
             let m = [ChatMessage(role: "user", content: env.instructions + "\n\n" + first.text)]
             observations.append(first)
             episodes.append(Episode(seed: seed, prompt: tok.encode(chat.render(m, addGenerationPrompt: true))))
         }
-        let dialogue = try DialogueSampler(sampler: sampler, seeds: envs.indices.map { Sampler.seed(sampling.seed, $0, 0) }, capacity: capacity)
+        let dialogue = try DialogueSampler(sampler: sampler, seeds: envs.indices.map { Sampler.seed(sampling.seed, firstIndex + $0, 0) }, capacity: capacity)
         try dialogue.append(episodes.map(\.prompt))
         var turn = 0
         while !dialogue.live.isEmpty {

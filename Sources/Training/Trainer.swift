@@ -101,7 +101,9 @@ public final class Trainer {
         let dp = dataParallel, share = dp?.share(samples.count) ?? samples.indices
         // The prompts of the ranks before this one, for the sampler's repeat count.
         sampler.priorRepeats = samples[..<share.lowerBound].reduce(into: [:]) { $0[tokenizer.encode($1.prompt), default: 0] += 1 }
-        defer { sampler.priorRepeats = [:] }
+        let episodes = source as? EpisodeRollouts
+        episodes?.firstEpisode = share.lowerBound * config.train.samplesPerPrompt
+        defer { sampler.priorRepeats = [:]; episodes?.firstEpisode = 0 }
         let samples = Array(samples[share])
         let start = DispatchTime.now().uptimeNanoseconds
         func seconds(_ from: UInt64) -> Double { Double(DispatchTime.now().uptimeNanoseconds - from) / 1e9 }
