@@ -153,7 +153,12 @@ enum MetricMerge {
         for k in Set(all.flatMap(\.keys)) {
             let pairs = zip(all, weights).compactMap { m, w in m[k].map { ($0, w) } }
             let v = pairs.map(\.0)
-            if k.hasPrefix("groups_") || k.hasSuffix("tokens_per_second") { out[k] = v.reduce(0, +) }
+            if k.hasPrefix("groups_") || k.hasSuffix("tokens_per_second") || k == "mismatch/tokens" { out[k] = v.reduce(0, +) }
+            // Means over the tokens the learner rescored: weighted by each rank's count of them.
+            else if k.hasPrefix("mismatch/") && !k.hasSuffix("_max") {
+                let w = all.map { $0["mismatch/tokens"] ?? 0 }
+                out[k] = zip(all, w).reduce(0) { $0 + ($1.0[k] ?? 0) * $1.1 } / Swift.max(w.reduce(0, +), 1e-300)
+            }
             // A reward term or accuracy a rank's scores lack counts 0 for its rollouts, as in one process.
             else if k.hasPrefix("reward_") && k != "reward_std" || k == "accuracy" {
                 out[k] = zip(all, weights).reduce(0) { $0 + ($1.0[k] ?? 0) * $1.1 } / Swift.max(weights.reduce(0, +), 1e-300)

@@ -59,6 +59,7 @@ struct LearnerLogprobs: InputProvider {
         guard n > 0 else { return [:] }
         let d = Double(n)
         return ["mismatch/k1": k1 / d, "mismatch/k3": k3 / d, "mismatch/ratio_max": rMax,
-                "mismatch/masked_fraction": Double(masked) / d, "mismatch/truncated_fraction": Double(truncated) / d]
+                "mismatch/masked_fraction": Double(masked) / d, "mismatch/truncated_fraction": Double(truncated) / d,
+                "mismatch/tokens": d]  // the means' weight when data-parallel ranks' metrics merge
     }
 }

@@ -49,10 +49,12 @@ final class DistributedCLITests: XCTestCase {
         }
     }
 
-    func testTwoRanksTrainAsOneProcessWithLoRA() throws {
+    func testTwoRanksTrainAsOneProcessWithLoRAAndABF16RolloutCopy() throws {
         let root = try temporary()
         let one = root.appendingPathComponent("one"), two = root.appendingPathComponent("two")
-        let a = try tokenwise(args(one) + ["--threads", "1"]), b = try tokenwise(args(two) + ["--nproc", "2"])
+        // The learner rescores a bf16 engine's samples; TIS corrects, and the mismatch metrics are token means.
+        let sets = ["rollout.weights=bf16", "objective.mismatch.mode=tis"]
+        let a = try tokenwise(args(one, sets) + ["--threads", "1"]), b = try tokenwise(args(two, sets) + ["--nproc", "2"])
         XCTAssertEqual(a.status, 0, a.stderr)
         XCTAssertEqual(b.status, 0, b.stderr)
         try assertSameRun(one, two, weights: "adapter_model.safetensors")
