@@ -122,6 +122,22 @@ std::vector<at::Tensor> tensor_list(const tw_tensor *ts, int n) {
   return v;
 }
 
+// One collective per bucket of `ts` (`op` starts it on a bucket), all in flight together, then the
+// buckets' results copied back into the tensors. `pack`: whether this rank's values go in.
+template <typename Op>
+void over_buckets(tw_group g, const tw_tensor *ts, int n, int64_t bucket_bytes, bool pack, Op op) {
+  auto list = tensor_list(ts, n);
+  Buckets buckets(list, bucket_bytes);
+  if (pack) buckets.pack(list);
+  std::vector<c10::intrusive_ptr<c10d::Work>> works;
+  for (auto &f : buckets.flat) {
+    std::vector<at::Tensor> one{f};
+    works.push_back(op(one));
+  }
+  wait_all(works, g->timeout);
+  buckets.unpack(list);
+}
+
 }  // namespace
 
 extern "C" {
@@ -182,18 +198,9 @@ int tw_group_size(tw_group g) { return g ? g->pg->getSize() : -1; }
 int tw_group_allreduce_sum(tw_group g, const tw_tensor *ts, int n, int64_t bucket_bytes, char **err) {
   TW_TRY(-1, {
     auto &pg = need(g, "process group")->pg;
-    auto list = tensor_list(ts, n);
-    Buckets buckets(list, bucket_bytes);
-    buckets.pack(list);
-    std::vector<c10::intrusive_ptr<c10d::Work>> works;
     c10d::AllreduceOptions opts;
     opts.reduceOp = c10d::ReduceOp::SUM;  // Gloo has no AVG: callers divide
-    for (auto &f : buckets.flat) {
-      std::vector<at::Tensor> one{f};
-      works.push_back(pg->allreduce(one, opts));
-    }
-    wait_all(works, g->timeout);
-    buckets.unpack(list);
+    over_buckets(g, ts, n, bucket_bytes, true, [&](std::vector<at::Tensor> &one) { return pg->allreduce(one, opts); });
     return 0;
   })
 }
@@ -202,18 +209,9 @@ int tw_group_broadcast(tw_group g, const tw_tensor *ts, int n, int root, int64_t
   TW_TRY(-1, {
     at::NoGradGuard no_grad;  // the tensors are often parameters (leaves that require grad)
     auto &pg = need(g, "process group")->pg;
-    auto list = tensor_list(ts, n);
-    Buckets buckets(list, bucket_bytes);
-    if (pg->getRank() == root) buckets.pack(list);
-    std::vector<c10::intrusive_ptr<c10d::Work>> works;
     c10d::BroadcastOptions opts;
     opts.rootRank = root;
-    for (auto &f : buckets.flat) {
-      std::vector<at::Tensor> one{f};
-      works.push_back(pg->broadcast(one, opts));
-    }
-    wait_all(works, g->timeout);
-    buckets.unpack(list);
+    over_buckets(g, ts, n, bucket_bytes, pg->getRank() == root, [&](std::vector<at::Tensor> &one) { return pg->broadcast(one, opts); });
     return 0;
   })
 }

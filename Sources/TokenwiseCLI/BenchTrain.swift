@@ -62,9 +62,7 @@ struct BenchTrain: ParsableCommand {
         setenv("TOKENWISE_BENCH_RESULT", result.path, 1)
         fflush(nil)   // the one-process lines first: the ranks write to the same terminal
         let args = Launcher.rankArguments(Array(CommandLine.arguments.dropFirst()), removing: ["--nproc"])
-        let cores = ProcessInfo.processInfo.activeProcessorCount
-        let status = try Launcher(nproc: nproc, nnodes: 1, nodeRank: 0, masterAddress: "127.0.0.1", masterPort: 0, arguments: args,
-                                  threads: runtime.threads == nil ? Swift.max(1, cores / nproc) : nil).run()
+        let status = try Launcher(nproc: nproc, nnodes: 1, nodeRank: 0, masterAddress: "127.0.0.1", masterPort: 0, arguments: args).run()
         guard status == 0, let data = FileManager.default.contents(atPath: result.path) else { throw ExitCode(status == 0 ? 1 : status) }
         let ranks = try JSONDecoder().decode(Phase.self, from: data)
         print("data-parallel: \(fmt(ranks.stepSeconds, 2)) s a step on \(nproc) ranks against \(fmt(one.stepSeconds, 2)) s in one process "

@@ -7,7 +7,8 @@ import Training
 
 /// `tokenwise train --nproc N`: what torchrun's agent does for this machine's N ranks. It hosts the
 /// rendezvous store (node 0; the others connect to it), starts each rank as this same binary with
-/// torchrun's environment, prefixes their output with the rank, forwards SIGINT/SIGTERM (each rank
+/// torchrun's environment (each rank then takes its share of the cores from LOCAL_WORLD_SIZE unless
+/// its --threads says), prefixes their output with the rank, forwards SIGINT/SIGTERM (each rank
 /// then stops after the same step with a checkpoint) and, when one rank fails, gives the others a
 /// few seconds to report their own error before stopping them.
 struct Launcher {
@@ -18,8 +19,6 @@ struct Launcher {
     let masterPort: Int
     /// The rank's arguments: the command line without the launcher's options.
     let arguments: [String]
-    /// Threads per rank, when the command line does not say.
-    let threads: Int?
     /// Seconds the other ranks get to exit on their own after one fails.
     var grace = 10.0
 
@@ -47,7 +46,7 @@ struct Launcher {
             let p = Process()
             // The binary's own path (not /proc/self/exe), so `ps` names the ranks.
             p.executableURL = URL(fileURLWithPath: (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? "/proc/self/exe")
-            p.arguments = arguments + (threads.map { ["--threads", "\($0)"] } ?? [])
+            p.arguments = arguments
             var env = ProcessInfo.processInfo.environment
             for (k, v) in ["RANK": rank, "WORLD_SIZE": world, "LOCAL_RANK": local, "LOCAL_WORLD_SIZE": nproc, "GROUP_RANK": nodeRank,
                            "MASTER_PORT": store.port, "TORCHELASTIC_RESTART_COUNT": 0] { env[k] = "\(v)" }
@@ -62,9 +61,9 @@ struct Launcher {
                 state.running[rank] = nil
                 let failed = proc.terminationStatus != 0 && state.firstFailure == nil
                 if failed { state.firstFailure = (rank, proc.terminationStatus, proc.terminationReason == .uncaughtSignal) }
-                state.lock.unlock()
                 // A rank that stopped as asked (128 + SIGINT/SIGTERM) is not a failure to stop the others for.
-                let asked = state.lock.withLock { state.signaled } && proc.terminationStatus > 128 && proc.terminationReason == .exit
+                let asked = state.signaled && proc.terminationStatus > 128 && proc.terminationReason == .exit
+                state.lock.unlock()
                 if failed && !asked { stopOthers(state, after: grace) }
                 done.leave()
             }

@@ -99,14 +99,10 @@ struct TrainCommand: ParsableCommand {
             if out == nil { args += ["--out", dir] }
             // Refused here once, not by rank 0 while the others wait for it.
             // (By node 0 only: on a shared filesystem the others may find its first files.)
-            if nodeRank == 0, let items = try? FileManager.default.contentsOfDirectory(atPath: dir), !items.isEmpty {
-                throw ValidationError("\(dir): the run folder exists and is not empty (continue it with --resume \(dir))")
-            }
+            if nodeRank == 0 { try TrainingRun.refuseOccupied(URL(fileURLWithPath: dir)) }
         }
-        let cores = ProcessInfo.processInfo.activeProcessorCount
         let port = masterPort ?? (nnodes > 1 ? 29500 : 0)
-        return try Launcher(nproc: nproc, nnodes: nnodes, nodeRank: nodeRank, masterAddress: masterAddr, masterPort: port,
-                            arguments: args, threads: runtime.threads == nil ? Swift.max(1, cores / nproc) : nil).run()
+        return try Launcher(nproc: nproc, nnodes: nnodes, nodeRank: nodeRank, masterAddress: masterAddr, masterPort: port, arguments: args).run()
     }
 
     /// Runs with SIGINT and SIGTERM asking the run to stop after the step in progress (with a

@@ -109,10 +109,7 @@ struct CriticUpdate {
     func miniBatch(_ range: [Int], all: (tokens: Int, rows: Int), _ rows: Rows) throws -> [String: Double] {
         guard all.tokens > 0 else { return [:] }
         var sums = range.isEmpty ? [:] : try backward(range, all: all, rows)
-        if let dp {
-            try dp.sumGradients(critic.parameters)
-            sums = MetricMerge.update(try dp.gather(sums))
-        }
+        if let dp { sums = try dp.finishBackward(critic.parameters, metrics: sums) }
         let loss = sums["critic/vf_loss"] ?? 0
         let norm = Torch.clipGradNorm(critic.parameters, maxNorm: config.optim.maxGradNorm)
         guard loss.isFinite, norm.isFinite else {

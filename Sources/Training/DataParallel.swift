@@ -65,6 +65,20 @@ public final class DataParallel: @unchecked Sendable {
         try group.allReduceSum(grads)
     }
 
+    /// The end of a mini-batch's backward passes on every rank: gradients summed (`sumGradients`)
+    /// and this rank's parts of the update's metrics merged with the others' (`MetricMerge.update`).
+    func finishBackward(_ parameters: [Tensor], metrics: [String: Double]) throws -> [String: Double] {
+        try sumGradients(parameters)
+        return MetricMerge.update(try gather(metrics))
+    }
+
+    /// One line of step metrics from every rank's, each weighted by its rollouts (one gather).
+    func mergeStep(_ metrics: [String: Double], rollouts: Int) throws -> [String: Double] {
+        struct Part: Codable { var metrics: [String: Double]; var rollouts: Int }
+        let all = try gather(Part(metrics: metrics, rollouts: rollouts))
+        return MetricMerge.step(all.map(\.metrics), weights: all.map { Double($0.rollouts) })
+    }
+
     /// The signal any rank was asked to stop by (a signal reaches ranks at different moments), else nil.
     func anyStop(_ local: Int32?) throws -> Int32? {
         let most = try group.allGather([Double(local ?? 0)]).map { $0[0] }.max() ?? 0
@@ -153,23 +167,21 @@ enum MetricMerge {
         for k in Set(all.flatMap(\.keys)) {
             let pairs = zip(all, weights).compactMap { m, w in m[k].map { ($0, w) } }
             let v = pairs.map(\.0)
+            // Σ wᵣ·valueᵣ / Σ wᵣ, a rank without the key counting 0.
+            func mean(_ w: [Double]) -> Double { zip(all, w).reduce(0) { $0 + ($1.0[k] ?? 0) * $1.1 } / Swift.max(w.reduce(0, +), 1e-300) }
             if k.hasPrefix("groups_") || k.hasSuffix("tokens_per_second") || k == "mismatch/tokens" { out[k] = v.reduce(0, +) }
             // Means over the tokens the learner rescored: weighted by each rank's count of them.
-            else if k.hasPrefix("mismatch/") && !k.hasSuffix("_max") {
-                let w = all.map { $0["mismatch/tokens"] ?? 0 }
-                out[k] = zip(all, w).reduce(0) { $0 + ($1.0[k] ?? 0) * $1.1 } / Swift.max(w.reduce(0, +), 1e-300)
-            }
+            else if k.hasPrefix("mismatch/") && !k.hasSuffix("_max") { out[k] = mean(all.map { $0["mismatch/tokens"] ?? 0 }) }
             // A reward term or accuracy a rank's scores lack counts 0 for its rollouts, as in one process.
-            else if k.hasPrefix("reward_") && k != "reward_std" || k == "accuracy" {
-                out[k] = zip(all, weights).reduce(0) { $0 + ($1.0[k] ?? 0) * $1.1 } / Swift.max(weights.reduce(0, +), 1e-300)
-            }
+            else if k.hasPrefix("reward_") && k != "reward_std" || k == "accuracy" { out[k] = mean(weights) }
             else if Set(v).count == 1 && pairs.count == all.count { out[k] = v[0] }
             else if k.hasSuffix("_seconds") || k.hasSuffix("_max") || k.hasSuffix("_mb") { out[k] = v.max() }
             else if k.hasSuffix("_min") { out[k] = v.min() }
             else if k == "reward_std" { out[k] = pooledStd(all, weights) }
             else {
-                let w = pairs.reduce(0) { $0 + $1.1 }
-                out[k] = w > 0 ? pairs.reduce(0) { $0 + $1.0 * $1.1 } / w : v.reduce(0, +) / Double(v.count)
+                // Over the ranks that report it.
+                let w = zip(all, weights).map { $0[k] == nil ? 0 : $1 }
+                out[k] = w.reduce(0, +) > 0 ? mean(w) : v.reduce(0, +) / Double(v.count)
             }
         }
         return out

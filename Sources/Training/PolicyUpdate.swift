@@ -77,10 +77,7 @@ struct PolicyUpdate {
         // decay and Adam's momentum do not move the weights either.
         guard all.tokens > 0 else { return ["loss": 0, "grad_norm": 0, "tokens": 0] }
         var sums = range.isEmpty ? [:] : try backward(range, all: all, rows, loss)
-        if let dp {
-            try dp.sumGradients(optimizer.parameters)
-            sums = MetricMerge.update(try dp.gather(sums))
-        }
+        if let dp { sums = try dp.finishBackward(optimizer.parameters, metrics: sums) }
         sums["grad_norm"] = Torch.clipGradNorm(optimizer.parameters, maxNorm: config.optim.maxGradNorm)
         // A non-finite loss or gradient never reaches the weights.
         guard let loss = sums["loss"], loss.isFinite, let norm = sums["grad_norm"], norm.isFinite else {

@@ -45,9 +45,7 @@ public final class TrainingRun {
         try config.validate()
         try config.validateDataParallel(dp?.worldSize ?? 1, device: device)
         let fm = FileManager.default
-        if let items = try? fm.contentsOfDirectory(atPath: dir.path), !items.isEmpty, dp?.isLeader ?? true {
-            throw TrainingError("\(dir.path): the run folder exists and is not empty (continue it with --resume \(dir.path))")
-        }
+        if dp?.isLeader ?? true { try refuseOccupied(dir) }
         let run = try TrainingRun(config: config, dir: dir, console: console, device: device, dataParallel: dp)
         guard run.leader else { return run }
         run.madeFolder = !fm.fileExists(atPath: dir.path)
@@ -55,6 +53,13 @@ public final class TrainingRun {
         run.fresh = true
         try Data(try config.yaml().utf8).write(to: dir.appendingPathComponent("config.yaml"), options: .atomic)
         return run
+    }
+
+    /// A new run's folder must not exist or be empty: what is there is not the run's to overwrite.
+    public static func refuseOccupied(_ dir: URL) throws {
+        if let items = try? FileManager.default.contentsOfDirectory(atPath: dir.path), !items.isEmpty {
+            throw TrainingError("\(dir.path): the run folder exists and is not empty (continue it with --resume \(dir.path))")
+        }
     }
 
     /// Continues the run in `dir` from its newest intact checkpoint (from the start when it has none).
@@ -308,18 +313,25 @@ public final class TrainingRun {
                 try rankFailure(step: s + 1) { try dp?.group.barrier() }
                 let saved = config.output.checkpointEvery > 0 ? ", checkpoint step-\(s + 1) written" : " (output.checkpoint_every is 0: no checkpoint)"
                 throw TrainingStopped(signal: stopping, description: "stopped by \(StopRequest.name(stopping)) after step \(s + 1)\(saved); "
-                    + "continue with: tokenwise train --resume \(dir.path)" + (dp.map { " --nproc \($0.worldSize)" } ?? ""))
+                    + "continue with: \(resumeCommand)")
             }
         }
     }
+
+    /// What survived, for the messages of a run that cannot go on.
+    var lastCheckpoint: String {
+        Checkpoint.latest(run: dir, notice: { _ in }).map { "the last complete checkpoint is \($0.0.path) (step \($0.1.step))" } ?? "no checkpoint was completed"
+    }
+
+    /// The command that continues this run (with its number of ranks).
+    var resumeCommand: String { "tokenwise train --resume \(dir.path)" + (dp.map { " --nproc \($0.worldSize)" } ?? "") }
 
     /// A collective that failed (another rank died or cannot be reached) becomes an error that says
     /// so and how to continue.
     func rankFailure<R>(step: Int, _ body: () throws -> R) throws -> R {
         do { return try body() } catch let e as DistributedError {
-            let last = Checkpoint.latest(run: dir, notice: { _ in }).map { "the last complete checkpoint is step \($0.1.step)" } ?? "no checkpoint was completed"
-            throw TrainingError("step \(step): \(e.message). Another rank exited or cannot be reached; \(last). "
-                                + "Continue with: tokenwise train --resume \(dir.path) --nproc \(dp?.worldSize ?? 1)")
+            throw TrainingError("step \(step): \(e.message). Another rank exited or cannot be reached; \(lastCheckpoint). "
+                                + "Continue with: \(resumeCommand)")
         }
     }
 
@@ -329,10 +341,8 @@ public final class TrainingRun {
         do { try body() } catch {
             guard FileErrors.isDiskFull(error) else { throw error }
             let detail = FileErrors.path(error).map { "\($0): \(FileErrors.reason(error))" } ?? "\(error)"
-            let last = Checkpoint.latest(run: dir, notice: { _ in }).map { "the last complete checkpoint is \($0.0.path) (step \($0.1.step))" }
-                ?? "no checkpoint was completed"
-            throw TrainingError("the disk is full: step \(step)'s files could not be written (\(detail)); \(last). "
-                                + "Free space, then continue with: tokenwise train --resume \(dir.path)")
+            throw TrainingError("the disk is full: step \(step)'s files could not be written (\(detail)); \(lastCheckpoint). "
+                                + "Free space, then continue with: \(resumeCommand)")
         }
     }
 

@@ -160,7 +160,7 @@ public final class Trainer {
         metrics["train_tokens_per_second"] = Double(trainedTokens * config.train.epochs) / Swift.max(seconds(trainStart), 1e-9)
         metrics["step_seconds"] = seconds(start)
         for (k, v) in credit.diagnostics { metrics["credit_\(k)"] = v }
-        if let dp { metrics = MetricMerge.step(try dp.gather(metrics), weights: try dp.gather(Double(rollouts.rolled.count))) }
+        if let dp { metrics = try dp.mergeStep(metrics, rollouts: rollouts.rolled.count) }
         entropyStatistics = try nextEntropyStatistics(inputs)
         // Every rank's rollouts, in step order, for rank 0's samples.jsonl.
         lastRecords = try dp.map { try $0.gather(records(inputs, credit)).flatMap { $0 } } ?? records(inputs, credit)

@@ -5,8 +5,8 @@ import XCTest
 /// and the errors of bad launches.
 final class DistributedCLITests: XCTestCase {
     /// A short tiny-model run: 3 prompts a step (rank 0 samples 1, rank 1 samples 2), no evaluations.
-    func args(_ dir: URL, steps: Int = 3, _ sets: [String] = []) -> [String] {
-        ["train", "--preset", "tiny", "--out", dir.path, "--quiet"]
+    func args(_ dir: URL, steps: Int = 3, _ sets: [String] = [], preset: String = "tiny") -> [String] {
+        ["train", "--preset", preset, "--out", dir.path, "--quiet"]
             + (["train.steps=\(steps)", "train.prompts_per_step=3", "eval.before=false", "eval.after=false",
                 "output.save_model=false", "output.report=false", "output.checkpoint_every=1"] + sets).flatMap { ["--set", $0] }
     }
@@ -35,6 +35,23 @@ final class DistributedCLITests: XCTestCase {
         }
     }
 
+    /// The same run in one process (1 thread) and on 2 ranks, both finished: their folders.
+    func oneAndTwoRanks(_ command: (URL) -> [String]) throws -> (one: URL, two: URL) {
+        let root = try temporary()
+        let one = root.appendingPathComponent("one"), two = root.appendingPathComponent("two")
+        let a = try tokenwise(command(one) + ["--threads", "1"]), b = try tokenwise(command(two) + ["--nproc", "2"])
+        XCTAssertEqual(a.status, 0, a.stderr)
+        XCTAssertEqual(b.status, 0, b.stderr)
+        return (one, two)
+    }
+
+    /// A run's samples.jsonl, record by record.
+    func samples(_ dir: URL) throws -> [[String: Any]] {
+        try String(contentsOf: dir.appendingPathComponent("samples.jsonl"), encoding: .utf8).split(separator: "\n").map {
+            try JSONSerialization.jsonObject(with: Data($0.utf8)) as! [String: Any]
+        }
+    }
+
     func assertSameRun(_ one: URL, _ two: URL, weights file: String, file line: StaticString = #filePath, _ l: UInt = #line) throws {
         let a = try tensors(one.appendingPathComponent("checkpoints/step-3/\(file)")), b = try tensors(two.appendingPathComponent("checkpoints/step-3/\(file)"))
         XCTAssertEqual(Set(a.keys), Set(b.keys))
@@ -50,43 +67,27 @@ final class DistributedCLITests: XCTestCase {
     }
 
     func testTwoRanksTrainAsOneProcessWithLoRAAndABF16RolloutCopy() throws {
-        let root = try temporary()
-        let one = root.appendingPathComponent("one"), two = root.appendingPathComponent("two")
         // The learner rescores a bf16 engine's samples; TIS corrects, and the mismatch metrics are token means.
-        let sets = ["rollout.weights=bf16", "objective.mismatch.mode=tis"]
-        let a = try tokenwise(args(one, sets) + ["--threads", "1"]), b = try tokenwise(args(two, sets) + ["--nproc", "2"])
-        XCTAssertEqual(a.status, 0, a.stderr)
-        XCTAssertEqual(b.status, 0, b.stderr)
+        let (one, two) = try oneAndTwoRanks { self.args($0, ["rollout.weights=bf16", "objective.mismatch.mode=tis"]) }
         try assertSameRun(one, two, weights: "adapter_model.safetensors")
         // Rank 0 alone writes the folder.
         XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: two.path).sorted(), ["checkpoints", "config.yaml", "metrics.jsonl", "samples.jsonl"])
     }
 
     func testTwoRanksTrainAsOneProcessFullFineTuningWithWhitening() throws {
-        let root = try temporary()
-        let one = root.appendingPathComponent("one"), two = root.appendingPathComponent("two")
         // REINFORCE++ whitens over the whole batch: the ranks must see each other's groups.
-        let sets = ["model.lora=null", "optim.lr=1e-4", "credit.method=reinforce_pp", "train.mini_batches=2"]
-        let a = try tokenwise(args(one, sets) + ["--threads", "1"]), b = try tokenwise(args(two, sets) + ["--nproc", "2"])
-        XCTAssertEqual(a.status, 0, a.stderr)
-        XCTAssertEqual(b.status, 0, b.stderr)
+        let (one, two) = try oneAndTwoRanks { self.args($0, ["model.lora=null", "optim.lr=1e-4", "credit.method=reinforce_pp", "train.mini_batches=2"]) }
         try assertSameRun(one, two, weights: "model.safetensors")
     }
 
     func testTwoRanksTrainAsOneProcessWithACriticAndRepeatedPrompts() throws {
-        let root = try temporary()
-        let one = root.appendingPathComponent("one"), two = root.appendingPathComponent("two")
         // Two training prompts and three a step: every step holds a prompt twice, on different ranks at times.
         let sets = ["credit.method=gae", "critic.lr=1e-3", "objective.aggregation=seq_mean_token_sum_norm", "data.train_size=2", "output.samples_per_step=12"]
-        let a = try tokenwise(args(one, sets) + ["--threads", "1"]), b = try tokenwise(args(two, sets) + ["--nproc", "2"])
-        XCTAssertEqual(a.status, 0, a.stderr)
-        XCTAssertEqual(b.status, 0, b.stderr)
+        let (one, two) = try oneAndTwoRanks { self.args($0, sets) }
         try assertSameRun(one, two, weights: "adapter_model.safetensors")
         try assertSameRun(one, two, weights: "critic.safetensors")
         // samples.jsonl holds every rank's rollouts, as one process writes them.
-        let (sa, sb) = try [one, two].map { try String(contentsOf: $0.appendingPathComponent("samples.jsonl"), encoding: .utf8).split(separator: "\n") }
-            .map { lines in try lines.map { try JSONSerialization.jsonObject(with: Data($0.utf8)) as! [String: Any] } }
-            .reduce(into: [[[String: Any]]]()) { $0.append($1) }.pair()
+        let (sa, sb) = (try samples(one), try samples(two))
         XCTAssertEqual(sa.count, 3 * 12)
         XCTAssertEqual(sa.map { $0["tokens"] as! [Int] }, sb.map { $0["tokens"] as! [Int] })
         XCTAssertEqual(sa.map { $0["group"] as! Int }, sb.map { $0["group"] as! Int })
@@ -94,16 +95,7 @@ final class DistributedCLITests: XCTestCase {
 
     /// GiGPO on FrozenLake: each rank plays its share of the episodes with the seeds one process gives them.
     func testTwoRanksTrainAnAgentAsOneProcess() throws {
-        let root = try temporary()
-        let one = root.appendingPathComponent("one"), two = root.appendingPathComponent("two")
-        func agent(_ dir: URL) -> [String] {
-            var a = args(dir, ["model.path=tiny-random", "agent.context=512"])
-            a[2] = "frozenlake-gigpo"
-            return a
-        }
-        let a = try tokenwise(agent(one) + ["--threads", "1"]), b = try tokenwise(agent(two) + ["--nproc", "2"])
-        XCTAssertEqual(a.status, 0, a.stderr)
-        XCTAssertEqual(b.status, 0, b.stderr)
+        let (one, two) = try oneAndTwoRanks { self.args($0, ["model.path=tiny-random", "agent.context=512"], preset: "frozenlake-gigpo") }
         try assertSameRun(one, two, weights: "adapter_model.safetensors")
     }
 
@@ -212,9 +204,4 @@ final class DistributedCLITests: XCTestCase {
         XCTAssertTrue(text.contains("RANK is not set (WORLD_SIZE is"), text)
         XCTAssertFalse(FileManager.default.fileExists(atPath: dir.appendingPathComponent("a").path))
     }
-}
-
-extension Array {
-    /// The two elements of a two-element array.
-    func pair() -> (Element, Element) { (self[0], self[1]) }
 }
