@@ -2,7 +2,7 @@ import Foundation
 
 /// `compare.html`: one self-contained page (no scripts, no network) with each arm's learning
 /// curves over the steps — the mean over seeds and a band of its 95% interval — and the results
-/// and paired-difference tables.
+/// and paired-difference tables, and the credit side-by-side (one run's rollouts scored by every arm's method).
 enum ComparisonReport {
     static let colours = ["#2563eb", "#dc2626", "#16a34a", "#9333ea", "#ea580c", "#0891b2", "#4b5563", "#db2777"]
 
@@ -62,7 +62,9 @@ enum ComparisonReport {
         for p in s.paired {
             body += "<tr><td>\(Report.escape(p.arm))</td><td class=\(p.clears ? (p.reward.mean > 0 ? "up" : "down") : "")>\(f(p.reward))</td><td>\(p.clears ? "yes" : "no")</td><td>\(f(p.auc))</td></tr>"
         }
-        body += "</table>\n<p class=sub>Each run's own report: "
+        body += "</table>\n"
+        do { body += try c.creditSideBySide().html } catch { body += "<h2>Credit side by side</h2>\n<p class=sub>Not shown: \(Report.escape("\(error)"))</p>\n" }
+        body += "<p class=sub>Each run's own report: "
             + s.arms.flatMap { a in a.runs.map { "<a href=\"\(Report.escape(a.name))-s\($0.seed)/report.html\">\(Report.escape(a.name)) s\($0.seed)</a>" } }.joined(separator: " · ") + "</p>\n"
         return Report.page(body).replacingOccurrences(of: "<title>Tokenwise report</title>", with: "<title>Tokenwise comparison</title>")
     }

@@ -62,6 +62,20 @@ public final class Comparison {
         return summary
     }
 
+    /// compare.html's credit side-by-side: the baseline arm's first seed's recorded rollouts at its
+    /// last step with differing rewards in a group, scored by every arm's credit config.
+    public func creditSideBySide() throws -> CreditSideBySide {
+        let base = config.baseline ?? config.arms[0].name, seed = config.seeds[0]
+        let samples = folder(arm: base, seed: seed).appendingPathComponent("samples.jsonl")
+        let records = try CreditSideBySide.read(samples: samples)
+        guard let step = CreditSideBySide.informativeStep(records) else { throw TrainingError("\(samples.path) holds no records (output.samples_per_step is 0)") }
+        let methods = try config.arms.indices.map { a in
+            let c = try config.runConfig(arm: a, seed: seed, baseText: baseText, base: baseName).credit
+            return CreditSideBySide.Method(label: "\(config.arms[a].name) (\(c.method.rawValue))", config: c)
+        }
+        return try CreditSideBySide(records: records, step: step, methods: methods, source: "\(base)-s\(seed)", lenient: true)
+    }
+
     /// The summary of the finished runs (every run must be finished).
     public func summarize() throws -> ComparisonSummary {
         var arms = [ComparisonSummary.Arm]()

@@ -289,7 +289,7 @@ public final class TrainingRun {
             if leader { try writing(step: s + 1) {
                 try JSONLines.append(line, to: dir.appendingPathComponent("metrics.jsonl"))
                 if tensorboard { try TensorBoard.append(run: dir, line: line, eval: false) }
-                for r in (trainer?.lastRecords ?? []).prefix(config.output.samplesPerStep) {
+                for r in SampleRecord.wholeGroups(trainer?.lastRecords ?? [], atLeast: config.output.samplesPerStep) {
                     var rec = try JSONLines.object(r)
                     rec["step"] = s + 1
                     try JSONLines.append(rec, to: dir.appendingPathComponent("samples.jsonl"))

@@ -182,12 +182,18 @@ public final class Trainer {
         let r = inputs.rollouts, advantages = credit.advantages.flatMap { $0 }
         // The trajectories' entropies: the sampler's, or the learner's where the engine reported none (a remote server).
         let entropies = inputs.groups.flatMap { $0.trajectories.map { $0.entropies ?? [] } }
+        let trajectories = inputs.groups.flatMap { g in g.trajectories.map { (g, $0) } }
+        let steps = ProcessRewards(tokenizer: tokenizer)
         return inputs.rows.enumerated().map { j, i in
             let c = r.rolled[i].completion, s = r.samples[c.promptIndex], score = r.scores[i], episode = r.rolled[i].episode
-            return SampleRecord(prompt: episode.map { tokenizer.decode($0.prompt) } ?? s.prompt, answer: s.answer, response: c.text, reward: score.value,
+            var record = SampleRecord(prompt: episode.map { tokenizer.decode($0.prompt) } ?? s.prompt, answer: s.answer, response: c.text, reward: score.value,
                                 components: score.components, group: c.promptIndex + inputs.firstGroup, tokens: c.tokens, pieces: c.tokens.map { tokenizer.decode([$0]) },
                                 advantages: advantages[j], logprobs: c.logprobs, entropies: c.entropies.isEmpty ? entropies[j] : c.entropies,
                                 finishReason: episode?.finish ?? c.finishReason.rawValue, turns: episode?.turns, actionMask: episode?.actionMask)
+            let (group, t) = trajectories[j]
+            record.credit = RecordedCreditInputs(t, group: group, record: record, stepRewards: reward.givesStepRewards ? steps.stepRewards(score.steps, tokens: c.tokens) : nil,
+                                                 progress: inputs.progress)
+            return record
         }
     }
 }
@@ -209,9 +215,11 @@ public struct SampleRecord: Codable, Equatable, Sendable {
     /// An agent's episode: its turns (observation, action, reward) and which tokens are the model's.
     public var turns: [Episode.Turn]? = nil
     public var actionMask: [Bool]? = nil
+    /// What credit read besides the fields above (absent in files written before it was recorded).
+    public var credit: RecordedCreditInputs? = nil
 
     enum CodingKeys: String, CodingKey {
-        case prompt, answer, response, reward, components, group, tokens, pieces, advantages, logprobs, entropies, turns
+        case prompt, answer, response, reward, components, group, tokens, pieces, advantages, logprobs, entropies, turns, credit
         case finishReason = "finish_reason", actionMask = "action_mask"
     }
 }

@@ -106,6 +106,7 @@ final class CLITests: XCTestCase {
         let normal = try tokenwise(["train", "--preset", "tiny", "--out", root.appendingPathComponent("n").path, "--threads", "1"])
         XCTAssertTrue(normal.stdout.contains("step 3/3 │ reward "), normal.stdout)
         XCTAssertTrue(normal.stdout.contains("ETA "), normal.stdout)
+        try checkCreditSideBySide(run: run, root: root)
         // report rewrites the page; eval reads the trained adapters.
         let report = try tokenwise(["report", run])
         XCTAssertEqual(report.status, 0, report.stderr)
@@ -118,6 +119,34 @@ final class CLITests: XCTestCase {
         XCTAssertNotNil((result["pass_at_k"] as? [String: Any])?["2"])
         let text = try tokenwise(["eval", "--model", "tiny-random", "--prompts", "2", "--samples", "2", "--max-new-tokens", "2"])
         XCTAssertTrue(text.stdout.contains("accuracy") && text.stdout.contains("pass@2") && text.stdout.contains(" ± "), text.stdout)
+    }
+
+    /// `credit --compare`: a run's recorded groups scored by several methods (one given by a JSON
+    /// file), as a table, JSON and a page; what it refuses.
+    func checkCreditSideBySide(run: String, root: URL) throws {
+        let file = root.appendingPathComponent("loud-tempo.json")
+        try Data(#"{"method": "tempo", "params": {"td_weight": 2}}"#.utf8).write(to: file)
+        let samples = run + "/samples.jsonl", page = root.appendingPathComponent("side.html").path
+        let table = try tokenwise(["credit", "--compare", "grpo,rloo,\(file.path)", "--samples", samples, "--step", "2", "--html", page])
+        XCTAssertEqual(table.status, 0, table.stderr)
+        XCTAssertTrue(table.stdout.hasPrefix("\(samples) step 2: 8 responses in 2 whole groups, per-token credit (advantage × weight) by grpo, rloo, loud-tempo\n"), table.stdout)
+        XCTAssertTrue(table.stdout.contains("group 0 · response 1 · reward "), table.stdout)
+        let html = try String(contentsOfFile: page, encoding: .utf8)
+        XCTAssertEqual(html.components(separatedBy: "<tr><th>loud-tempo</th>").count - 1, 8)
+        XCTAssertTrue(try tokenwise(["credit", "--compare", "grpo", "--samples", samples, "--html", page]).stderr.contains("--html \(page) exists already"))
+        let json = try tokenwise(["credit", "--compare", "grpo", "--samples", samples, "--step", "1", "--json"])
+        let object = try JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as? [String: Any]
+        XCTAssertEqual(object?["step"] as? Int, 1)
+        XCTAssertEqual((object?["rows"] as? [Any])?.count, 8)
+        for (args, error) in [(["--compare", "grpo"], "--compare needs --samples RUN/samples.jsonl"),
+                              (["--samples", samples], "--samples, --step, --json and --html go with --compare METHODS"),
+                              (["--compare", "nope", "--samples", samples], "--compare: 'nope' is neither a method"),
+                              (["--compare", "gae", "--samples", samples, "--step", "3"], "gae (credit.method gae) reads critic values ('values'), which \(samples) step 3 does not record"),
+                              (["--compare", "grpo", "--samples", samples, "--step", "9"], "\(samples): no records at step 9 (steps recorded: 1…3)")] {
+            let out = try tokenwise(["credit"] + args)
+            XCTAssertNotEqual(out.status, 0)
+            XCTAssertTrue(out.stderr.contains(error), out.stderr)
+        }
     }
 
     /// A run whose critic learns TVM's labels; eval --rerank tvm picks best-of-N with its checkpoint.

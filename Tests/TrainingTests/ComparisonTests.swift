@@ -78,6 +78,12 @@ final class ComparisonTests: XCTestCase {
         XCTAssertEqual(html.components(separatedBy: "<polygon").count - 1, 2 * 3, "two arms × three curves")
         XCTAssertTrue(html.contains("Against grpo") && html.contains("<td>rloo</td>") && html.contains("href=\"rloo-s2/report.html\""))
         XCTAssertFalse(html.contains("<script"))
+        // The credit side-by-side: grpo seed 1's recorded rollouts, one line of tokens per arm's method.
+        let side = try c.creditSideBySide()
+        XCTAssertEqual(side.methods, ["grpo (grpo)", "rloo (rloo)"])
+        XCTAssertEqual(side.source, "grpo-s1")
+        XCTAssertEqual(html.components(separatedBy: "<tr><th>rloo (rloo)</th>").count - 1, side.rows.count)
+        XCTAssertEqual(side.rows.count, 8)
         // Run again: nothing to train.
         said = []
         XCTAssertEqual(try c.run(console: .quiet, say: { said.append($0) }), summary)
