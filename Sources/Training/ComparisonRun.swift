@@ -62,18 +62,26 @@ public final class Comparison {
         return summary
     }
 
-    /// compare.html's credit side-by-side: the baseline arm's first seed's recorded rollouts at its
-    /// last step with differing rewards in a group, scored by every arm's credit config.
+    /// compare.html's credit side-by-side: one run's recorded rollouts (its last step with differing
+    /// rewards in a group) scored by every arm's credit config. The run is the baseline arm's first
+    /// seed, or else the first arm's whose records carry every input the arms' methods read; when
+    /// none does, the baseline's, with the arms it cannot score listed.
     public func creditSideBySide() throws -> CreditSideBySide {
-        let base = config.baseline ?? config.arms[0].name, seed = config.seeds[0]
-        let samples = folder(arm: base, seed: seed).appendingPathComponent("samples.jsonl")
-        let records = try CreditSideBySide.read(samples: samples)
-        guard let step = CreditSideBySide.informativeStep(records) else { throw TrainingError("\(samples.path) holds no records (output.samples_per_step is 0)") }
+        let seed = config.seeds[0], base = config.baseline ?? config.arms[0].name
         let methods = try config.arms.indices.map { a in
             let c = try config.runConfig(arm: a, seed: seed, baseText: baseText, base: baseName).credit
             return CreditSideBySide.Method(label: "\(config.arms[a].name) (\(c.method.rawValue))", config: c)
         }
-        return try CreditSideBySide(records: records, step: step, methods: methods, source: "\(base)-s\(seed)", lenient: true)
+        func view(_ arm: String, lenient: Bool) throws -> CreditSideBySide {
+            let samples = folder(arm: arm, seed: seed).appendingPathComponent("samples.jsonl")
+            let records = try CreditSideBySide.read(samples: samples)
+            guard let step = CreditSideBySide.informativeStep(records) else { throw TrainingError("\(samples.path) holds no records (output.samples_per_step is 0)") }
+            return try CreditSideBySide(records: records, step: step, methods: methods, source: "\(arm)-s\(seed)", lenient: lenient)
+        }
+        for arm in [base] + config.arms.map(\.name).filter({ $0 != base }) {
+            if let v = try? view(arm, lenient: false) { return v }
+        }
+        return try view(base, lenient: true)
     }
 
     /// The summary of the finished runs (every run must be finished).

@@ -17,6 +17,8 @@ public struct CreditSideBySide: Sendable {
         public var group: Int
         public var reward: Double
         public var pieces: [String]
+        /// The sampled tokens' logprobs and entropies (shown on hover).
+        public var logprobs: [Double], entropies: [Double]
         /// Which tokens the policy wrote (nil: all).
         public var actionMask: [Bool]?
         /// Per method (in `methods` order), each token's credit: its advantage times its weight.
@@ -93,7 +95,7 @@ public struct CreditSideBySide: Sendable {
         self.methods = scored.map(\.0)
         self.skipped = skipped
         rows = flat.enumerated().map { j, r in
-            Row(group: r.group, reward: r.trajectory.reward, pieces: r.pieces, actionMask: r.actionMask, advantages: scored.map { $0.1[j] })
+            Row(group: r.group, reward: r.trajectory.reward, pieces: r.pieces, logprobs: r.logprobs, entropies: r.entropies, actionMask: r.actionMask, advantages: scored.map { $0.1[j] })
         }
     }
 }

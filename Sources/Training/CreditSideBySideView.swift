@@ -3,7 +3,8 @@ import Foundation
 extension CreditSideBySide {
     /// A plain-text table: per response, one line per token with each method's credit.
     public var text: String {
-        var out = "\(source) step \(step): \(rows.count) responses in \(Set(rows.map(\.group)).count) whole groups, "
+        let groups = Set(rows.map(\.group)).count
+        var out = "\(source) step \(step): \(rows.count) responses in \(groups) whole group\(groups == 1 ? "" : "s"), "
             + "per-token credit (advantage × weight) by \(methods.joined(separator: ", "))\n"
         for (label, reason) in skipped { out += "not scored: \(reason) [\(label)]\n" }
         let width = max(10, methods.map(\.count).max() ?? 0)
@@ -40,7 +41,8 @@ extension CreditSideBySide {
     /// An HTML section: per response, one line of tokens per method, coloured on one scale per
     /// response so the methods' magnitudes compare; hovering a token shows its credit.
     public var html: String {
-        var h = "<h2>Credit side by side</h2>\n<p class=sub>The same rollouts (\(Report.escape(source)), step \(step), \(Set(rows.map(\.group)).count) whole groups) "
+        let groups = Set(rows.map(\.group)).count
+        var h = "<h2>Credit side by side</h2>\n<p class=sub>The same rollouts (\(Report.escape(source)), step \(step), \(groups) whole group\(groups == 1 ? "" : "s")) "
             + "scored by each method: a token's colour is its advantage × weight, <span class=\"k pos\">positive</span> or <span class=\"k neg\">negative</span>, "
             + "on one scale per response. Every method scored only these groups, so batch-wide statistics see only them.</p>\n"
         for (label, reason) in skipped { h += "<p class=sub>Not scored: \(Report.escape(label)): \(Report.escape(reason))</p>\n" }
@@ -52,7 +54,7 @@ extension CreditSideBySide {
                     if let mask = r.actionMask, t < mask.count, !mask[t] {
                         return "<span class=\"tok obs\">\(Report.escape(r.pieces[t]).replacingOccurrences(of: "\n", with: "↵<br>"))</span>"
                     }
-                    return Report.tokenSpan(r.pieces[t], advantage: adv[t], logprob: nil, entropy: nil, scale: scale)
+                    return Report.tokenSpan(r.pieces[t], advantage: adv[t], logprob: t < r.logprobs.count ? r.logprobs[t] : nil, entropy: t < r.entropies.count ? r.entropies[t] : nil, scale: scale)
                 }
                 h += "<tr><th>\(Report.escape(m))</th><td class=tokens>\(spans.joined())</td></tr>"
             }

@@ -204,7 +204,7 @@ public enum Report {
         .tok{border-radius:3px;padding:1px 0} .tok:hover{outline:1px solid #111} .obs{color:#9ca3af}
         .msg{border-left:3px solid #d1d5db;margin:4px 0;padding:2px 8px} .msg.act{border-color:#2563eb} .msg b{font-size:12px;color:#555}
         .k{padding:1px 6px;border-radius:3px} .pos{background:rgba(37,99,235,.6)} .neg{background:rgba(220,38,38,.6)}
-        .side{width:100%} .side td{text-align:left;border:none;padding:2px 6px} .side th{border:none;font-size:12px;color:#555;vertical-align:top;white-space:nowrap;padding:4px 6px}
+        .side{width:100%} .side td{text-align:left;border:none;padding:2px 6px;width:99%} .side th{width:1%;text-align:right;border:none;font-size:12px;color:#555;vertical-align:top;white-space:nowrap;padding:4px 6px}
         pre{background:#f6f6f6;padding:10px;overflow:auto;font-size:12px}
         </style></head><body>
         \(body)
