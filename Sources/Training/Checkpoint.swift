@@ -14,12 +14,16 @@ public enum Checkpoint {
         public var seed: UInt64
         /// The trainer's entropy statistics for the next step's adaptive temperature.
         public var entropyStatistics: HAPO.EntropyStatistics?
+        /// What the steps so far spent of the run's budgets (absent in older checkpoints: 0).
+        public var rolloutTokens: Double?
+        public var seconds: Double?
 
-        public init(step: Int, seed: UInt64, entropyStatistics: HAPO.EntropyStatistics? = nil) {
+        public init(step: Int, seed: UInt64, entropyStatistics: HAPO.EntropyStatistics? = nil, rolloutTokens: Double? = nil, seconds: Double? = nil) {
             self.step = step; self.seed = seed; self.entropyStatistics = entropyStatistics
+            self.rolloutTokens = rolloutTokens; self.seconds = seconds
         }
 
-        enum CodingKeys: String, CodingKey { case step, seed, entropyStatistics = "entropy_statistics" }
+        enum CodingKeys: String, CodingKey { case step, seed, rolloutTokens = "rollout_tokens", seconds, entropyStatistics = "entropy_statistics" }
     }
 
     public static func folder(_ run: URL, step: Int) -> URL { run.appendingPathComponent("checkpoints/step-\(step)") }

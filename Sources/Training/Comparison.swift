@@ -20,21 +20,24 @@ public struct ComparisonConfig: Equatable {
     public var baseline: String?
     /// A training reward whose first step is reported per arm (steps to threshold).
     public var threshold: Double?
+    /// The budget every run gets, as overrides: `steps` (train.steps, the cap), `rollout_tokens`
+    /// (train.max_rollout_tokens) and `seconds` (train.max_seconds).
+    public var budget: [String] = []
 
     public static func == (a: ComparisonConfig, b: ComparisonConfig) -> Bool {
         a.preset == b.preset && a.config == b.config && a.set == b.set && a.seeds == b.seeds && a.baseline == b.baseline
-            && a.threshold == b.threshold && a.arms.map(\.name) == b.arms.map(\.name) && a.arms.map(\.overrides) == b.arms.map(\.overrides)
+            && a.threshold == b.threshold && a.budget == b.budget && a.arms.map(\.name) == b.arms.map(\.name) && a.arms.map(\.overrides) == b.arms.map(\.overrides)
     }
 
     /// Keys an arm may not set: what pairs the seeds and the budget.
-    static let fixed = ["data.", "eval.", "output.", "train.steps", "train.seed", "rollout.seed"]
+    static let fixed = ["data.", "eval.", "output.", "train.steps", "train.max_rollout_tokens", "train.max_seconds", "train.seed", "rollout.seed"]
 
     /// Reads a comparison file (errors name the file and the key).
     public static func load(yaml text: String, file: String) throws -> ComparisonConfig {
         func fail(_ why: String) -> TrainingError { TrainingError("\(file): \(why)") }
         let node: Node
         do { node = try Yams.compose(yaml: text) ?? .mapping(.init([])) } catch { throw fail("\(error)") }
-        guard let top = node.mapping else { throw fail("a comparison is a mapping (preset, config, set, arms, seeds, baseline, threshold)") }
+        guard let top = node.mapping else { throw fail("a comparison is a mapping (preset, config, set, arms, seeds, baseline, threshold, budget)") }
         var c = ComparisonConfig()
         for (k, v) in top {
             guard let key = k.string else { throw fail("keys must be strings") }
@@ -64,13 +67,27 @@ public struct ComparisonConfig: Equatable {
                 guard Set(c.seeds).count == c.seeds.count else { throw fail("'seeds' lists a seed twice") }
             case "baseline": guard let s = v.string else { throw fail("'baseline' must name an arm") }; c.baseline = s
             case "threshold": guard let d = v.float else { throw fail("'threshold' must be a number") }; c.threshold = d
-            default: throw fail("unknown key '\(key)' (known: preset, config, set, arms, seeds, baseline, threshold)")
+            case "budget": c.budget = try budget(v, fail: fail)
+            default: throw fail("unknown key '\(key)' (known: preset, config, set, arms, seeds, baseline, threshold, budget)")
             }
         }
         guard !c.arms.isEmpty else { throw fail("'arms' is missing") }
         if let b = c.baseline, !c.arms.contains(where: { $0.name == b }) { throw fail("'baseline' \(b) is not an arm (\(c.arms.map(\.name).joined(separator: ", ")))") }
         guard Preset(rawValue: c.preset) != nil else { throw fail("'preset' \(c.preset) is not one of \(Preset.allCases.map(\.rawValue).joined(separator: ", "))") }
         return c
+    }
+
+    /// `budget: {steps: N, rollout_tokens: T, seconds: S}` (any of them) as train overrides.
+    static func budget(_ node: Node, fail: (String) -> TrainingError) throws -> [String] {
+        let keys = ["steps": "train.steps", "rollout_tokens": "train.max_rollout_tokens", "seconds": "train.max_seconds"]
+        guard let m = node.mapping, !m.isEmpty else { throw fail("'budget' must map steps, rollout_tokens or seconds to a number") }
+        return try m.map { k, v in
+            guard let name = k.string, let key = keys[name] else { throw fail("'budget' keys are steps, rollout_tokens and seconds") }
+            guard let d = v.float, d > 0, d.isFinite, name == "seconds" || v.int != nil else {
+                throw fail("'budget.\(name)' must be a positive \(name == "seconds" ? "number" : "integer")")
+            }
+            return "\(key)=\(name == "seconds" ? "\(d)" : "\(v.int!)")"
+        }
     }
 
     /// An arm's body as `key=value` overrides: dotted keys, or nested mappings, with scalar or list values.
@@ -88,7 +105,7 @@ public struct ComparisonConfig: Equatable {
     /// The run config of `arm` with `seed`, over the base text (`base` names it in errors).
     func runConfig(arm: Int, seed: UInt64, baseText: String, base: String) throws -> RunConfig {
         let seeds = ["train.seed=\(seed)", "rollout.seed=\(seed)", "eval.seed=\(1234 + seed)"]
-        let c = try RunConfig.load(yaml: baseText, file: base, base: Preset(rawValue: preset)!.config, overrides: set + arms[arm].overrides + seeds)
+        let c = try RunConfig.load(yaml: baseText, file: base, base: Preset(rawValue: preset)!.config, overrides: set + budget + arms[arm].overrides + seeds)
         guard c.eval.after, c.data.evalSize > 0 || c.agent != nil else {
             throw TrainingError("\(base): a comparison needs the held-out evaluation after training (eval.after true, data.eval_size > 0)")
         }

@@ -14,6 +14,9 @@ public struct ComparisonSummary: Codable, Equatable {
         /// The first step whose training reward reached the threshold (nil: never, or no threshold).
         public var stepsToThreshold: Int?
         public var secondsPerStep: Double
+        /// The cost: steps trained and rollout tokens sampled (a budget in tokens or time ends runs at different steps).
+        public var steps: Int
+        public var rolloutTokens: Double
 
         init?(run: URL, seed: UInt64, threshold: Double?) {
             guard let after = JSONLines.read(run.appendingPathComponent("eval.jsonl")).last(where: { $0["phase"] as? String == "after" }),
@@ -27,6 +30,8 @@ public struct ComparisonSummary: Codable, Equatable {
             stepsToThreshold = threshold.flatMap { t in steps.first { ($0["reward_mean"] as? Double ?? -.infinity) >= t }?["step"] as? Int }
             let seconds = steps.compactMap { $0["step_seconds"] as? Double }
             secondsPerStep = seconds.isEmpty ? 0 : seconds.reduce(0, +) / Double(seconds.count)
+            self.steps = steps.count
+            rolloutTokens = steps.compactMap { $0["rollout_tokens"] as? Double }.reduce(0, +)
         }
     }
 
@@ -35,6 +40,8 @@ public struct ComparisonSummary: Codable, Equatable {
         public var runs: [RunResult]
         /// Over the seeds.
         public var reward: Estimate, accuracy: Estimate, auc: Estimate, secondsPerStep: Estimate
+        /// Mean steps and rollout tokens over the seeds.
+        public var steps: Double, rolloutTokens: Double
 
         init(name: String, runs: [RunResult]) {
             self.name = name
@@ -43,6 +50,8 @@ public struct ComparisonSummary: Codable, Equatable {
             accuracy = Estimate(runs.map(\.accuracy))
             auc = Estimate(runs.map(\.auc))
             secondsPerStep = Estimate(runs.map(\.secondsPerStep))
+            steps = runs.map { Double($0.steps) }.reduce(0, +) / Double(Swift.max(runs.count, 1))
+            rolloutTokens = runs.map(\.rolloutTokens).reduce(0, +) / Double(Swift.max(runs.count, 1))
         }
     }
 
@@ -78,10 +87,11 @@ public struct ComparisonSummary: Codable, Equatable {
     /// The results as Markdown tables.
     public var markdown: String {
         func f(_ e: Estimate) -> String { String(format: "%.3f ± %.3f", e.mean, e.ci95) }
-        var lines = ["| arm | held-out reward | accuracy | training-reward AUC | s/step | steps to threshold |", "| --- | --- | --- | --- | --- | --- |"]
+        var lines = ["| arm | held-out reward | accuracy | training-reward AUC | s/step | steps | rollout tokens | steps to threshold |",
+                     "| --- | --- | --- | --- | --- | --- | --- | --- |"]
         for a in arms {
             let reach = a.runs.map { $0.stepsToThreshold.map(String.init) ?? "–" }.joined(separator: ", ")
-            lines.append("| \(a.name) | \(f(a.reward)) | \(f(a.accuracy)) | \(f(a.auc)) | \(String(format: "%.1f", a.secondsPerStep.mean)) | \(reach) |")
+            lines.append("| \(a.name) | \(f(a.reward)) | \(f(a.accuracy)) | \(f(a.auc)) | \(String(format: "%.1f", a.secondsPerStep.mean)) | \(String(format: "%g", a.steps)) | \(Int(a.rolloutTokens.rounded())) | \(reach) |")
         }
         lines += ["", "Against \(baseline) (\(test)):", "", "| arm | reward difference | clears 0 | AUC difference |", "| --- | --- | --- | --- |"]
         for p in paired { lines.append("| \(p.arm) | \(f(p.reward)) | \(p.clears ? "yes" : "no") | \(f(p.auc)) |") }

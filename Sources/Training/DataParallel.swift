@@ -169,7 +169,7 @@ enum MetricMerge {
             let v = pairs.map(\.0)
             // Σ wᵣ·valueᵣ / Σ wᵣ, a rank without the key counting 0.
             func mean(_ w: [Double]) -> Double { zip(all, w).reduce(0) { $0 + ($1.0[k] ?? 0) * $1.1 } / Swift.max(w.reduce(0, +), 1e-300) }
-            if k.hasPrefix("groups_") || k.hasSuffix("tokens_per_second") || k == "mismatch/tokens" { out[k] = v.reduce(0, +) }
+            if k.hasPrefix("groups_") || k.hasSuffix("tokens_per_second") || k == "mismatch/tokens" || k == "rollout_tokens" { out[k] = v.reduce(0, +) }
             // Means over the tokens the learner rescored: weighted by each rank's count of them.
             else if k.hasPrefix("mismatch/") && !k.hasSuffix("_max") { out[k] = mean(all.map { $0["mismatch/tokens"] ?? 0 }) }
             // A reward term or accuracy a rank's scores lack counts 0 for its rollouts, as in one process.

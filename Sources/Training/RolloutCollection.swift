@@ -100,6 +100,7 @@ struct StepRollouts {
         m["reward_mean"] = mean
         m["reward_std"] = (rewards.reduce(0) { $0 + ($1 - mean) * ($1 - mean) } / Double(rewards.count)).squareRoot()
         m["response_length"] = Double(sampled) / Double(rolled.count)
+        m["rollout_tokens"] = Double(sampled)
         m["rollout_seconds"] = seconds
         m["rollout_tokens_per_second"] = Double(sampled) / Swift.max(seconds, 1e-9)
         m["groups_sampled"] = Double(samples.count)

@@ -28,6 +28,8 @@ public final class TrainingRun {
     var optimizer: AdamW { trainer?.optimizer ?? preferenceTrainer!.optimizer }
     let console: Console
     public private(set) var startStep = 0
+    /// Rollout tokens and training seconds the steps so far spent (the budgets').
+    var spent = (tokens: 0.0, seconds: 0.0)
     /// Whether metrics also go to TensorBoard event files (`output.report_to`).
     var tensorboard: Bool { config.output.reportTo.contains("tensorboard") }
     /// Set (by a signal handler) to stop after the step in progress.
@@ -78,6 +80,7 @@ public final class TrainingRun {
             try Checkpoint.restore(checkpoint, pretrained: run.pretrained, optimizer: run.optimizer, critic: run.trainer?.critic)
             run.trainer?.entropyStatistics = state.entropyStatistics
             run.startStep = state.step
+            run.spent = (state.rolloutTokens ?? 0, state.seconds ?? 0)
             run.say("resuming \(dir.path) after step \(state.step) (\(checkpoint.lastPathComponent))")
         } else {
             run.say("resuming \(dir.path): no intact checkpoint, starting from step 0")
@@ -245,7 +248,7 @@ public final class TrainingRun {
         finishing = true
         guard leader else { return }
         if config.eval.after && !JSONLines.contains(dir.appendingPathComponent("eval.jsonl"), phase: "after") {
-            try evaluate(step: t.steps, phase: "after")
+            try evaluate(step: startStep, phase: "after")
         }
         if config.output.saveModel {
             try pretrained.save(to: dir.appendingPathComponent("model"))
@@ -264,7 +267,7 @@ public final class TrainingRun {
                                   minLRRatio: config.optim.minLRRatio)
         let began = Date()
         var counter = 0
-        for s in startStep..<Swift.min(end, t.steps) {
+        for s in startStep..<Swift.min(end, t.steps) where budgetLeft {
             optimizer.learningRate = schedule.learningRate(base: config.optim.lr, step: s)
             let seed = config.rollout.seed &+ UInt64(s + 1) &* 0xA24B_AED4_963E_E407
             var refills = 0
@@ -297,13 +300,15 @@ public final class TrainingRun {
             } }
             counter += 1
             startStep = s + 1
+            spend(metrics)
             progress(step: s + 1, metrics: metrics, line: line, perStep: Date().timeIntervalSince(began) / Double(counter))
             // Every rank stops after the same step, whichever of them the signal reached first.
             let stopping = try rankFailure(step: s + 1) { try dp.map { try $0.anyStop(stop.requested) } ?? stop.requested }
-            if stopping == nil, config.eval.every > 0, (s + 1) % config.eval.every == 0, s + 1 < t.steps { try evaluate(step: s + 1, phase: "during") }
-            if leader, config.output.checkpointEvery > 0, (s + 1) % config.output.checkpointEvery == 0 || s + 1 == t.steps || stopping != nil {
+            if stopping == nil, config.eval.every > 0, (s + 1) % config.eval.every == 0, s + 1 < t.steps, budgetLeft { try evaluate(step: s + 1, phase: "during") }
+            if leader, config.output.checkpointEvery > 0, (s + 1) % config.output.checkpointEvery == 0 || s + 1 == t.steps || stopping != nil || !budgetLeft {
                 try writing(step: s + 1) {
-                    try Checkpoint.write(run: dir, state: .init(step: s + 1, seed: config.train.seed, entropyStatistics: trainer?.entropyStatistics),
+                    try Checkpoint.write(run: dir, state: .init(step: s + 1, seed: config.train.seed, entropyStatistics: trainer?.entropyStatistics,
+                                                        rolloutTokens: spent.tokens, seconds: spent.seconds),
                                          pretrained: pretrained, optimizer: optimizer, critic: trainer?.critic)
                 }
                 Checkpoint.prune(run: dir, keep: config.output.keepCheckpoints, written: s + 1)

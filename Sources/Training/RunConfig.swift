@@ -107,9 +107,13 @@ public struct RunConfig: Codable, Equatable, Sendable {
         public var spoContinuations = 2
         public var tree = TreeConfig()
         public var seed: UInt64 = 0
+        /// Budgets: the run ends after the step whose rollout-token or training-time total reaches
+        /// one (nil: none); `steps` stays the upper bound and the schedules' horizon.
+        public var maxRolloutTokens: Int? = nil
+        public var maxSeconds: Double? = nil
         public init() {}
         enum CodingKeys: String, CodingKey {
-            case steps, epochs, tree, seed
+            case steps, epochs, tree, seed, maxRolloutTokens = "max_rollout_tokens", maxSeconds = "max_seconds"
             case promptsPerStep = "prompts_per_step", samplesPerPrompt = "samples_per_prompt", dynamicSampling = "dynamic_sampling"
             case maxRefills = "max_refills", spoContinuations = "spo_continuations"
             case miniBatches = "mini_batches", microBatch = "micro_batch"
@@ -232,6 +236,10 @@ public struct RunConfig: Codable, Equatable, Sendable {
         func need(_ ok: Bool, _ message: String) throws { if !ok { throw TrainingError("config: \(message)") } }
         try need(train.steps >= 0 && train.steps <= Limits.steps, "'train.steps' must be 0…\(Limits.steps), got \(train.steps)")
         try need(train.promptsPerStep >= 1, "'train.prompts_per_step' must be at least 1")
+        try need((train.maxRolloutTokens ?? 1) >= 1, "'train.max_rollout_tokens' must be at least 1 (or null: no token budget)")
+        try need(preference == nil || train.maxRolloutTokens == nil,
+                 "'train.max_rollout_tokens' counts sampled tokens, and a preference objective samples none: use train.steps or train.max_seconds")
+        try need((train.maxSeconds ?? 1) > 0 && (train.maxSeconds ?? 1).isFinite, "'train.max_seconds' must be positive and finite (or null: no time budget)")
         try need(train.samplesPerPrompt >= 1, "'train.samples_per_prompt' must be at least 1, got \(train.samplesPerPrompt)")
         try need(train.samplesPerPrompt <= Limits.samples, "'train.samples_per_prompt' must be at most \(Limits.samples), got \(train.samplesPerPrompt)")
         try need(train.promptsPerStep <= Limits.rollouts / train.samplesPerPrompt,

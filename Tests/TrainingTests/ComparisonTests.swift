@@ -93,7 +93,7 @@ final class ComparisonTests: XCTestCase {
     /// Statistics by hand: a paired interval with three seeds, the AUC.
     func testStatistics() {
         func run(_ seed: UInt64, _ reward: Double, _ auc: Double) -> ComparisonSummary.RunResult {
-            var r = try! JSONDecoder().decode(ComparisonSummary.RunResult.self, from: Data(#"{"seed":1,"reward":0,"accuracy":0,"auc":0,"secondsPerStep":1}"#.utf8))
+            var r = try! JSONDecoder().decode(ComparisonSummary.RunResult.self, from: Data(#"{"seed":1,"reward":0,"accuracy":0,"auc":0,"secondsPerStep":1,"steps":4,"rolloutTokens":10}"#.utf8))
             r.seed = seed; r.reward = reward; r.auc = auc
             return r
         }
@@ -124,8 +124,13 @@ final class ComparisonTests: XCTestCase {
         XCTAssertEqual(error("arms: {a: {credit.method: grpo}}\nseeds: []"), "c.yaml: 'seeds' must be a non-empty list of non-negative integers")
         XCTAssertEqual(error("arms: {a: {credit.method: grpo}}\nseeds: [1, 1]"), "c.yaml: 'seeds' lists a seed twice")
         XCTAssertEqual(error("arms: {a: {credit.method: grpo}}\nsteps: 3"),
-                       "c.yaml: unknown key 'steps' (known: preset, config, set, arms, seeds, baseline, threshold)")
+                       "c.yaml: unknown key 'steps' (known: preset, config, set, arms, seeds, baseline, threshold, budget)")
         XCTAssertEqual(error("seeds: [1]"), "c.yaml: 'arms' is missing")
+        XCTAssertEqual(error("arms: {a: {credit.method: grpo}}\nbudget: {tokens: 5}"), "c.yaml: 'budget' keys are steps, rollout_tokens and seconds")
+        XCTAssertEqual(error("arms: {a: {credit.method: grpo}}\nbudget: {steps: 2.5}"), "c.yaml: 'budget.steps' must be a positive integer")
+        XCTAssertEqual(error("arms: {a: {credit.method: grpo}}\nbudget: {seconds: -1}"), "c.yaml: 'budget.seconds' must be a positive number")
+        XCTAssertEqual(error("arms: {a: {train.max_rollout_tokens: 9}}"),
+                       "c.yaml: arm 'a' sets 'train.max_rollout_tokens': arms share the data, evaluation, seeds and step budget (set them for all in 'set')")
         XCTAssertEqual(error("arms: {\"a/b\": {credit.method: grpo}}"), "c.yaml: arm names are letters, digits, '_', '-' and '.' (they name folders)")
     }
 
@@ -135,5 +140,26 @@ final class ComparisonTests: XCTestCase {
             XCTAssertTrue("\($0)".contains("nope"), "\($0)")
         }
         XCTAssertFalse(FileManager.default.fileExists(atPath: root.appendingPathComponent("out").path))
+    }
+
+    /// A token budget ends every arm's runs after the step that reaches it (here the first), and the
+    /// summary counts the steps and tokens. The side-by-side takes its rollouts from a run that
+    /// recorded what every arm's method reads: TW-GRPO's position scores, which GRPO's run never computed.
+    func testSideBySideSourceCoversEveryArm() throws {
+        let c = try comparison("""
+            preset: tiny
+            set: ["output.save_model=false", "output.report=false"]
+            arms: {grpo: {credit.method: grpo}, tw: {credit.method: tw_grpo}}
+            seeds: [3]
+            budget: {rollout_tokens: 1, steps: 3}
+            """)
+        let summary = try c.run(console: .quiet, say: { _ in })
+        XCTAssertEqual(summary.arms.map(\.steps), [1, 1])
+        let tokens = JSONLines.read(c.folder(arm: "tw", seed: 3).appendingPathComponent("metrics.jsonl")).compactMap { $0["rollout_tokens"] as? Double }
+        XCTAssertEqual(summary.arms[1].rolloutTokens, tokens.reduce(0, +))
+        let side = try c.creditSideBySide()
+        XCTAssertEqual(side.source, "tw-s3")
+        XCTAssertEqual(side.methods, ["grpo (grpo)", "tw (tw_grpo)"])
+        XCTAssertTrue(side.skipped.isEmpty)
     }
 }

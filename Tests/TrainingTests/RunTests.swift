@@ -106,6 +106,44 @@ final class RunTests: XCTestCase {
         }
     }
 
+    /// A rollout-token budget ends the run after the step that reaches it, with its checkpoint and
+    /// the held-out evaluation; a resumed run spends only what is left (the checkpoint carries the total).
+    func testARolloutTokenBudgetEndsTheRunAndSurvivesResume() throws {
+        var c = tinyConfig(steps: 6)
+        c.output.checkpointEvery = 1
+        c.output.report = false
+        c.train.maxRolloutTokens = 1
+        let one = root.appendingPathComponent("one")
+        try TrainingRun.start(config: c, dir: one, console: .quiet).run()
+        let first = JSONLines.read(one.appendingPathComponent("metrics.jsonl"))
+        XCTAssertEqual(first.compactMap { $0["step"] as? Int }, [1], "any step samples a token")
+        XCTAssertEqual(JSONLines.read(one.appendingPathComponent("eval.jsonl")).last?["step"] as? Int, 1)
+        let t1 = try XCTUnwrap(first[0]["rollout_tokens"] as? Double)
+        XCTAssertEqual(t1, (first[0]["response_length"] as! Double) * 8, accuracy: 1e-9)
+        // Resuming a run whose budget is spent trains nothing more.
+        try TrainingRun.resume(dir: one, console: .quiet).run()
+        XCTAssertEqual(JSONLines.read(one.appendingPathComponent("metrics.jsonl")).count, 1)
+
+        c.train.maxRolloutTokens = Int(t1) + 40
+        let cut = root.appendingPathComponent("cut")
+        try TrainingRun.start(config: c, dir: cut, console: .quiet).runSteps(upTo: 1)
+        let state = try JSONDecoder().decode(Checkpoint.State.self, from: Data(contentsOf: cut.appendingPathComponent("checkpoints/step-1/trainer_state.json")))
+        XCTAssertEqual(state.rolloutTokens, t1, "seed-paired: the same first step")
+        try TrainingRun.resume(dir: cut, console: .quiet).run()
+        let lines = JSONLines.read(cut.appendingPathComponent("metrics.jsonl"))
+        let totals = lines.compactMap { $0["rollout_tokens"] as? Double }.reduce(into: [Double]()) { $0.append(($0.last ?? 0) + $1) }
+        let end = try XCTUnwrap(totals.firstIndex { $0 >= Double(c.train.maxRolloutTokens!) }, "the budget is reached within 6 steps")
+        XCTAssertEqual(lines.count, end + 1, "it stops at the step whose total reaches the budget: \(totals)")
+        XCTAssertGreaterThan(lines.count, 1)
+        XCTAssertEqual(JSONLines.read(cut.appendingPathComponent("eval.jsonl")).last?["step"] as? Int, lines.count)
+        XCTAssertTrue(FileManager.default.fileExists(atPath: cut.appendingPathComponent("checkpoints/step-\(lines.count)/trainer_state.json").path))
+        c.train.maxRolloutTokens = 0
+        XCTAssertThrowsError(try c.validate()) { XCTAssertEqual("\($0)", "config: 'train.max_rollout_tokens' must be at least 1 (or null: no token budget)") }
+        c.train.maxRolloutTokens = nil
+        c.train.maxSeconds = -1
+        XCTAssertThrowsError(try c.validate()) { XCTAssertEqual("\($0)", "config: 'train.max_seconds' must be positive and finite (or null: no time budget)") }
+    }
+
     /// Resuming from a checkpoint replays the same steps; a damaged newest checkpoint is skipped.
     func testResumeFromADamagedCheckpointReplaysTheSameSteps() throws {
         let whole = root.appendingPathComponent("whole"), cut = root.appendingPathComponent("cut")
