@@ -1,7 +1,8 @@
 import Foundation
 import Torch
 
-/// Runs a comparison's (arm, seed) runs one after another and summarises them.
+/// Runs a comparison's (arm, seed) runs one after another (the CLI's `--parallel` starts several at once,
+/// each as a process training one of them) and summarises them.
 public final class Comparison {
     public let config: ComparisonConfig
     public let dir: URL
@@ -24,36 +25,63 @@ public final class Comparison {
         for a in config.arms.indices { for s in config.seeds { _ = try config.runConfig(arm: a, seed: s, baseText: baseText, base: baseName) } }
     }
 
-    public func folder(arm: String, seed: UInt64) -> URL { dir.appendingPathComponent("\(arm)-s\(seed)") }
+    public func folder(arm: String, seed: UInt64) -> URL { dir.appendingPathComponent(Self.runName(arm: arm, seed: seed)) }
 
     /// Whether a run folder holds a finished run (its after-training evaluation).
     static func finished(_ run: URL) -> Bool { JSONLines.contains(run.appendingPathComponent("eval.jsonl"), phase: "after") }
+
+    /// The name of a run (its folder under the comparison folder).
+    public static func runName(arm: String, seed: UInt64) -> String { "\(arm)-s\(seed)" }
+
+    /// Every (arm, seed) in training order: arm by arm, seeds in file order.
+    public var runs: [(arm: String, seed: UInt64)] { config.arms.flatMap { arm in config.seeds.map { (arm.name, $0) } } }
+
+    /// The runs without their after-training evaluation yet.
+    public var unfinished: [(arm: String, seed: UInt64)] { runs.filter { !Self.finished(folder(arm: $0.arm, seed: $0.seed)) } }
+
+    /// The run a name such as `grpo-s2` stands for (an error lists the names there are).
+    public func run(named name: String) throws -> (arm: String, seed: UInt64) {
+        guard let r = runs.first(where: { Self.runName(arm: $0.arm, seed: $0.seed) == name }) else {
+            throw TrainingError("no run '\(name)' in this comparison (its runs: \(runs.map { Self.runName(arm: $0.arm, seed: $0.seed) }.joined(separator: ", ")))")
+        }
+        return r
+    }
 
     /// Trains every run not finished yet (`execute` runs one, e.g. with signal handling), then
     /// writes `compare.json`, `compare.md` and `compare.html` and returns the summary.
     @discardableResult
     public func run(console: TrainingRun.Console = .normal, device: Device = .cpu, say: (String) -> Void = { print($0) },
                     execute: (TrainingRun) throws -> Void = { try $0.run() }) throws -> ComparisonSummary {
+        for r in runs { try train(arm: r.arm, seed: r.seed, console: console, device: device, say: say, execute: execute) }
+        return try finish()
+    }
+
+    /// Trains one run: starts it, resumes it from its checkpoint, or leaves it when it finished.
+    /// A folder whose config is not this run's is refused.
+    public func train(arm: String, seed: UInt64, console: TrainingRun.Console = .normal, device: Device = .cpu, say: (String) -> Void = { print($0) },
+                      execute: (TrainingRun) throws -> Void = { try $0.run() }) throws {
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-        for (a, arm) in config.arms.enumerated() {
-            for seed in config.seeds {
-                let runDir = folder(arm: arm.name, seed: seed)
-                if Self.finished(runDir) { say("compare: \(arm.name) seed \(seed) finished already (\(runDir.path))"); continue }
-                let cfg = try config.runConfig(arm: a, seed: seed, baseText: baseText, base: baseName)
-                let written = runDir.appendingPathComponent("config.yaml")
-                if let text = try? String(contentsOf: written, encoding: .utf8) {
-                    guard try RunConfig.load(yaml: text, file: written.path, written: true) == cfg else {
-                        throw TrainingError("\(written.path) is not the config of arm \(arm.name) with seed \(seed) (the comparison file changed?): "
-                            + "move the folder away or use another --out")
-                    }
-                    say("compare: resuming \(arm.name) seed \(seed)")
-                    try execute(try TrainingRun.resume(dir: runDir, console: console, device: device))
-                } else {
-                    say("compare: \(arm.name) seed \(seed) → \(runDir.path)")
-                    try execute(try TrainingRun.start(config: cfg, dir: runDir, console: console, device: device))
-                }
+        let runDir = folder(arm: arm, seed: seed)
+        if Self.finished(runDir) { say("compare: \(arm) seed \(seed) finished already (\(runDir.path))"); return }
+        guard let a = config.arms.firstIndex(where: { $0.name == arm }) else { throw TrainingError("no arm '\(arm)' in this comparison") }
+        let cfg = try config.runConfig(arm: a, seed: seed, baseText: baseText, base: baseName)
+        let written = runDir.appendingPathComponent("config.yaml")
+        if let text = try? String(contentsOf: written, encoding: .utf8) {
+            guard try RunConfig.load(yaml: text, file: written.path, written: true) == cfg else {
+                throw TrainingError("\(written.path) is not the config of arm \(arm) with seed \(seed) (the comparison file changed?): "
+                    + "move the folder away or use another --out")
             }
+            say("compare: resuming \(arm) seed \(seed)")
+            try execute(try TrainingRun.resume(dir: runDir, console: console, device: device))
+        } else {
+            say("compare: \(arm) seed \(seed) → \(runDir.path)")
+            try execute(try TrainingRun.start(config: cfg, dir: runDir, console: console, device: device))
         }
+    }
+
+    /// Writes `compare.json`, `compare.md` and `compare.html` from the finished runs.
+    @discardableResult
+    public func finish() throws -> ComparisonSummary {
         let summary = try summarize()
         let json = try JSONEncoder.sorted.encode(summary)
         try json.write(to: dir.appendingPathComponent("compare.json"), options: .atomic)

@@ -17,6 +17,8 @@ public struct ComparisonSummary: Codable, Equatable {
         /// The cost: steps trained and rollout tokens sampled (a budget in tokens or time ends runs at different steps).
         public var steps: Int
         public var rolloutTokens: Double
+        /// pass@k of the after-training evaluation at its largest k (nil when it samples once).
+        public var passAtK: Double?, k: Int?
 
         init?(run: URL, seed: UInt64, threshold: Double?) {
             guard let after = JSONLines.read(run.appendingPathComponent("eval.jsonl")).last(where: { $0["phase"] as? String == "after" }),
@@ -32,6 +34,9 @@ public struct ComparisonSummary: Codable, Equatable {
             secondsPerStep = seconds.isEmpty ? 0 : seconds.reduce(0, +) / Double(seconds.count)
             self.steps = steps.count
             rolloutTokens = steps.compactMap { $0["rollout_tokens"] as? Double }.reduce(0, +)
+            let pass = (after["pass_at_k"] as? [String: Any] ?? [:]).compactMap { k, v in Int(k).flatMap { $0 > 1 ? $0 : nil }.map { ($0, v) } }.max { $0.0 < $1.0 }
+            k = pass?.0
+            passAtK = (pass?.1 as? [String: Any])?["mean"] as? Double
         }
     }
 
@@ -42,6 +47,8 @@ public struct ComparisonSummary: Codable, Equatable {
         public var reward: Estimate, accuracy: Estimate, auc: Estimate, secondsPerStep: Estimate
         /// Mean steps and rollout tokens over the seeds.
         public var steps: Double, rolloutTokens: Double
+        /// pass@k over the seeds, when every run has it at the same k.
+        public var passAtK: Estimate?, k: Int?
 
         init(name: String, runs: [RunResult]) {
             self.name = name
@@ -52,6 +59,8 @@ public struct ComparisonSummary: Codable, Equatable {
             secondsPerStep = Estimate(runs.map(\.secondsPerStep))
             steps = runs.map { Double($0.steps) }.reduce(0, +) / Double(Swift.max(runs.count, 1))
             rolloutTokens = runs.map(\.rolloutTokens).reduce(0, +) / Double(Swift.max(runs.count, 1))
+            let passes = runs.compactMap(\.passAtK)
+            if let k = runs.first?.k, passes.count == runs.count, runs.allSatisfy({ $0.k == k }) { self.k = k; passAtK = Estimate(passes) }
         }
     }
 
@@ -84,14 +93,17 @@ public struct ComparisonSummary: Codable, Equatable {
     /// The mean of the training rewards (each step weighs the same); 0 for no steps.
     static func auc(_ rewards: [Double]) -> Double { rewards.isEmpty ? 0 : rewards.reduce(0, +) / Double(rewards.count) }
 
+    /// The pass@k column's name: the arms' k.
+    var passHeader: String { arms.first?.k.map { "pass@\($0)" } ?? "pass@k" }
+
     /// The results as Markdown tables.
     public var markdown: String {
         func f(_ e: Estimate) -> String { String(format: "%.3f ± %.3f", e.mean, e.ci95) }
-        var lines = ["| arm | held-out reward | accuracy | training-reward AUC | s/step | steps | rollout tokens | steps to threshold |",
-                     "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+        var lines = ["| arm | held-out reward | accuracy | \(passHeader) | training-reward AUC | s/step | steps | rollout tokens | steps to threshold |",
+                     "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
         for a in arms {
             let reach = a.runs.map { $0.stepsToThreshold.map(String.init) ?? "–" }.joined(separator: ", ")
-            lines.append("| \(a.name) | \(f(a.reward)) | \(f(a.accuracy)) | \(f(a.auc)) | \(String(format: "%.1f", a.secondsPerStep.mean)) | \(String(format: "%g", a.steps)) | \(Int(a.rolloutTokens.rounded())) | \(reach) |")
+            lines.append("| \(a.name) | \(f(a.reward)) | \(f(a.accuracy)) | \(a.passAtK.map(f) ?? "–") | \(f(a.auc)) | \(String(format: "%.1f", a.secondsPerStep.mean)) | \(String(format: "%g", a.steps)) | \(Int(a.rolloutTokens.rounded())) | \(reach) |")
         }
         lines += ["", "Against \(baseline) (\(test)):", "", "| arm | reward difference | clears 0 | AUC difference |", "| --- | --- | --- | --- |"]
         for p in paired { lines.append("| \(p.arm) | \(f(p.reward)) | \(p.clears ? "yes" : "no") | \(f(p.auc)) |") }

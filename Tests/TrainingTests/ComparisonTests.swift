@@ -39,8 +39,14 @@ final class ComparisonTests: XCTestCase {
         let partial = try TrainingRun.start(config: try c.config.runConfig(arm: 0, seed: 2, baseText: "{}", base: "b"), dir: c.folder(arm: "grpo", seed: 2), console: .quiet)
         try partial.runSteps(upTo: 1)
         let kept = try Data(contentsOf: c.folder(arm: "grpo", seed: 1).appendingPathComponent("metrics.jsonl"))
+        XCTAssertEqual(c.unfinished.map { Comparison.runName(arm: $0.arm, seed: $0.seed) }, ["grpo-s2", "rloo-s1", "rloo-s2"])
+        XCTAssertEqual(try c.run(named: "rloo-s2").arm, "rloo")
+        XCTAssertThrowsError(try c.run(named: "rloo-s3")) {
+            XCTAssertEqual("\($0)", "no run 'rloo-s3' in this comparison (its runs: grpo-s1, grpo-s2, rloo-s1, rloo-s2)")
+        }
         var said = [String]()
         let summary = try c.run(console: .quiet, say: { said.append($0) })
+        XCTAssertTrue(c.unfinished.isEmpty)
         XCTAssertEqual(said.first, "compare: grpo seed 1 finished already (\(c.folder(arm: "grpo", seed: 1).path))")
         XCTAssertEqual(said[1], "compare: resuming grpo seed 2")
         XCTAssertEqual(try Data(contentsOf: c.folder(arm: "grpo", seed: 1).appendingPathComponent("metrics.jsonl")), kept, "a finished run is left alone")
@@ -59,6 +65,8 @@ final class ComparisonTests: XCTestCase {
                 let d = c.folder(arm: name, seed: r.seed)
                 let after = JSONLines.read(d.appendingPathComponent("eval.jsonl")).last!
                 XCTAssertEqual(r.reward, (after["reward"] as? [String: Any])?["mean"] as? Double)
+                XCTAssertEqual(r.k, 2, "the tiny preset's evaluation samples twice")
+                XCTAssertEqual(r.passAtK, ((after["pass_at_k"] as? [String: Any])?["2"] as? [String: Any])?["mean"] as? Double)
                 let rewards = JSONLines.read(d.appendingPathComponent("metrics.jsonl")).compactMap { $0["reward_mean"] as? Double }
                 XCTAssertEqual(r.auc, rewards.reduce(0, +) / Double(rewards.count), accuracy: 1e-12)
             }
@@ -71,6 +79,8 @@ final class ComparisonTests: XCTestCase {
         XCTAssertEqual(p.reward.ci95, 12.706 * sd / 2.0.squareRoot(), accuracy: 1e-9)
         XCTAssertEqual(p.clears, abs(mean) > p.reward.ci95)
         XCTAssertTrue(summary.markdown.contains("| grpo | "))
+        XCTAssertTrue(summary.markdown.contains("| accuracy | pass@2 | training-reward AUC |"))
+        XCTAssertEqual(grpo.passAtK?.mean ?? .nan, grpo.runs.compactMap(\.passAtK).reduce(0, +) / 2, accuracy: 1e-12)
         let written = try JSONDecoder().decode(ComparisonSummary.self, from: Data(contentsOf: c.dir.appendingPathComponent("compare.json")))
         XCTAssertEqual(written, summary)
         // The page: a band and a mean per arm on each curve, the tables, links to the runs.
