@@ -30,16 +30,8 @@ struct BenchRollout: ParsableCommand {
         }
     }
 
-    static func peakResidentMB() -> Double { status("VmHWM:") }
-    static func residentMB() -> Double { status("VmRSS:") }
-
-    /// A memory line of /proc/self/status in MB (0 where there is none).
-    static func status(_ key: String) -> Double {
-        guard let s = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8),
-              let line = s.split(separator: "\n").first(where: { $0.hasPrefix(key) }),
-              let kb = Double(line.split(separator: " ").dropFirst().first ?? "") else { return 0 }
-        return kb / 1024
-    }
+    static func peakResidentMB() -> Double { Torch.peakResidentMB }
+    static func residentMB() -> Double { Torch.residentMB }
 
     func run() throws {
         let device = try runtime.apply()

@@ -30,27 +30,26 @@ struct CompareCommand: ParsableCommand {
         guard let text = try? String(contentsOfFile: file, encoding: .utf8) else { throw ValidationError("\(file): cannot read the file") }
         let config = try ComparisonConfig.load(yaml: text, file: file)
         let comparison = try Comparison(config: config, file: URL(fileURLWithPath: file), dir: URL(fileURLWithPath: out))
-        let say: (String) -> Void = { if !quiet { print($0) } }
+        let say: (String) -> Void = { if !quiet { print($0); fflush(nil) } }
         if let only {
             let r = try comparison.run(named: only)
             try comparison.train(arm: r.arm, seed: r.seed, console: quiet ? .quiet : .normal, device: try runtime.apply(), say: say,
                                  execute: { try TrainCommand.runStoppable($0) })
             return
         }
-        let summary: ComparisonSummary
-        if parallel > 1 {
-            summary = try runInParallel(comparison, say: say)
-        } else {
-            let device = try runtime.apply()
-            summary = try comparison.run(console: quiet ? .quiet : .normal, device: device, say: say, execute: { try TrainCommand.runStoppable($0) })
-        }
+        let summary = try runAsProcesses(comparison, say: say)
         print(summary.markdown, terminator: "")
         print("written: \(comparison.dir.appendingPathComponent("compare.json").path), compare.md, compare.html")
     }
 
-    /// The unfinished runs as `--only` processes, `parallel` at a time, then the summary.
-    func runInParallel(_ comparison: Comparison, say: (String) -> Void) throws -> ComparisonSummary {
-        let names = comparison.unfinished.map { Comparison.runName(arm: $0.arm, seed: $0.seed) }
+    /// The unfinished runs, each as an `--only` process (so each has its own memory figures and a
+    /// crash ends only its run), `parallel` at a time; then the summary.
+    func runAsProcesses(_ comparison: Comparison, say: (String) -> Void) throws -> ComparisonSummary {
+        let unfinished = comparison.unfinished
+        for r in comparison.runs where !unfinished.contains(where: { $0 == r }) {
+            say("compare: \(Comparison.runName(arm: r.arm, seed: r.seed)) finished already (\(comparison.folder(arm: r.arm, seed: r.seed).path))")
+        }
+        let names = unfinished.map { Comparison.runName(arm: $0.arm, seed: $0.seed) }
         var args = Launcher.rankArguments(Array(CommandLine.arguments.dropFirst()), removing: ["--parallel"])
         let cores = ProcessInfo.processInfo.activeProcessorCount
         let threads = runtime.threads ?? max(1, cores / min(parallel, max(names.count, 1)))
@@ -58,7 +57,7 @@ struct CompareCommand: ParsableCommand {
         if !names.isEmpty {
             say("compare: \(names.count) run(s) to train, \(min(parallel, names.count)) at a time with \(threads) thread(s) each: \(names.joined(separator: ", "))")
             try FileManager.default.createDirectory(at: comparison.dir, withIntermediateDirectories: true)
-            let status = try ParallelRuns(names: names, parallel: parallel, arguments: { args + ["--only", $0] }).run()
+            let status = try ParallelRuns(names: names, parallel: parallel, marked: parallel > 1, arguments: { args + ["--only", $0] }).run()
             if status != 0 { throw ExitCode(status) }
         }
         return try comparison.finish()

@@ -3,14 +3,16 @@ import Foundation
 import Glibc
 #endif
 
-/// `tokenwise compare --parallel N`: the comparison's unfinished runs, N at a time, each as this
-/// binary training one run (`--only NAME`) with its share of the cores. Output lines carry the
-/// run's name; SIGINT and SIGTERM go on to every run (each stops after its step with a
+/// `tokenwise compare [--parallel N]`: the comparison's unfinished runs, N at a time (default 1),
+/// each as this binary training one run (`--only NAME`) with its share of the cores. With several
+/// at once, output lines carry the run's name; SIGINT and SIGTERM go on to every run (each stops after its step with a
 /// checkpoint). A run that fails starts no more runs; the ones running finish, and everything
 /// finished is kept for the next call.
 struct ParallelRuns {
     let names: [String]
     let parallel: Int
+    /// Whether output lines start with the run's name (several runs at once).
+    let marked: Bool
     /// A run's command line (without the binary).
     let arguments: (String) -> [String]
 
@@ -35,8 +37,9 @@ struct ParallelRuns {
             let p = Process()
             p.executableURL = URL(fileURLWithPath: (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? "/proc/self/exe")
             p.arguments = arguments(name)
-            p.standardOutput = out.pipe(prefix: "[\(name)] ", to: FileHandle.standardOutput)
-            p.standardError = out.pipe(prefix: "[\(name)] ", to: FileHandle.standardError)
+            let prefix = marked ? "[\(name)] " : ""
+            p.standardOutput = out.pipe(prefix: prefix, to: FileHandle.standardOutput)
+            p.standardError = out.pipe(prefix: prefix, to: FileHandle.standardError)
             done.enter()
             p.terminationHandler = { proc in
                 state.lock.withLock {
@@ -73,7 +76,7 @@ struct ParallelRuns {
         let (failures, signal) = state.lock.withLock { (state.failures, state.signal) }
         for f in failures where f.status >= 0 {
             let how = f.signaled ? "was killed by signal \(f.status)" : "exited with status \(f.status)"
-            FileHandle.standardError.write(Data("tokenwise compare: run \(f.name) \(how) (its lines are marked [\(f.name)])\n".utf8))
+            FileHandle.standardError.write(Data("tokenwise compare: run \(f.name) \(how)\(marked ? " (its lines are marked [\(f.name)])" : "")\n".utf8))
         }
         if let signal, failures.isEmpty { return 128 + signal }
         guard !failures.isEmpty else { return 0 }

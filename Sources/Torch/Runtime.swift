@@ -16,6 +16,19 @@ public enum Torch {
     /// faults and zero-filling each time. The process keeps its peak heap until it exits.
     public static func retainFreedMemory() { tw_retain_freed_memory() }
 
+    /// The process's peak resident memory so far in MB (Linux's VmHWM; 0 where /proc has none).
+    public static var peakResidentMB: Double { processStatusMB("VmHWM:") }
+    /// The process's resident memory now in MB (VmRSS).
+    public static var residentMB: Double { processStatusMB("VmRSS:") }
+
+    /// A memory line of /proc/self/status in MB (0 where there is none).
+    static func processStatusMB(_ key: String) -> Double {
+        guard let s = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8),
+              let line = s.split(separator: "\n").first(where: { $0.hasPrefix(key) }),
+              let kb = Double(line.split(separator: " ").dropFirst().first ?? "") else { return 0 }
+        return kb / 1024
+    }
+
     /// Seeds the global generator used when an op is given no `Generator`.
     public static func manualSeed(_ seed: UInt64) { tw_manual_seed(seed) }
 

@@ -53,10 +53,10 @@ enum ComparisonReport {
             let curves = curves(c, metric: metric)
             if curves.contains(where: { !$0.steps.isEmpty }) { body += chart(title: title, curves) }
         }
-        body += "</div>\n<h2>Held-out results</h2>\n<table><tr><th>arm</th><th>reward</th><th>accuracy</th><th>\(s.passHeader)</th><th>training-reward AUC</th><th>s/step</th><th>steps</th><th>rollout tokens</th><th>steps to threshold</th></tr>"
+        body += "</div>\n<h2>Held-out results</h2>\n<table><tr><th>arm</th><th>reward</th><th>accuracy</th><th>\(s.passHeader)</th><th>training-reward AUC</th><th>s/step</th><th>peak MB</th><th>steps</th><th>rollout tokens</th><th>steps to threshold</th></tr>"
         for a in s.arms {
             let reach = a.runs.map { $0.stepsToThreshold.map(String.init) ?? "–" }.joined(separator: ", ")
-            body += "<tr><td>\(Report.escape(a.name))</td><td>\(f(a.reward))</td><td>\(f(a.accuracy))</td><td>\(a.passAtK.map(f) ?? "–")</td><td>\(f(a.auc))</td><td>\(String(format: "%.1f", a.secondsPerStep.mean))</td><td>\(String(format: "%g", a.steps))</td><td>\(Int(a.rolloutTokens.rounded()))</td><td>\(reach)</td></tr>"
+            body += "<tr><td>\(Report.escape(a.name))</td><td>\(f(a.reward))</td><td>\(f(a.accuracy))</td><td>\(a.passAtK.map(f) ?? "–")</td><td>\(f(a.auc))</td><td>\(String(format: "%.1f", a.secondsPerStep.mean))</td><td>\(a.peakMemoryMB.map { String(format: "%.0f", $0) } ?? "–")</td><td>\(String(format: "%g", a.steps))</td><td>\(Int(a.rolloutTokens.rounded()))</td><td>\(reach)</td></tr>"
         }
         body += "</table>\n<h2>Against \(Report.escape(s.baseline))</h2>\n<table><tr><th>arm</th><th>reward difference</th><th>clears 0</th><th>AUC difference</th></tr>"
         for p in s.paired {

@@ -19,6 +19,10 @@ public struct ComparisonSummary: Codable, Equatable {
         public var rolloutTokens: Double
         /// pass@k of the after-training evaluation at its largest k (nil when it samples once).
         public var passAtK: Double?, k: Int?
+        /// The largest `peak_memory_mb` of its steps: the process's peak resident memory (nil in
+        /// older runs). Each run of `tokenwise compare` is a process of its own; runs trained one
+        /// after another in one process (the library's `Comparison.run`) share that process's peak.
+        public var peakMemoryMB: Double?
 
         init?(run: URL, seed: UInt64, threshold: Double?) {
             guard let after = JSONLines.read(run.appendingPathComponent("eval.jsonl")).last(where: { $0["phase"] as? String == "after" }),
@@ -35,6 +39,7 @@ public struct ComparisonSummary: Codable, Equatable {
             self.steps = steps.count
             rolloutTokens = steps.compactMap { $0["rollout_tokens"] as? Double }.reduce(0, +)
             let pass = (after["pass_at_k"] as? [String: Any] ?? [:]).compactMap { k, v in Int(k).flatMap { $0 > 1 ? $0 : nil }.map { ($0, v) } }.max { $0.0 < $1.0 }
+            peakMemoryMB = steps.compactMap { $0["peak_memory_mb"] as? Double }.max()
             k = pass?.0
             passAtK = (pass?.1 as? [String: Any])?["mean"] as? Double
         }
@@ -49,6 +54,8 @@ public struct ComparisonSummary: Codable, Equatable {
         public var steps: Double, rolloutTokens: Double
         /// pass@k over the seeds, when every run has it at the same k.
         public var passAtK: Estimate?, k: Int?
+        /// The largest peak over the seeds' runs (MB).
+        public var peakMemoryMB: Double?
 
         init(name: String, runs: [RunResult]) {
             self.name = name
@@ -59,6 +66,7 @@ public struct ComparisonSummary: Codable, Equatable {
             secondsPerStep = Estimate(runs.map(\.secondsPerStep))
             steps = runs.map { Double($0.steps) }.reduce(0, +) / Double(Swift.max(runs.count, 1))
             rolloutTokens = runs.map(\.rolloutTokens).reduce(0, +) / Double(Swift.max(runs.count, 1))
+            peakMemoryMB = runs.compactMap(\.peakMemoryMB).max()
             let passes = runs.compactMap(\.passAtK)
             if let k = runs.first?.k, passes.count == runs.count, runs.allSatisfy({ $0.k == k }) { self.k = k; passAtK = Estimate(passes) }
         }
@@ -99,11 +107,11 @@ public struct ComparisonSummary: Codable, Equatable {
     /// The results as Markdown tables.
     public var markdown: String {
         func f(_ e: Estimate) -> String { String(format: "%.3f ± %.3f", e.mean, e.ci95) }
-        var lines = ["| arm | held-out reward | accuracy | \(passHeader) | training-reward AUC | s/step | steps | rollout tokens | steps to threshold |",
-                     "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+        var lines = ["| arm | held-out reward | accuracy | \(passHeader) | training-reward AUC | s/step | peak MB | steps | rollout tokens | steps to threshold |",
+                     "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
         for a in arms {
             let reach = a.runs.map { $0.stepsToThreshold.map(String.init) ?? "–" }.joined(separator: ", ")
-            lines.append("| \(a.name) | \(f(a.reward)) | \(f(a.accuracy)) | \(a.passAtK.map(f) ?? "–") | \(f(a.auc)) | \(String(format: "%.1f", a.secondsPerStep.mean)) | \(String(format: "%g", a.steps)) | \(Int(a.rolloutTokens.rounded())) | \(reach) |")
+            lines.append("| \(a.name) | \(f(a.reward)) | \(f(a.accuracy)) | \(a.passAtK.map(f) ?? "–") | \(f(a.auc)) | \(String(format: "%.1f", a.secondsPerStep.mean)) | \(a.peakMemoryMB.map { String(format: "%.0f", $0) } ?? "–") | \(String(format: "%g", a.steps)) | \(Int(a.rolloutTokens.rounded())) | \(reach) |")
         }
         lines += ["", "Against \(baseline) (\(test)):", "", "| arm | reward difference | clears 0 | AUC difference |", "| --- | --- | --- | --- |"]
         for p in paired { lines.append("| \(p.arm) | \(f(p.reward)) | \(p.clears ? "yes" : "no") | \(f(p.auc)) |") }

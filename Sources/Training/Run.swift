@@ -284,6 +284,8 @@ public final class TrainingRun {
             }
             var line: [String: Any] = metrics
             line["step"] = s + 1
+            // This process's peak so far (rank 0's in a data-parallel run): the cost a comparison reports.
+            line["peak_memory_mb"] = Torch.peakResidentMB
             if let g = metrics["grad_norm"], g > 1e6, !warnedExplosion {
                 warnedExplosion = true
                 warn("step \(s + 1): the gradient norm before clipping is \(String(format: "%.3g", g)) (clipped to \(config.optim.maxGradNorm)): "

@@ -87,7 +87,7 @@ final class CLITests: XCTestCase {
     /// A run's metrics without the timings: what a resumed run must reproduce exactly.
     func replayable(_ dir: URL) -> [[String: Double]] {
         lines(dir.appendingPathComponent("metrics.jsonl")).map { line in
-            line.compactMapValues { ($0 as? NSNumber)?.doubleValue }.filter { !$0.key.contains("seconds") && !$0.key.contains("per_second") }
+            line.compactMapValues { ($0 as? NSNumber)?.doubleValue }.filter { !$0.key.contains("seconds") && !$0.key.contains("per_second") && $0.key != "peak_memory_mb" }
         }
     }
 

@@ -18,7 +18,7 @@ final class CompareCLITests: XCTestCase {
     func metrics(_ dir: URL) -> [[String: Double]] {
         ((try? String(contentsOf: dir.appendingPathComponent("metrics.jsonl"), encoding: .utf8)) ?? "").split(separator: "\n").compactMap {
             (try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any])?
-                .compactMapValues { ($0 as? NSNumber)?.doubleValue }.filter { !$0.key.contains("seconds") && !$0.key.contains("per_second") }
+                .compactMapValues { ($0 as? NSNumber)?.doubleValue }.filter { !$0.key.contains("seconds") && !$0.key.contains("per_second") && $0.key != "peak_memory_mb" }
         }
     }
 

@@ -31,7 +31,7 @@ final class DistributedCLITests: XCTestCase {
         let text = try String(contentsOf: dir.appendingPathComponent("metrics.jsonl"), encoding: .utf8)
         return try text.split(separator: "\n").map { line in
             let all = try JSONSerialization.jsonObject(with: Data(line.utf8)) as! [String: Any]
-            return all.compactMapValues { $0 as? Double }.filter { !$0.key.hasSuffix("seconds") && !$0.key.hasSuffix("per_second") }
+            return all.compactMapValues { $0 as? Double }.filter { !$0.key.hasSuffix("seconds") && !$0.key.hasSuffix("per_second") && $0.key != "peak_memory_mb" }
         }
     }
 
@@ -52,24 +52,30 @@ final class DistributedCLITests: XCTestCase {
         }
     }
 
-    func assertSameRun(_ one: URL, _ two: URL, weights file: String, file line: StaticString = #filePath, _ l: UInt = #line) throws {
+    /// Weights and metrics of the two runs agree to float32 reduction order (1e-5). `after` is a
+    /// looser bound for the weights and the steps after the first: a bf16 rollout copy rounds
+    /// weights that differ in their last float32 bits to neighbouring bf16 values now and then,
+    /// and Adam magnifies the small gradient differences that follow (on an AVX512-BF16 CPU: step 1
+    /// agreed to 1e-5, the weights after 3 steps to 3.5e-4).
+    func assertSameRun(_ one: URL, _ two: URL, weights file: String, after loose: Double = 1e-5, file line: StaticString = #filePath, _ l: UInt = #line) throws {
         let a = try tensors(one.appendingPathComponent("checkpoints/step-3/\(file)")), b = try tensors(two.appendingPathComponent("checkpoints/step-3/\(file)"))
         XCTAssertEqual(Set(a.keys), Set(b.keys))
         var worst: Float = 0
         for (k, x) in a { for (u, v) in zip(x, b[k]!) { worst = max(worst, abs(u - v)) } }
-        XCTAssertLessThan(worst, 1e-5, "largest weight difference after 3 steps", file: line, line: l)
+        XCTAssertLessThan(worst, Float(loose), "largest weight difference after 3 steps", file: line, line: l)
         let (ma, mb) = (try metrics(one), try metrics(two))
         XCTAssertEqual(ma.count, 3)
-        for (x, y) in zip(ma, mb) {
+        for (step, (x, y)) in zip(ma, mb).enumerated() {
             XCTAssertEqual(Set(x.keys), Set(y.keys), file: line, line: l)
-            for (k, v) in x { XCTAssertEqual(v, y[k] ?? .nan, accuracy: 1e-5 * max(1, abs(v)), "metric \(k)", file: line, line: l) }
+            let bound = step == 0 ? 1e-5 : loose
+            for (k, v) in x { XCTAssertEqual(v, y[k] ?? .nan, accuracy: bound * max(1, abs(v)), "step \(step + 1) metric \(k)", file: line, line: l) }
         }
     }
 
     func testTwoRanksTrainAsOneProcessWithLoRAAndABF16RolloutCopy() throws {
         // The learner rescores a bf16 engine's samples; TIS corrects, and the mismatch metrics are token means.
         let (one, two) = try oneAndTwoRanks { self.args($0, ["rollout.weights=bf16", "objective.mismatch.mode=tis"]) }
-        try assertSameRun(one, two, weights: "adapter_model.safetensors")
+        try assertSameRun(one, two, weights: "adapter_model.safetensors", after: 2e-3)
         // Rank 0 alone writes the folder.
         XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: two.path).sorted(), ["checkpoints", "config.yaml", "metrics.jsonl", "samples.jsonl"])
     }

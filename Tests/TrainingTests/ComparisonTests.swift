@@ -66,6 +66,10 @@ final class ComparisonTests: XCTestCase {
                 let after = JSONLines.read(d.appendingPathComponent("eval.jsonl")).last!
                 XCTAssertEqual(r.reward, (after["reward"] as? [String: Any])?["mean"] as? Double)
                 XCTAssertEqual(r.k, 2, "the tiny preset's evaluation samples twice")
+                let peaks = JSONLines.read(d.appendingPathComponent("metrics.jsonl")).compactMap { $0["peak_memory_mb"] as? Double }
+                XCTAssertEqual(peaks.count, 2)
+                XCTAssertEqual(r.peakMemoryMB, peaks.max())
+                XCTAssertGreaterThan(peaks[0], 10, "VmHWM of a process with libtorch loaded")
                 XCTAssertEqual(r.passAtK, ((after["pass_at_k"] as? [String: Any])?["2"] as? [String: Any])?["mean"] as? Double)
                 let rewards = JSONLines.read(d.appendingPathComponent("metrics.jsonl")).compactMap { $0["reward_mean"] as? Double }
                 XCTAssertEqual(r.auc, rewards.reduce(0, +) / Double(rewards.count), accuracy: 1e-12)

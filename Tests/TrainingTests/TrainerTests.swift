@@ -37,7 +37,7 @@ func tiny(seed: UInt64 = 1) throws -> (CausalLM, Tokenizer) {
 /// The figures of a run's steps that must not depend on an interruption (timings do).
 func replayableMetrics(_ dir: URL) -> [[String: Double]] {
     JSONLines.read(dir.appendingPathComponent("metrics.jsonl")).map { line in
-        line.compactMapValues { ($0 as? NSNumber)?.doubleValue }.filter { !$0.key.contains("seconds") && !$0.key.contains("per_second") }
+        line.compactMapValues { ($0 as? NSNumber)?.doubleValue }.filter { !$0.key.contains("seconds") && !$0.key.contains("per_second") && $0.key != "peak_memory_mb" }
     }
 }
 
