@@ -97,6 +97,7 @@ enum FuzzSeeds {
         (0..<4).map { k in
             #"{"prompt": "Say hi \#(k)", "chosen": "hi", "rejected": "no", "chosen_weights": [1, 0.5], "rejected_weights": [0.2, 1], "chosen_kl_weights": [1, 1], "rejected_kl_weights": [0.5, 1]}"#
         }.joined(separator: "\n"),
+        (0..<4).map { k in #"{"prompt": "Is \#(k) odd?", "chosen": "yes", "rejected": "no", "h_w": \#(k % 2), "h_l": 1}"# }.joined(separator: "\n"),
     ]
 
     /// One request per method with every field a method may read, in two groups of three.

@@ -80,7 +80,7 @@ extension FuzzTarget {
 
     static func jsonl(_ model: Pretrained) -> FuzzTarget {
         let keys = ["prompt", "answer", "messages", "role", "content", "chosen", "rejected", "chosen_weights", "rejected_weights",
-                    "chosen_kl_weights", "rejected_kl_weights", "system", "user", "assistant", "id"]
+                    "chosen_kl_weights", "rejected_kl_weights", "h_w", "h_l", "system", "user", "assistant", "id"]
         let tokenizer = model.tokenizer, chat = try? model.chatTemplate()
         return FuzzTarget(name: "jsonl", seeds: FuzzSeeds.datasets.map { ["data.jsonl": Data($0.utf8)] },
                           dictionary: keys.map { "\"\($0)\"" }) { dir in
@@ -89,8 +89,8 @@ extension FuzzTarget {
             section.evalSize = 0.25
             guard let chat else { throw TrainingError("fuzz: the seed model has no chat template") }
             let set = try Dataset.load(URL(fileURLWithPath: section.task))
-            if case .preference = set.examples[0] {
-                let config = try PreferenceLoss.Config(name: .sparsepo)
+            if case .preference(let pair) = set.examples[0] {
+                let config = PreferenceLoss.Config(name: pair.hallucinated == nil ? .sparsepo : .fdpo)
                 _ = try TaskData.loadPairs(section, objective: config, tokenizer: tokenizer, chat: chat)
             } else {
                 _ = try TaskData.load(section, reward: nil, chat: chat)

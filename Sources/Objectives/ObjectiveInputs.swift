@@ -49,6 +49,8 @@ public enum PreferenceInput: String, CaseIterable, Sendable {
     case weights
     /// SparsePO's masks from the reference model's activations (computed in training).
     case activationMasks = "activation_masks"
+    /// F-DPO's per-response hallucination labels (the pair file's `h_w`, `h_l`).
+    case hallucinated
 }
 
 extension PreferenceLoss.Config {
@@ -60,6 +62,7 @@ extension PreferenceLoss.Config {
         case .tgdpo: [.rmLogprobs]
         case .sparsepo: mask == .file ? [.kl, .weights] : [.kl, .activationMasks]
         case .weightedDPO: [.weights]
+        case .fdpo: [.hallucinated]
         }
     }
 }

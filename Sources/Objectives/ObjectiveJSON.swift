@@ -36,9 +36,11 @@ public enum ObjectiveJSON {
         var logprobs: [Double]
         var refLogprobs: [Double]
         var weights: [Double]?, kl: [Double]?, klWeights: [Double]?, rmLogprobs: [Double]?
+        /// F-DPO's label of the response (1: hallucinated, 0: factual).
+        var hallucinated: Double?
 
         enum CodingKeys: String, CodingKey, CaseIterable {
-            case logprobs, weights, kl
+            case logprobs, weights, kl, hallucinated
             case refLogprobs = "ref_logprobs", klWeights = "kl_weights", rmLogprobs = "rm_logprobs"
         }
 
@@ -51,6 +53,8 @@ public enum ObjectiveJSON {
             kl = try c.decodeIfPresent([Double].self, forKey: .kl)
             klWeights = try c.decodeIfPresent([Double].self, forKey: .klWeights)
             rmLogprobs = try c.decodeIfPresent([Double].self, forKey: .rmLogprobs)
+            hallucinated = try c.decodeIfPresent(Double.self, forKey: .hallucinated)
+            if let h = hallucinated, h != 0 && h != 1 { throw ObjectiveError("pair side: 'hallucinated' must be 1 or 0, got \(h)") }
         }
     }
 
@@ -185,7 +189,8 @@ public enum ObjectiveJSON {
             logp.requiresGrad = true
             let s = PreferenceLoss.Side(logprobs: logp, refLogprobs: tensor(sides.map(\.refLogprobs), dtype), mask: mask,
                                         weights: try optional(\.weights, "weights"), kl: try optional(\.kl, "kl"),
-                                        klWeights: try optional(\.klWeights, "kl_weights"), rmLogprobs: try optional(\.rmLogprobs, "rm_logprobs"))
+                                        klWeights: try optional(\.klWeights, "kl_weights"), rmLogprobs: try optional(\.rmLogprobs, "rm_logprobs"),
+                                        hallucinated: try optional({ $0.hallucinated.map { [$0] } }, "hallucinated")?.squeezed(dim: 1))
             return (s, logp)
         }
         let (chosen, lc) = try side(\.chosen, "chosen"), (rejected, lr) = try side(\.rejected, "rejected")

@@ -12,12 +12,17 @@ import Torch
 ///   m^u = `weights`, m^d = `kl_weights` (default: `weights`); in training the masks come from the
 ///   reference model's activations (`mask: activations`, MaPO) or the pair file (`mask: file`)
 /// - `weighted_dpo` (cDPO, arXiv:2411.19943): −log σ(β(Σ w_w Δ_w − Σ w_l Δ_l)), weights default 1
+/// - `fdpo` (F-DPO, arXiv:2601.03027; VectorInstitute/Factual-Preference-Alignment @8f66ee2
+///   `FactualDPOTrainer.dpo_loss`): −log σ(β(u − λ(h_l − h_w))), h the responses' binary
+///   hallucination labels and λ = `delta`; pairs whose chosen response is the hallucinated one are
+///   swapped when the pair file is read (the authors' `flip_sample`), not here
 /// Every variant reduces to DPO when its extra terms are off. The implicit token reward of
 /// "From r to Q*" (arXiv:2404.12358) is β·Δ_t; its sum is DPO's implicit reward.
 public struct PreferenceLoss {
     public enum Name: String, Codable, Sendable, CaseIterable {
         case dpo, ipo, tdpo1, tdpo2, tgdpo, sparsepo
         case weightedDPO = "weighted_dpo"
+        case fdpo
     }
 
     /// Where SparsePO's token masks come from in training: `activations` (the authors' MaPO
@@ -31,12 +36,14 @@ public struct PreferenceLoss {
         public var alpha = 0.5
         /// SparsePO only.
         public var mask: MaskSource = .activations
+        /// F-DPO's margin λ (the official code's `delta`; 10 in its README's example), fdpo only.
+        public var delta = 10.0
 
-        public init(name: Name = .dpo, beta: Double = 0.1, alpha: Double = 0.5, mask: MaskSource = .activations) {
-            self.name = name; self.beta = beta; self.alpha = alpha; self.mask = mask
+        public init(name: Name = .dpo, beta: Double = 0.1, alpha: Double = 0.5, mask: MaskSource = .activations, delta: Double = 10) {
+            self.name = name; self.beta = beta; self.alpha = alpha; self.mask = mask; self.delta = delta
         }
 
-        enum CodingKeys: String, CodingKey, CaseIterable { case name, beta, alpha, mask }
+        enum CodingKeys: String, CodingKey, CaseIterable { case name, beta, alpha, mask, delta }
 
         public func encode(to encoder: Encoder) throws {
             var c = encoder.container(keyedBy: CodingKeys.self)
@@ -44,6 +51,7 @@ public struct PreferenceLoss {
             try c.encode(beta, forKey: .beta)
             try c.encode(alpha, forKey: .alpha)
             if name == .sparsepo { try c.encode(mask, forKey: .mask) }
+            if name == .fdpo { try c.encode(delta, forKey: .delta) }
         }
 
         /// Whether an `objective` mapping selects a preference loss: it names one (`name: dpo`, …),
@@ -61,6 +69,9 @@ public struct PreferenceLoss {
             mask = try c.choice(.mask, in: "objective") as MaskSource? ?? .activations
             guard beta > 0 else { throw ObjectiveError("objective: 'beta' must be > 0, got \(beta)") }
             if name != .sparsepo, c.contains(.mask) { throw ObjectiveError("objective: 'mask' is read by objective sparsepo only, not '\(name.rawValue)'") }
+            delta = try c.decodeIfPresent(Double.self, forKey: .delta) ?? 10
+            if name != .fdpo, c.contains(.delta) { throw ObjectiveError("objective: 'delta' is read by objective fdpo only, not '\(name.rawValue)'") }
+            guard delta >= 0, delta.isFinite else { throw ObjectiveError("objective: 'delta' must be ≥ 0 and finite, got \(delta)") }
         }
     }
 
@@ -77,11 +88,13 @@ public struct PreferenceLoss {
         public var klWeights: Tensor?
         /// A frozen token-reward model's log-probabilities (tgdpo).
         public var rmLogprobs: Tensor?
+        /// Each response's hallucination label, 1 or 0, `[P]` (fdpo).
+        public var hallucinated: Tensor?
 
         public init(logprobs: Tensor, refLogprobs: Tensor, mask: Tensor, weights: Tensor? = nil, kl: Tensor? = nil,
-                    klWeights: Tensor? = nil, rmLogprobs: Tensor? = nil) {
+                    klWeights: Tensor? = nil, rmLogprobs: Tensor? = nil, hallucinated: Tensor? = nil) {
             self.logprobs = logprobs; self.refLogprobs = refLogprobs; self.mask = mask; self.weights = weights
-            self.kl = kl; self.klWeights = klWeights; self.rmLogprobs = rmLogprobs
+            self.kl = kl; self.klWeights = klWeights; self.rmLogprobs = rmLogprobs; self.hallucinated = hallucinated
         }
 
         /// β·Δ_t: the implicit token reward.
@@ -106,12 +119,17 @@ public struct PreferenceLoss {
             ("kl", side.kl != nil, reads.contains(.kl)),
             ("kl_weights", side.klWeights != nil, n == .sparsepo),
             ("rm_logprobs", side.rmLogprobs != nil, reads.contains(.rmLogprobs)),
+            ("hallucinated", side.hallucinated != nil, reads.contains(.hallucinated)),
         ]
+        if let h = side.hallucinated, h.shape != [shape[0]] {
+            throw ObjectiveError("objective: \(label) 'hallucinated' has shape \(h.shape) but there are \(shape[0]) pairs")
+        }
         for (field, given, used) in uses where given && !used {
             throw ObjectiveError("objective: \(label) '\(field)' is given but '\(n.rawValue)' does not use it")
         }
         if reads.contains(.kl) && side.kl == nil { throw ObjectiveError("objective: '\(n.rawValue)' needs \(label) 'kl'") }
         if reads.contains(.rmLogprobs) && side.rmLogprobs == nil { throw ObjectiveError("objective: 'tgdpo' needs \(label) 'rm_logprobs'") }
+        if reads.contains(.hallucinated) && side.hallucinated == nil { throw ObjectiveError("objective: 'fdpo' needs \(label) 'hallucinated' (1 or 0 per response)") }
     }
 
     /// The mean loss over pairs, metrics, and each side's implicit token rewards.
@@ -152,6 +170,8 @@ public struct PreferenceLoss {
         case .weightedDPO:
             let ww = chosen.weights ?? Tensor.ones(like: chosen.mask), wl = rejected.weights ?? Tensor.ones(like: rejected.mask)
             perPair = (-beta * (sum(ww * dw) - sum(wl * dl))).softplus()
+        case .fdpo:
+            perPair = (-beta * (u - config.delta * (rejected.hallucinated! - chosen.hallucinated!))).softplus()
         }
         let loss = perPair.mean()
         let rc = chosen.tokenRewards(beta), rr = rejected.tokenRewards(beta)

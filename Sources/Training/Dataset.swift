@@ -26,7 +26,7 @@ public struct Dataset: Sendable {
     }
 
     /// The fields Tokenwise reads from a line.
-    public static let fields = ["answer", "chosen", "chosen_kl_weights", "chosen_weights", "messages", "prompt", "rejected",
+    public static let fields = ["answer", "chosen", "chosen_kl_weights", "chosen_weights", "h_l", "h_w", "messages", "prompt", "rejected",
                                 "rejected_kl_weights", "rejected_weights"]
 
     /// Parses a JSONL file; a bad line is an error naming the file and the line number.
@@ -97,6 +97,13 @@ public struct Dataset: Sendable {
                 return n.doubleValue
             }
         }
+        // A binary label: 1 or 0 (as the authors' files write them), or true or false.
+        func label(_ k: String) throws -> Bool? {
+            guard let v = obj[k] else { return nil }
+            if let b = v as? Bool, String(describing: type(of: v)) == "__NSCFBoolean" { return b }
+            guard let n = v as? NSNumber, n.doubleValue == 0 || n.doubleValue == 1 else { throw TrainingError("'\(k)' must be 1 (hallucinated) or 0 (factual)") }
+            return n.doubleValue == 1
+        }
         if let chosen = try string("chosen") {
             guard let rejected = try string("rejected"), let prompt = try string("prompt") else {
                 throw TrainingError("a preference pair needs 'prompt', 'chosen' and 'rejected'")
@@ -107,7 +114,10 @@ public struct Dataset: Sendable {
             guard (kl.0 == nil) == (kl.1 == nil) else { throw TrainingError("give both 'chosen_kl_weights' and 'rejected_kl_weights', or neither") }
             guard kl.0 == nil || w.0 != nil else { throw TrainingError("'chosen_kl_weights' needs 'chosen_weights' and 'rejected_weights' too") }
             let weights = w.0.map { TokenWeights(chosen: $0, rejected: w.1!, chosenKL: kl.0, rejectedKL: kl.1) }
-            return .preference(PreferencePair(prompt: prompt, chosen: chosen, rejected: rejected, weights: weights))
+            let h = (try label("h_w"), try label("h_l"))
+            guard (h.0 == nil) == (h.1 == nil) else { throw TrainingError("give both 'h_w' and 'h_l' (F-DPO's hallucination labels), or neither") }
+            return .preference(PreferencePair(prompt: prompt, chosen: chosen, rejected: rejected, weights: weights,
+                                              hallucinated: h.0.map { HallucinationLabels(chosen: $0, rejected: h.1!) }))
         }
         if let messages = obj["messages"] {
             guard let list = messages as? [[String: Any]], !list.isEmpty else { throw TrainingError("'messages' must be a non-empty list of {role, content}") }

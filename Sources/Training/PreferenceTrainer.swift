@@ -10,9 +10,26 @@ public struct PreferencePair: Equatable, Sendable {
     public var rejected: String
     /// Per-token weights of both responses (weighted DPO's weights, SparsePO's masks).
     public var weights: TokenWeights?
-    public init(prompt: String, chosen: String, rejected: String, weights: TokenWeights? = nil) {
-        self.prompt = prompt; self.chosen = chosen; self.rejected = rejected; self.weights = weights
+    /// Whether each response is hallucinated (F-DPO's `h_w`, `h_l`).
+    public var hallucinated: HallucinationLabels?
+    public init(prompt: String, chosen: String, rejected: String, weights: TokenWeights? = nil, hallucinated: HallucinationLabels? = nil) {
+        self.prompt = prompt; self.chosen = chosen; self.rejected = rejected; self.weights = weights; self.hallucinated = hallucinated
     }
+
+    /// F-DPO's flip (the authors' `flip_sample`): a pair whose chosen response is hallucinated and
+    /// whose rejected one is factual trades its responses, so the factual one is preferred.
+    public var flippedForFactuality: PreferencePair {
+        guard let h = hallucinated, h.chosen, !h.rejected else { return self }
+        return PreferencePair(prompt: prompt, chosen: rejected, rejected: chosen, weights: weights.map { TokenWeights(chosen: $0.rejected, rejected: $0.chosen, chosenKL: $0.rejectedKL, rejectedKL: $0.chosenKL) },
+                              hallucinated: HallucinationLabels(chosen: false, rejected: true))
+    }
+}
+
+/// F-DPO's binary labels of a pair's responses: `h_w` (chosen) and `h_l` (rejected), 1 = hallucinated.
+public struct HallucinationLabels: Equatable, Sendable {
+    public var chosen: Bool
+    public var rejected: Bool
+    public init(chosen: Bool, rejected: Bool) { self.chosen = chosen; self.rejected = rejected }
 }
 
 /// Per-token weights of a pair's responses from the data file: one number per token of each
@@ -92,9 +109,20 @@ public final class PreferenceTrainer {
                 : try tokenWeights(pairs, w, klw, endTokens: end.count)
             return PreferenceLoss.Side(logprobs: policy.gather(dim: -1, index: targets).squeezed(dim: -1),
                                        refLogprobs: ref.gather(dim: -1, index: targets).squeezed(dim: -1), mask: mask,
-                                       weights: weights, kl: kl, klWeights: klWeights, rmLogprobs: rm)
+                                       weights: weights, kl: kl, klWeights: klWeights, rmLogprobs: rm,
+                                       hallucinated: try labels(pairs, key == \PreferencePair.chosen ? \.chosen : \.rejected))
         }
         return (try side(\.chosen, \.chosen, \.chosenKL), try side(\.rejected, \.rejected, \.rejectedKL))
+    }
+
+    /// One side's hallucination labels as a `[N]` tensor when the loss reads them (F-DPO).
+    func labels(_ pairs: [PreferencePair], _ side: KeyPath<HallucinationLabels, Bool>) throws -> Tensor? {
+        guard loss.config.inputs.contains(.hallucinated) else { return nil }
+        let rows = try pairs.enumerated().map { n, p -> [Double] in
+            guard let h = p.hallucinated else { throw TrainingError("preference pair \(n): objective 'fdpo' needs its labels ('h_w', 'h_l')") }
+            return [h[keyPath: side] ? 1 : 0]
+        }
+        return padded(rows, device: model.device).values.squeezed(dim: 1)
     }
 
     /// One side's token weights (and SparsePO's KL masks, where the pairs give them) as `[N, R]`

@@ -22,15 +22,20 @@ public struct TaskData: Sendable {
             throw TrainingError("data: a preference objective trains on a JSONL file of {prompt, chosen, rejected} pairs, not the procedural task '\(data.task)'")
         }
         let set = try Dataset.load(URL(fileURLWithPath: data.task))
-        let pairs = try set.examples.map { e -> PreferencePair in
+        var pairs = try set.examples.map { e -> PreferencePair in
             guard case .preference(let p) = e else {
                 throw TrainingError("\(data.task): a preference objective needs every line to be a {prompt, chosen, rejected} pair")
             }
             return p
         }
         for (p, line) in zip(pairs, set.lines) {
-            do { try checkWeights(p, objective, tokenizer) } catch let e as TrainingError { throw TrainingError("\(data.task):\(line): \(e.message)") }
+            do {
+                try checkWeights(p, objective, tokenizer)
+                try checkLabels(p, objective)
+            } catch let e as TrainingError { throw TrainingError("\(data.task):\(line): \(e.message)") }
         }
+        let flipped = objective.name == .fdpo ? pairs.filter { $0.flippedForFactuality != $0 }.count : 0
+        if objective.name == .fdpo { pairs = pairs.map(\.flippedForFactuality) }
         func rendered(_ indices: [Int]) -> [PreferencePair] {
             indices.map { k in
                 var p = pairs[k]
@@ -41,7 +46,18 @@ public struct TaskData: Sendable {
         let (train, eval) = try split(set, data, what: "pairs")
         var out = TaskData(train: [], eval: [], reward: CompositeReward([]), trainPairs: rendered(train), evalPairs: rendered(eval))
         out.notes = unusedNote(set, data.task)
+        if flipped > 0 { out.notes.append("\(data.task): F-DPO swapped \(flipped) of \(pairs.count) pairs whose chosen response is the hallucinated one (h_w 1, h_l 0)") }
         return out
+    }
+
+    /// A pair has hallucination labels exactly when the objective reads them (F-DPO).
+    static func checkLabels(_ p: PreferencePair, _ objective: PreferenceLoss.Config) throws {
+        if objective.inputs.contains(.hallucinated) && p.hallucinated == nil {
+            throw TrainingError("objective 'fdpo' needs each pair's hallucination labels: give 'h_w' (chosen) and 'h_l' (rejected), 1 or 0")
+        }
+        if !objective.inputs.contains(.hallucinated) && p.hallucinated != nil {
+            throw TrainingError("'h_w' and 'h_l' (F-DPO's hallucination labels) are read by objective fdpo, not '\(objective.name.rawValue)'")
+        }
     }
 
     /// A pair has per-token weights exactly when the objective reads them, one per response token.

@@ -86,6 +86,9 @@ final class OfficialObjectiveTests: XCTestCase {
     /// dvlab-research/TGDPO @dd88982, dpo_loss with loss_type sigmoid.
     func testTGDPOMatchesTheOfficialCode() throws { try check(family: "tgdpo", expectedCount: 11) }
 
+    /// VectorInstitute/Factual-Preference-Alignment @8f66ee2, FactualDPOTrainer.dpo_loss (sigmoid).
+    func testFDPOMatchesTheOfficialCode() throws { try check(family: "fdpo", expectedCount: 11) }
+
     /// The departures the fixture records stay documented: each names what differs.
     func testKnownDifferencesAreExplained() throws {
         let known = try cases().compactMap { $0["known_difference"] as? String }

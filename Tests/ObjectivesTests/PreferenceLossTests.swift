@@ -7,6 +7,8 @@ final class PreferenceLossTests: XCTestCase {
     struct SideIn {
         var logp: [[Double]], ref: [[Double]]
         var weights: [[Double]]? = nil, kl: [[Double]]? = nil, klWeights: [[Double]]? = nil, rm: [[Double]]? = nil
+        /// Per pair: 1 hallucinated, 0 factual (F-DPO).
+        var h: [Double]? = nil
     }
 
     func evaluate(_ config: PreferenceLoss.Config, _ w: SideIn, _ l: SideIn) throws
@@ -18,7 +20,7 @@ final class PreferenceLossTests: XCTestCase {
                 lp.requiresGrad = true
                 let t = { (r: [[Double]]?) in r.map { padded($0, dtype: .float64).values } }
                 return (PreferenceLoss.Side(logprobs: lp, refLogprobs: t(s.ref)!, mask: mask, weights: t(s.weights), kl: t(s.kl),
-                                            klWeights: t(s.klWeights), rmLogprobs: t(s.rm)), lp)
+                                            klWeights: t(s.klWeights), rmLogprobs: t(s.rm), hallucinated: t(s.h.map { [$0] })?.squeezed(dim: 0)), lp)
             }
             let (cw, lw) = side(w), (cl, ll) = side(l)
             let (loss, metrics, rewards) = try PreferenceLoss(config)(chosen: cw, rejected: cl)
@@ -110,6 +112,35 @@ final class PreferenceLossTests: XCTestCase {
         XCTAssertEqual(try evaluate(.init(name: .weightedDPO), w, lw).loss, dpo, accuracy: 1e-12)
     }
 
+    /// F-DPO as the authors' `FactualDPOTrainer.dpo_loss`: logits = u − δ(h_l − h_w), loss −log σ(β·logits).
+    func testFDPO() throws {
+        func labelled(_ s: SideIn, _ h: Double) -> SideIn { var s = s; s.h = [h]; return s }
+        // A factual chosen and a hallucinated rejected response: β(u − δ) = 0.1 (0.8 − 10) = −0.92.
+        let r = try evaluate(.init(name: .fdpo), labelled(w, 0), labelled(l, 1))
+        XCTAssertEqual(r.loss, Foundation.log(1 + Foundation.exp(0.92)), accuracy: 1e-12)
+        let g = 0.1 * (1 - sigmoid(-0.92))
+        assertClose(r.chosen[0], [-g, -g], tol: 1e-12)
+        assertClose(r.rejected[0], [g], tol: 1e-12)
+        // Unflipped (1, 0) pairs get +δ, as in the official code (the pair file's flip avoids them).
+        XCTAssertEqual(try evaluate(.init(name: .fdpo), labelled(w, 1), labelled(l, 0)).loss, Foundation.log(1 + Foundation.exp(-1.08)), accuracy: 1e-12)
+        // Equal labels, or δ = 0: DPO.
+        let dpo = try evaluate(.init(), w, l).loss
+        for (hw, hl, delta) in [(0.0, 0.0, 10.0), (1, 1, 10), (0, 1, 0)] {
+            XCTAssertEqual(try evaluate(.init(name: .fdpo, delta: delta), labelled(w, hw), labelled(l, hl)).loss, dpo, accuracy: 1e-12)
+        }
+        // Two pairs with their own labels: the mean of their losses.
+        let w2 = SideIn(logp: w.logp + w.logp, ref: w.ref + w.ref, h: [0, 0]), l2 = SideIn(logp: l.logp + l.logp, ref: l.ref + l.ref, h: [1, 0])
+        XCTAssertEqual(try evaluate(.init(name: .fdpo, beta: 0.1, delta: 2), w2, l2).loss,
+                       (Foundation.log(1 + Foundation.exp(0.12)) + Foundation.log(1 + Foundation.exp(-0.08))) / 2, accuracy: 1e-12)
+        func error(_ c: PreferenceLoss.Config, _ a: SideIn, _ b: SideIn) -> String {
+            do { _ = try evaluate(c, a, b); return "no error" } catch { return "\(error)" }
+        }
+        XCTAssertEqual(error(.init(name: .fdpo), w, labelled(l, 1)), "objective: 'fdpo' needs chosen 'hallucinated' (1 or 0 per response)")
+        XCTAssertEqual(error(.init(), labelled(w, 0), l), "objective: chosen 'hallucinated' is given but 'dpo' does not use it")
+        XCTAssertEqual(error(.init(name: .fdpo), SideIn(logp: w.logp, ref: w.ref, h: [0, 1]), labelled(l, 1)),
+                       "objective: chosen 'hallucinated' has shape [2] but there are 1 pairs")
+    }
+
     func testExtremeMarginsAndErrors() throws {
         let big = SideIn(logp: [[60]], ref: [[-60]]), small = SideIn(logp: [[-60]], ref: [[60]])
         for name in [PreferenceLoss.Name.dpo, .weightedDPO] {
@@ -148,6 +179,8 @@ final class ObjectiveJSONTests: XCTestCase {
         XCTAssertEqual(g["rejected"]!.count, 1)
         let tr = (out["token_rewards"] as! [[String: [Double]]])[0]
         XCTAssertEqual(tr["chosen"]![0], 0.03, accuracy: 1e-12)
+        let f = try evaluate(#"{"objective":{"name":"fdpo","beta":0.1,"delta":10},"pairs":[{"chosen":{"logprobs":[-1,-2],"ref_logprobs":[-1.3,-2.2],"hallucinated":0},"rejected":{"logprobs":[-3],"ref_logprobs":[-2.7],"hallucinated":1}}]}"#)
+        XCTAssertEqual(f["loss"] as! Double, Foundation.log(1 + Foundation.exp(0.92)), accuracy: 1e-12)
     }
 
     func testBadRequests() {
@@ -163,6 +196,12 @@ final class ObjectiveJSONTests: XCTestCase {
                        "objective: 'weights' must be given for every trajectory or none")
         XCTAssertEqual(error(#"{"objective":{"name":"dpo"},"pairs":[]}"#), "objective: the batch has no pairs")
         XCTAssertEqual(error(#"{"objective":{"name":"dpo","mask":"file"},"pairs":[]}"#), "objective: 'mask' is read by objective sparsepo only, not 'dpo'")
+        XCTAssertEqual(error(#"{"objective":{"name":"dpo","delta":5},"pairs":[]}"#), "objective: 'delta' is read by objective fdpo only, not 'dpo'")
+        XCTAssertEqual(error(#"{"objective":{"name":"fdpo","delta":-1},"pairs":[]}"#), "objective: 'delta' must be ≥ 0 and finite, got -1.0")
+        XCTAssertEqual(error(#"{"objective":{"name":"fdpo"},"pairs":[{"chosen":{"logprobs":[-1],"ref_logprobs":[-1],"hallucinated":0.5},"rejected":{"logprobs":[-1],"ref_logprobs":[-1],"hallucinated":1}}]}"#),
+                       "pair side: 'hallucinated' must be 1 or 0, got 0.5")
+        XCTAssertEqual(error(#"{"objective":{"name":"fdpo"},"pairs":[{"chosen":{"logprobs":[-1],"ref_logprobs":[-1]},"rejected":{"logprobs":[-1],"ref_logprobs":[-1],"hallucinated":1}}]}"#),
+                       "objective: 'fdpo' needs chosen 'hallucinated' (1 or 0 per response)")
         XCTAssertEqual(error(#"{"objective":{"name":"sparsepo","mask":"activations"},"pairs":[]}"#),
                        "objective: 'mask' chooses where training takes SparsePO's masks from; tokenwise objective reads them from each side's 'weights'")
         // Valid JSON with a number that does not fit an integer field was reported as "not valid JSON".

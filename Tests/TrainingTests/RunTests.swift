@@ -323,13 +323,13 @@ final class RunTests: XCTestCase {
 
     /// Twelve pairs; with `weights`, per-token weights of both responses (the tiny model's
     /// tokenizer is bytewise: one weight per letter).
-    func pairsFile(weights: Bool = false, name: String = "pairs.jsonl") throws -> URL {
+    func pairsFile(weights: Bool = false, labels: Bool = false, name: String = "pairs.jsonl") throws -> URL {
         try FileManager.default.createDirectory(at: root, withIntermediateDirectories: true)
         let url = root.appendingPathComponent(name)
         let lines = (0..<12).map { i in
             let (chosen, rejected) = i % 2 == 0 ? ("yes", "no") : ("no", "yes")
             func w(_ text: String) -> String { "[" + text.utf8.indices.enumerated().map { k, _ in String(0.5 + 0.25 * Double(k)) }.joined(separator: ", ") + "]" }
-            let extra = weights ? ", \"chosen_weights\": \(w(chosen)), \"rejected_weights\": \(w(rejected))" : ""
+            let extra = (weights ? ", \"chosen_weights\": \(w(chosen)), \"rejected_weights\": \(w(rejected))" : "") + (labels ? ", \"h_w\": 0, \"h_l\": 1" : "")
             return "{\"prompt\": \"Is \(i) even?\", \"chosen\": \"\(chosen)\", \"rejected\": \"\(rejected)\"\(extra)}"
         }
         try Data(lines.joined(separator: "\n").utf8).write(to: url)
@@ -340,13 +340,13 @@ final class RunTests: XCTestCase {
     /// first step the policy equals the reference (LoRA's B starts at 0), so every margin is 0 and
     /// the DPO-family loss is softplus(0) = ln 2; held-out pairs are all ties (accuracy ½).
     func testEveryPreferenceObjectiveTrains() throws {
-        let pairs = try pairsFile(), weighted = try pairsFile(weights: true, name: "weighted.jsonl")
+        let pairs = try pairsFile(), weighted = try pairsFile(weights: true, name: "weighted.jsonl"), labelled = try pairsFile(labels: true, name: "labelled.jsonl")
         // SparsePO twice: masks from the reference model's activations (its default) and from the file.
         let objectives = PreferenceLoss.Name.allCases.map { PreferenceLoss.Config(name: $0, beta: 0.5) } + [.init(name: .sparsepo, beta: 0.5, mask: .file)]
         for objective in objectives {
             let name = objective.name
             var c = tinyConfig(steps: 3)
-            c.data.task = objective.inputs.contains(.weights) ? weighted.path : pairs.path
+            c.data.task = objective.inputs.contains(.weights) ? weighted.path : objective.inputs.contains(.hallucinated) ? labelled.path : pairs.path
             c.data.evalSize = 4
             c.preference = objective
             c.optim.lr = 5e-2
@@ -359,6 +359,8 @@ final class RunTests: XCTestCase {
             if name == .ipo {
                 // u = 0 up to float rounding: the no-grad reference pass runs through the decoding kernel.
                 XCTAssertEqual(first, 1.0, accuracy: 1e-5, "ipo: (0 − 1/(2·0.5))² = 1")
+            } else if name == .fdpo {
+                XCTAssertEqual(first, Foundation.log(1 + Foundation.exp(5.0)), accuracy: 1e-5, "fdpo: softplus(β·δ·(h_l − h_w)), every pair (0, 1), β 0.5, δ 10")
             } else if name != .tgdpo {
                 XCTAssertEqual(first, Foundation.log(2.0), accuracy: 1e-5, name.rawValue)
             }

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""GSPO, TDPO, SparsePO and TGDPO losses as the authors' released code computes them, for
+"""GSPO, TDPO, SparsePO, TGDPO and F-DPO losses as the authors' released code computes them, for
 Tokenwise's fixture test (Tests/ObjectivesTests/OfficialObjectiveTests.swift).
 
 Each case is a complete `tokenwise objective` request plus the official loss and the gradient of
@@ -54,6 +54,8 @@ HEBO = ("huawei-noah/HEBO@04f4ece8c7ac95d1466763880def692fc2215f6f SparsePO/src/
         "(get_batch_loss_metrics), SparsePO/src/trainers/mapo_trainer.py (mapo_loss)")
 TGDPO = ("dvlab-research/TGDPO@dd889823897c4e8c3f1490e520fbab505774381d src/llamafactory/train/tgdpo/trainer.py (dpo_loss), "
          "src/llamafactory/train/trainer_utils.py (get_batch_logps)")
+FDPO = ("VectorInstitute/Factual-Preference-Alignment@8f66ee2599527e9310c5462730ba4b64322a3856 "
+        "src/aixpert/training/training/factualdpo_trainer.py (FactualDPOTrainer.dpo_loss, loss_type sigmoid)")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -508,14 +510,79 @@ def tgdpo_cases(rng):
     return cases
 
 
+# ----------------------------------------------------------------------------------------------
+# 5. F-DPO (FactualDPOTrainer.dpo_loss, loss_type sigmoid, label_smoothing 0): sequence logps are
+#    sums over response tokens; logits = (pi_w - pi_l) - (ref_w - ref_l) - (h_l - h_w) * delta;
+#    loss = -logsigmoid(beta * logits), mean over pairs. The flip of (1, 0) pairs happens on the
+#    data (flip_sample), so the loss sees whatever labels it is given.
+
+def fdpo_losses(Pw, Rw, mw, hw, Pl, Rl, ml, hl, beta, delta):
+    logits = ((Pw - Rw) * mw).sum(-1) - ((Pl - Rl) * ml).sum(-1)
+    return -logsigmoid(beta * (logits - (hl - hw) * delta))
+
+
+def fdpo_case(rng, name, lw, ll, labels, beta=None, delta=None):
+    b = 0.1 if beta is None else beta
+    d = 10.0 if delta is None else delta
+    data = official_token_stats(rng, lw + ll)
+    w, l = data[:len(lw)], data[len(lw):]
+    Pw, mw = pad([x[0] for x in w]); Rw, _ = pad([x[1] for x in w])
+    Pl, ml = pad([x[0] for x in l]); Rl, _ = pad([x[1] for x in l])
+    hw = np.array([float(h[0]) for h in labels]); hl = np.array([float(h[1]) for h in labels])
+
+    def f(xw, xl):
+        return float(fdpo_losses(xw, Rw, mw, hw, xl, Rl, ml, hl, b, d).mean())
+
+    loss = f(Pw, Pl)
+    z = ((Pw - Rw) * mw).sum(-1) - ((Pl - Rl) * ml).sum(-1) - (hl - hw) * d
+    s = b * sigmoid(-b * z) / len(lw)
+    gw, gl = -s[:, None] * mw, s[:, None] * ml
+    nw, nl = pref_grads(f, Pw, Pl, mw, ml)
+    check(name + " chosen", gw, nw, mw)
+    check(name + " rejected", gl, nl, ml)
+    objective = {"name": "fdpo"}
+    if beta is not None:
+        objective["beta"] = beta
+    if delta is not None:
+        objective["delta"] = delta
+    pairs = []
+    for i in range(len(lw)):
+        cw, cl = side_json(w[i][0], w[i][1]), side_json(l[i][0], l[i][1])
+        cw["hallucinated"], cl["hallucinated"] = float(hw[i]), float(hl[i])
+        pairs.append({"chosen": cw, "rejected": cl})
+    return {"name": name, "family": "fdpo", "source": FDPO, "request": {"objective": objective, "pairs": pairs},
+            "loss": loss,
+            "grad_logprobs": [{"chosen": unpad(gw, lw)[i], "rejected": unpad(gl, ll)[i]} for i in range(len(lw))],
+            "known_difference": None}
+
+
+def fdpo_cases(rng):
+    cases = []
+    for k in range(5):
+        n = int(rng.integers(1, 6))
+        lw, ll = [int(x) for x in rng.integers(1, 10, n)], [int(x) for x in rng.integers(1, 10, n)]
+        labels = [(int(a), int(c)) for a, c in rng.integers(0, 2, (n, 2))]
+        cases.append(fdpo_case(rng, f"fdpo random {k} (defaults)", lw, ll, labels))
+    for k in range(3):
+        n = int(rng.integers(1, 5))
+        lw, ll = [int(x) for x in rng.integers(1, 10, n)], [int(x) for x in rng.integers(1, 10, n)]
+        labels = [(int(a), int(c)) for a, c in rng.integers(0, 2, (n, 2))]
+        beta, delta = float(np.round(rng.uniform(0.05, 1.0), 3)), float(np.round(rng.uniform(0.0, 50.0), 2))
+        cases.append(fdpo_case(rng, f"fdpo beta {beta} delta {delta}", lw, ll, labels, beta=beta, delta=delta))
+    cases.append(fdpo_case(rng, "fdpo every pair factual-over-hallucinated", [3, 5], [4, 2], [(0, 1), (0, 1)]))
+    cases.append(fdpo_case(rng, "fdpo labels equal: DPO", [6, 2, 4], [3, 3, 7], [(0, 0), (1, 1), (0, 0)], beta=0.3))
+    cases.append(fdpo_case(rng, "fdpo delta 0: DPO", [2, 9], [5, 1], [(0, 1), (1, 0)], delta=0.0))
+    return cases
+
+
 def main():
     rng = np.random.default_rng(20250717)
-    cases = gspo_cases(rng) + tdpo_cases(rng) + sparsepo_cases(rng) + tgdpo_cases(rng)
+    cases = gspo_cases(rng) + tdpo_cases(rng) + sparsepo_cases(rng) + tgdpo_cases(rng) + fdpo_cases(rng)
     out = os.path.join(os.path.dirname(os.path.abspath(__file__)), "../../Tests/ObjectivesTests/Fixtures/objectives_official.json")
     os.makedirs(os.path.dirname(out), exist_ok=True)
     with open(out, "w") as f:
         json.dump({"generator": "scripts/reference/objectives_official.py",
-                   "sources": {"gspo": VERL, "tdpo": TDPO, "sparsepo": HEBO, "tgdpo": TGDPO},
+                   "sources": {"gspo": VERL, "tdpo": TDPO, "sparsepo": HEBO, "tgdpo": TGDPO, "fdpo": FDPO},
                    "tolerance": 1e-6,
                    "cases": cases}, f)
     counts = {}
