@@ -91,14 +91,12 @@ extension RunConfig {
     public func validateDataParallel(_ world: Int, device: Device) throws {
         guard world > 1 else { return }
         let why = "with \(world) ranks"
-        if preference != nil {
-            throw TrainingError("config: offline preference objectives train in one process only; run without --nproc (\(why))")
-        }
         if train.dynamicSampling {
             throw TrainingError("config: 'train.dynamic_sampling' refills prompts one process at a time and is not data-parallel yet; set it to false or run without --nproc (\(why))")
         }
         if train.promptsPerStep < world {
-            throw TrainingError("config: 'train.prompts_per_step' (\(train.promptsPerStep)) must be at least the number of ranks (\(world)): each rank samples whole prompt groups")
+            let what = preference == nil ? "each rank samples whole prompt groups" : "each rank trains on its share of a step's pairs"
+            throw TrainingError("config: 'train.prompts_per_step' (\(train.promptsPerStep)) must be at least the number of ranks (\(world)): \(what)")
         }
         if case .cuda = device {
             throw TrainingError("--device \(device): data-parallel training runs over Gloo on CPU tensors; NCCL for CUDA ranks is not built yet, so run one process per GPU job")

@@ -55,6 +55,8 @@ public final class PreferenceTrainer {
     public let loss: PreferenceLoss
     public let optimizer: AdamW
     let maxGradNorm: Double
+    /// This process's rank when the pairs of a step are split over several (nil: one process).
+    public var dataParallel: DataParallel?
     let forward: ResponseForward
     /// The frozen token-reward model TGDPO needs.
     let rewardModel: CausalLM?
@@ -144,16 +146,23 @@ public final class PreferenceTrainer {
     }
 
     /// One optimizer step on `pairs`; returns the loss's metrics plus loss, grad norm and timing.
+    /// Data-parallel, each rank backpropagates its contiguous share of the pairs with its loss
+    /// scaled by share/all, so the summed gradients and metrics are those of the whole batch.
     public func step(_ pairs: [PreferencePair]) throws -> [String: Double] {
         guard !pairs.isEmpty else { throw TrainingError("train: a step needs at least one pair") }
         let start = DispatchTime.now().uptimeNanoseconds
+        let mine = dataParallel.map { Array(pairs[$0.share(pairs.count)]) } ?? pairs
+        let part = Double(mine.count) / Double(pairs.count)
         var metrics: [String: Double] = [:]
         try withTorchErrors {
-            let (chosen, rejected) = try sides(pairs)
+            let (chosen, rejected) = try sides(mine)
             let (l, m, _) = try loss(chosen: chosen, rejected: rejected)
-            l.backward()
-            metrics = m
-            metrics["loss"] = try l.item()
+            (part * l).backward()
+            // Means as this rank's share of the batch's, so that they add up over ranks.
+            metrics = m.mapValues { $0 * part }
+            metrics["pairs"] = m["pairs"]
+            metrics["loss"] = try l.item() * part
+            if let dataParallel { metrics = try dataParallel.finishBackward(optimizer.parameters, metrics: metrics) }
             metrics["grad_norm"] = Torch.clipGradNorm(optimizer.parameters, maxNorm: maxGradNorm)
             optimizer.step()
             optimizer.zeroGrad()

@@ -122,6 +122,7 @@ public final class TrainingRun {
             preferenceTrainer = try PreferenceTrainer(model: pretrained.model, tokenizer: pretrained.tokenizer, objective: objective,
                                                       lora: config.model.lora, lr: config.optim.lr, weightDecay: config.optim.weightDecay,
                                                       maxGradNorm: config.optim.maxGradNorm, seed: config.rollout.seed, rewardModel: rewardModel)
+            preferenceTrainer?.dataParallel = dataParallel
             trainer = nil
         } else {
             let chat = try pretrained.chatTemplate()
@@ -140,8 +141,8 @@ public final class TrainingRun {
 
     /// Rank 0's trained weights (policy and critic) on every rank: at the start and after a resume.
     func broadcastWeights() throws {
-        guard let dp, let trainer else { return }
-        try dp.broadcast(trainer.optimizer.parameters + (trainer.critic?.parameters ?? []))
+        guard let dp else { return }
+        try dp.broadcast(trainer.map { $0.optimizer.parameters + ($0.critic?.parameters ?? []) } ?? preferenceTrainer!.optimizer.parameters)
     }
 
     /// Every prompt plus the longest response must fit the model's context: checked before anything

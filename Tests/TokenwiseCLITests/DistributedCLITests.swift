@@ -57,7 +57,8 @@ final class DistributedCLITests: XCTestCase {
     /// weights that differ in their last float32 bits to neighbouring bf16 values now and then,
     /// and Adam magnifies the small gradient differences that follow (on an AVX512-BF16 CPU: step 1
     /// agreed to 1e-5, the weights after 3 steps to 3.5e-4).
-    func assertSameRun(_ one: URL, _ two: URL, weights file: String, after loose: Double = 1e-5, file line: StaticString = #filePath, _ l: UInt = #line) throws {
+    func assertSameRun(_ one: URL, _ two: URL, weights file: String, after loose: Double = 1e-5, tiesAtFirstStep: Set<String> = [],
+                       file line: StaticString = #filePath, _ l: UInt = #line) throws {
         let a = try tensors(one.appendingPathComponent("checkpoints/step-3/\(file)")), b = try tensors(two.appendingPathComponent("checkpoints/step-3/\(file)"))
         XCTAssertEqual(Set(a.keys), Set(b.keys))
         var worst: Float = 0
@@ -68,8 +69,24 @@ final class DistributedCLITests: XCTestCase {
         for (step, (x, y)) in zip(ma, mb).enumerated() {
             XCTAssertEqual(Set(x.keys), Set(y.keys), file: line, line: l)
             let bound = step == 0 ? 1e-5 : loose
-            for (k, v) in x { XCTAssertEqual(v, y[k] ?? .nan, accuracy: bound * max(1, abs(v)), "step \(step + 1) metric \(k)", file: line, line: l) }
+            for (k, v) in x where step > 0 || !tiesAtFirstStep.contains(k) {
+                XCTAssertEqual(v, y[k] ?? .nan, accuracy: bound * max(1, abs(v)), "step \(step + 1) metric \(k)", file: line, line: l)
+            }
         }
+    }
+
+    /// An offline preference objective: a step's 3 pairs split 1 + 2 over the ranks, each share's
+    /// loss scaled by its part of the pairs.
+    func testTwoRanksTrainAPreferenceObjectiveAsOneProcess() throws {
+        let data = try temporary().appendingPathComponent("pairs.jsonl")
+        try Data((0..<12).map { i in
+            "{\"prompt\": \"Is \(i) even?\", \"chosen\": \"\(i % 2 == 0 ? "yes" : "no")\", \"rejected\": \"\(i % 2 == 0 ? "no" : "yes")\", \"h_w\": \(i % 3 == 0 ? 1 : 0), \"h_l\": \(i % 4 == 0 ? 0 : 1)}"
+        }.joined(separator: "\n").utf8).write(to: data)
+        let (one, two) = try oneAndTwoRanks { self.args($0, ["data.task=\(data.path)", "data.eval_size=2", "objective.name=fdpo", "objective.beta=0.5"]) }
+        // At step 1 the policy is the reference, so every margin is 0 up to rounding, which the
+        // batch's shape decides: the share of positive margins is a coin toss there.
+        try assertSameRun(one, two, weights: "adapter_model.safetensors", tiesAtFirstStep: ["reward_accuracy"])
+        XCTAssertEqual(try metrics(one).map { $0["pairs"] }, [3, 3, 3])
     }
 
     func testTwoRanksTrainAsOneProcessWithLoRAAndABF16RolloutCopy() throws {
