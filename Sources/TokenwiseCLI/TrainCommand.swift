@@ -17,6 +17,8 @@ struct TrainCommand: ParsableCommand {
     @Option(name: .customLong("set"), help: "Override one key: section.key=value (repeatable), e.g. --set optim.lr=1e-4.") var overrides: [String] = []
     @Option(help: "The run folder (default: runs/<name>-<time>; it must not exist or be empty).") var out: String?
     @Option(help: "Continue the run in this folder from its newest intact checkpoint.") var resume: String?
+    @Option(name: .customLong("init-from"), help: "Start a new run from the weights of a checkpoint (RUN/checkpoints/step-N), with this command's settings: a fork (model.init_from).")
+    var initFrom: String?
     @Flag(name: .customLong("print-config"), help: "Print the resolved config as commented YAML and exit.") var printConfig = false
     @Flag(help: "Print nothing but errors.") var quiet = false
     @Flag(help: "Print each step's metrics and each evaluation as a JSON line.") var json = false
@@ -41,13 +43,15 @@ struct TrainCommand: ParsableCommand {
             throw ValidationError("--master-port must be a port number, got \(masterPort)")
         }
         if printConfig && nproc * nnodes > 1 { throw ValidationError("--print-config prints and exits; drop --nproc and --nnodes") }
-        if resume != nil && (config != nil || !overrides.isEmpty || out != nil) {
-            throw ValidationError("--resume continues a run with its own config.yaml; drop --config, --set and --out")
+        if resume != nil && (config != nil || !overrides.isEmpty || out != nil || initFrom != nil) {
+            throw ValidationError("--resume continues a run with its own config.yaml; drop --config, --set, --out and --init-from (--init-from starts a new run)")
         }
     }
 
     func resolved() throws -> RunConfig {
         let base = Preset(rawValue: preset)!.config
+        // Absolute, so the run folder's config.yaml names the checkpoint wherever it is resumed from.
+        let overrides = overrides + (initFrom.map { ["model.init_from=\(URL(fileURLWithPath: $0).standardizedFileURL.path)"] } ?? [])
         guard let config else { return try RunConfig.load(yaml: "{}", file: "--set", base: base, overrides: overrides) }
         guard let text = try? String(contentsOfFile: config, encoding: .utf8) else { throw ValidationError("--config \(config): cannot read the file") }
         return try RunConfig.load(yaml: text, file: config, base: base, overrides: overrides)

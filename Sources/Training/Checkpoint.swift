@@ -111,6 +111,40 @@ public enum Checkpoint {
 
     /// Loads the weights and optimizer state of `dir` into the model and optimizer (in place).
     public static func restore(_ dir: URL, pretrained: Pretrained, optimizer: AdamW, critic: Critic? = nil) throws {
+        try loadWeights(dir, pretrained: pretrained)
+        try optimizer.load(from: dir.appendingPathComponent("optimizer.safetensors"))
+        try critic?.restore(from: dir)
+    }
+
+    /// A new run starting from another run's checkpoint (`model.init_from`, a fork): its policy
+    /// weights (and the critic's, when both runs have one), not its optimizer state or step.
+    /// Returns the checkpoint's state and what the run should be told.
+    public static func fork(_ dir: URL, pretrained: Pretrained, critic: Critic?) throws -> (State, [String]) {
+        func fail(_ why: String) -> TrainingError { TrainingError("model.init_from \(dir.path): \(why)") }
+        guard FileManager.default.fileExists(atPath: dir.path) else { throw fail("no such checkpoint folder (give RUN/checkpoints/step-N)") }
+        let state: State
+        do { state = try verify(dir) } catch { throw fail("\(error)") }
+        func has(_ name: String) -> Bool { FileManager.default.fileExists(atPath: dir.appendingPathComponent(name).path) }
+        if pretrained.model.lora != nil, !has("adapter_model.safetensors") {
+            throw fail("a full-weight checkpoint (no adapter_model.safetensors), but this run trains LoRA adapters (set model.lora: null to fork it)")
+        }
+        if pretrained.model.lora == nil, !has("model.safetensors") {
+            throw fail("a LoRA checkpoint (no model.safetensors), but this run trains every weight (set model.lora to its adapters to fork it)")
+        }
+        do { try loadWeights(dir, pretrained: pretrained) } catch { throw fail("\(error)") }
+        var notes = ["starting from the weights of \(dir.path) (step \(state.step)); the optimizer state starts fresh"]
+        if let critic {
+            if has(Critic.file) {
+                do { try critic.restore(from: dir, optimizer: false) } catch { throw fail("\(error)") }
+            } else {
+                notes.append("\(dir.path) has no critic: the run's critic starts from its initialisation")
+            }
+        }
+        return (state, notes)
+    }
+
+    /// The policy's weights of `dir`: its PEFT adapter, or the whole model.
+    static func loadWeights(_ dir: URL, pretrained: Pretrained) throws {
         try withTorchErrors {
             if let lora = pretrained.model.lora {
                 try lora.loadWeights(from: dir)
@@ -124,8 +158,6 @@ public enum Checkpoint {
                 }
             }
         }
-        try optimizer.load(from: dir.appendingPathComponent("optimizer.safetensors"))
-        try critic?.restore(from: dir)
     }
 
     /// Keeps the newest `keep` checkpoints that verify and deletes the ones older than those, so a

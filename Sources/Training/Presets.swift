@@ -154,6 +154,7 @@ public enum Preset: String, CaseIterable, Sendable {
     static let comments: [String: String] = [
         "model": "The policy: a Hugging Face directory, a .gguf file, `default` (SmolLM2-135M-Instruct) or `tiny-random`.",
         "model.lora": "LoRA adapters (PEFT names); `null` trains every weight. The KL reference is the base with LoRA off.",
+        "model.init_from": "A checkpoint folder (RUN/checkpoints/step-N) whose weights this new run starts from (a fork); its optimizer state and step are not taken.",
         "data": "Prompts: a procedural task (arithmetic, countdown; difficulty 1–5) or a JSONL file; eval prompts are held out.",
         "data.eval_size": "Held-out prompts: a count (procedural), or a share of the file when below 1.",
         "data.system": "An optional system message before every prompt.",

@@ -36,6 +36,8 @@ public final class TrainingRun {
     public let stop = StopRequest()
     /// The process group of a data-parallel run; rank 0 alone writes the run's files.
     let dp: DataParallel?
+    /// What starting from `model.init_from` loaded, said when the run starts.
+    var forkNotes: [String] = []
     /// Whether this process writes the run's files and prints its progress.
     public var leader: Bool { dp?.isLeader ?? true }
 
@@ -135,6 +137,10 @@ public final class TrainingRun {
             trainer = try Trainer(model: pretrained.model, tokenizer: pretrained.tokenizer, reward: data.reward, config: config, chat: chat)
             trainer?.dataParallel = dataParallel
             preferenceTrainer = nil
+        }
+        if let from = config.model.initFrom {
+            let (_, notes) = try Checkpoint.fork(URL(fileURLWithPath: from), pretrained: pretrained, critic: trainer?.critic)
+            forkNotes = notes
         }
         try rankFailure(step: 0) { try broadcastWeights() }
     }
@@ -242,6 +248,7 @@ public final class TrainingRun {
             + (config.agent.map { "environment \($0.environment.rawValue), " } ?? "task \(config.data.task) (difficulty \(config.data.difficulty)), ")
             + "\(t.steps) steps × \(t.promptsPerStep) prompts × \(t.samplesPerPrompt) samples, \(Torch.threads) thread(s) → \(dir.path)")
         if leader { for w in config.warnings + data.notes { warn(w) } }
+        if startStep == 0 { forkNotes.forEach(say) }
         if startStep == 0 && config.eval.before && !JSONLines.contains(dir.appendingPathComponent("eval.jsonl"), phase: "before") {
             try evaluate(step: 0, phase: "before")
         }

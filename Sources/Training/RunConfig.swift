@@ -38,14 +38,18 @@ public struct RunConfig: Codable, Equatable, Sendable {
         public var lora: LoRA.Config? = LoRA.Config()
         /// A frozen token-reward model (objective `tgdpo` only).
         public var rewardModel: String? = nil
+        /// A checkpoint folder (`RUN/checkpoints/step-N`) whose weights a new run starts from: a
+        /// fork with changed settings. Its optimizer state and step are not taken.
+        public var initFrom: String? = nil
         public init() {}
-        enum CodingKeys: String, CodingKey { case path, lora, rewardModel = "reward_model" }
+        enum CodingKeys: String, CodingKey { case path, lora, rewardModel = "reward_model", initFrom = "init_from" }
         // `lora: null` must be written out: left away, reading the file back would bring the default adapters.
         public func encode(to encoder: Encoder) throws {
             var c = encoder.container(keyedBy: CodingKeys.self)
             try c.encode(path, forKey: .path)
             try c.encode(lora, forKey: .lora)
             try c.encodeIfPresent(rewardModel, forKey: .rewardModel)
+            try c.encodeIfPresent(initFrom, forKey: .initFrom)
         }
     }
 

@@ -1,0 +1,33 @@
+import Foundation
+import XCTest
+
+/// `tokenwise train --init-from RUN/checkpoints/step-N`: a new run from a checkpoint's weights.
+final class ForkCLITests: XCTestCase {
+    func testInitFromStartsANewRunAndIsRecorded() throws {
+        let root = try temporary()
+        let a = root.appendingPathComponent("a"), b = root.appendingPathComponent("b")
+        let sets = ["train.steps=2", "output.checkpoint_every=2", "output.save_model=false", "output.report=false", "eval.before=false"].flatMap { ["--set", $0] }
+        let first = try tokenwise(["train", "--preset", "tiny", "--out", a.path, "--quiet", "--threads", "1"] + sets)
+        XCTAssertEqual(first.status, 0, first.stderr)
+        // A relative path is recorded as an absolute one.
+        let relative = "../a/checkpoints/step-2"
+        let p = Process()
+        p.executableURL = binary
+        p.currentDirectoryURL = root.appendingPathComponent("a")
+        p.arguments = ["train", "--preset", "tiny", "--out", b.path, "--init-from", relative, "--threads", "1", "--set", "optim.lr=0.002"] + sets
+        let out = Pipe()
+        p.standardOutput = out
+        p.standardError = FileHandle.nullDevice
+        try p.run()
+        let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        p.waitUntilExit()
+        XCTAssertEqual(p.terminationStatus, 0, text)
+        let step2 = a.appendingPathComponent("checkpoints/step-2").standardizedFileURL.path
+        XCTAssertTrue(text.contains("starting from the weights of \(step2) (step 2); the optimizer state starts fresh"), text)
+        let config = try String(contentsOf: b.appendingPathComponent("config.yaml"), encoding: .utf8)
+        XCTAssertTrue(config.contains("init_from: \(step2)"), config)
+        let both = try tokenwise(["train", "--resume", b.path, "--init-from", step2])
+        XCTAssertNotEqual(both.status, 0)
+        XCTAssertTrue(both.stderr.contains("--resume continues a run with its own config.yaml; drop --config, --set, --out and --init-from (--init-from starts a new run)"), both.stderr)
+    }
+}
