@@ -22,6 +22,7 @@ struct Generate: ParsableCommand {
     @Option(help: "Sampling temperature; 0 is greedy.") var temperature = 0.7
     @Option(help: "Seed of the sampler.") var seed: UInt64 = 0
     @Flag(name: .customLong("raw"), help: "Use the prompt as plain text, without the chat template.") var raw = false
+    @Option(help: "A LoRA adapter folder (PEFT format) to apply, e.g. a run's checkpoints/step-N.") var adapter: String?
 
     func validate() throws {
         guard maxTokens > 0 else { throw ValidationError("--max-tokens must be positive, got \(maxTokens)") }
@@ -31,6 +32,7 @@ struct Generate: ParsableCommand {
     func run() throws {
         let device = try runtime.apply()
         let p = try modelOptions.load(device: device)
+        if let adapter { try LoRA.load(from: URL(fileURLWithPath: adapter), into: p.model) }
         let text: String
         if raw {
             text = prompt

@@ -58,6 +58,13 @@ struct TrainCommand: ParsableCommand {
     }
 
     func run() throws {
+        if let resume, printConfig {
+            // The config the run would continue with; nothing trains.
+            let url = URL(fileURLWithPath: resume).appendingPathComponent("config.yaml")
+            guard let text = try? String(contentsOf: url, encoding: .utf8) else { throw ValidationError("\(url.path): cannot read (is \(resume) a run folder?)") }
+            print(try RunConfig.load(yaml: text, file: url.path, written: true).yaml(), terminator: "")
+            return
+        }
         let env = try DistributedEnvironment.read(ProcessInfo.processInfo.environment)
         if env == nil && nproc * nnodes > 1 { throw ExitCode(try launch()) }
         let device = try runtime.apply()

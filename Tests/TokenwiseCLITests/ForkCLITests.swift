@@ -26,6 +26,17 @@ final class ForkCLITests: XCTestCase {
         XCTAssertTrue(text.contains("starting from the weights of \(step2) (step 2); the optimizer state starts fresh"), text)
         let config = try String(contentsOf: b.appendingPathComponent("config.yaml"), encoding: .utf8)
         XCTAssertTrue(config.contains("init_from: \(step2)"), config)
+        // --print-config with --resume prints the run's config and trains nothing.
+        let printed = try tokenwise(["train", "--resume", b.path, "--print-config"])
+        XCTAssertEqual(printed.status, 0, printed.stderr)
+        XCTAssertTrue(printed.stdout.contains("init_from: \(step2)") && printed.stdout.contains("lr: 0.002"), printed.stdout)
+        XCTAssertEqual(try String(contentsOf: b.appendingPathComponent("metrics.jsonl"), encoding: .utf8).split(separator: "\n").count, 2)
+        // generate --adapter applies a checkpoint's adapter.
+        let generated = try tokenwise(["generate", "--model", "tiny-random", "--adapter", step2, "--prompt", "hi", "--max-tokens", "3", "--temperature", "0", "--threads", "1"])
+        XCTAssertEqual(generated.status, 0, generated.stderr)
+        let wrong = try tokenwise(["generate", "--model", "tiny-random", "--adapter", root.path, "--prompt", "hi", "--max-tokens", "3"])
+        XCTAssertNotEqual(wrong.status, 0)
+        XCTAssertTrue(wrong.stderr.contains(root.path), wrong.stderr)
         let both = try tokenwise(["train", "--resume", b.path, "--init-from", step2])
         XCTAssertNotEqual(both.status, 0)
         XCTAssertTrue(both.stderr.contains("--resume continues a run with its own config.yaml; drop --config, --set, --out and --init-from (--init-from starts a new run)"), both.stderr)
