@@ -61,6 +61,30 @@ extension RunConfig {
         return n
     }
 
+    /// Every leaf of the config as `section.key[.key…]` → its YAML text (a list on one line).
+    public func flattened() throws -> [String: String] {
+        var out: [String: String] = [:]
+        func walk(_ node: Node, _ path: [String]) throws {
+            if let m = node.mapping, !m.isEmpty {
+                for (k, v) in m { try walk(v, path + [k.string ?? "?"]) }
+            } else if node.sequence != nil {
+                out[path.joined(separator: ".")] = try Yams.serialize(node: node).trimmingCharacters(in: .whitespacesAndNewlines)
+                    .split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) }.joined(separator: " ")
+            } else {
+                out[path.joined(separator: ".")] = node.scalar?.string ?? (node.mapping != nil ? "{}" : "null")
+            }
+        }
+        try walk(try node(), [])
+        return out
+    }
+
+    /// The keys whose values differ between `self` and `other`, sorted: (key, other's, self's);
+    /// a key one side lacks has nil there.
+    public func differences(from other: RunConfig) throws -> [(key: String, from: String?, to: String?)] {
+        let a = try other.flattened(), b = try flattened()
+        return Set(a.keys).union(b.keys).sorted().compactMap { k in a[k] == b[k] ? nil : (k, a[k], b[k]) }
+    }
+
     /// `section.key[.key…]=value`; the value is read as YAML (so `3`, `0.5`, `null`, `[a, b]` work).
     static func apply(override o: String, to root: inout Node) throws {
         guard let eq = o.firstIndex(of: "="), eq != o.startIndex else {

@@ -31,6 +31,15 @@ final class ForkCLITests: XCTestCase {
         XCTAssertEqual(printed.status, 0, printed.stderr)
         XCTAssertTrue(printed.stdout.contains("init_from: \(step2)") && printed.stdout.contains("lr: 0.002"), printed.stdout)
         XCTAssertEqual(try String(contentsOf: b.appendingPathComponent("metrics.jsonl"), encoding: .utf8).split(separator: "\n").count, 2)
+        // diff-config: the fork's changes against the closest preset (tiny), one key per line.
+        let diff = try tokenwise(["diff-config", b.path])
+        XCTAssertEqual(diff.status, 0, diff.stderr)
+        let lines = diff.stdout.split(separator: "\n").map(String.init)
+        XCTAssertEqual(lines.first, "\(b.path)/config.yaml against preset tiny: 6 key(s) differ", diff.stdout)
+        XCTAssertEqual(Array(lines.dropFirst()), ["  eval.before: true → false", "  model.init_from: (unset) → \(step2)", "  optim.lr: 0.001 → 0.002",
+                                                  "  output.report: true → false", "  output.save_model: true → false", "  train.steps: 3 → 2"])
+        XCTAssertTrue(try tokenwise(["diff-config", root.path]).stderr.contains("\(root.path)/config.yaml: cannot read (is \(root.path) a run folder?)"))
+        XCTAssertTrue(try tokenwise(["diff-config", b.path, "--preset", "big"]).stderr.contains("--preset 'big' is not one of default, tiny"))
         // generate --adapter applies a checkpoint's adapter.
         let generated = try tokenwise(["generate", "--model", "tiny-random", "--adapter", step2, "--prompt", "hi", "--max-tokens", "3", "--temperature", "0", "--threads", "1"])
         XCTAssertEqual(generated.status, 0, generated.stderr)
