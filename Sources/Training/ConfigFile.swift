@@ -1,4 +1,5 @@
 import Foundation
+import Credit
 import Models
 import Rollout
 import Torch
@@ -25,6 +26,7 @@ extension RunConfig {
         }
         guard user.mapping != nil else { throw TrainingError("\(file): the config must be a mapping of sections (model, data, …)") }
         for o in overrides { try apply(override: o, to: &user) }
+        for note in staleCreditParams(&user) { FileHandle.standardError.write(Data("warning: \(file): \(note)\n".utf8)) }
         let merged = merge(try base.node(), user)
         let config: RunConfig
         do {
@@ -59,6 +61,33 @@ extension RunConfig {
     func node() throws -> Node {
         guard let n = try Yams.compose(yaml: try yaml()) else { throw TrainingError("config: encoding failed") }
         return n
+    }
+
+    /// Drops the credit params that belong to another method than the section's (a template
+    /// written for TEMPO and edited to GRPO keeps TEMPO's `td_weight`), saying so; a param no
+    /// method has stays, so decoding names it as unknown (a typo).
+    static func staleCreditParams(_ user: inout Node) -> [String] {
+        guard var top = user.mapping, var credit = top["credit"]?.mapping, let name = credit["method"]?.string,
+              CreditMethod(rawValue: name) != nil, var params = credit["params"]?.mapping else { return [] }
+        func accepts(_ method: String, _ key: Node, _ value: Node) -> Bool {
+            let probe = Node.mapping(.init([(Node("method"), Node(method)), (Node("params"), Node.mapping(.init([(key, value)])))]))
+            do { _ = try YAMLDecoder().decode(CreditConfig.self, from: probe); return true } catch {
+                return !"\(error)".contains("unknown param '\(key.string ?? "")'")
+            }
+        }
+        var notes: [String] = []
+        for (k, v) in params where !accepts(name, k, v) {
+            let owners = CreditMethod.allCases.map(\.rawValue).filter { $0 != name && accepts($0, k, v) }
+            guard !owners.isEmpty else { continue }
+            params[k] = nil
+            notes.append("'credit.params.\(k.string ?? "?")' is a param of \(owners.joined(separator: ", ")), not of method '\(name)': left out "
+                         + "(a template's params follow the method it was written for)")
+        }
+        guard !notes.isEmpty else { return [] }
+        credit["params"] = Node.mapping(params)
+        top["credit"] = Node.mapping(credit)
+        user = Node.mapping(top)
+        return notes
     }
 
     /// Every leaf of the config as `section.key[.key…]` → its YAML text (a list on one line).

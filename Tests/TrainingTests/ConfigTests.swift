@@ -2,6 +2,7 @@ import Foundation
 import XCTest
 @testable import Credit
 @testable import Training
+import Yams
 
 final class ConfigTests: XCTestCase {
     func error(_ yaml: String, overrides: [String] = []) -> String {
@@ -19,6 +20,21 @@ final class ConfigTests: XCTestCase {
             XCTAssertEqual(try RunConfig.load(yaml: text), p.config, p.rawValue)
             XCTAssertEqual(try RunConfig.load(yaml: try p.config.yaml()), p.config, p.rawValue)
         }
+    }
+
+    /// A template edited to another credit method: the old method's params are left out with a
+    /// note; the new method's are kept; a param no method has is still an error.
+    func testATemplateEditedToAnotherMethodLoads() throws {
+        let template = try Preset.default.template()
+        XCTAssertTrue(template.contains("td_weight"))
+        let edited = template.replacingOccurrences(of: "method: tempo", with: "method: grpo")
+        XCTAssertEqual(try RunConfig.load(yaml: edited).credit, CreditConfig(method: .grpo))
+        var node = try XCTUnwrap(try Yams.compose(yaml: "credit: {method: grpo, params: {td_weight: 0.5, std_normalize: false}}"))
+        XCTAssertEqual(RunConfig.staleCreditParams(&node),
+                       ["'credit.params.td_weight' is a param of tempo, not of method 'grpo': left out (a template's params follow the method it was written for)"])
+        XCTAssertEqual(try Yams.serialize(node: node), "credit:\n  method: grpo\n  params:\n    std_normalize: false\n")
+        XCTAssertEqual(error("credit: {method: grpo, params: {std_normalise: false}}"),
+                       "run.yaml: unknown param 'std_normalise' for method 'grpo' (known: eps, scale, std, std_normalize)")
     }
 
     func testFileMergesOverDefaultsAndOverrides() throws {
