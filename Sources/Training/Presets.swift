@@ -131,25 +131,59 @@ public enum Preset: String, CaseIterable, Sendable {
         return c
     }
 
-    /// `--print-config`: the preset as YAML with a comment over each key.
+    /// `--print-config`: the preset as YAML with a comment over each key, and the optional keys it
+    /// leaves unset as commented lines at the end of their section (so the template names every key).
     public func template() throws -> String {
         var out = "# Tokenwise run config (preset '\(rawValue)': \(summary)).\n"
             + "# Every key is optional: a file names what it changes; `--set section.key=value` overrides.\n"
-        var path = [String]()
-        for line in try config.yaml().split(separator: "\n", omittingEmptySubsequences: false) {
+        let yaml = try config.yaml()
+        var path = [String](), seen = Set<String>()
+        func unset(in section: String) {
+            for (key, note) in Self.unsetKeys where key.hasPrefix(section + ".") && !seen.contains(key) {
+                out += "  # \(key.dropFirst(section.count + 1)): ~    (\(note))\n"
+            }
+        }
+        for line in yaml.split(separator: "\n", omittingEmptySubsequences: false) {
             let indent = line.prefix { $0 == " " }.count / 2
             let trimmed = line.trimmingCharacters(in: .whitespaces)
             if let colon = trimmed.firstIndex(of: ":"), !trimmed.hasPrefix("-") {
                 let key = String(trimmed[..<colon])
+                if indent == 0, let section = path.first { unset(in: section) }
                 path = Array(path.prefix(indent)) + [key]
+                seen.insert(path.joined(separator: "."))
                 if let note = Self.comments[path.joined(separator: ".")] {
                     out += String(repeating: "  ", count: indent) + "# " + note + "\n"
                 }
             }
+            if line.isEmpty, let section = path.first { unset(in: section); path = [] }
             out += line + "\n"
+        }
+        if let section = path.first { unset(in: section) }
+        for (key, note) in Self.unsetKeys where !key.contains(".") && !seen.contains(key) {
+            out += "# \(Self.comments[key] ?? note)\n# \(key): ~\n"
         }
         return out
     }
+
+    /// Optional keys that are unset (null) unless a run sets them, with what null means.
+    static let unsetKeys: [(String, String)] = [
+        ("model.reward_model", "a frozen token-reward model; objective tgdpo only"),
+        ("model.init_from", "a checkpoint folder to start a new run from (a fork)"),
+        ("data.system", "a system message before every prompt"),
+        ("objective.aggregation", "null: the ratio's own; token_mean, seq_mean_token_mean, seq_mean_token_sum, seq_mean_token_sum_norm"),
+        ("objective.dual_clip", "dual-clip c > 1 for negative advantages"),
+        ("objective.hybrid", "DHPO's mixing, with ratio: hybrid"),
+        ("objective.adaptive_clip", "HAPO's adaptive clipping"),
+        ("objective.adaptive_advantage", "HAPO's in-loss advantage redistribution"),
+        ("objective.norm_constant", "seq_mean_token_sum_norm's constant (null: the longest response)"),
+        ("train.max_rollout_tokens", "a budget in sampled tokens: the run ends after the step that reaches it"),
+        ("train.max_seconds", "a budget in seconds of training"),
+        ("eval.max_new_tokens", "null: rollout.max_new_tokens"),
+        ("output.dir", "null: runs/<name>-<time>, or --out"),
+        ("reward", "the task's reward"),
+        ("critic", "no value model"),
+        ("agent", "one-turn prompts"),
+    ]
 
     static let comments: [String: String] = [
         "model": "The policy: a Hugging Face directory, a .gguf file, `default` (SmolLM2-135M-Instruct) or `tiny-random`.",

@@ -17,6 +17,12 @@ final class ConfigTests: XCTestCase {
         for p in Preset.allCases {
             let text = try p.template()
             XCTAssertTrue(text.contains("# Credit assignment"), p.rawValue)
+            // The keys the preset leaves unset are named too, as comments.
+            for key in ["  # system: ~", "  # init_from: ~", "  # max_new_tokens: ~", "  # max_rollout_tokens: ~", "  # aggregation: ~"] {
+                XCTAssertTrue(text.contains(key), "\(p.rawValue): \(key)")
+            }
+            XCTAssertEqual(text.contains("# critic: ~"), p.config.critic == nil, p.rawValue)
+            XCTAssertEqual(text.contains("# agent: ~"), p.config.agent == nil, p.rawValue)
             XCTAssertEqual(try RunConfig.load(yaml: text), p.config, p.rawValue)
             XCTAssertEqual(try RunConfig.load(yaml: try p.config.yaml()), p.config, p.rawValue)
         }
