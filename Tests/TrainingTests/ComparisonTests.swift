@@ -2,13 +2,7 @@ import Foundation
 import XCTest
 @testable import Training
 
-final class ComparisonTests: XCTestCase {
-    var root: URL!
-    override func setUpWithError() throws {
-        root = FileManager.default.temporaryDirectory.appendingPathComponent("tw-compare-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: root, withIntermediateDirectories: true)
-    }
-    override func tearDownWithError() throws { try? FileManager.default.removeItem(at: root) }
+final class ComparisonTests: FolderTestCase {
 
     let yaml = """
         preset: tiny

@@ -3,13 +3,7 @@ import Foundation
 import XCTest
 @testable import Training
 
-final class CreditSideBySideTests: XCTestCase {
-    var root: URL!
-    override func setUpWithError() throws {
-        root = FileManager.default.temporaryDirectory.appendingPathComponent("tw-side-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: root, withIntermediateDirectories: true)
-    }
-    override func tearDownWithError() throws { try? FileManager.default.removeItem(at: root) }
+final class CreditSideBySideTests: FolderTestCase {
 
     func record(group: Int, size: Int, reward: Double, tokens: Int = 2, steps: [StepReward]? = nil) -> SampleRecord {
         var r = SampleRecord(prompt: "p", answer: nil, response: "r", reward: reward, components: [:], group: group, tokens: Array(repeating: 5, count: tokens),

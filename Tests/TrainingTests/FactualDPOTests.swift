@@ -6,13 +6,7 @@ import XCTest
 
 /// F-DPO's labels in the pair file: read, checked against the objective, and flipped as the
 /// authors' `flip_sample` does before the loss sees them.
-final class FactualDPOTests: XCTestCase {
-    var root: URL!
-    override func setUpWithError() throws {
-        root = FileManager.default.temporaryDirectory.appendingPathComponent("tw-fdpo-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: root, withIntermediateDirectories: true)
-    }
-    override func tearDownWithError() throws { try? FileManager.default.removeItem(at: root) }
+final class FactualDPOTests: FolderTestCase {
 
     func file(_ lines: [String]) throws -> URL {
         let url = root.appendingPathComponent("pairs-\(UUID().uuidString).jsonl")

@@ -5,13 +5,7 @@ import XCTest
 @testable import Training
 
 /// `model.init_from`: a new run that starts from another run's checkpoint with changed settings.
-final class ForkTests: XCTestCase {
-    var root: URL!
-    override func setUpWithError() throws {
-        root = FileManager.default.temporaryDirectory.appendingPathComponent("tw-fork-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: root, withIntermediateDirectories: true)
-    }
-    override func tearDownWithError() throws { try? FileManager.default.removeItem(at: root) }
+final class ForkTests: FolderTestCase {
 
     func config(steps: Int = 4) -> RunConfig {
         var c = Preset.tiny.config
