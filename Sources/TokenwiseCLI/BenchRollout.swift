@@ -8,13 +8,14 @@ struct BenchRollout: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "rollout",
         abstract: "Rollout speed: prefill and decode tokens/s and peak memory; --compare-naive also times a no-KV-cache recompute.",
-        discussion: "Every sequence runs to --new-tokens (end tokens are ignored) with temperature 1 sampling."
+        discussion: "Every sequence runs to --max-new-tokens (end tokens are ignored) with temperature 1 sampling."
     )
 
     @OptionGroup var modelOptions: ModelOptions
     @OptionGroup var runtime: RuntimeOptions
+    @OptionGroup var renamed: RenamedTokenLimit
     @Option(help: "Sequences decoded together.") var batch = 8
-    @Option(name: .customLong("new-tokens"), help: "Tokens generated per sequence.") var newTokens = 128
+    @Option(name: .customLong("max-new-tokens"), help: "Tokens generated per sequence.") var newTokens = 128
     @Flag(name: .customLong("compare-naive"), help: "Also time decoding that recomputes the whole sequence every step.") var compareNaive = false
     @Option(help: "Rollout weights: fp32, or bf16 / int8 (a low-precision copy, timed against fp32 in the same run, with its logprob error).")
     var weights = "fp32"
@@ -22,7 +23,7 @@ struct BenchRollout: ParsableCommand {
     var loraRank = 0
 
     func validate() throws {
-        guard batch > 0, newTokens > 0 else { throw ValidationError("--batch and --new-tokens must be positive") }
+        guard batch > 0, newTokens > 0 else { throw ValidationError("--batch and --max-new-tokens must be positive") }
         guard batch <= 4096 else { throw ValidationError("--batch must be at most 4096, got \(batch)") }
         guard (0...256).contains(loraRank) else { throw ValidationError("--lora-rank must be 0…256, got \(loraRank)") }
         guard WeightPrecision(rawValue: weights) != nil else {

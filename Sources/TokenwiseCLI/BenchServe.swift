@@ -9,19 +9,20 @@ struct BenchServe: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "serve",
         abstract: "tokenwise serve under load: N concurrent clients over loopback HTTP; tokens/s and p50/p99 latency against the in-process sampler in the same run.",
-        discussion: "Each client sends --requests completions one after another (fixed prompts, temperature 1, --new-tokens each, end tokens ignored). "
+        discussion: "Each client sends --requests completions one after another (fixed prompts, temperature 1, --max-new-tokens each, end tokens ignored). "
             + "The baseline samples the same prompts in-process, --clients at a time."
     )
 
     @OptionGroup var modelOptions: ModelOptions
     @OptionGroup var runtime: RuntimeOptions
+    @OptionGroup var renamed: RenamedTokenLimit
     @Option(help: "Concurrent clients (and the server's batch).") var clients = 8
     @Option(help: "Requests per client.") var requests = 2
-    @Option(name: .customLong("new-tokens"), help: "Tokens generated per request.") var newTokens = 64
+    @Option(name: .customLong("max-new-tokens"), help: "Tokens generated per request.") var newTokens = 64
 
     func validate() throws {
         guard (1...256).contains(clients), (1...1000).contains(requests), (1...4096).contains(newTokens) else {
-            throw ValidationError("--clients 1…256, --requests 1…1000 and --new-tokens 1…4096")
+            throw ValidationError("--clients 1…256, --requests 1…1000 and --max-new-tokens 1…4096")
         }
     }
 

@@ -14,9 +14,10 @@ struct BenchTrain: ParsableCommand {
 
     @OptionGroup var modelOptions: ModelOptions
     @OptionGroup var runtime: RuntimeOptions
+    @OptionGroup var renamed: RenamedTokenLimit
     @Option(help: "Prompts per step.") var prompts = 8
     @Option(help: "Samples per prompt.") var samples = 8
-    @Option(name: .customLong("new-tokens"), help: "Most new tokens per sample.") var newTokens = 64
+    @Option(name: .customLong("max-new-tokens"), help: "Most new tokens per sample.") var newTokens = 64
     @Option(help: "Steps to time.") var steps = 2
     @Option(name: .customLong("micro-batch"), help: "Rows per forward/backward (0: all).") var microBatch = 8
     @Option(help: "Then the same steps data-parallel on this many local ranks (c10d over Gloo), against one process in the same run.")
@@ -24,7 +25,7 @@ struct BenchTrain: ParsableCommand {
     @Flag(help: "Then the same steps with PPO's critic (GAE + a LoRA value model) on a fresh model, and the cost against the first.") var critic = false
 
     func validate() throws {
-        for (name, v, most) in [("--prompts", prompts, 4096), ("--samples", samples, RunConfig.Limits.samples), ("--new-tokens", newTokens, 1 << 20),
+        for (name, v, most) in [("--prompts", prompts, 4096), ("--samples", samples, RunConfig.Limits.samples), ("--max-new-tokens", newTokens, 1 << 20),
                                 ("--steps", steps, 100_000)] where !(1...most).contains(v) {
             throw ValidationError("\(name) must be 1…\(most), got \(v)")
         }

@@ -16,16 +16,17 @@ struct Generate: ParsableCommand {
 
     @OptionGroup var modelOptions: ModelOptions
     @OptionGroup var runtime: RuntimeOptions
+    @OptionGroup var renamed: RenamedTokenLimit
     @Option(help: "The user message.") var prompt: String
     @Option(help: "A system message.") var system: String?
-    @Option(name: .customLong("max-tokens"), help: "Most tokens to generate.") var maxTokens = 128
+    @Option(name: .customLong("max-new-tokens"), help: "Most tokens to generate.") var maxTokens = 128
     @Option(help: "Sampling temperature; 0 is greedy.") var temperature = 0.7
     @Option(help: "Seed of the sampler.") var seed: UInt64 = 0
     @Flag(name: .customLong("raw"), help: "Use the prompt as plain text, without the chat template.") var raw = false
     @Option(help: "A LoRA adapter folder (PEFT format) to apply, e.g. a run's checkpoints/step-N.") var adapter: String?
 
     func validate() throws {
-        guard maxTokens > 0 else { throw ValidationError("--max-tokens must be positive, got \(maxTokens)") }
+        guard maxTokens > 0 else { throw ValidationError("--max-new-tokens must be positive, got \(maxTokens)") }
         guard temperature >= 0 else { throw ValidationError("--temperature must be >= 0, got \(temperature)") }
     }
 

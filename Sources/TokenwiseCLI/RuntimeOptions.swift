@@ -34,3 +34,15 @@ struct RuntimeOptions: ParsableArguments {
         return d
     }
 }
+
+/// The token limit's old flag names, refused with the one name it has everywhere now.
+struct RenamedTokenLimit: ParsableArguments {
+    @Option(name: .customLong("max-tokens"), help: .hidden) var maxTokens: String?
+    @Option(name: .customLong("new-tokens"), help: .hidden) var newTokens: String?
+
+    func validate() throws {
+        for (old, given) in [("--max-tokens", maxTokens), ("--new-tokens", newTokens)] where given != nil {
+            throw ValidationError("\(old) is now --max-new-tokens (the token limit has one name everywhere, as rollout.max_new_tokens)")
+        }
+    }
+}

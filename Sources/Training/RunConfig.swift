@@ -78,6 +78,17 @@ public struct RunConfig: Codable, Equatable, Sendable {
             seed = try c.decodeIfPresent(UInt64.self, forKey: .seed) ?? d.seed
             system = try c.decodeIfPresent(String.self, forKey: .system)
         }
+
+        // A count of prompts is written as an integer (64, not 64.0); a share of a file stays a fraction.
+        public func encode(to encoder: Encoder) throws {
+            var c = encoder.container(keyedBy: CodingKeys.self)
+            try c.encode(task, forKey: .task)
+            try c.encode(difficulty, forKey: .difficulty)
+            try c.encode(seed, forKey: .seed)
+            try c.encodeIfPresent(system, forKey: .system)
+            try c.encode(trainSize, forKey: .trainSize)
+            if evalSize >= 1, evalSize == evalSize.rounded(), evalSize < 1e15 { try c.encode(Int(evalSize), forKey: .evalSize) } else { try c.encode(evalSize, forKey: .evalSize) }
+        }
     }
 
     public struct OptimSection: Codable, Equatable, Sendable {

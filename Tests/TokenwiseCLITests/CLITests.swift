@@ -216,12 +216,14 @@ final class CLITests: XCTestCase {
             (["train", "--preset", "tiny", "--set", "train.prompts_per_step=100000000000", "--out", run.path],
              "'train.prompts_per_step' × 'train.samples_per_prompt' must be at most 1048576 rollouts a step"),
             (["train", "--preset", "tiny", "--set", "optim.lr=1e400", "--out", run.path], "'optim.lr' must be positive and finite"),
-            (["generate", "--model", "tiny-random", "--prompt", "hi", "--max-tokens", "100000000"], "exceeds the model's context"),
+            (["generate", "--model", "tiny-random", "--prompt", "hi", "--max-new-tokens", "100000000"], "exceeds the model's context"),
             (["logprobs", "--model", "tiny-random", "--text", String(repeating: "a", count: 5000)], "longer than the model's context"),
             // A negative count read as "Missing value for '--prompts'": it now meets the option's own check.
             (["eval", "--model", "tiny-random", "--prompts", "-5"], "--prompts must be positive and at most 10000000, got -5.0"),
             (["eval", "--model", "tiny-random", "--threads", "-2"], "--threads must be at least 1, got -2"),
-            (["generate", "--model", "tiny-random", "--prompt", "hi", "--max-tokens", "-1"], "--max-tokens must be positive, got -1"),
+            (["generate", "--model", "tiny-random", "--prompt", "hi", "--max-new-tokens", "-1"], "--max-new-tokens must be positive, got -1"),
+            (["generate", "--model", "tiny-random", "--prompt", "hi", "--max-tokens", "4"], "--max-tokens is now --max-new-tokens (the token limit has one name everywhere, as rollout.max_new_tokens)"),
+            (["bench", "rollout", "--new-tokens", "4"], "--new-tokens is now --max-new-tokens (the token limit has one name everywhere, as rollout.max_new_tokens)"),
             (["bench", "train", "--model", "tiny-random", "--steps", "-1"], "--steps must be 1…100000, got -1"),
             // These hung (1000 spinning threads; a 100 GB text; a 4 TB matrix) or exhausted memory.
             (["bench", "matmul", "--threads", "1000"], "--threads must be at most"),

@@ -41,9 +41,9 @@ final class ForkCLITests: XCTestCase {
         XCTAssertTrue(try tokenwise(["diff-config", root.path]).stderr.contains("\(root.path)/config.yaml: cannot read (is \(root.path) a run folder?)"))
         XCTAssertTrue(try tokenwise(["diff-config", b.path, "--preset", "big"]).stderr.contains("--preset 'big' is not one of default, tiny"))
         // generate --adapter applies a checkpoint's adapter.
-        let generated = try tokenwise(["generate", "--model", "tiny-random", "--adapter", step2, "--prompt", "hi", "--max-tokens", "3", "--temperature", "0", "--threads", "1"])
+        let generated = try tokenwise(["generate", "--model", "tiny-random", "--adapter", step2, "--prompt", "hi", "--max-new-tokens", "3", "--temperature", "0", "--threads", "1"])
         XCTAssertEqual(generated.status, 0, generated.stderr)
-        let wrong = try tokenwise(["generate", "--model", "tiny-random", "--adapter", root.path, "--prompt", "hi", "--max-tokens", "3"])
+        let wrong = try tokenwise(["generate", "--model", "tiny-random", "--adapter", root.path, "--prompt", "hi", "--max-new-tokens", "3"])
         XCTAssertNotEqual(wrong.status, 0)
         XCTAssertTrue(wrong.stderr.contains(root.path), wrong.stderr)
         let both = try tokenwise(["train", "--resume", b.path, "--init-from", step2])
