@@ -15,7 +15,8 @@ struct EvalCommand: ParsableCommand {
     @OptionGroup var runtime: RuntimeOptions
     @Option(help: "A procedural task (arithmetic, countdown) or a JSONL file.") var task = "arithmetic"
     @Option(help: "Procedural difficulty, 1…5.") var difficulty = 1
-    @Option(help: "Held-out prompts (procedural), or the share of a file when below 1.") var prompts = 64.0
+    @Option(help: "Held-out prompts (procedural), or the share of a file when below 1 (default 64).") var prompts: Double?
+    @Flag(help: "Evaluate every line of the --task JSONL file, in order (no held-out split).") var all = false
     @Option(help: "Responses per prompt (pass@k for k = 1, 2, 4, … up to this).") var samples = 4
     @Option(help: "Sampling temperature; 0 is greedy (then --samples must be 1).") var temperature = 1.0
     @Option(name: .customLong("max-new-tokens"), help: "Most new tokens per response.") var maxNewTokens = 32
@@ -40,9 +41,11 @@ struct EvalCommand: ParsableCommand {
         } else if critic != nil {
             throw ValidationError("--critic is read only by --rerank tvm")
         }
-        guard prompts > 0, prompts <= Double(RunConfig.Limits.prompts) else {
+        if let prompts, !(prompts > 0 && prompts <= Double(RunConfig.Limits.prompts)) {
             throw ValidationError("--prompts must be positive and at most \(RunConfig.Limits.prompts), got \(prompts)")
         }
+        if all && prompts != nil { throw ValidationError("--all evaluates the whole file: drop --prompts") }
+        if all && ProceduralTask(rawValue: task) != nil { throw ValidationError("--all evaluates a JSONL file; '\(task)' is a procedural task (use --prompts)") }
     }
 
     func run() throws {
@@ -50,14 +53,14 @@ struct EvalCommand: ParsableCommand {
         var data = RunConfig.DataSection()
         data.task = task
         data.difficulty = difficulty
-        data.evalSize = prompts
+        data.evalSize = prompts ?? 64
         data.seed = dataSeed
         data.trainSize = 1
         let p = try modelOptions.load(device: device)
         if let adapter { try LoRA.load(from: URL(fileURLWithPath: adapter), into: p.model) }
         let verifier = try critic.map { Reranker.tvm(try Critic.load(from: URL(fileURLWithPath: $0), policy: p.model, policySource: modelOptions.model, tokenizer: p.tokenizer,
                                                                          warn: { FileHandle.standardError.write(Data("warning: \($0)\n".utf8)) })) }
-        let set = try TaskData.load(data, reward: nil, chat: try p.chatTemplate())
+        let set = try TaskData.load(data, reward: nil, chat: try p.chatTemplate(), whole: all)
         let config = SamplingConfig(temperature: temperature, maxNewTokens: maxNewTokens, seed: seed)
         let result = try evaluate(model: p.model, tokenizer: p.tokenizer, samples: set.eval, reward: set.reward,
                                   samplesPerPrompt: samples, config: config, rerank: verifier)

@@ -103,9 +103,11 @@ public struct TaskData: Sendable {
 
     /// The `data` section read: a procedural task, generated so that no eval prompt is also a
     /// training prompt, or a JSONL file split by seed. `reward` overrides the task's own.
-    public static func load(_ data: RunConfig.DataSection, reward: RewardConfig?, chat: ChatTemplate) throws -> TaskData {
+    /// `whole`: every line of a JSONL file is an eval example, in file order (no split, no training set).
+    public static func load(_ data: RunConfig.DataSection, reward: RewardConfig?, chat: ChatTemplate, whole: Bool = false) throws -> TaskData {
         func render(_ prompt: String) -> String { TaskData.render(prompt, data, chat) }
         if let task = ProceduralTask(rawValue: data.task) {
+            guard !whole else { throw TrainingError("data: '\(task.rawValue)' is a procedural task; a whole-file evaluation reads a JSONL file") }
             let evalCount = Int(data.evalSize)
             guard Double(evalCount) == data.evalSize else { throw TrainingError("data: 'eval_size' must be a whole number for a procedural task, got \(data.evalSize)") }
             let evalSet = evalCount == 0 ? [] : try task.samples(count: evalCount, difficulty: data.difficulty, seed: data.seed ^ 0xE7A1_5EED)
@@ -129,7 +131,7 @@ public struct TaskData: Sendable {
             throw TrainingError("data: 'task' \(data.task) is neither a procedural task (\(known)) nor a JSONL file")
         }
         let set = try Dataset.load(URL(fileURLWithPath: data.task))
-        let (train, eval) = try split(set, data, what: "examples")
+        let (train, eval) = whole ? ([], Array(set.examples.indices)) : try split(set, data, what: "examples")
         func samples(_ indices: [Int]) throws -> [TaskSample] {
             try indices.map { k in
                 let e = set.examples[k]
