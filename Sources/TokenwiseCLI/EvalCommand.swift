@@ -28,6 +28,8 @@ struct EvalCommand: ParsableCommand {
     @Option(help: "A checkpoint folder holding a critic (critic.safetensors), for --rerank tvm; its base is --model unless the critic has its own.")
     var critic: String?
     @Flag(help: "Print the result as JSON.") var json = false
+    @Option(help: "Write every response to this JSONL file (prompt, answer, sample, response, reward and its parts, finish reason); it must not exist.")
+    var generations: String?
 
     func validate() throws {
         guard samples >= 1, samples <= RunConfig.Limits.samples else { throw ValidationError("--samples must be 1…\(RunConfig.Limits.samples), got \(samples)") }
@@ -43,6 +45,9 @@ struct EvalCommand: ParsableCommand {
         }
         if let prompts, !(prompts > 0 && prompts <= Double(RunConfig.Limits.prompts)) {
             throw ValidationError("--prompts must be positive and at most \(RunConfig.Limits.prompts), got \(prompts)")
+        }
+        if let generations, FileManager.default.fileExists(atPath: generations) {
+            throw ValidationError("--generations \(generations) exists already (it is never overwritten)")
         }
         if all && prompts != nil { throw ValidationError("--all evaluates the whole file: drop --prompts") }
         if all && ProceduralTask(rawValue: task) != nil { throw ValidationError("--all evaluates a JSONL file; '\(task)' is a procedural task (use --prompts)") }
@@ -61,9 +66,19 @@ struct EvalCommand: ParsableCommand {
         let verifier = try critic.map { Reranker.tvm(try Critic.load(from: URL(fileURLWithPath: $0), policy: p.model, policySource: modelOptions.model, tokenizer: p.tokenizer,
                                                                          warn: { FileHandle.standardError.write(Data("warning: \($0)\n".utf8)) })) }
         let set = try TaskData.load(data, reward: nil, chat: try p.chatTemplate(), whole: all)
+        let out = try generations.map { path -> FileHandle in
+            guard FileManager.default.createFile(atPath: path, contents: nil) else { throw ValidationError("--generations \(path): cannot create the file") }
+            return try FileHandle(forWritingTo: URL(fileURLWithPath: path))
+        }
+        defer { try? out?.close() }
         let config = SamplingConfig(temperature: temperature, maxNewTokens: maxNewTokens, seed: seed)
         let result = try evaluate(model: p.model, tokenizer: p.tokenizer, samples: set.eval, reward: set.reward,
-                                  samplesPerPrompt: samples, config: config, rerank: verifier)
+                                  samplesPerPrompt: samples, config: config, rerank: verifier) { sample, c, score in
+            guard let out else { return }
+            let line: [String: Any] = ["prompt": sample.prompt, "answer": sample.answer ?? NSNull(), "sample": c.sampleIndex, "response": c.text,
+                                       "reward": score.value, "components": score.components, "finish_reason": c.finishReason.rawValue]
+            out.write(try JSONSerialization.data(withJSONObject: line, options: [.sortedKeys]) + Data("\n".utf8))
+        }
         if json {
             let enc = JSONEncoder()
             enc.outputFormatting = [.sortedKeys]

@@ -102,7 +102,8 @@ public struct Reranker {
 /// Samples `samplesPerPrompt` responses to each prompt (already in chat form) and scores them; with
 /// `rerank`, also the response per prompt the verifier scores highest (the first on ties).
 public func evaluate(model: CausalLM, tokenizer: Tokenizer, samples: [TaskSample], reward: RewardFunction,
-                     samplesPerPrompt: Int, config: SamplingConfig, batchPrompts: Int = 64, rerank: Reranker? = nil) throws -> EvalResult {
+                     samplesPerPrompt: Int, config: SamplingConfig, batchPrompts: Int = 64, rerank: Reranker? = nil,
+                     generated: ((TaskSample, Completion, RewardScore) throws -> Void)? = nil) throws -> EvalResult {
     guard !samples.isEmpty else { throw TrainingError("eval: no prompts") }
     guard samplesPerPrompt >= 1 else { throw TrainingError("eval: samples must be at least 1, got \(samplesPerPrompt)") }
     if config.temperature == 0 && samplesPerPrompt > 1 { throw TrainingError("eval: greedy decoding (temperature 0) gives one answer per prompt; use samples 1") }
@@ -125,6 +126,7 @@ public func evaluate(model: CausalLM, tokenizer: Tokenizer, samples: [TaskSample
             }
         }
         for (c, score) in zip(out, scores) {
+            try generated?(part[c.promptIndex], c, score)
             perPrompt[c.promptIndex] += score.value / Double(samplesPerPrompt)
             if let ok = score.components["correct"] { hasCorrect = true; right[c.promptIndex] += ok > 0 ? 1 : 0 }
             lengths += c.tokens.count
