@@ -61,11 +61,13 @@ struct Logprobs: ParsableCommand {
 
     @OptionGroup var modelOptions: ModelOptions
     @OptionGroup var runtime: RuntimeOptions
+    @Option(help: "A LoRA adapter folder (PEFT format) to apply, e.g. a run's checkpoints/step-N.") var adapter: String?
     @Option(help: "The text to score.") var text: String
 
     func run() throws {
         let device = try runtime.apply()
         let p = try modelOptions.load(device: device)
+        if let adapter { try LoRA.load(from: URL(fileURLWithPath: adapter), into: p.model) }
         let ids = p.tokenizer.encode(text)
         guard ids.count >= 2 else { throw ValidationError("--text must be at least two tokens long") }
         let context = p.model.config.maxPositionEmbeddings
@@ -89,6 +91,7 @@ struct Convert: ParsableCommand {
     @OptionGroup var modelOptions: ModelOptions
     @Option(help: "The output directory: new, empty, or a model tokenwise wrote before (then replaced).") var out: String
     @Option(help: "Weight dtype in the output: float32, bfloat16 or float16.") var dtype = "float32"
+    @Option(help: "A LoRA adapter folder (PEFT format) to merge into the weights written, e.g. a run's checkpoints/step-N.") var adapter: String?
 
     func validate() throws {
         guard let d = DType(name: dtype), [.float32, .bfloat16, .float16].contains(d) else {
@@ -98,6 +101,7 @@ struct Convert: ParsableCommand {
 
     func run() throws {
         let p = try modelOptions.load(device: .cpu)
+        if let adapter { try LoRA.load(from: URL(fileURLWithPath: adapter), into: p.model) }
         try p.save(to: URL(fileURLWithPath: out), dtype: DType(name: dtype)!)
         print("wrote \(out)")
     }

@@ -46,6 +46,20 @@ final class ForkCLITests: XCTestCase {
         let wrong = try tokenwise(["generate", "--model", "tiny-random", "--adapter", root.path, "--prompt", "hi", "--max-new-tokens", "3"])
         XCTAssertNotEqual(wrong.status, 0)
         XCTAssertTrue(wrong.stderr.contains(root.path), wrong.stderr)
+        // convert --adapter merges it: the written model scores a text as the base with the adapter does.
+        let merged = root.appendingPathComponent("merged")
+        let converted = try tokenwise(["convert", "--model", "tiny-random", "--adapter", step2, "--out", merged.path])
+        XCTAssertEqual(converted.status, 0, converted.stderr)
+        func logprobs(_ args: [String]) throws -> [Double] {
+            let r = try tokenwise(["logprobs", "--text", "the cat sat on the mat", "--threads", "1"] + args)
+            XCTAssertEqual(r.status, 0, r.stderr)
+            return try XCTUnwrap((try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any])?["logprobs"] as? [Double])
+        }
+        let adapted = try logprobs(["--model", "tiny-random", "--adapter", step2]), base = try logprobs(["--model", "tiny-random"])
+        let fromMerged = try logprobs(["--model", merged.path])
+        XCTAssertEqual(adapted.count, fromMerged.count)
+        XCTAssertLessThan(zip(adapted, fromMerged).map { abs($0 - $1) }.max() ?? 1, 1e-4)
+        XCTAssertGreaterThan(zip(adapted, base).map { abs($0 - $1) }.max() ?? 0, 1e-4, "the adapter changes the scores")
         let both = try tokenwise(["train", "--resume", b.path, "--init-from", step2])
         XCTAssertNotEqual(both.status, 0)
         XCTAssertTrue(both.stderr.contains("--resume continues a run with its own config.yaml; drop --config, --set, --out and --init-from (--init-from starts a new run)"), both.stderr)
