@@ -29,8 +29,9 @@ public struct Dataset: Sendable {
     public static let fields = ["answer", "chosen", "chosen_kl_weights", "chosen_weights", "h_l", "h_w", "messages", "prompt", "rejected",
                                 "rejected_kl_weights", "rejected_weights"]
 
-    /// Parses a JSONL file; a bad line is an error naming the file and the line number.
-    public static func load(_ url: URL) throws -> Dataset {
+    /// Parses a JSONL file; a bad line is an error naming the file and the line number. `columns`
+    /// maps a file's column to the field it holds (`question` → `prompt`), named in errors by `why`.
+    public static func load(_ url: URL, columns: [(column: String, field: String, why: String)] = []) throws -> Dataset {
         guard let data = FileManager.default.contents(atPath: url.path) else { throw TrainingError("\(url.path): cannot read the dataset") }
         guard let text = String(data: data, encoding: .utf8) else { throw TrainingError("\(url.path): not UTF-8 text") }
         var examples = [Example](), lines = [Int](), unused = Set<String>()
@@ -38,7 +39,7 @@ public struct Dataset: Sendable {
             let trimmed = line.trimmingCharacters(in: .whitespaces)
             if trimmed.isEmpty { continue }
             do {
-                let (example, extra) = try parse(Data(trimmed.utf8))
+                let (example, extra) = try parse(Data(trimmed.utf8), columns: columns)
                 examples.append(example)
                 unused.formUnion(extra)
                 lines.append(k + 1)
@@ -53,8 +54,16 @@ public struct Dataset: Sendable {
     /// A line's example and the columns it has that Tokenwise does not read. Other columns are
     /// allowed (users' data carries ids and sources), but one a letter or two from a field Tokenwise
     /// reads is a typo that would otherwise drop that field silently.
-    static func parse(_ line: Data) throws -> (Example, [String]) {
-        guard let obj = try? JSONSerialization.jsonObject(with: line) as? [String: Any] else { throw TrainingError("not a JSON object") }
+    static func parse(_ line: Data, columns: [(column: String, field: String, why: String)] = []) throws -> (Example, [String]) {
+        guard var obj = try? JSONSerialization.jsonObject(with: line) as? [String: Any] else { throw TrainingError("not a JSON object") }
+        for c in columns {
+            guard let v = obj.removeValue(forKey: c.column) else {
+                if c.field == "prompt", obj["messages"] == nil { throw TrainingError("needs '\(c.column)' (\(c.why))") }
+                continue
+            }
+            guard obj[c.field] == nil else { throw TrainingError("has both '\(c.column)' (\(c.why)) and '\(c.field)': drop one") }
+            obj[c.field] = v
+        }
         let extra = obj.keys.filter { !fields.contains($0) }.sorted()
         for key in extra {
             if let near = fields.first(where: { editDistance($0, key) <= 2 }) {

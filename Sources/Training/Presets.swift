@@ -170,6 +170,8 @@ public enum Preset: String, CaseIterable, Sendable {
         ("model.reward_model", "a frozen token-reward model; objective tgdpo only"),
         ("model.init_from", "a checkpoint folder to start a new run from (a fork)"),
         ("data.system", "a system message before every prompt"),
+        ("data.prompt_field", "a JSONL file's column holding the prompt (null: prompt)"),
+        ("data.answer_field", "a JSONL file's column holding the reference answer (null: answer)"),
         ("objective.aggregation", "null: the ratio's own; token_mean, seq_mean_token_mean, seq_mean_token_sum, seq_mean_token_sum_norm"),
         ("objective.dual_clip", "dual-clip c > 1 for negative advantages"),
         ("objective.hybrid", "DHPO's mixing, with ratio: hybrid"),

@@ -65,8 +65,18 @@ public struct RunConfig: Codable, Equatable, Sendable {
         public var seed: UInt64 = 0
         /// A system message put before every prompt.
         public var system: String? = nil
+        /// A JSONL file's columns holding the prompt and the reference answer (default `prompt`, `answer`).
+        public var promptField: String? = nil
+        public var answerField: String? = nil
         public init() {}
-        enum CodingKeys: String, CodingKey { case task, difficulty, seed, system, trainSize = "train_size", evalSize = "eval_size" }
+        enum CodingKeys: String, CodingKey {
+            case task, difficulty, seed, system, trainSize = "train_size", evalSize = "eval_size", promptField = "prompt_field", answerField = "answer_field"
+        }
+
+        /// `columns` for `Dataset.load`.
+        var columns: [(column: String, field: String, why: String)] {
+            [(promptField, "prompt", "data.prompt_field"), (answerField, "answer", "data.answer_field")].compactMap { c, f, w in c.map { ($0, f, w) } }
+        }
 
         /// Keys left away keep their defaults (an agent run writes only its seed keys).
         public init(from decoder: Decoder) throws {
@@ -77,6 +87,8 @@ public struct RunConfig: Codable, Equatable, Sendable {
             evalSize = try c.decodeIfPresent(Double.self, forKey: .evalSize) ?? d.evalSize
             seed = try c.decodeIfPresent(UInt64.self, forKey: .seed) ?? d.seed
             system = try c.decodeIfPresent(String.self, forKey: .system)
+            promptField = try c.decodeIfPresent(String.self, forKey: .promptField)
+            answerField = try c.decodeIfPresent(String.self, forKey: .answerField)
         }
 
         // A count of prompts is written as an integer (64, not 64.0); a share of a file stays a fraction.
@@ -86,6 +98,8 @@ public struct RunConfig: Codable, Equatable, Sendable {
             try c.encode(difficulty, forKey: .difficulty)
             try c.encode(seed, forKey: .seed)
             try c.encodeIfPresent(system, forKey: .system)
+            try c.encodeIfPresent(promptField, forKey: .promptField)
+            try c.encodeIfPresent(answerField, forKey: .answerField)
             try c.encode(trainSize, forKey: .trainSize)
             if evalSize >= 1, evalSize == evalSize.rounded(), evalSize < 1e15 { try c.encode(Int(evalSize), forKey: .evalSize) } else { try c.encode(evalSize, forKey: .evalSize) }
         }
@@ -224,6 +238,10 @@ public struct RunConfig: Codable, Equatable, Sendable {
         try need(output.reportTo.contains("jsonl"), "'output.report_to' must list jsonl: metrics.jsonl is the run's record, which resume and the report read")
         try need(Set(output.reportTo).count == output.reportTo.count, "'output.report_to' lists a sink twice: \(output.reportTo)")
         try need((1...5).contains(data.difficulty), "'data.difficulty' must be 1…5, got \(data.difficulty)")
+        if !data.columns.isEmpty {
+            try need(ProceduralTask(rawValue: data.task) == nil && agent == nil,
+                     "'data.prompt_field' and 'data.answer_field' name a JSONL file's columns; \(agent != nil ? "an agent's episodes read none" : "'\(data.task)' is a procedural task")")
+        }
         try need(data.trainSize >= 1 && data.trainSize <= Limits.prompts, "'data.train_size' must be 1…\(Limits.prompts), got \(data.trainSize)")
         try need(data.evalSize >= 0 && data.evalSize <= Double(Limits.prompts), "'data.eval_size' must be 0…\(Limits.prompts), got \(data.evalSize)")
         try need(optim.lr > 0 && optim.lr.isFinite, "'optim.lr' must be positive and finite, got \(optim.lr)")

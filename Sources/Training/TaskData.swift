@@ -21,7 +21,7 @@ public struct TaskData: Sendable {
         guard ProceduralTask(rawValue: data.task) == nil else {
             throw TrainingError("data: a preference objective trains on a JSONL file of {prompt, chosen, rejected} pairs, not the procedural task '\(data.task)'")
         }
-        let set = try Dataset.load(URL(fileURLWithPath: data.task))
+        let set = try Dataset.load(URL(fileURLWithPath: data.task), columns: data.columns)
         var pairs = try set.examples.map { e -> PreferencePair in
             guard case .preference(let p) = e else {
                 throw TrainingError("\(data.task): a preference objective needs every line to be a {prompt, chosen, rejected} pair")
@@ -130,7 +130,7 @@ public struct TaskData: Sendable {
             let known = ProceduralTask.allCases.map(\.rawValue).joined(separator: ", ")
             throw TrainingError("data: 'task' \(data.task) is neither a procedural task (\(known)) nor a JSONL file")
         }
-        let set = try Dataset.load(URL(fileURLWithPath: data.task))
+        let set = try Dataset.load(URL(fileURLWithPath: data.task), columns: data.columns)
         let (train, eval) = whole ? ([], Array(set.examples.indices)) : try split(set, data, what: "examples")
         func samples(_ indices: [Int]) throws -> [TaskSample] {
             try indices.map { k in

@@ -33,6 +33,33 @@ final class DatasetTests: XCTestCase {
         }
     }
 
+    /// A file whose columns have other names: data.prompt_field and data.answer_field map them.
+    func testColumnsAreMappedToFields() throws {
+        let url = try file(#"{"question": "1+1?", "solution": "2", "id": 1}"# + "\n" + #"{"question": "2+2?", "solution": "4", "id": 2}"#)
+        let c = try RunConfig.load(yaml: "data: {task: \(url.path), eval_size: 0.5, prompt_field: question, answer_field: solution}")
+        XCTAssertEqual(c.data.columns.map(\.column), ["question", "solution"])
+        let data = try TaskData.load(c.data, reward: nil, chat: .chatML(defaultSystem: nil))
+        XCTAssertEqual(Set((data.train + data.eval).map(\.answer)), ["2", "4"])
+        XCTAssertTrue((data.train + data.eval).allSatisfy { $0.prompt.contains("+") })
+        XCTAssertEqual(data.notes, ["\(url.path): the columns 'id' are not read (Tokenwise reads answer, chosen, chosen_kl_weights, "
+                                    + "chosen_weights, h_l, h_w, messages, prompt, rejected, rejected_kl_weights, rejected_weights)"])
+        // Written back and read again, the mapping stays.
+        XCTAssertEqual(try RunConfig.load(yaml: try c.yaml()).data, c.data)
+        func error(_ text: String, _ yaml: String = "prompt_field: question") -> String {
+            do {
+                let f = try file(text)
+                let c = try RunConfig.load(yaml: "data: {task: \(f.path), eval_size: 0.5, \(yaml)}")
+                _ = try TaskData.load(c.data, reward: nil, chat: .chatML(defaultSystem: nil))
+                return "no error"
+            } catch { return "\(error)".components(separatedBy: ".jsonl").last ?? "" }
+        }
+        XCTAssertEqual(error(#"{"prompt": "1+1?"}"# + "\n" + #"{"prompt": "2+2?"}"#), ":1: needs 'question' (data.prompt_field)")
+        XCTAssertEqual(error(#"{"question": "1+1?", "prompt": "x"}"#), ":1: has both 'question' (data.prompt_field) and 'prompt': drop one")
+        XCTAssertThrowsError(try RunConfig.load(yaml: "data: {task: arithmetic, prompt_field: question}")) {
+            XCTAssertTrue("\($0)".hasSuffix("'data.prompt_field' and 'data.answer_field' name a JSONL file's columns; 'arithmetic' is a procedural task"), "\($0)")
+        }
+    }
+
     func testFormatsAndChatRendering() throws {
         let url = try file("""
         {"prompt": "What is 2+2?", "answer": "4"}
