@@ -31,9 +31,6 @@ struct BenchRollout: ParsableCommand {
         }
     }
 
-    static func peakResidentMB() -> Double { Torch.peakResidentMB }
-    static func residentMB() -> Double { Torch.residentMB }
-
     func run() throws {
         let device = try runtime.apply()
         let p = try modelOptions.load(device: device)
@@ -54,7 +51,7 @@ struct BenchRollout: ParsableCommand {
         print("tokenwise bench rollout — \(p.source), batch \(batch), \(newTokens) new tokens, \(Torch.threads) thread(s), \(device)")
         print("prefill: \(promptTokens) tokens in \(fmt(sampler.lastPrefillSeconds, 3)) s = \(fmt(prefillRate, 0)) tokens/s")
         print("decode:  \(decoded) tokens in \(fmt(sampler.lastDecodeSeconds, 3)) s = \(fmt(decodeRate, 1)) tokens/s")
-        print("peak resident memory: \(fmt(Self.peakResidentMB(), 0)) MB")
+        print("peak resident memory: \(fmt(Torch.peakResidentMB, 0)) MB")
         if let precision = WeightPrecision(rawValue: weights), precision != .fp32 {
             try compareCopy(precision, model: p.model, sampler: sampler, prompts: prompts, fp32: out, fp32Rate: decodeRate, config: config)
         }

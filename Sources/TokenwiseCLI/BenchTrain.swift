@@ -108,6 +108,6 @@ struct BenchTrain: ParsableCommand {
         }
         let timed = times.count > 1 ? Array(times.dropFirst()) : times
         let criticMB = Double(trainer.critic?.parameters.reduce(0) { $0 + $1.count } ?? 0) * 4 * 3 / 1_048_576
-        return Phase(stepSeconds: timed.reduce(0, +) / Double(timed.count), residentMB: BenchRollout.residentMB(), criticMB: criticMB)
+        return Phase(stepSeconds: timed.reduce(0, +) / Double(timed.count), residentMB: Torch.residentMB, criticMB: criticMB)
     }
 }

@@ -1,7 +1,4 @@
 import Foundation
-#if canImport(Glibc)
-import Glibc
-#endif
 
 /// `tokenwise compare [--parallel N]`: the comparison's unfinished runs, N at a time (default 1),
 /// each as this binary training one run (`--only NAME`) with its share of the cores. With several
@@ -35,7 +32,7 @@ struct ParallelRuns {
             slots.wait()
             if state.halted { slots.signal(); break }
             let p = Process()
-            p.executableURL = URL(fileURLWithPath: (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? "/proc/self/exe")
+            p.executableURL = Launcher.ownBinary
             p.arguments = arguments(name)
             let prefix = marked ? "[\(name)] " : ""
             p.standardOutput = out.pipe(prefix: prefix, to: FileHandle.standardOutput)
@@ -86,18 +83,11 @@ struct ParallelRuns {
 
     /// SIGINT and SIGTERM go on to every run; no run starts after them.
     func forwardSignals(_ state: State) -> [DispatchSourceSignal] {
-        [SIGINT, SIGTERM].map { sig in
-            Glibc.signal(sig, SIG_IGN)
-            let source = DispatchSource.makeSignalSource(signal: sig, queue: .global())
-            source.setEventHandler {
-                let all = state.lock.withLock {
-                    state.signal = sig
-                    return Array(state.running.values)
-                }
-                for p in all where p.isRunning { kill(p.processIdentifier, sig) }
+        Launcher.forwardSignals { sig in
+            state.lock.withLock {
+                state.signal = sig
+                return Array(state.running.values)
             }
-            source.resume()
-            return source
         }
     }
 }

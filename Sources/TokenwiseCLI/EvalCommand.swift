@@ -22,7 +22,7 @@ struct EvalCommand: ParsableCommand {
     @Option(name: .customLong("max-new-tokens"), help: "Most new tokens per response.") var maxNewTokens = 32
     @Option(help: "Seed of the task data (the same as the run's data.seed).") var dataSeed: UInt64 = 0
     @Option(help: "Seed of the sampler.") var seed: UInt64 = 1234
-    @Option(help: "A LoRA adapter folder (PEFT format) to apply, e.g. a run's checkpoints/step-N.") var adapter: String?
+    @OptionGroup var adapter: AdapterOption
     @Option(help: "Best-of-N by a verifier: 'tvm' picks, per prompt, the response the critic of --critic values highest after its last token.")
     var rerank: String?
     @Option(help: "A checkpoint folder holding a critic (critic.safetensors), for --rerank tvm; its base is --model unless the critic has its own.")
@@ -62,7 +62,7 @@ struct EvalCommand: ParsableCommand {
         data.seed = dataSeed
         data.trainSize = 1
         let p = try modelOptions.load(device: device)
-        if let adapter { try LoRA.load(from: URL(fileURLWithPath: adapter), into: p.model) }
+        try adapter.apply(to: p)
         let verifier = try critic.map { Reranker.tvm(try Critic.load(from: URL(fileURLWithPath: $0), policy: p.model, policySource: modelOptions.model, tokenizer: p.tokenizer,
                                                                          warn: { FileHandle.standardError.write(Data("warning: \($0)\n".utf8)) })) }
         let set = try TaskData.load(data, reward: nil, chat: try p.chatTemplate(), whole: all)

@@ -44,8 +44,7 @@ struct Launcher {
         for local in 0..<nproc {
             let rank = nodeRank * nproc + local
             let p = Process()
-            // The binary's own path (not /proc/self/exe), so `ps` names the ranks.
-            p.executableURL = URL(fileURLWithPath: (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? "/proc/self/exe")
+            p.executableURL = Launcher.ownBinary
             p.arguments = arguments
             var env = ProcessInfo.processInfo.environment
             for (k, v) in ["RANK": rank, "WORLD_SIZE": world, "LOCAL_RANK": local, "LOCAL_WORLD_SIZE": nproc, "GROUP_RANK": nodeRank,
@@ -108,15 +107,27 @@ struct Launcher {
 
     /// SIGINT and SIGTERM go on to every rank (each stops after the step in progress).
     func forwardSignals(_ state: State) -> [DispatchSourceSignal] {
+        Launcher.forwardSignals { _ in
+            state.lock.withLock {
+                state.signaled = true
+                return Array(state.running.values)
+            }
+        }
+    }
+
+    /// This binary's own path (not /proc/self/exe), so `ps` names the processes it starts.
+    static var ownBinary: URL {
+        URL(fileURLWithPath: (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? "/proc/self/exe")
+    }
+
+    /// Ignores SIGINT and SIGTERM in this process and passes each on to the processes `children`
+    /// returns for it (it records the signal first).
+    static func forwardSignals(_ children: @escaping @Sendable (Int32) -> [Process]) -> [DispatchSourceSignal] {
         [SIGINT, SIGTERM].map { sig in
             signal(sig, SIG_IGN)
             let source = DispatchSource.makeSignalSource(signal: sig, queue: .global())
             source.setEventHandler {
-                state.lock.lock()
-                state.signaled = true
-                let all = Array(state.running.values)
-                state.lock.unlock()
-                for p in all where p.isRunning { kill(p.processIdentifier, sig) }
+                for p in children(sig) where p.isRunning { kill(p.processIdentifier, sig) }
             }
             source.resume()
             return source

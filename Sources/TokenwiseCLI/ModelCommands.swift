@@ -11,6 +11,15 @@ struct ModelOptions: ParsableArguments {
     func load(device: Device) throws -> Pretrained { try Pretrained.load(model, device: device) }
 }
 
+/// `--adapter`: a run's LoRA adapter applied to the loaded model (merged into what `convert` writes).
+struct AdapterOption: ParsableArguments {
+    @Option(help: "A LoRA adapter folder (PEFT format) to apply, e.g. a run's checkpoints/step-N.") var adapter: String?
+
+    func apply(to p: Pretrained) throws {
+        if let adapter { try LoRA.load(from: URL(fileURLWithPath: adapter), into: p.model) }
+    }
+}
+
 struct Generate: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Generate a chat reply from a model (streams to stdout).")
 
@@ -23,7 +32,7 @@ struct Generate: ParsableCommand {
     @Option(help: "Sampling temperature; 0 is greedy.") var temperature = 0.7
     @Option(help: "Seed of the sampler.") var seed: UInt64 = 0
     @Flag(name: .customLong("raw"), help: "Use the prompt as plain text, without the chat template.") var raw = false
-    @Option(help: "A LoRA adapter folder (PEFT format) to apply, e.g. a run's checkpoints/step-N.") var adapter: String?
+    @OptionGroup var adapter: AdapterOption
 
     func validate() throws {
         guard maxTokens > 0 else { throw ValidationError("--max-new-tokens must be positive, got \(maxTokens)") }
@@ -33,7 +42,7 @@ struct Generate: ParsableCommand {
     func run() throws {
         let device = try runtime.apply()
         let p = try modelOptions.load(device: device)
-        if let adapter { try LoRA.load(from: URL(fileURLWithPath: adapter), into: p.model) }
+        try adapter.apply(to: p)
         let text: String
         if raw {
             text = prompt
@@ -61,13 +70,13 @@ struct Logprobs: ParsableCommand {
 
     @OptionGroup var modelOptions: ModelOptions
     @OptionGroup var runtime: RuntimeOptions
-    @Option(help: "A LoRA adapter folder (PEFT format) to apply, e.g. a run's checkpoints/step-N.") var adapter: String?
+    @OptionGroup var adapter: AdapterOption
     @Option(help: "The text to score.") var text: String
 
     func run() throws {
         let device = try runtime.apply()
         let p = try modelOptions.load(device: device)
-        if let adapter { try LoRA.load(from: URL(fileURLWithPath: adapter), into: p.model) }
+        try adapter.apply(to: p)
         let ids = p.tokenizer.encode(text)
         guard ids.count >= 2 else { throw ValidationError("--text must be at least two tokens long") }
         let context = p.model.config.maxPositionEmbeddings
@@ -91,7 +100,7 @@ struct Convert: ParsableCommand {
     @OptionGroup var modelOptions: ModelOptions
     @Option(help: "The output directory: new, empty, or a model tokenwise wrote before (then replaced).") var out: String
     @Option(help: "Weight dtype in the output: float32, bfloat16 or float16.") var dtype = "float32"
-    @Option(help: "A LoRA adapter folder (PEFT format) to merge into the weights written, e.g. a run's checkpoints/step-N.") var adapter: String?
+    @OptionGroup var adapter: AdapterOption
 
     func validate() throws {
         guard let d = DType(name: dtype), [.float32, .bfloat16, .float16].contains(d) else {
@@ -101,7 +110,7 @@ struct Convert: ParsableCommand {
 
     func run() throws {
         let p = try modelOptions.load(device: .cpu)
-        if let adapter { try LoRA.load(from: URL(fileURLWithPath: adapter), into: p.model) }
+        try adapter.apply(to: p)
         try p.save(to: URL(fileURLWithPath: out), dtype: DType(name: dtype)!)
         print("wrote \(out)")
     }
