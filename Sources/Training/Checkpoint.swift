@@ -118,8 +118,8 @@ public enum Checkpoint {
 
     /// A new run starting from another run's checkpoint (`model.init_from`, a fork): its policy
     /// weights (and the critic's, when both runs have one), not its optimizer state or step.
-    /// Returns the checkpoint's state and what the run should be told.
-    public static func fork(_ dir: URL, pretrained: Pretrained, critic: Critic?) throws -> (State, [String]) {
+    /// Returns what the run should be told.
+    public static func fork(_ dir: URL, pretrained: Pretrained, critic: Critic?) throws -> [String] {
         func fail(_ why: String) -> TrainingError { TrainingError("model.init_from \(dir.path): \(why)") }
         guard FileManager.default.fileExists(atPath: dir.path) else { throw fail("no such checkpoint folder (give RUN/checkpoints/step-N)") }
         let state: State
@@ -140,7 +140,7 @@ public enum Checkpoint {
                 notes.append("\(dir.path) has no critic: the run's critic starts from its initialisation")
             }
         }
-        return (state, notes)
+        return notes
     }
 
     /// The policy's weights of `dir`: its PEFT adapter, or the whole model.

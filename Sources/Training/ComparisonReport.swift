@@ -46,7 +46,7 @@ enum ComparisonReport {
     }
 
     static func render(_ c: Comparison, _ s: ComparisonSummary) -> String {
-        func f(_ e: Estimate) -> String { String(format: "%.3f ± %.3f", e.mean, e.ci95) }
+        let f = ComparisonSummary.format
         var body = "<h1>Tokenwise comparison</h1>\n<p class=sub>\(s.arms.count) arms × \(c.config.seeds.count) paired seeds (\(c.config.seeds.map(String.init).joined(separator: ", "))); "
             + "bands are the 95% interval over seeds at each step; \(Report.escape(s.test)).</p>\n<h2>Learning curves</h2>\n<div class=grid>"
         for (metric, title) in [("reward_mean", "training reward (mean over seeds, 95% band)"), ("response_length", "response length"), ("entropy", "entropy")] {
@@ -54,10 +54,7 @@ enum ComparisonReport {
             if curves.contains(where: { !$0.steps.isEmpty }) { body += chart(title: title, curves) }
         }
         body += "</div>\n<h2>Held-out results</h2>\n<table><tr><th>arm</th><th>reward</th><th>accuracy</th><th>\(s.passHeader)</th><th>training-reward AUC</th><th>s/step</th><th>peak MB</th><th>steps</th><th>rollout tokens</th><th>steps to threshold</th></tr>"
-        for a in s.arms {
-            let reach = a.runs.map { $0.stepsToThreshold.map(String.init) ?? "–" }.joined(separator: ", ")
-            body += "<tr><td>\(Report.escape(a.name))</td><td>\(f(a.reward))</td><td>\(f(a.accuracy))</td><td>\(a.passAtK.map(f) ?? "–")</td><td>\(f(a.auc))</td><td>\(String(format: "%.1f", a.secondsPerStep.mean))</td><td>\(a.peakMemoryMB.map { String(format: "%.0f", $0) } ?? "–")</td><td>\(String(format: "%g", a.steps))</td><td>\(Int(a.rolloutTokens.rounded()))</td><td>\(reach)</td></tr>"
-        }
+        for a in s.arms { body += "<tr>" + ComparisonSummary.cells(a).map { "<td>\(Report.escape($0))</td>" }.joined() + "</tr>" }
         body += "</table>\n<h2>Against \(Report.escape(s.baseline))</h2>\n<table><tr><th>arm</th><th>reward difference</th><th>clears 0</th><th>AUC difference</th></tr>"
         for p in s.paired {
             body += "<tr><td>\(Report.escape(p.arm))</td><td class=\(p.clears ? (p.reward.mean > 0 ? "up" : "down") : "")>\(f(p.reward))</td><td>\(p.clears ? "yes" : "no")</td><td>\(f(p.auc))</td></tr>"

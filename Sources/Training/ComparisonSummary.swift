@@ -104,15 +104,24 @@ public struct ComparisonSummary: Codable, Equatable {
     /// The pass@k column's name: the arms' k.
     var passHeader: String { arms.first?.k.map { "pass@\($0)" } ?? "pass@k" }
 
+    /// An estimate as the tables write it.
+    static func format(_ e: Estimate) -> String { String(format: "%.3f ± %.3f", e.mean, e.ci95) }
+
+    /// One arm's row of the results table (compare.md and compare.html): name, reward, accuracy,
+    /// pass@k, AUC, s/step, peak MB, steps, rollout tokens, steps to threshold.
+    static func cells(_ a: Arm) -> [String] {
+        let f = format
+        return [a.name, f(a.reward), f(a.accuracy), a.passAtK.map(f) ?? "–", f(a.auc), String(format: "%.1f", a.secondsPerStep.mean),
+                a.peakMemoryMB.map { String(format: "%.0f", $0) } ?? "–", String(format: "%g", a.steps), "\(Int(a.rolloutTokens.rounded()))",
+                a.runs.map { $0.stepsToThreshold.map(String.init) ?? "–" }.joined(separator: ", ")]
+    }
+
     /// The results as Markdown tables.
     public var markdown: String {
-        func f(_ e: Estimate) -> String { String(format: "%.3f ± %.3f", e.mean, e.ci95) }
+        let f = Self.format
         var lines = ["| arm | held-out reward | accuracy | \(passHeader) | training-reward AUC | s/step | peak MB | steps | rollout tokens | steps to threshold |",
                      "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
-        for a in arms {
-            let reach = a.runs.map { $0.stepsToThreshold.map(String.init) ?? "–" }.joined(separator: ", ")
-            lines.append("| \(a.name) | \(f(a.reward)) | \(f(a.accuracy)) | \(a.passAtK.map(f) ?? "–") | \(f(a.auc)) | \(String(format: "%.1f", a.secondsPerStep.mean)) | \(a.peakMemoryMB.map { String(format: "%.0f", $0) } ?? "–") | \(String(format: "%g", a.steps)) | \(Int(a.rolloutTokens.rounded())) | \(reach) |")
-        }
+        for a in arms { lines.append("| " + Self.cells(a).joined(separator: " | ") + " |") }
         lines += ["", "Against \(baseline) (\(test)):", "", "| arm | reward difference | clears 0 | AUC difference |", "| --- | --- | --- | --- |"]
         for p in paired { lines.append("| \(p.arm) | \(f(p.reward)) | \(p.clears ? "yes" : "no") | \(f(p.auc)) |") }
         return lines.joined(separator: "\n") + "\n"

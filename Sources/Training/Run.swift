@@ -139,8 +139,7 @@ public final class TrainingRun {
             preferenceTrainer = nil
         }
         if let from = config.model.initFrom {
-            let (_, notes) = try Checkpoint.fork(URL(fileURLWithPath: from), pretrained: pretrained, critic: trainer?.critic)
-            forkNotes = notes
+            forkNotes = try Checkpoint.fork(URL(fileURLWithPath: from), pretrained: pretrained, critic: trainer?.critic)
         }
         try rankFailure(step: 0) { try broadcastWeights() }
     }

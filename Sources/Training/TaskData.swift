@@ -34,8 +34,12 @@ public struct TaskData: Sendable {
                 try checkLabels(p, objective)
             } catch let e as TrainingError { throw TrainingError("\(data.task):\(line): \(e.message)") }
         }
-        let flipped = objective.name == .fdpo ? pairs.filter { $0.flippedForFactuality != $0 }.count : 0
-        if objective.name == .fdpo { pairs = pairs.map(\.flippedForFactuality) }
+        var flipped = 0
+        if objective.inputs.contains(.hallucinated) {
+            let read = pairs
+            pairs = read.map(\.flippedForFactuality)
+            flipped = zip(read, pairs).filter { $0 != $1 }.count
+        }
         func rendered(_ indices: [Int]) -> [PreferencePair] {
             indices.map { k in
                 var p = pairs[k]
