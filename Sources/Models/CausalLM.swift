@@ -222,6 +222,30 @@ public final class CausalLM {
         return h
     }
 
+    /// Final hidden states [B, T, hidden] of rows that each hold several sequences back to back
+    /// (packing): `segments[b]` lists row b's sequence lengths in order, and the rest of the row is
+    /// padding. A token attends only to earlier tokens of its own sequence and positions restart
+    /// at each, so every sequence gets the states it would get alone.
+    public func hidden(_ ids: Tensor, segments: [[Int]]) throws -> Tensor {
+        let (b, t) = (ids.size(0), ids.size(1))
+        guard segments.count == b, let widest = segments.map({ $0.reduce(0, +) }).max(), widest <= t,
+              segments.allSatisfy({ $0.allSatisfy { $0 > 0 } }) else {
+            throw ModelError("packed rows: \(segments.count) rows of positive sequence lengths that fit \(t) positions are needed for ids of shape \(ids.shape)")
+        }
+        var segment = [Int64](), position = [Int64]()
+        for row in segments {
+            for (k, n) in row.enumerated() { segment += Array(repeating: Int64(k), count: n); position += (0..<n).map(Int64.init) }
+            // Padding is a sequence of its own, so its queries still see themselves.
+            let pad = t - row.reduce(0, +)
+            segment += Array(repeating: Int64(row.count), count: pad); position += (0..<pad).map(Int64.init)
+        }
+        let seg = Tensor(segment, shape: [b, t]).to(device)
+        let same = seg.unsqueezed(dim: 2) .== seg.unsqueezed(dim: 1)                                             // [B, T, T]
+        let causal = Tensor.ones([t, t], dtype: .bool, device: device).tril(diagonal: 0).unsqueezed(dim: 0)
+        let mask = same.logicalAnd(causal).unsqueezed(dim: 1)                                                       // [B, 1, T, T]
+        return try layers(ids.to(device, dtype: .int64), positions: Tensor(position, shape: [b, t]).to(device), mask: mask, past: .none)
+    }
+
     /// Embedding → every layer → final norm. A `probe` records the feature mean of each activation.
     func layers(_ ids: Tensor, positions: Tensor, mask: Tensor?, past: PastKV, probe: ActivationProbe? = nil) throws -> Tensor {
         let (cos, sin) = rope(positions)

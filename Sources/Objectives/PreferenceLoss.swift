@@ -63,6 +63,10 @@ public struct PreferenceLoss {
         public init(from decoder: Decoder) throws {
             try rejectUnknownKeys(decoder, CodingKeys.self, in: "objective")
             let c = try decoder.container(keyedBy: CodingKeys.self)
+            if let raw = try c.decodeIfPresent(String.self, forKey: .name), Name(rawValue: raw) == nil {
+                let known = (Name.allCases.map(\.rawValue) + ["sft"]).map { "'\($0)'" }.joined(separator: ", ")
+                throw ObjectiveError("objective: 'name' is '\(raw)'; expected one of \(known) (a policy loss has no name)")
+            }
             name = try c.choice(.name, in: "objective") as Name? ?? .dpo
             beta = try c.decodeIfPresent(Double.self, forKey: .beta) ?? 0.1
             alpha = try c.decodeIfPresent(Double.self, forKey: .alpha) ?? 0.5

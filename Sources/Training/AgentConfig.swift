@@ -76,7 +76,7 @@ extension RunConfig {
 
         func validate(_ config: RunConfig) throws {
             func need(_ ok: Bool, _ message: String) throws { if !ok { throw TrainingError("config: \(message)") } }
-            try need(config.preference == nil, "'agent' trains with RL; the objective is the preference loss '\(config.preference?.name.rawValue ?? "")'")
+            try need(config.offline == nil, "'agent' trains with RL; the objective is '\(config.offline ?? "")', which trains on fixed data")
             try need(!config.credit.inputs.contains(.tree), "'agent' episodes are not tree rollouts; use a method without a rollout tree")
             try need(!config.credit.inputs.contains(.segmentValues),
                      "credit.method \(config.credit.method.rawValue) needs Monte-Carlo continuations of one-turn responses, which an environment's episodes do not have")

@@ -109,7 +109,7 @@ public struct ComparisonConfig: Equatable {
         guard c.eval.after, c.data.evalSize > 0 || c.agent != nil else {
             throw TrainingError("\(base): a comparison needs the held-out evaluation after training (eval.after true, data.eval_size > 0)")
         }
-        guard c.preference == nil else { throw TrainingError("\(base): tokenwise compare compares RL runs; a preference objective is not supported yet") }
+        guard c.offline == nil else { throw TrainingError("\(base): tokenwise compare compares RL runs; objective '\(c.offline ?? "")' trains on fixed data and is not supported yet") }
         return c
     }
 }

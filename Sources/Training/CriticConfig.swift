@@ -69,7 +69,7 @@ extension RunConfig {
         func validate(_ config: RunConfig) throws {
             func need(_ ok: Bool, _ message: String) throws { if !ok { throw TrainingError("config: \(message)") } }
             try need(config.credit.gaeParams != nil, "'critic' is set but credit.method \(config.credit.method.rawValue) reads no values (use gae, alone or as d3s's base)")
-            try need(config.preference == nil, "'critic' trains with RL; the objective is the preference loss '\(config.preference?.name.rawValue ?? "")'")
+            try need(config.offline == nil, "'critic' trains with RL; the objective is '\(config.offline ?? "")', which trains on fixed data")
             try need(model.map { !$0.isEmpty } ?? true, "'critic.model' is empty (give a model path, or null for the policy's)")
             try need(lr.map { $0 > 0 && $0.isFinite } ?? true, "'critic.lr' must be positive and finite, got \(lr ?? 0)")
             try need(vfClip.map { $0 > 0 && $0.isFinite } ?? true, "'critic.vf_clip' must be positive and finite, got \(vfClip ?? 0)")

@@ -95,7 +95,7 @@ extension RunConfig {
             throw TrainingError("config: 'train.dynamic_sampling' refills prompts one process at a time and is not data-parallel yet; set it to false or run without --nproc (\(why))")
         }
         if train.promptsPerStep < world {
-            let what = preference == nil ? "each rank samples whole prompt groups" : "each rank trains on its share of a step's pairs"
+            let what = offline == nil ? "each rank samples whole prompt groups" : "each rank trains on its share of a step's \(sft == nil ? "pairs" : "examples")"
             throw TrainingError("config: 'train.prompts_per_step' (\(train.promptsPerStep)) must be at least the number of ranks (\(world)): \(what)")
         }
         if case .cuda = device {

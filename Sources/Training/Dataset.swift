@@ -2,12 +2,14 @@ import Foundation
 import Models
 
 /// One JSONL example: `{"prompt", "answer"?}`, chat `{"messages": [{"role", "content"}], "answer"?}`
-/// (the prompt is everything before a final assistant turn), or a preference pair
+/// (the prompt is everything before a final assistant turn), a supervised prompt/completion
+/// `{"prompt", "completion"}` (TRL's format), or a preference pair
 /// `{"prompt", "chosen", "rejected"}` with optional per-token weights (`chosen_weights`,
 /// `rejected_weights`, and SparsePO's KL masks `chosen_kl_weights`, `rejected_kl_weights`).
 public enum Example: Equatable, Sendable {
     case prompt(String, answer: String?)
     case chat([ChatMessage], answer: String?)
+    case completion(prompt: String, completion: String)
     case preference(PreferencePair)
 }
 
@@ -26,7 +28,7 @@ public struct Dataset: Sendable {
     }
 
     /// The fields Tokenwise reads from a line.
-    public static let fields = ["answer", "chosen", "chosen_kl_weights", "chosen_weights", "h_l", "h_w", "messages", "prompt", "rejected",
+    public static let fields = ["answer", "chosen", "chosen_kl_weights", "chosen_weights", "completion", "h_l", "h_w", "messages", "prompt", "rejected",
                                 "rejected_kl_weights", "rejected_weights"]
 
     /// Parses a JSONL file; a bad line is an error naming the file and the line number. `columns`
@@ -140,6 +142,12 @@ public struct Dataset: Sendable {
             return .chat(parsed, answer: try string("answer"))
         }
         guard let prompt = try string("prompt") else { throw TrainingError("needs 'prompt' (or 'messages')") }
+        if let completion = try string("completion") {
+            guard obj["answer"] == nil else {
+                throw TrainingError("has both 'completion' (what supervised fine-tuning learns) and 'answer' (a reference rewards compare with): give one")
+            }
+            return .completion(prompt: prompt, completion: completion)
+        }
         return .prompt(prompt, answer: try string("answer"))
     }
 
@@ -178,6 +186,9 @@ extension Example {
             return TaskSample(prompt: chat.render(turns, addGenerationPrompt: true), answer: reference)
         case .preference:
             throw TrainingError("a preference pair is not an RL prompt (use a preference objective)")
+        case .completion:
+            throw TrainingError("a {prompt, completion} line is supervised data (objective: {name: sft}); an RL line gives 'prompt' and, for rewards, 'answer' "
+                                + "(data.answer_field: completion reads the completion as the answer)")
         }
     }
 }

@@ -19,6 +19,18 @@ public struct Estimate: Codable, Equatable, Sendable {
         ci95 = Estimate.t975(df: values.count - 1) * (variance / n).squareRoot()
     }
 
+    /// The ratio Σ yᵢ / Σ nᵢ (a per-token mean over examples of nᵢ tokens each) and its 95%
+    /// interval by the delta method, the examples being the independent units:
+    /// var ≈ Σ (yᵢ − r·nᵢ)² / (k (k − 1) n̄²) for k examples of mean size n̄.
+    public init(ratioOf y: [Double], to n: [Double]) {
+        let k = Double(y.count), total = n.reduce(0, +)
+        mean = total > 0 ? y.reduce(0, +) / total : 0
+        guard y.count > 1, total > 0 else { ci95 = 0; return }
+        let r = mean, nBar = total / k
+        let s = zip(y, n).reduce(0) { $0 + ($1.0 - r * $1.1) * ($1.0 - r * $1.1) }
+        ci95 = Estimate.t975(df: y.count - 1) * (s / (k * (k - 1) * nBar * nBar)).squareRoot()
+    }
+
     /// The 97.5% quantile of Student's t with `df` degrees of freedom.
     static func t975(df: Int) -> Double {
         let table: [Double] = [12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228,
@@ -44,9 +56,11 @@ public struct EvalResult: Codable, Equatable, Sendable {
     public var seconds: Double
     /// Best-of-N by a verifier: the figures of the one response per prompt it scores highest.
     public var rerank: RerankResult?
+    /// Supervised fine-tuning: the held-out negative log-likelihood per target token.
+    public var loss: Estimate?
 
     enum CodingKeys: String, CodingKey {
-        case prompts, reward, accuracy, seconds, rerank
+        case prompts, reward, accuracy, seconds, rerank, loss
         case samplesPerPrompt = "samples_per_prompt", passAtK = "pass_at_k", responseLength = "response_length"
     }
 
@@ -55,7 +69,8 @@ public struct EvalResult: Codable, Equatable, Sendable {
         func f(_ e: Estimate) -> String { String(format: "%.3f ± %.3f", e.mean, e.ci95) }
         var lines = ["prompts \(prompts) × samples \(samplesPerPrompt), mean response \(String(format: "%.1f", responseLength)) tokens, \(String(format: "%.1f", seconds)) s",
                      "reward    \(f(reward))"]
-        if let accuracy { lines.append("accuracy  \(f(accuracy))") }
+        if let loss { lines.append("loss      \(f(loss)) (perplexity \(String(format: "%.2f", Foundation.exp(loss.mean))))") }
+        if let accuracy { lines.append("accuracy  \(f(accuracy))\(loss == nil ? "" : " (target tokens that are the most likely)")") }
         for k in passAtK.keys.sorted() { lines.append("pass@\(k)\(String(repeating: " ", count: Swift.max(0, 4 - String(k).count)))\(f(passAtK[k]!))") }
         if let r = rerank {
             lines.append("best of \(samplesPerPrompt) by \(r.method): reward \(f(r.reward))" + (r.accuracy.map { ", accuracy \(f($0))" } ?? ""))

@@ -51,7 +51,7 @@ public enum Report {
     /// Model, method and task, from the run's resolved config.
     static func headline(_ yaml: String) -> String {
         guard let c = try? RunConfig.load(yaml: yaml, written: true) else { return "config.yaml could not be read" }
-        let method = c.preference.map { "objective \($0.name.rawValue)" } ?? "credit \(c.credit.method.rawValue)"
+        let method = c.offline.map { "objective \($0)" } ?? "credit \(c.credit.method.rawValue)"
         return "model \(c.model.path) · \(method) · " + (c.agent.map { "environment \($0.environment.rawValue)" } ?? "task \(c.data.task)")
     }
 

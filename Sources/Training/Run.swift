@@ -25,7 +25,9 @@ public final class TrainingRun {
     /// The RL trainer, or (for a preference objective) the preference trainer.
     let trainer: Trainer?
     let preferenceTrainer: PreferenceTrainer?
-    var optimizer: AdamW { trainer?.optimizer ?? preferenceTrainer!.optimizer }
+    /// The supervised trainer (objective `sft`).
+    let sftTrainer: SFTTrainer?
+    var optimizer: AdamW { trainer?.optimizer ?? preferenceTrainer?.optimizer ?? sftTrainer!.optimizer }
     let console: Console
     public private(set) var startStep = 0
     /// Rollout tokens and training seconds the steps so far spent (the budgets').
@@ -111,7 +113,14 @@ public final class TrainingRun {
         // Only rank 0 reports progress; every rank still prints its warnings and errors.
         self.console = dataParallel.map { $0.isLeader ? console : .quiet } ?? console
         pretrained = try Pretrained.load(config.model.path, device: device)
-        if let objective = config.preference {
+        if let sft = config.sft {
+            data = try TaskData.loadSFT(config.data, config: sft, tokenizer: pretrained.tokenizer, chat: try pretrained.chatTemplate(),
+                                        context: pretrained.model.config.maxPositionEmbeddings)
+            sftTrainer = try SFTTrainer(model: pretrained.model, config: sft, lora: config.model.lora, lr: config.optim.lr, weightDecay: config.optim.weightDecay,
+                                        maxGradNorm: config.optim.maxGradNorm, microBatch: config.train.microBatch, seed: config.rollout.seed)
+            sftTrainer?.dataParallel = dataParallel
+            (trainer, preferenceTrainer) = (nil, nil)
+        } else if let objective = config.preference {
             data = try TaskData.loadPairs(config.data, objective: objective, tokenizer: pretrained.tokenizer, chat: try pretrained.chatTemplate())
             let context = pretrained.model.config.maxPositionEmbeddings, tok = pretrained.tokenizer
             for (k, pair) in (data.trainPairs + data.evalPairs).enumerated() {
@@ -125,7 +134,7 @@ public final class TrainingRun {
                                                       lora: config.model.lora, lr: config.optim.lr, weightDecay: config.optim.weightDecay,
                                                       maxGradNorm: config.optim.maxGradNorm, seed: config.rollout.seed, rewardModel: rewardModel)
             preferenceTrainer?.dataParallel = dataParallel
-            trainer = nil
+            (trainer, sftTrainer) = (nil, nil)
         } else {
             let chat = try pretrained.chatTemplate()
             if config.agent != nil {
@@ -136,7 +145,7 @@ public final class TrainingRun {
             }
             trainer = try Trainer(model: pretrained.model, tokenizer: pretrained.tokenizer, reward: data.reward, config: config, chat: chat)
             trainer?.dataParallel = dataParallel
-            preferenceTrainer = nil
+            (preferenceTrainer, sftTrainer) = (nil, nil)
         }
         if let from = config.model.initFrom {
             forkNotes = try Checkpoint.fork(URL(fileURLWithPath: from), pretrained: pretrained, critic: trainer?.critic)
@@ -147,7 +156,7 @@ public final class TrainingRun {
     /// Rank 0's trained weights (policy and critic) on every rank: at the start and after a resume.
     func broadcastWeights() throws {
         guard let dp else { return }
-        try dp.broadcast(trainer.map { $0.optimizer.parameters + ($0.critic?.parameters ?? []) } ?? preferenceTrainer!.optimizer.parameters)
+        try dp.broadcast(trainer.map { $0.optimizer.parameters + ($0.critic?.parameters ?? []) } ?? optimizer.parameters)
     }
 
     /// Every prompt plus the longest response must fit the model's context: checked before anything
@@ -197,7 +206,11 @@ public final class TrainingRun {
         // The other ranks go on to the next step and wait for rank 0 at its first collective.
         guard leader else { return nil }
         let r: EvalResult
-        if let preferenceTrainer {
+        if let sftTrainer {
+            guard !data.evalSFT.isEmpty else { return nil }
+            say("eval (\(phase), step \(step)): \(data.evalSFT.count) held-out examples …")
+            r = try sftTrainer.evaluate(data.evalSFT)
+        } else if let preferenceTrainer {
             guard !data.evalPairs.isEmpty else { return nil }
             say("eval (\(phase), step \(step)): \(data.evalPairs.count) held-out pairs …")
             r = try preferenceTrainer.evaluate(data.evalPairs)
@@ -243,7 +256,7 @@ public final class TrainingRun {
 
     func runAll() throws {
         let t = config.train
-        say("tokenwise train — \(config.model.path), \(config.preference?.name.rawValue ?? config.credit.method.rawValue), "
+        say("tokenwise train — \(config.model.path), \(config.offline ?? config.credit.method.rawValue), "
             + (config.agent.map { "environment \($0.environment.rawValue), " } ?? "task \(config.data.task) (difficulty \(config.data.difficulty)), ")
             + "\(t.steps) steps × \(t.promptsPerStep) prompts × \(t.samplesPerPrompt) samples, \(Torch.threads) thread(s) → \(dir.path)")
         if leader { for w in config.warnings + data.notes { warn(w) } }
@@ -279,7 +292,9 @@ public final class TrainingRun {
             let seed = config.rollout.seed &+ UInt64(s + 1) &* 0xA24B_AED4_963E_E407
             var refills = 0
             let metrics: [String: Double]
-            if let preferenceTrainer {
+            if let sftTrainer {
+                metrics = try rankFailure(step: s + 1) { try sftTrainer.step(batch(data.trainSFT, step: s)) }
+            } else if let preferenceTrainer {
                 metrics = try preferenceTrainer.step(batch(data.trainPairs, step: s))
             } else {
                 metrics = try rankFailure(step: s + 1) { try trainer!.step(batch(data.train, step: s), progress: Double(s) / Double(Swift.max(t.steps, 1)), seed: seed) { n in
@@ -368,7 +383,7 @@ public final class TrainingRun {
         case .normal:
             func f(_ k: String, _ digits: Int) -> String { metrics[k].map { String(format: "%.\(digits)f", $0) } ?? "–" }
             let eta = Double(config.train.steps - step) * perStep
-            var parts = ["step \(step)/\(config.train.steps)", "reward \(f("reward_mean", 3))"]
+            var parts = ["step \(step)/\(config.train.steps)", sftTrainer == nil ? "reward \(f("reward_mean", 3))" : "loss \(f("loss", 4))"]
             if metrics["accuracy"] != nil { parts.append("acc \(f("accuracy", 2))") }
             if metrics["kl"] != nil { parts.append("kl \(f("kl", 4))") }
             parts += ["len \(f("response_length", 1))", "\(f("rollout_tokens_per_second", 0)) tok/s",
@@ -381,43 +396,5 @@ public final class TrainingRun {
     static func duration(_ s: Double) -> String {
         let t = Int(s.rounded())
         return t >= 3600 ? "\(t / 3600)h\(String(format: "%02d", t % 3600 / 60))m" : t >= 60 ? "\(t / 60)m\(String(format: "%02d", t % 60))s" : "\(t)s"
-    }
-}
-
-/// JSON-lines files: append a record, read them back, cut them at a step.
-public enum JSONLines {
-    public static func object<T: Encodable>(_ value: T) throws -> [String: Any] {
-        try JSONSerialization.jsonObject(with: JSONEncoder().encode(value)) as? [String: Any] ?? [:]
-    }
-
-    /// One record as a line of JSON (keys sorted, no newline).
-    public static func text(_ object: [String: Any]) throws -> String {
-        String(decoding: try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]), as: UTF8.self)
-    }
-
-    public static func append(_ object: [String: Any], to url: URL) throws {
-        var data = Data(try text(object).utf8)
-        data.append(0x0A)
-        if !FileManager.default.fileExists(atPath: url.path) { _ = FileManager.default.createFile(atPath: url.path, contents: nil) }
-        let h = try FileHandle(forWritingTo: url)
-        defer { try? h.close() }
-        try h.seekToEnd()
-        try h.write(contentsOf: data)
-    }
-
-    /// Every complete, parseable line (a line cut short by a crash is skipped).
-    public static func read(_ url: URL) -> [[String: Any]] {
-        guard let data = FileManager.default.contents(atPath: url.path) else { return [] }
-        return data.split(separator: 0x0A).compactMap { try? JSONSerialization.jsonObject(with: Data($0)) as? [String: Any] }
-    }
-
-    static func contains(_ url: URL, phase: String) -> Bool { read(url).contains { $0["phase"] as? String == phase } }
-
-    /// Keeps the lines `keep` accepts (and drops a torn last line), replacing the file atomically.
-    static func truncate(_ url: URL, keep: ([String: Any]) -> Bool) throws {
-        guard FileManager.default.fileExists(atPath: url.path) else { return }
-        var out = Data()
-        for obj in read(url) where keep(obj) { out.append(Data((try text(obj) + "\n").utf8)) }
-        try out.write(to: url, options: .atomic)
     }
 }

@@ -20,6 +20,9 @@ public struct RunConfig: Codable, Equatable, Sendable {
     /// Set when the `objective` section names a preference loss (`name: dpo | ipo | tdpo1 | tdpo2 |
     /// tgdpo | sparsepo | weighted_dpo | fdpo`): the run then trains offline on the data's preference pairs.
     public var preference: PreferenceLoss.Config? = nil
+    /// Set when the `objective` section is `name: sft`: the run then fine-tunes on the data's
+    /// supervised examples.
+    public var sft: SFTLoss.Config? = nil
     public var optim = OptimSection()
     public var train = TrainSection()
     public var eval = EvalSection()
@@ -196,7 +199,9 @@ public struct RunConfig: Codable, Equatable, Sendable {
         credit = try c.decode(CreditConfig.self, forKey: .credit)
         // `objective` is a policy loss, or a preference loss when it names one.
         let o = try c.superDecoder(forKey: .objective)
-        if try PreferenceLoss.Config.isNamed(in: o) {
+        if try SFTLoss.Config.isNamed(in: o) {
+            sft = try SFTLoss.Config(from: o)
+        } else if try PreferenceLoss.Config.isNamed(in: o) {
             preference = try PreferenceLoss.Config(from: o)
         } else {
             objective = try PolicyLossConfig(from: o)
@@ -216,7 +221,7 @@ public struct RunConfig: Codable, Equatable, Sendable {
         try c.encode(rollout, forKey: .rollout)
         try c.encodeIfPresent(reward, forKey: .reward)
         try c.encode(credit, forKey: .credit)
-        if let preference { try c.encode(preference, forKey: .objective) } else { try c.encode(objective, forKey: .objective) }
+        if let sft { try c.encode(sft, forKey: .objective) } else if let preference { try c.encode(preference, forKey: .objective) } else { try c.encode(objective, forKey: .objective) }
         try c.encode(optim, forKey: .optim)
         try c.encode(train, forKey: .train)
         try c.encode(eval, forKey: .eval)
@@ -262,7 +267,8 @@ public struct RunConfig: Codable, Equatable, Sendable {
         try need(preference?.name != .tgdpo || model.rewardModel != nil, "objective 'tgdpo' needs a frozen token-reward model: set 'model.reward_model'")
         try critic?.validate(self)
         try agent?.validate(self)
-        if preference == nil { _ = try InputPlan(self, reward: nil) }
+        if offline == nil { _ = try InputPlan(self, reward: nil) }
+        try need(sft == nil || reward == nil, "'reward' scores sampled responses, and objective 'sft' samples none")
     }
 
     func validateTrain() throws {
@@ -270,8 +276,8 @@ public struct RunConfig: Codable, Equatable, Sendable {
         try need(train.steps >= 0 && train.steps <= Limits.steps, "'train.steps' must be 0…\(Limits.steps), got \(train.steps)")
         try need(train.promptsPerStep >= 1, "'train.prompts_per_step' must be at least 1")
         try need((train.maxRolloutTokens ?? 1) >= 1, "'train.max_rollout_tokens' must be at least 1 (or null: no token budget)")
-        try need(preference == nil || train.maxRolloutTokens == nil,
-                 "'train.max_rollout_tokens' counts sampled tokens, and a preference objective samples none: use train.steps or train.max_seconds")
+        try need(offline == nil || train.maxRolloutTokens == nil,
+                 "'train.max_rollout_tokens' counts sampled tokens, and objective '\(offline ?? "")' samples none: use train.steps or train.max_seconds")
         try need((train.maxSeconds ?? 1) > 0 && (train.maxSeconds ?? 1).isFinite, "'train.max_seconds' must be positive and finite (or null: no time budget)")
         try need(train.samplesPerPrompt >= 1, "'train.samples_per_prompt' must be at least 1, got \(train.samplesPerPrompt)")
         try need(train.samplesPerPrompt <= Limits.samples, "'train.samples_per_prompt' must be at most \(Limits.samples), got \(train.samplesPerPrompt)")
@@ -294,7 +300,11 @@ public struct RunConfig: Codable, Equatable, Sendable {
     }
 
     /// One line for each option that is set but cannot change this run.
-    public var warnings: [String] { preference == nil ? InputPlan.warnings(self) : [] }
+    public var warnings: [String] { offline == nil ? InputPlan.warnings(self) : [] }
+
+    /// The objective's name when it trains on fixed data (a preference loss or `sft`) instead of
+    /// sampled rollouts.
+    public var offline: String? { sft != nil ? "sft" : preference?.name.rawValue }
 
     /// The sampling settings of evaluations.
     public var evalSampling: SamplingConfig {

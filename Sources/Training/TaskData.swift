@@ -11,6 +11,9 @@ public struct TaskData: Sendable {
     /// Preference pairs (preference objectives only; then `train` and `eval` are empty).
     public var trainPairs: [PreferencePair] = []
     public var evalPairs: [PreferencePair] = []
+    /// Supervised examples (objective `sft` only; then `train` and `eval` are empty).
+    public var trainSFT: [SFTExample] = []
+    public var evalSFT: [SFTExample] = []
     /// What loading decided that the user should hear (columns of the file that were not read).
     public var notes: [String] = []
 

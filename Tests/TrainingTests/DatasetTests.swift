@@ -23,7 +23,7 @@ final class DatasetTests: XCTestCase {
         section.evalSize = 0.25
         let data = try TaskData.load(section, reward: nil, chat: .chatML(defaultSystem: nil))
         XCTAssertEqual(data.notes, ["\(url.path): the columns 'id', 'source', 'split' are not read (Tokenwise reads answer, chosen, chosen_kl_weights, "
-                                    + "chosen_weights, h_l, h_w, messages, prompt, rejected, rejected_kl_weights, rejected_weights)"])
+                                    + "chosen_weights, completion, h_l, h_w, messages, prompt, rejected, rejected_kl_weights, rejected_weights)"])
         // A pair in a prompt file is named by its line (it was only the bare message before).
         let mixed = try file(#"{"prompt": "1+1?"}"# + "\n" + #"{"prompt": "p", "chosen": "a", "rejected": "b"}"#)
         section.task = mixed.path
@@ -42,7 +42,7 @@ final class DatasetTests: XCTestCase {
         XCTAssertEqual(Set((data.train + data.eval).map(\.answer)), ["2", "4"])
         XCTAssertTrue((data.train + data.eval).allSatisfy { $0.prompt.contains("+") })
         XCTAssertEqual(data.notes, ["\(url.path): the columns 'id' are not read (Tokenwise reads answer, chosen, chosen_kl_weights, "
-                                    + "chosen_weights, h_l, h_w, messages, prompt, rejected, rejected_kl_weights, rejected_weights)"])
+                                    + "chosen_weights, completion, h_l, h_w, messages, prompt, rejected, rejected_kl_weights, rejected_weights)"])
         // Written back and read again, the mapping stays.
         XCTAssertEqual(try RunConfig.load(yaml: try c.yaml()).data, c.data)
         func error(_ text: String, _ yaml: String = "prompt_field: question") -> String {
@@ -102,9 +102,9 @@ final class DatasetTests: XCTestCase {
         XCTAssertEqual(try error("{\"prompt\": \"a\"}\n{not json}\n"), "data.jsonl:2: not a JSON object")
         XCTAssertEqual(try error("{\"prompt\": 3}"), "data.jsonl:1: 'prompt' must be a string")
         XCTAssertEqual(try error("{\"prompt\": \"a\", \"anwser\": \"b\"}"), "data.jsonl:1: unknown field 'anwser': did you mean 'answer'? (fields read: answer, chosen, "
-                       + "chosen_kl_weights, chosen_weights, h_l, h_w, messages, prompt, rejected, rejected_kl_weights, rejected_weights; other columns are ignored)")
+                       + "chosen_kl_weights, chosen_weights, completion, h_l, h_w, messages, prompt, rejected, rejected_kl_weights, rejected_weights; other columns are ignored)")
         XCTAssertEqual(try error("{\"promt\": \"a\", \"id\": 3}"), "data.jsonl:1: unknown field 'promt': did you mean 'prompt'? (fields read: answer, chosen, "
-                       + "chosen_kl_weights, chosen_weights, h_l, h_w, messages, prompt, rejected, rejected_kl_weights, rejected_weights; other columns are ignored)")
+                       + "chosen_kl_weights, chosen_weights, completion, h_l, h_w, messages, prompt, rejected, rejected_kl_weights, rejected_weights; other columns are ignored)")
         let pair = #"{"prompt": "p", "chosen": "a", "rejected": "b", "#
         XCTAssertEqual(try error(pair + #""chosen_weights": [1, "x"], "rejected_weights": [1]}"#),
                        "data.jsonl:1: 'chosen_weights' must be a list of finite numbers (one per response token)")

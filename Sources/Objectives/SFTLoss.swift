@@ -1,0 +1,75 @@
+import Torch
+
+/// Supervised fine-tuning (`objective: {name: sft}`): the mean negative log-likelihood of the
+/// target tokens, −Σ_t m_t log π_θ(y_t | y_<t) / Σ_t m_t, the sum and the count taken over every
+/// target token of the step (TRL's `SFTTrainer` normalises by the tokens in the batch the same way),
+/// so a long example weighs by its tokens, not as one item.
+///
+/// Which tokens are targets follows TRL's `SFTConfig` names: `completion_only_loss` (a
+/// prompt/completion line: the completion only, TRL's default for that format) and
+/// `assistant_only_loss` (a chat line: the assistant turns only; TRL's default is false, the whole
+/// dialogue, Tokenwise's is true, the assistant turns). Each target span ends with the end token,
+/// so the model learns where to stop.
+public enum SFTLoss {
+    public struct Config: Codable, Equatable, Sendable {
+        public var completionOnlyLoss = true
+        public var assistantOnlyLoss = true
+        /// Tokens kept of each example (its start); nil: TRL's `max_length`, 1024, or the model's
+        /// context when that is shorter.
+        public var maxLength: Int? = nil
+        /// Several short examples share a row of up to `max_length` tokens, each attending only to
+        /// itself (positions restart), so a step computes less padding; the loss is unchanged.
+        public var packing = false
+
+        public init(completionOnlyLoss: Bool = true, assistantOnlyLoss: Bool = true, maxLength: Int? = nil, packing: Bool = false) {
+            self.completionOnlyLoss = completionOnlyLoss; self.assistantOnlyLoss = assistantOnlyLoss
+            self.maxLength = maxLength; self.packing = packing
+        }
+
+        enum CodingKeys: String, CodingKey, CaseIterable {
+            case name, completionOnlyLoss = "completion_only_loss", assistantOnlyLoss = "assistant_only_loss"
+            case maxLength = "max_length", packing
+        }
+
+        /// Whether an `objective` mapping selects supervised fine-tuning (`name: sft`).
+        public static func isNamed(in decoder: Decoder) throws -> Bool {
+            let c = try decoder.container(keyedBy: AnyKey.self)
+            return (try? c.decodeIfPresent(String.self, forKey: AnyKey(CodingKeys.name.stringValue))) == "sft"
+        }
+
+        public init(from decoder: Decoder) throws {
+            try rejectUnknownKeys(decoder, CodingKeys.self, in: "objective")
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            completionOnlyLoss = try c.decodeIfPresent(Bool.self, forKey: .completionOnlyLoss) ?? true
+            assistantOnlyLoss = try c.decodeIfPresent(Bool.self, forKey: .assistantOnlyLoss) ?? true
+            if c.contains(.maxLength), try c.decodeNil(forKey: .maxLength) {
+                throw ObjectiveError("objective: 'max_length' must be a number of tokens (leave it out for 1024, or the model's context when shorter)")
+            }
+            maxLength = try c.decodeIfPresent(Int.self, forKey: .maxLength)
+            packing = try c.decodeIfPresent(Bool.self, forKey: .packing) ?? false
+            if let n = maxLength, n < 2 { throw ObjectiveError("objective: 'max_length' must be at least 2 tokens, got \(n)") }
+        }
+
+        public func encode(to encoder: Encoder) throws {
+            var c = encoder.container(keyedBy: CodingKeys.self)
+            try c.encode("sft", forKey: .name)
+            try c.encode(completionOnlyLoss, forKey: .completionOnlyLoss)
+            try c.encode(assistantOnlyLoss, forKey: .assistantOnlyLoss)
+            try c.encodeIfPresent(maxLength, forKey: .maxLength)
+            try c.encode(packing, forKey: .packing)
+        }
+
+        /// The tokens kept of each example for a model of `context` positions.
+        public func rowLength(context: Int) -> Int { maxLength ?? Swift.min(1024, context) }
+    }
+
+    /// The summed negative log-likelihood of target tokens `targets` [N] under `logits` [N, V]
+    /// (any dtype; computed in float32), and how many of them are the argmax (no gradient).
+    public static func sums(logits: Tensor, targets: Tensor) throws -> (nll: Tensor, correct: Double) {
+        let logp = logits.to(dtype: .float32).logSoftmax(dim: -1)
+        let index = targets.to(dtype: .int64)
+        let nll = -logp.gather(dim: -1, index: index.unsqueezed(dim: -1)).sum()
+        let correct = try withNoGrad { try (logp.argmax(dim: -1) .== index).to(dtype: .float32).sum().item() }
+        return (nll, correct)
+    }
+}

@@ -1,0 +1,120 @@
+import Foundation
+import Models
+import Objectives
+import Rewards
+
+/// One supervised example as the model reads it: its tokens in the chat format, and per token
+/// whether the loss predicts it (a target). Token 0 is never a target: nothing precedes it.
+public struct SFTExample: Equatable, Sendable {
+    public var tokens: [Int]
+    public var targets: [Bool]
+    /// `file:line`, for messages.
+    public var source: String?
+    public var targetCount: Int { targets.lazy.filter { $0 }.count }
+    public init(tokens: [Int], targets: [Bool], source: String? = nil) { self.tokens = tokens; self.targets = targets; self.source = source }
+}
+
+/// Turns `Example`s into `SFTExample`s with the model's chat template and tokenizer.
+struct SFTTokens {
+    let tokenizer: Tokenizer
+    let chat: ChatTemplate
+    let config: SFTLoss.Config
+    /// `data.system`, put before a string prompt's user turn.
+    let system: String?
+    /// The end token that closes every target span.
+    let end: Int
+
+    init(tokenizer: Tokenizer, chat: ChatTemplate, config: SFTLoss.Config, system: String?) throws {
+        guard let end = tokenizer.eosIds.first else { throw TrainingError("objective 'sft': the tokenizer has no end token to close each response with") }
+        self.tokenizer = tokenizer; self.chat = chat; self.config = config; self.system = system; self.end = end
+    }
+
+    /// The example's tokens and targets, before truncation.
+    func tokens(_ e: Example) throws -> SFTExample {
+        switch e {
+        case .completion(let prompt, let completion):
+            var messages = system.map { [ChatMessage(role: "system", content: $0)] } ?? []
+            messages.append(ChatMessage(role: "user", content: prompt))
+            let p = tokenizer.encode(chat.render(messages, addGenerationPrompt: true))
+            let c = tokenizer.encode(completion) + [end]
+            return SFTExample(tokens: p + c, targets: p.indices.map { $0 > 0 && !config.completionOnlyLoss } + c.map { _ in true })
+        case .chat(let messages, _):
+            return try dialogue(messages)
+        case .prompt:
+            throw TrainingError("objective 'sft' learns a response: give 'completion' with the 'prompt', or 'messages' ending with an assistant turn")
+        case .preference:
+            throw TrainingError("objective 'sft' learns one response, not a {prompt, chosen, rejected} pair (a preference objective trains on pairs)")
+        }
+    }
+
+    /// A dialogue built turn by turn: the context up to each assistant turn (as the template
+    /// renders it for generation), then the turn's content and the end token as targets. The
+    /// template must render the whole dialogue as those pieces, in order, or the model would learn
+    /// a format it never sees when it generates.
+    func dialogue(_ messages: [ChatMessage]) throws -> SFTExample {
+        guard messages.last?.role == "assistant" else { throw TrainingError("objective 'sft': a chat example must end with an assistant turn (the response to learn)") }
+        guard messages.first?.role != "assistant" else { throw TrainingError("objective 'sft': a chat example needs a turn before the first assistant turn") }
+        let endText = tokenizer.decode([end])
+        var tokens = [Int](), targets = [Bool](), consumed = ""
+        for (k, m) in messages.enumerated() where m.role == "assistant" {
+            let context = chat.render(Array(messages[..<k]), addGenerationPrompt: true)
+            guard context.hasPrefix(consumed) else {
+                throw TrainingError("objective 'sft': the chat template renders the dialogue before assistant turn \(k) differently from how the earlier turns were rendered; it cannot be split into context and response tokens")
+            }
+            let whole = chat.render(Array(messages[...k]), addGenerationPrompt: false)
+            guard whole.hasPrefix(context + m.content + endText) else {
+                throw TrainingError("objective 'sft': the chat template does not render assistant turn \(k) as its content followed by \(endText.debugDescription) after the generation prompt, so the tokens to learn cannot be found")
+            }
+            let before = tokenizer.encode(String(context.dropFirst(consumed.count)))
+            tokens += before
+            targets += before.indices.map { i in !config.assistantOnlyLoss && tokens.count - before.count + i > 0 }
+            let reply = tokenizer.encode(m.content) + [end]
+            tokens += reply
+            targets += reply.map { _ in true }
+            consumed = context + m.content + endText
+        }
+        return SFTExample(tokens: tokens, targets: targets)
+    }
+}
+
+extension TaskData {
+    /// A JSONL file of supervised examples (`{prompt, completion}` or chat `messages`), split by
+    /// seed and tokenized; an example longer than `max_length` keeps its start (counted in a note),
+    /// and one left without a target token is an error naming its line.
+    static func loadSFT(_ data: RunConfig.DataSection, config: SFTLoss.Config, tokenizer: Tokenizer, chat: ChatTemplate, context: Int) throws -> TaskData {
+        guard ProceduralTask(rawValue: data.task) == nil else {
+            throw TrainingError("data: objective 'sft' trains on a JSONL file of {prompt, completion} or chat 'messages' lines, not the procedural task '\(data.task)'")
+        }
+        let limit = config.rowLength(context: context)
+        guard limit <= context else {
+            throw TrainingError("objective: 'max_length' is \(limit) tokens, more than the model's context (\(context))")
+        }
+        let set = try Dataset.load(URL(fileURLWithPath: data.task), columns: data.columns)
+        let tokens = try SFTTokens(tokenizer: tokenizer, chat: chat, config: config, system: data.system)
+        var cut = 0, answers = 0
+        let examples = try zip(set.examples, set.lines).map { e, line -> SFTExample in
+            let source = "\(data.task):\(line)"
+            do {
+                if case .chat(_, let a) = e, a != nil { answers += 1 }
+                var x = try tokens.tokens(e)
+                x.source = source
+                if x.tokens.count > limit {
+                    cut += 1
+                    x.tokens = Array(x.tokens.prefix(limit)); x.targets = Array(x.targets.prefix(limit))
+                }
+                guard x.targetCount > 0 else {
+                    throw TrainingError("no token to learn is left within max_length (\(limit)): the context before the response is \(x.tokens.count) tokens or more; raise objective.max_length")
+                }
+                return x
+            } catch let err as TrainingError { throw TrainingError("\(source): \(err.message)") }
+        }
+        let (train, eval) = try split(set, data, what: "examples")
+        var out = TaskData(train: [], eval: [], reward: CompositeReward([]))
+        out.trainSFT = train.map { examples[$0] }
+        out.evalSFT = eval.map { examples[$0] }
+        out.notes = unusedNote(set, data.task)
+        if cut > 0 { out.notes.append("\(data.task): \(cut) of \(examples.count) examples are longer than objective.max_length (\(limit) tokens) and keep only their first \(limit)") }
+        if answers > 0 { out.notes.append("\(data.task): objective 'sft' learns the assistant turns; the 'answer' of \(answers) chat lines is not read") }
+        return out
+    }
+}

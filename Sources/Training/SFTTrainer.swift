@@ -1,0 +1,145 @@
+import Foundation
+import Models
+import Objectives
+import Torch
+
+/// Supervised fine-tuning on `SFTExample`s with the RL trainer's machinery: the same LoRA or
+/// full-weight policy, AdamW, clipping, micro-batches and data-parallel ranks. A step's loss is the
+/// mean negative log-likelihood over all of its target tokens (`SFTLoss`).
+public final class SFTTrainer {
+    public let model: CausalLM
+    public let config: SFTLoss.Config
+    public let optimizer: AdamW
+    let maxGradNorm: Double
+    /// Rows per forward pass (0: all of a step's rows at once).
+    let microBatch: Int
+    /// The longest row: `max_length`, or the model's context.
+    let rowLength: Int
+    /// This process's rank when the examples of a step are split over several (nil: one process).
+    public var dataParallel: DataParallel?
+
+    public init(model: CausalLM, config: SFTLoss.Config, lora: LoRA.Config?, lr: Double, weightDecay: Double, maxGradNorm: Double,
+                microBatch: Int, seed: UInt64) throws {
+        self.model = model
+        self.config = config
+        self.maxGradNorm = maxGradNorm
+        self.microBatch = microBatch
+        rowLength = config.rowLength(context: model.config.maxPositionEmbeddings)
+        let (_, params) = try ResponseForward.attach(model, lora: lora, seed: seed, reference: false)
+        optimizer = try AdamW(parameters: params, options: .init(lr: lr, weightDecay: weightDecay))
+    }
+
+    /// The rows a batch is computed in: one example each, or with packing, best-fit decreasing
+    /// into rows of at most `rowLength` tokens (the longest examples placed first, each into the
+    /// fullest row it still fits).
+    func rows(_ examples: [SFTExample]) -> [[SFTExample]] {
+        guard config.packing else { return examples.map { [$0] } }
+        var rows = [[SFTExample]](), free = [Int]()
+        for e in examples.enumerated().sorted(by: { ($0.element.tokens.count, $1.offset) > ($1.element.tokens.count, $0.offset) }).map(\.element) {
+            let n = e.tokens.count
+            if let best = free.indices.filter({ free[$0] >= n }).min(by: { free[$0] < free[$1] }) {
+                rows[best].append(e); free[best] -= n
+            } else {
+                rows.append([e]); free.append(rowLength - n)
+            }
+        }
+        return rows
+    }
+
+    /// Rows' summed target negative log-likelihood (with gradients), per example: its sum, target
+    /// count and argmax hits (`perExample`), and the rows' padding positions.
+    func forward(_ rows: [[SFTExample]], perExample: Bool = false) throws -> (nll: Tensor, tokens: Int, correct: Double, padding: Int, examples: [(nll: Double, tokens: Int, correct: Double)]) {
+        let width = rows.map { $0.reduce(0) { $0 + $1.tokens.count } }.max()!
+        var ids = [Int64](), index = [Int64](), targets = [Int64](), owners = [Int]()
+        var example = 0
+        for (b, row) in rows.enumerated() {
+            var at = 0
+            for e in row {
+                for p in 1..<Swift.max(1, e.tokens.count) where e.targets[p] {
+                    index.append(Int64(b * width + at + p - 1)); targets.append(Int64(e.tokens[p])); owners.append(example)
+                }
+                ids += e.tokens.map(Int64.init)
+                at += e.tokens.count
+                example += 1
+            }
+            ids += Array(repeating: 0, count: width - at)
+        }
+        let h = try model.hidden(Tensor(ids, shape: [rows.count, width]).to(model.device), segments: rows.map { $0.map(\.tokens.count) })
+        let selected = h.reshaped([rows.count * width, h.size(2)]).indexSelect(dim: 0, index: Tensor(index).to(model.device))   // [N, H]
+        let target = Tensor(targets).to(model.device)
+        var total: Tensor? = nil, correct = 0.0
+        var parts = [(nll: Double, tokens: Int, correct: Double)](repeating: (0, 0, 0), count: example)
+        // Logits for ~512 targets at a time, or one example's at a time when they are reported per example.
+        let spans = perExample ? Self.runs(owners) : stride(from: 0, to: index.count, by: 512).map { $0..<Swift.min(index.count, $0 + 512) }
+        for span in spans {
+            let (nll, hits) = try SFTLoss.sums(logits: model.logits(hidden: selected.narrowed(dim: 0, start: span.lowerBound, length: span.count)),
+                                              targets: target.narrowed(dim: 0, start: span.lowerBound, length: span.count))
+            total = total.map { $0 + nll } ?? nll
+            correct += hits
+            if perExample { parts[owners[span.lowerBound]] = (try nll.item(), span.count, hits) }
+        }
+        let real = rows.reduce(0) { $0 + $1.reduce(0) { $0 + $1.tokens.count } }
+        return (total!, index.count, correct, rows.count * width - real, parts)
+    }
+
+    /// Consecutive ranges of equal owners.
+    static func runs(_ owners: [Int]) -> [Range<Int>] {
+        var out = [Range<Int>](), start = 0
+        for i in 1...owners.count where i == owners.count || owners[i] != owners[start] {
+            out.append(start..<i); start = i
+        }
+        return owners.isEmpty ? [] : out
+    }
+
+    /// One optimizer step on `examples`. Data-parallel, each rank computes its contiguous share,
+    /// divided by the whole step's target count, so the summed gradients and metrics are those of
+    /// one process on every example.
+    public func step(_ examples: [SFTExample]) throws -> [String: Double] {
+        guard !examples.isEmpty else { throw TrainingError("train: a step needs at least one example") }
+        let start = DispatchTime.now().uptimeNanoseconds
+        let mine = dataParallel.map { Array(examples[$0.share(examples.count)]) } ?? examples
+        let all = Double(examples.reduce(0) { $0 + $1.targetCount })
+        let rows = self.rows(mine)
+        let micro = microBatch > 0 ? microBatch : Swift.max(rows.count, 1)
+        var metrics: [String: Double] = ["loss": 0, "token_accuracy": 0, "tokens": 0, "examples": Double(mine.count), "rows": Double(rows.count), "padding_tokens": 0]
+        try withTorchErrors {
+            for first in stride(from: 0, to: rows.count, by: micro) {
+                let part = try forward(Array(rows[first..<Swift.min(rows.count, first + micro)]))
+                (part.nll / all).backward()
+                metrics["loss"]! += try part.nll.item() / all
+                metrics["token_accuracy"]! += part.correct / all
+                metrics["tokens"]! += Double(part.tokens)
+                metrics["padding_tokens"]! += Double(part.padding)
+            }
+            if let dataParallel { metrics = try dataParallel.finishBackward(optimizer.parameters, metrics: metrics) }
+            metrics["grad_norm"] = Torch.clipGradNorm(optimizer.parameters, maxNorm: maxGradNorm)
+            optimizer.step()
+            optimizer.zeroGrad()
+        }
+        metrics["lr"] = optimizer.learningRate
+        metrics["step_seconds"] = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+        metrics["train_seconds"] = metrics["step_seconds"]
+        return metrics
+    }
+
+    /// Held-out examples: the mean negative log-likelihood per target token ("loss"; its
+    /// perplexity is e^loss) and the share of target tokens that are the argmax ("accuracy"), each
+    /// a ratio of sums over examples with its 95% interval; "reward" is the mean log-likelihood
+    /// per token (−loss), so that higher is better as for every other run.
+    public func evaluate(_ examples: [SFTExample]) throws -> EvalResult {
+        let start = DispatchTime.now().uptimeNanoseconds
+        var parts = [(nll: Double, tokens: Int, correct: Double)]()
+        for chunk in stride(from: 0, to: examples.count, by: 8) {
+            let batch = Array(examples[chunk..<Swift.min(examples.count, chunk + 8)])
+            try withTorchErrors { try withNoGrad { parts += try forward(batch.map { [$0] }, perExample: true).examples } }
+        }
+        let counts = parts.map { Double($0.tokens) }
+        let loss = Estimate(ratioOf: parts.map(\.nll), to: counts)
+        var r = EvalResult(prompts: examples.count, samplesPerPrompt: 1, reward: Estimate(mean: -loss.mean, ci95: loss.ci95),
+                           accuracy: Estimate(ratioOf: parts.map(\.correct), to: counts), passAtK: [:],
+                           responseLength: counts.reduce(0, +) / Double(Swift.max(examples.count, 1)),
+                           seconds: Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)
+        r.loss = loss
+        return r
+    }
+}
