@@ -42,9 +42,6 @@ public enum SFTLoss {
             let c = try decoder.container(keyedBy: CodingKeys.self)
             completionOnlyLoss = try c.decodeIfPresent(Bool.self, forKey: .completionOnlyLoss) ?? true
             assistantOnlyLoss = try c.decodeIfPresent(Bool.self, forKey: .assistantOnlyLoss) ?? true
-            if c.contains(.maxLength), try c.decodeNil(forKey: .maxLength) {
-                throw ObjectiveError("objective: 'max_length' must be a number of tokens (leave it out for 1024, or the model's context when shorter)")
-            }
             maxLength = try c.decodeIfPresent(Int.self, forKey: .maxLength)
             packing = try c.decodeIfPresent(Bool.self, forKey: .packing) ?? false
             if let n = maxLength, n < 2 { throw ObjectiveError("objective: 'max_length' must be at least 2 tokens, got \(n)") }

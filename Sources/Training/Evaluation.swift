@@ -67,8 +67,9 @@ public struct EvalResult: Codable, Equatable, Sendable {
     /// One line per figure, for the console.
     public var summary: String {
         func f(_ e: Estimate) -> String { String(format: "%.3f ± %.3f", e.mean, e.ci95) }
-        var lines = ["prompts \(prompts) × samples \(samplesPerPrompt), mean response \(String(format: "%.1f", responseLength)) tokens, \(String(format: "%.1f", seconds)) s",
-                     "reward    \(f(reward))"]
+        var lines = [loss == nil ? "prompts \(prompts) × samples \(samplesPerPrompt), mean response \(String(format: "%.1f", responseLength)) tokens, \(String(format: "%.1f", seconds)) s"
+                        : "examples \(prompts), mean \(String(format: "%.1f", responseLength)) target tokens, \(String(format: "%.1f", seconds)) s",
+                     "reward    \(f(reward))\(loss == nil ? "" : " (mean log-likelihood per target token)")"]
         if let loss { lines.append("loss      \(f(loss)) (perplexity \(String(format: "%.2f", Foundation.exp(loss.mean))))") }
         if let accuracy { lines.append("accuracy  \(f(accuracy))\(loss == nil ? "" : " (target tokens that are the most likely)")") }
         for k in passAtK.keys.sorted() { lines.append("pass@\(k)\(String(repeating: " ", count: Swift.max(0, 4 - String(k).count)))\(f(passAtK[k]!))") }

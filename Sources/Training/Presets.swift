@@ -27,6 +27,8 @@ public enum Preset: String, CaseIterable, Sendable {
     case countdownTool = "countdown-tool"
     /// MA-RLHF: PPO over macro actions of 5 tokens, as the authors' script.
     case maPPO = "ma-ppo"
+    /// Supervised fine-tuning of SmolLM2-135M on the bundled chat file of worked arithmetic.
+    case sft
 
     public var summary: String {
         switch self {
@@ -40,6 +42,7 @@ public enum Preset: String, CaseIterable, Sendable {
         case .sokobanGiGPO: "an agent on Sokoban (4×4 rooms, one box, up to 8 moves) with GiGPO's episode and step groups"
         case .countdownTool: "an agent on countdown (3 numbers) with a calculator tool called as <calc>…</calc>, answering <answer>…</answer>; GiGPO credit"
         case .maPPO: "MA-RLHF: PPO over 5-token macro actions (macro-level GAE γ 1, λ 0.95, KL 0.05 in the reward, value clip 0.2)"
+        case .sft: "supervised fine-tuning (LoRA) on examples/sft/arithmetic-chat.jsonl, loss on the assistant turns; run from the repository's folder or set data.task"
         case .hapo: "HAPO: token-level group average credit, adaptive temperature, adaptive clipping and in-loss advantage redistribution, dual clip 10, dynamic sampling"
         }
     }
@@ -119,6 +122,14 @@ public enum Preset: String, CaseIterable, Sendable {
             c.data.trainSize = 4096
             c.data.evalSize = 32
             c.eval.samples = 2
+        case .sft:
+            c.sft = SFTLoss.Config()
+            c.data.task = "examples/sft/arithmetic-chat.jsonl"
+            c.data.evalSize = 40
+            c.optim.lr = 3e-4
+            c.train.steps = 30
+            c.train.promptsPerStep = 8
+            c.output.checkpointEvery = 10
         case .maPPO:
             // ernie-research/MA-RLHF @807551d run_gemma.sh / ppo_trainer.py: fixed 5-grams, value_function
             // equal, γ 1, λ 0.95, kl_ctl 0.05, no whitening, cliprange 0.2, cliprange_value 0.2.
@@ -139,7 +150,7 @@ public enum Preset: String, CaseIterable, Sendable {
         let yaml = try config.yaml()
         var path = [String](), seen = Set<String>()
         func unset(in section: String) {
-            for (key, note) in Self.unsetKeys where key.hasPrefix(section + ".") && !seen.contains(key) {
+            for (key, note) in unsetKeys where key.hasPrefix(section + ".") && !seen.contains(key) {
                 out += "  # \(key.dropFirst(section.count + 1)): ~    (\(note))\n"
             }
         }
@@ -151,7 +162,7 @@ public enum Preset: String, CaseIterable, Sendable {
                 if indent == 0, let section = path.first { unset(in: section) }
                 path = Array(path.prefix(indent)) + [key]
                 seen.insert(path.joined(separator: "."))
-                if let note = Self.comments[path.joined(separator: ".")] {
+                if let note = comment(path.joined(separator: ".")) {
                     out += String(repeating: "  ", count: indent) + "# " + note + "\n"
                 }
             }
@@ -159,10 +170,26 @@ public enum Preset: String, CaseIterable, Sendable {
             out += line + "\n"
         }
         if let section = path.first { unset(in: section) }
-        for (key, note) in Self.unsetKeys where !key.contains(".") && !seen.contains(key) {
-            out += "# \(Self.comments[key] ?? note)\n# \(key): ~\n"
+        for (key, note) in unsetKeys where !key.contains(".") && !seen.contains(key) {
+            out += "# \(comment(key) ?? note)\n# \(key): ~\n"
         }
         return out
+    }
+
+    /// The unset keys this preset's template names: a fine-tuning objective has its own.
+    var unsetKeys: [(String, String)] {
+        guard config.sft != nil else { return Self.unsetKeys }
+        return Self.unsetKeys.filter { !$0.0.hasPrefix("objective.") } + [("objective.max_length", "null: 1024 tokens, or the model's context when shorter")]
+    }
+
+    func comment(_ key: String) -> String? {
+        guard config.sft != nil else { return Self.comments[key] }
+        switch key {
+        case "objective": return "Supervised fine-tuning (name: sft): the mean negative log-likelihood of the target tokens; completion_only_loss and assistant_only_loss say which tokens are targets (TRL's names), packing shares rows of up to max_length tokens."
+        case "data": return "Supervised examples: a JSONL file of {prompt, completion} or chat {messages} lines ending with the assistant's turn; eval examples are held out."
+        case "data.eval_size": return "Held-out examples: a count, or a share of the file when below 1."
+        default: return Self.comments[key]
+        }
     }
 
     /// Optional keys that are unset (null) unless a run sets them, with what null means.

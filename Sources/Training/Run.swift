@@ -256,9 +256,10 @@ public final class TrainingRun {
 
     func runAll() throws {
         let t = config.train
-        say("tokenwise train — \(config.model.path), \(config.offline ?? config.credit.method.rawValue), "
-            + (config.agent.map { "environment \($0.environment.rawValue), " } ?? "task \(config.data.task) (difficulty \(config.data.difficulty)), ")
-            + "\(t.steps) steps × \(t.promptsPerStep) prompts × \(t.samplesPerPrompt) samples, \(Torch.threads) thread(s) → \(dir.path)")
+        let shape = config.offline == nil ? "\(t.promptsPerStep) prompts × \(t.samplesPerPrompt) samples" : "\(t.promptsPerStep) \(config.sft == nil ? "pairs" : "examples")"
+        let task = config.offline != nil ? "data \(config.data.task), " : config.agent.map { "environment \($0.environment.rawValue), " }
+            ?? "task \(config.data.task) (difficulty \(config.data.difficulty)), "
+        say("tokenwise train — \(config.model.path), \(config.offline ?? config.credit.method.rawValue), \(task)\(t.steps) steps × \(shape), \(Torch.threads) thread(s) → \(dir.path)")
         if leader { for w in config.warnings + data.notes { warn(w) } }
         if startStep == 0 { forkNotes.forEach(say) }
         if startStep == 0 && config.eval.before && !JSONLines.contains(dir.appendingPathComponent("eval.jsonl"), phase: "before") {
@@ -383,11 +384,17 @@ public final class TrainingRun {
         case .normal:
             func f(_ k: String, _ digits: Int) -> String { metrics[k].map { String(format: "%.\(digits)f", $0) } ?? "–" }
             let eta = Double(config.train.steps - step) * perStep
-            var parts = ["step \(step)/\(config.train.steps)", sftTrainer == nil ? "reward \(f("reward_mean", 3))" : "loss \(f("loss", 4))"]
-            if metrics["accuracy"] != nil { parts.append("acc \(f("accuracy", 2))") }
-            if metrics["kl"] != nil { parts.append("kl \(f("kl", 4))") }
-            parts += ["len \(f("response_length", 1))", "\(f("rollout_tokens_per_second", 0)) tok/s",
-                      "\(String(format: "%.1f", metrics["step_seconds"] ?? 0)) s/step", "ETA \(Self.duration(eta))"]
+            var parts = ["step \(step)/\(config.train.steps)"]
+            if sftTrainer != nil {
+                let speed = (metrics["tokens"] ?? 0) / Swift.max(metrics["step_seconds"] ?? 1, 1e-9)
+                parts += ["loss \(f("loss", 4))", "token acc \(f("token_accuracy", 3))", "\(String(format: "%.0f", speed)) target tok/s"]
+            } else {
+                parts.append("reward \(f("reward_mean", 3))")
+                if metrics["accuracy"] != nil { parts.append("acc \(f("accuracy", 2))") }
+                if metrics["kl"] != nil { parts.append("kl \(f("kl", 4))") }
+                parts += ["len \(f("response_length", 1))", "\(f("rollout_tokens_per_second", 0)) tok/s"]
+            }
+            parts += ["\(String(format: "%.1f", metrics["step_seconds"] ?? 0)) s/step", "ETA \(Self.duration(eta))"]
             print(parts.joined(separator: " │ "))
             fflush(nil)
         }

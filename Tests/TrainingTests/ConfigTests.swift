@@ -18,7 +18,7 @@ final class ConfigTests: XCTestCase {
             let text = try p.template()
             XCTAssertTrue(text.contains("# Credit assignment"), p.rawValue)
             // The keys the preset leaves unset are named too, as comments.
-            for key in ["  # system: ~", "  # init_from: ~", "  # max_new_tokens: ~", "  # max_rollout_tokens: ~", "  # aggregation: ~"] {
+            for key in ["  # system: ~", "  # init_from: ~", "  # max_new_tokens: ~", "  # max_rollout_tokens: ~", p == .sft ? "  # max_length: ~" : "  # aggregation: ~"] {
                 XCTAssertTrue(text.contains(key), "\(p.rawValue): \(key)")
             }
             XCTAssertEqual(text.contains("# critic: ~"), p.config.critic == nil, p.rawValue)

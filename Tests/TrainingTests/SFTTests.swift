@@ -178,7 +178,6 @@ final class SFTTests: FolderTestCase {
                    "critic: {lora: {r: 4}}\ncredit: {method: gae}": "'critic' trains with RL; the objective is 'sft'",
                    "objective: {name: sft, max_length: 1}": "'max_length' must be at least 2",
                    "objective: {name: sft, max_length: 4096}": "'max_length' is 4096 tokens, more than the model's context (512)",
-                   "objective: {name: sft, max_length: null}": "'max_length' must be a number of tokens",
                    "objective: {name: sft, packed: true}": "unknown key 'packed'",
                    "objective: {name: sfft}": "expected one of 'dpo', 'ipo', 'tdpo1', 'tdpo2', 'tgdpo', 'sparsepo', 'weighted_dpo', 'fdpo', 'sft'",
                    "data: {task: arithmetic}": "not the procedural task 'arithmetic'",
