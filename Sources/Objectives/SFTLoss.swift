@@ -5,13 +5,21 @@ import Torch
 /// target token of the step (TRL's `SFTTrainer` normalises by the tokens in the batch the same way),
 /// so a long example weighs by its tokens, not as one item.
 ///
+/// `loss_type: dft` is Dynamic Fine-Tuning ("On the Generalization of SFT: A Reinforcement Learning
+/// Perspective with Reward Rectification", arXiv:2508.05629; TRL @016013e `dft_loss`): each token's
+/// term is weighted by its own probability without gradient, −sg(π_θ(y_t)) log π_θ(y_t), with the
+/// same normaliser, so tokens the model already finds likely carry the update.
+///
 /// Which tokens are targets follows TRL's `SFTConfig` names: `completion_only_loss` (a
 /// prompt/completion line: the completion only, TRL's default for that format) and
 /// `assistant_only_loss` (a chat line: the assistant turns only; TRL's default is false, the whole
 /// dialogue, Tokenwise's is true, the assistant turns). Each target span ends with the end token,
 /// so the model learns where to stop.
 public enum SFTLoss {
+    public enum LossType: String, Codable, Sendable, CaseIterable { case nll, dft }
+
     public struct Config: Codable, Equatable, Sendable {
+        public var lossType: LossType = .nll
         public var completionOnlyLoss = true
         public var assistantOnlyLoss = true
         /// Tokens kept of each example (its start); nil: TRL's `max_length`, 1024, or the model's
@@ -21,13 +29,14 @@ public enum SFTLoss {
         /// itself (positions restart), so a step computes less padding; the loss is unchanged.
         public var packing = false
 
-        public init(completionOnlyLoss: Bool = true, assistantOnlyLoss: Bool = true, maxLength: Int? = nil, packing: Bool = false) {
+        public init(lossType: LossType = .nll, completionOnlyLoss: Bool = true, assistantOnlyLoss: Bool = true, maxLength: Int? = nil, packing: Bool = false) {
+            self.lossType = lossType
             self.completionOnlyLoss = completionOnlyLoss; self.assistantOnlyLoss = assistantOnlyLoss
             self.maxLength = maxLength; self.packing = packing
         }
 
         enum CodingKeys: String, CodingKey, CaseIterable {
-            case name, completionOnlyLoss = "completion_only_loss", assistantOnlyLoss = "assistant_only_loss"
+            case name, lossType = "loss_type", completionOnlyLoss = "completion_only_loss", assistantOnlyLoss = "assistant_only_loss"
             case maxLength = "max_length", packing
         }
 
@@ -40,6 +49,7 @@ public enum SFTLoss {
         public init(from decoder: Decoder) throws {
             try rejectUnknownKeys(decoder, CodingKeys.self, in: "objective")
             let c = try decoder.container(keyedBy: CodingKeys.self)
+            lossType = try c.choice(.lossType, in: "objective") as LossType? ?? .nll
             completionOnlyLoss = try c.decodeIfPresent(Bool.self, forKey: .completionOnlyLoss) ?? true
             assistantOnlyLoss = try c.decodeIfPresent(Bool.self, forKey: .assistantOnlyLoss) ?? true
             maxLength = try c.decodeIfPresent(Int.self, forKey: .maxLength)
@@ -50,6 +60,7 @@ public enum SFTLoss {
         public func encode(to encoder: Encoder) throws {
             var c = encoder.container(keyedBy: CodingKeys.self)
             try c.encode("sft", forKey: .name)
+            try c.encode(lossType, forKey: .lossType)
             try c.encode(completionOnlyLoss, forKey: .completionOnlyLoss)
             try c.encode(assistantOnlyLoss, forKey: .assistantOnlyLoss)
             try c.encodeIfPresent(maxLength, forKey: .maxLength)
@@ -60,12 +71,14 @@ public enum SFTLoss {
         public func rowLength(context: Int) -> Int { maxLength ?? Swift.min(1024, context) }
     }
 
-    /// The summed negative log-likelihood of target tokens `targets` [N] under `logits` [N, V]
-    /// (any dtype; computed in float32), and how many of them are the argmax (no gradient).
-    public static func sums(logits: Tensor, targets: Tensor) throws -> (nll: Tensor, correct: Double) {
+    /// The summed loss terms of target tokens `targets` [N] under `logits` [N, V] (any dtype;
+    /// computed in float32): −log p, or DFT's −sg(p) log p; and how many targets are the argmax
+    /// (no gradient).
+    public static func sums(logits: Tensor, targets: Tensor, type: LossType = .nll) throws -> (nll: Tensor, correct: Double) {
         let logp = logits.to(dtype: .float32).logSoftmax(dim: -1)
         let index = targets.to(dtype: .int64)
-        let nll = -logp.gather(dim: -1, index: index.unsqueezed(dim: -1)).sum()
+        let lp = logp.gather(dim: -1, index: index.unsqueezed(dim: -1))
+        let nll = type == .dft ? -(lp.detached().exp() * lp).sum() : -lp.sum()
         let correct = try withNoGrad { try (logp.argmax(dim: -1) .== index).to(dtype: .float32).sum().item() }
         return (nll, correct)
     }

@@ -48,7 +48,7 @@ public final class SFTTrainer {
 
     /// Rows' summed target negative log-likelihood (with gradients), per example: its sum, target
     /// count and argmax hits (`perExample`), and the rows' padding positions.
-    func forward(_ rows: [[SFTExample]], perExample: Bool = false) throws -> (nll: Tensor, tokens: Int, correct: Double, padding: Int, examples: [(nll: Double, tokens: Int, correct: Double)]) {
+    func forward(_ rows: [[SFTExample]], perExample: Bool = false, type: SFTLoss.LossType = .nll) throws -> (nll: Tensor, tokens: Int, correct: Double, padding: Int, examples: [(nll: Double, tokens: Int, correct: Double)]) {
         let width = rows.map { $0.reduce(0) { $0 + $1.tokens.count } }.max()!
         var ids = [Int64](), index = [Int64](), targets = [Int64](), owners = [Int]()
         var example = 0
@@ -73,7 +73,7 @@ public final class SFTTrainer {
         let spans = perExample ? Self.runs(owners) : stride(from: 0, to: index.count, by: 512).map { $0..<Swift.min(index.count, $0 + 512) }
         for span in spans {
             let (nll, hits) = try SFTLoss.sums(logits: model.logits(hidden: selected.narrowed(dim: 0, start: span.lowerBound, length: span.count)),
-                                              targets: target.narrowed(dim: 0, start: span.lowerBound, length: span.count))
+                                              targets: target.narrowed(dim: 0, start: span.lowerBound, length: span.count), type: type)
             total = total.map { $0 + nll } ?? nll
             correct += hits
             if perExample { parts[owners[span.lowerBound]] = (try nll.item(), span.count, hits) }
@@ -104,7 +104,7 @@ public final class SFTTrainer {
         var metrics: [String: Double] = ["loss": 0, "token_accuracy": 0, "tokens": 0, "examples": Double(mine.count), "rows": Double(rows.count), "padding_tokens": 0]
         try withTorchErrors {
             for first in stride(from: 0, to: rows.count, by: micro) {
-                let part = try forward(Array(rows[first..<Swift.min(rows.count, first + micro)]))
+                let part = try forward(Array(rows[first..<Swift.min(rows.count, first + micro)]), type: config.lossType)
                 (part.nll / all).backward()
                 metrics["loss"]! += try part.nll.item() / all
                 metrics["token_accuracy"]! += part.correct / all

@@ -131,6 +131,30 @@ final class SFTTests: FolderTestCase {
         XCTAssertEqual(packed.rows(examples).flatMap { $0 }.count, 13)
     }
 
+    /// DFT by hand on one target of logits z = (1, 2, 0), y = 1: p = softmax(z), the term is
+    /// −p_y log p_y, and its gradient is p_y times NLL's, p_y (softmax(z) − e_y).
+    func testDFTWeighsEachTokensTermByItsProbability() throws {
+        try withTorchErrors {
+            let z = [1.0, 2.0, 0.0], e = z.map { Foundation.exp($0) }, p = e.map { $0 / e.reduce(0, +) }
+            for type in SFTLoss.LossType.allCases {
+                let logits = Tensor(z, shape: [1, 3])
+                logits.requiresGrad = true
+                let (loss, correct) = try SFTLoss.sums(logits: logits, targets: Tensor([Int64(1)]), type: type)
+                loss.backward()
+                let scale = type == .dft ? p[1] : 1
+                XCTAssertEqual(try loss.item(), -scale * Foundation.log(p[1]), accuracy: 1e-6, type.rawValue)
+                for (g, k) in zip(try logits.grad!.doubles(), 0..<3) { XCTAssertEqual(g, scale * (p[k] - (k == 1 ? 1 : 0)), accuracy: 1e-6, type.rawValue) }
+                XCTAssertEqual(correct, 1)
+            }
+        }
+        // In a run, DFT's step loss is its own; held-out figures stay the plain likelihood.
+        let (dft, examples) = try trainer(.init(lossType: .dft))
+        let (plain, _) = try trainer(.init())
+        XCTAssertEqual(try dft.evaluate(examples).loss!.mean, try plain.evaluate(examples).loss!.mean, accuracy: 1e-6)
+        let (a, b) = (try dft.step(examples), try plain.step(examples))
+        XCTAssertLessThan(a["loss"]!, b["loss"]!)
+    }
+
     /// Σ y / Σ n with the delta-method interval, by hand: y = (2, 3, 7), n = (1, 2, 3): r = 2,
     /// residuals (0, −1, 1), Σ² = 2, k = 3, n̄ = 2: se = √(2 / (3·2·4)) = 0.2887, t(2) = 4.303.
     func testTheRatioEstimateByHand() {
