@@ -1,5 +1,6 @@
 """Writes examples/sft/arithmetic-chat.jsonl: 240 chat lines of two-digit arithmetic with the
-working written out, a quarter of them with a follow-up turn. The answers are computed, so the
+working written out, a quarter of them with a follow-up turn, each with its final number as the
+`answer`. The answers are computed, so the
 file is correct by construction; the fixed seed makes it the same file every time.
 
     python3 scripts/make_sft_example.py > examples/sft/arithmetic-chat.jsonl
@@ -30,4 +31,6 @@ for i in range(240):
         d = rng.randint(2, 9)
         messages += [{"role": "user", "content": f"Now add {d} to that."},
                      {"role": "assistant", "content": f"{value} + {d} = {value + d}. The answer is {value + d}."}]
-    print(json.dumps({"messages": messages}))
+        value += d
+    # The final number, the reference `tokenwise eval` compares the reply's last number with.
+    print(json.dumps({"messages": messages, "answer": str(value)}))

@@ -114,7 +114,7 @@ extension TaskData {
         out.evalSFT = eval.map { examples[$0] }
         out.notes = unusedNote(set, data.task)
         if cut > 0 { out.notes.append("\(data.task): \(cut) of \(examples.count) examples are longer than objective.max_length (\(limit) tokens) and keep only their first \(limit)") }
-        if answers > 0 { out.notes.append("\(data.task): objective 'sft' learns the assistant turns; the 'answer' of \(answers) chat lines is not read") }
+        if answers > 0 { out.notes.append("\(data.task): objective 'sft' learns the assistant turns and does not read the 'answer' of \(answers) chat lines (the reference rewards and tokenwise eval compare with)") }
         return out
     }
 }
