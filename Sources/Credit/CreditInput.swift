@@ -24,6 +24,9 @@ public enum CreditInput: String, CaseIterable, Comparable, Sendable {
     case planning
     /// A group's `position_scores`: per-position divergence between its responses (TW-GRPO).
     case positionScores = "position_scores"
+    /// `token_rewards`: a dense reward per token, the implicit reward log π_dpo − log π_ref of a
+    /// preference-trained model (RTO).
+    case tokenRewards = "token_rewards"
 
     /// What the input is, for error messages.
     public var summary: String {
@@ -39,6 +42,7 @@ public enum CreditInput: String, CaseIterable, Comparable, Sendable {
         case .states: "environment states, one per agent turn ('states')"
         case .planning: "planning-token marks ('planning')"
         case .positionScores: "per-position divergence scores ('position_scores')"
+        case .tokenRewards: "per-token rewards from a preference-trained model ('token_rewards')"
         }
     }
 

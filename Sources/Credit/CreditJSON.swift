@@ -41,10 +41,12 @@ public struct CreditRequest: Decodable, Sendable {
         var treePath: [String]?
         var planning: [Int]?
         var actionMask: [Bool]?
+        var tokenRewards: [Double]?
 
         enum CodingKeys: String, CodingKey, CaseIterable {
             case tokens, reward, logprobs, entropies, values, kl, ratios, segments, states, planning
             case stepRewards = "step_rewards", segmentValues = "segment_values", treePath = "tree_path", actionMask = "action_mask"
+            case tokenRewards = "token_rewards"
         }
 
         init(from decoder: Decoder) throws {
@@ -55,6 +57,7 @@ public struct CreditRequest: Decodable, Sendable {
             func doubles(_ k: CodingKeys) throws -> [Double]? { try c.decodeIfPresent([Double].self, forKey: k) }
             logprobs = try doubles(.logprobs); entropies = try doubles(.entropies); values = try doubles(.values)
             kl = try doubles(.kl); ratios = try doubles(.ratios); segmentValues = try doubles(.segmentValues)
+            tokenRewards = try doubles(.tokenRewards)
             stepRewards = try c.decodeIfPresent([StepReward].self, forKey: .stepRewards)
             segments = try c.decodeIfPresent([Int].self, forKey: .segments)
             states = try c.decodeIfPresent([StateMark].self, forKey: .states)
@@ -68,6 +71,7 @@ public struct CreditRequest: Decodable, Sendable {
                                kl: kl, ratios: ratios, stepRewards: stepRewards, segments: segments,
                                segmentValues: segmentValues, states: states, treePath: treePath, planning: planning)
             t.actionMask = actionMask
+            t.tokenRewards = tokenRewards
             return t
         }
     }

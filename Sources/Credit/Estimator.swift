@@ -54,7 +54,7 @@ enum Validation {
                 guard t.reward.isFinite else { throw CreditError("\(at): reward is not finite (\(t.reward))") }
                 let n = t.count
                 for (name, values) in [("logprobs", t.logprobs), ("entropies", t.entropies), ("values", t.values),
-                                       ("kl", t.kl), ("ratios", t.ratios)] {
+                                       ("kl", t.kl), ("ratios", t.ratios), ("token_rewards", t.tokenRewards)] {
                     guard let values else { continue }
                     guard values.count == n else {
                         throw CreditError("\(at): '\(name)' has \(values.count) values but the response has \(n) tokens")

@@ -10,6 +10,13 @@
 /// always alone, so the outcome reward is not averaged in), each macro's value and reward are the
 /// means of its tokens' (`value_function: equal`), GAE runs over the macros with the same γ and λ,
 /// and every token of a macro takes its advantage and return. `macro_n: 1` is token-level GAE.
+///
+/// `token_rewards: true` is RTO ("DPO Meets PPO: Reinforced Token Optimization", Zhong et al.,
+/// arXiv:2404.18922; zkshan2002/RTO @f2c1294 `_compute_dpo_rewards`, `compute_reward`): each token
+/// also earns clip(β₁·(log π_dpo(y_t) − log π_ref(y_t)), ±c), the implicit token reward of a
+/// preference-trained model (`token_rewards`), with β₁ = `token_reward_scale` and c =
+/// `token_reward_clip` (0: no clip); the released script's 0.05 and 0.05 are the defaults. This is
+/// also "From r to Q*"'s dense reward β·Δ_t, with no clip.
 public enum GAE {
     /// How a response splits into macro actions (`none`: every token is one).
     public enum Macro: String, Codable, Sendable, CaseIterable { case none, fixed }
@@ -27,11 +34,21 @@ public enum GAE {
         public var macroN = 5
         /// The official script's `--value_function equal`.
         public var macroValue = MacroValue.equal
+        /// RTO's dense token rewards (read from `token_rewards`), their scale β₁ and clip c.
+        public var tokenRewards = false
+        public var tokenRewardScale = 0.05
+        public var tokenRewardClip = 0.05
 
         public init(gamma: Double = 1, lam: Double = 0.95, klCoef: Double = 0, whiten: Bool = false, macro: Macro = .none, macroN: Int = 5,
                     macroValue: MacroValue = .equal) {
             self.gamma = gamma; self.lam = lam; self.klCoef = klCoef; self.whiten = whiten; self.macro = macro; self.macroN = macroN
             self.macroValue = macroValue
+        }
+
+        /// One token's RTO reward: β₁·Δ, clipped at ±c when c > 0 (the official order: scale, then clip).
+        public func shaped(_ delta: Double) -> Double {
+            let r = tokenRewardScale * delta
+            return tokenRewardClip > 0 ? Swift.min(Swift.max(r, -tokenRewardClip), tokenRewardClip) : r
         }
 
         init(_ r: ParamReader) throws {
@@ -42,13 +59,22 @@ public enum GAE {
             macro = try r.choice("macro", Macro.none)
             macroN = try r.value("macro_n", 5)
             macroValue = try r.choice("macro_value", MacroValue.equal)
+            tokenRewards = try r.value("token_rewards", false)
+            tokenRewardScale = try r.value("token_reward_scale", 0.05)
+            tokenRewardClip = try r.value("token_reward_clip", 0.05)
+            try r.check("token_reward_scale", tokenRewardScale.isFinite, "must be finite, got \(tokenRewardScale)")
+            try r.check("token_reward_clip", tokenRewardClip >= 0 && tokenRewardClip.isFinite, "must be ≥ 0 and finite (0: no clip), got \(tokenRewardClip)")
+            for key in ["token_reward_scale", "token_reward_clip"] where !tokenRewards && r.has(key) { try r.check(key, false, "applies only with 'token_rewards: true'") }
             try r.check("gamma", (0...1).contains(gamma), "must be in [0, 1], got \(gamma)")
             try r.check("lam", (0...1).contains(lam), "must be in [0, 1], got \(lam)")
             try r.check("macro_n", (1...4096).contains(macroN), "must be 1…4096, got \(macroN)")
             for key in ["macro_n", "macro_value"] where macro == .none && r.has(key) { try r.check(key, false, "applies only with 'macro: fixed'") }
         }
 
-        enum CodingKeys: String, CodingKey { case gamma, lam, klCoef = "kl_coef", whiten, macro, macroN = "macro_n", macroValue = "macro_value" }
+        enum CodingKeys: String, CodingKey {
+            case gamma, lam, klCoef = "kl_coef", whiten, macro, macroN = "macro_n", macroValue = "macro_value"
+            case tokenRewards = "token_rewards", tokenRewardScale = "token_reward_scale", tokenRewardClip = "token_reward_clip"
+        }
 
         public func encode(to encoder: Encoder) throws {
             var c = encoder.container(keyedBy: CodingKeys.self)
@@ -60,6 +86,11 @@ public enum GAE {
             if macro != .none {
                 try c.encode(macroN, forKey: .macroN)
                 try c.encode(macroValue, forKey: .macroValue)
+            }
+            if tokenRewards {
+                try c.encode(tokenRewards, forKey: .tokenRewards)
+                try c.encode(tokenRewardScale, forKey: .tokenRewardScale)
+                try c.encode(tokenRewardClip, forKey: .tokenRewardClip)
             }
         }
     }
@@ -77,6 +108,9 @@ public enum GAE {
     static func perToken(_ t: Trajectory, values: [Double], _ p: Params) -> (advantages: [Double], returns: [Double]) {
         var rewards = t.klPenalty(p.klCoef)
         rewards[t.count - 1] += t.reward
+        if p.tokenRewards, let dense = t.tokenRewards {
+            for (k, d) in dense.enumerated() where t.actionMask?[k] ?? true { rewards[k] += p.shaped(d) }
+        }
         guard p.macro == .fixed else {
             let a = advantages(rewards: rewards, values: values, gamma: p.gamma, lam: p.lam, mask: t.actionMask)
             return (a, zip(a, values).map { $0 + $1 })
@@ -123,10 +157,11 @@ public enum GAE {
 
     struct Stage: CreditStage {
         let params: Params
-        var inputs: Set<CreditInput> { params.klCoef != 0 ? [.values, .kl] : [.values] }
+        var inputs: Set<CreditInput> { Set<CreditInput>([.values]).union(params.klCoef != 0 ? [.kl] : []).union(params.tokenRewards ? [.tokenRewards] : []) }
 
         func validate(_ batch: CreditBatch) throws {
             try Validation.require(batch, "gae", "values") { $0.values != nil }
+            if params.tokenRewards { try Validation.require(batch, "gae", "token_rewards") { $0.tokenRewards != nil } }
             try Validation.requireKL(batch, "gae", coef: params.klCoef)
             if params.macro == .fixed, let (g, i) = batch.allIndices.first(where: { batch.groups[$0.g].trajectories[$0.i].actionMask != nil }) {
                 throw CreditError("gae: group \(g) trajectory \(i): 'macro: fixed' splits one response into n-grams, and this one interleaves observations (an action mask); use macro: none")

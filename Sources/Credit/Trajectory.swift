@@ -42,6 +42,8 @@ public struct Trajectory: Codable, Equatable, Sendable {
     public var treePath: [String]?
     /// Indices of planning tokens (HICRA), in addition to those found from `grams`.
     public var planning: [Int]?
+    /// Dense per-token rewards before scaling: RTO's implicit reward log π_dpo(y_t) − log π_ref(y_t).
+    public var tokenRewards: [Double]?
     /// Which tokens the policy wrote (nil: all of them). The others, an agent's observations, are
     /// context: weight 0 (out of the loss and of whitening), and GAE passes over them.
     public var actionMask: [Bool]?

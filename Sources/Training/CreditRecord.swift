@@ -13,6 +13,8 @@ public struct RecordedCreditInputs: Codable, Equatable, Sendable {
     public var entropies: [Double]?
     public var values: [Double]?
     public var kl: [Double]?
+    /// RTO's unscaled implicit token rewards log π_dpo − log π_ref.
+    public var tokenRewards: [Double]?
     /// The reward function's process rewards, recorded whenever it gives them (any method).
     public var stepRewards: [StepReward]?
     public var segments: [Int]?
@@ -30,7 +32,7 @@ public struct RecordedCreditInputs: Codable, Equatable, Sendable {
     enum CodingKeys: String, CodingKey {
         case reward, logprobs, entropies, values, kl, segments, states, planning, progress
         case stepRewards = "step_rewards", segmentValues = "segment_values", treePath = "tree_path"
-        case positionScores = "position_scores", groupSize = "group_size"
+        case positionScores = "position_scores", groupSize = "group_size", tokenRewards = "token_rewards"
     }
 
     /// The inputs of trajectory `t` of `group` (the record holds `record`'s fields already).
@@ -40,7 +42,7 @@ public struct RecordedCreditInputs: Codable, Equatable, Sendable {
         reward = t.reward == record.reward ? nil : t.reward
         logprobs = t.logprobs == record.logprobs ? nil : t.logprobs
         entropies = t.entropies == nil || t.entropies == record.entropies ? nil : t.entropies
-        values = t.values; kl = t.kl
+        values = t.values; kl = t.kl; tokenRewards = t.tokenRewards
         self.stepRewards = t.stepRewards ?? stepRewards
         segments = t.segments; segmentValues = t.segmentValues; states = t.states; treePath = t.treePath
         planning = t.planning; positionScores = group.positionScores
@@ -61,6 +63,7 @@ public struct RecordedCreditInputs: Codable, Equatable, Sendable {
         case .states: states != nil
         case .planning: planning != nil
         case .positionScores: positionScores != nil
+        case .tokenRewards: tokenRewards != nil
         }
     }
 }
@@ -74,6 +77,7 @@ extension SampleRecord {
                            segments: c?.segments, segmentValues: c?.segmentValues, states: c?.states, treePath: c?.treePath,
                            planning: c?.planning)
         t.actionMask = actionMask
+        t.tokenRewards = c?.tokenRewards
         return t
     }
 

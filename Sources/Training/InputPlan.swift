@@ -10,7 +10,7 @@ struct InputPlan: Equatable {
     /// The providers a step runs, besides the rollouts themselves (which give sampling logprobs and
     /// entropies, and the training forward's entropies).
     enum Provider: String, CaseIterable, Comparable {
-        case learnerLogprobs, treeRollouts, monteCarloValues, processRewards, referenceLogprobs, positionScores, criticValues
+        case learnerLogprobs, treeRollouts, monteCarloValues, processRewards, referenceLogprobs, tokenRewards, positionScores, criticValues
         static func < (a: Provider, b: Provider) -> Bool { allCases.firstIndex(of: a)! < allCases.firstIndex(of: b)! }
     }
 
@@ -65,6 +65,12 @@ struct InputPlan: Equatable {
                 + "rollouts have a single state each, which makes its step groups its episode groups (GRPO); or give your own states to `tokenwise credit`")
         case .planning:
             throw refuse("and training has no provider of planning marks: give token n-grams in 'grams' instead")
+        case .tokenRewards:
+            guard config.model.tokenRewardModel != nil else {
+                throw refuse("from a preference-trained model: set 'model.token_reward_model' to the model/ folder of a DPO run "
+                    + "(tokenwise train with objective {name: dpo} on pairs) from the same base, or give your own 'token_rewards' to `tokenwise credit`")
+            }
+            return .tokenRewards
         case .ratios:
             throw refuse("which exist only inside the loss: set the credit param 'redistribution' false and objective.adaptive_advantage "
                 + "(the released code redistributes in the loss with each mini-batch's live ratio; preset 'hapo' sets it up)")

@@ -41,11 +41,14 @@ public struct RunConfig: Codable, Equatable, Sendable {
         public var lora: LoRA.Config? = LoRA.Config()
         /// A frozen token-reward model (objective `tgdpo` only).
         public var rewardModel: String? = nil
+        /// A preference-trained model (`RUN/model` of a DPO run) whose implicit token rewards
+        /// log π_dpo − log π_ref RL credit reads as `token_rewards` (RTO: gae with `token_rewards: true`).
+        public var tokenRewardModel: String? = nil
         /// A checkpoint folder (`RUN/checkpoints/step-N`) whose weights a new run starts from: a
         /// fork with changed settings. Its optimizer state and step are not taken.
         public var initFrom: String? = nil
         public init() {}
-        enum CodingKeys: String, CodingKey { case path, lora, rewardModel = "reward_model", initFrom = "init_from" }
+        enum CodingKeys: String, CodingKey { case path, lora, rewardModel = "reward_model", initFrom = "init_from", tokenRewardModel = "token_reward_model" }
         // `lora: null` must be written out: left away, reading the file back would bring the default adapters.
         public func encode(to encoder: Encoder) throws {
             var c = encoder.container(keyedBy: CodingKeys.self)
@@ -53,6 +56,7 @@ public struct RunConfig: Codable, Equatable, Sendable {
             try c.encode(lora, forKey: .lora)
             try c.encodeIfPresent(rewardModel, forKey: .rewardModel)
             try c.encodeIfPresent(initFrom, forKey: .initFrom)
+            try c.encodeIfPresent(tokenRewardModel, forKey: .tokenRewardModel)
         }
     }
 
@@ -265,6 +269,8 @@ public struct RunConfig: Codable, Equatable, Sendable {
         try need(output.samplesPerStep >= 0, "'output.samples_per_step' must be >= 0")
         try need(model.rewardModel == nil || preference?.name == .tgdpo, "'model.reward_model' is only used by objective 'tgdpo'")
         try need(preference?.name != .tgdpo || model.rewardModel != nil, "objective 'tgdpo' needs a frozen token-reward model: set 'model.reward_model'")
+        try need(model.tokenRewardModel == nil || (offline == nil && credit.inputs.contains(.tokenRewards)),
+                 "'model.token_reward_model' gives RTO's per-token rewards, which credit.method \(credit.method.rawValue) does not read (use gae with token_rewards: true)")
         try critic?.validate(self)
         try agent?.validate(self)
         if offline == nil { _ = try InputPlan(self, reward: nil) }

@@ -44,7 +44,8 @@ public final class Trainer {
         self.tokenizer = tokenizer
         self.reward = reward
         self.config = config
-        let needsReference = plan.providers.contains(.referenceLogprobs)
+        // RTO's token rewards are log-ratios to the reference too.
+        let needsReference = plan.providers.contains(.referenceLogprobs) || plan.providers.contains(.tokenRewards)
         let (forward, params) = try ResponseForward.attach(model, lora: config.model.lora, seed: config.rollout.seed, reference: needsReference)
         self.forward = forward
         optimizer = try AdamW(parameters: params, options: .init(lr: config.optim.lr, weightDecay: config.optim.weightDecay))
@@ -67,7 +68,7 @@ public final class Trainer {
         } else {
             source = plan.providers.contains(.treeRollouts) ? tree : FlatRollouts(sampler: sampler, n: config.train.samplesPerPrompt)
         }
-        providers = plan.providers.sorted().map { p -> InputProvider in
+        providers = try plan.providers.sorted().map { p -> InputProvider in
             switch p {
             case .learnerLogprobs: LearnerLogprobs(forward: forward, microBatch: config.train.microBatch, mismatch: config.objective.mismatch)
             case .treeRollouts: tree
@@ -76,6 +77,8 @@ public final class Trainer {
                                  m: config.train.spoContinuations)
             case .processRewards: ProcessRewards(tokenizer: tokenizer)
             case .referenceLogprobs: ReferenceLogprobs(forward: forward, microBatch: config.train.microBatch, klForCredit: plan.klForCredit)
+            case .tokenRewards: try TokenRewards(path: config.model.tokenRewardModel!, policy: model, tokenizer: tokenizer, forward: forward,
+                                                 microBatch: config.train.microBatch)
             case .positionScores: PositionScores(model: model)
             case .criticValues: CriticValues(critic: critic!, microBatch: config.train.microBatch)
             }

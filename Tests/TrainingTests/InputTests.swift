@@ -1,6 +1,7 @@
 import Foundation
 import XCTest
 @testable import Credit
+import Models
 @testable import Objectives
 @testable import Rollout
 @testable import Torch
@@ -17,10 +18,15 @@ final class InputTests: XCTestCase {
         var configs = CreditMethod.allCases.map { CreditConfig(method: $0) }
         configs += CreditMethod.allCases.filter { $0 != .d3s }.map { .d3s(.init(base: CreditConfig(method: $0), sampleKeep: 0.5, tokenKeep: 0.5)) }
         configs += [.reinforcePP(.init(klCoef: 0.1)), .pure(.init(klCoef: 0.1)), .hicra(.init(grams: [[101]])), .gae(.init(klCoef: 0.1)),
-                    .hapo(.init(redistribution: true))]
+                    .hapo(.init(redistribution: true)), .gae(rto)]
+        let tokenRewardModel = try Self.tokenRewardModel()
         for credit in configs {
-            // Values come from a learned critic, which the config must ask for.
-            let cfg = tinyTrainerConfig { $0.credit = credit; if credit.inputs.contains(.values) { $0.critic = .init() } }
+            // Values come from a learned critic, and RTO's token rewards from a second model, which the config must ask for.
+            let cfg = tinyTrainerConfig {
+                $0.credit = credit
+                if credit.inputs.contains(.values) { $0.critic = .init() }
+                if credit.inputs.contains(.tokenRewards) { $0.model.tokenRewardModel = tokenRewardModel }
+            }
             let name = "\(credit.method.rawValue) \(credit.inputs.sorted())"
             let missing = credit.inputs.intersection(Self.unsupplied).sorted()
             if let first = missing.first {
@@ -34,6 +40,18 @@ final class InputTests: XCTestCase {
             let inputs = try XCTUnwrap(t.lastInputs, name)
             for input in CreditInput.allCases { try check(input, declared: credit.inputs.contains(input), inputs, name) }
         }
+    }
+
+    /// GAE with RTO's token rewards.
+    var rto: GAE.Params { var p = GAE.Params(klCoef: 0.01); p.tokenRewards = true; return p }
+
+    /// A tiny model with other weights than the policy's, saved once: RTO's "DPO model" in tests.
+    static func tokenRewardModel() throws -> String {
+        let url = FileManager.default.temporaryDirectory.appendingPathComponent("tw-token-reward-model")
+        if !FileManager.default.fileExists(atPath: url.appendingPathComponent("config.json").path) {
+            try Pretrained.tinyRandom(seed: 7).save(to: url)
+        }
+        return url.path
     }
 
     /// A declared input is real (present, and not a constant stand-in); an undeclared one is not
@@ -89,6 +107,12 @@ final class InputTests: XCTestCase {
             // The head starts at 0; after one critic update the values differ by token.
             XCTAssertGreaterThan(Set(values.flatMap { $0 }).count, 1, note)
             XCTAssertEqual(inputs.values?.flatMap { $0 }, values.flatMap { $0 }, note)
+        case .tokenRewards:
+            guard declared else { return XCTAssertTrue(present(\.tokenRewards).isEmpty, note) }
+            let rewards = present(\.tokenRewards)
+            XCTAssertEqual(rewards.map(\.count), trajectories.map(\.count), note)
+            XCTAssertGreaterThan(Set(rewards.flatMap { $0 }).count, 1, note)
+            XCTAssertNotNil(inputs.metrics["token_reward_mean"], note)
         case .states, .planning, .ratios:
             XCTAssertFalse(declared, "\(note) has no provider but was not refused")
             XCTAssertTrue(present(\.states).isEmpty && present(\.planning).isEmpty && present(\.ratios).isEmpty, note)
