@@ -219,6 +219,7 @@ extension RunConfig {
         "rollout.temperature_schedule.name": TemperatureScheduleConfig.Name.allCases.map(\.rawValue),
         "rollout.weights": WeightPrecision.allCases.map(\.rawValue),
         "rollout.engine": RolloutEngineKind.allCases.map(\.rawValue),
+        "train.dars.schedule": DARSConfig.Schedule.allCases.map(\.rawValue),
     ]
 
     static func typeName(_ t: Any.Type) -> String {

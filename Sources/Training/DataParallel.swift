@@ -91,6 +91,9 @@ extension RunConfig {
     public func validateDataParallel(_ world: Int, device: Device) throws {
         guard world > 1 else { return }
         let why = "with \(world) ranks"
+        if train.dars != nil {
+            throw TrainingError("config: 'train.dars' adds samples and drops groups rank by rank, so a rank may be left with none; it is not data-parallel yet; run without --nproc (\(why))")
+        }
         if train.dynamicSampling {
             throw TrainingError("config: 'train.dynamic_sampling' refills prompts one process at a time and is not data-parallel yet; set it to false or run without --nproc (\(why))")
         }

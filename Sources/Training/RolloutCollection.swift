@@ -49,6 +49,8 @@ struct StepRollouts {
     /// The prompts that train, at most as many as the step asked for.
     var kept: [Int] = []
     var seconds = 0.0
+    /// DARS's second stage: prompts that got extra samples, and how many.
+    var extra = (prompts: 0, samples: 0)
 
     /// How a step collects its rollouts.
     struct Plan {
@@ -59,6 +61,9 @@ struct StepRollouts {
         /// with `more(n)` asked for n further prompts, up to `maxRefills` times.
         let dynamicSampling: Bool
         let maxRefills: Int
+        /// DARS's extra samples for low pass-rate prompts, drawn with `sampler`.
+        var dars: DARSConfig? = nil
+        var sampler: Sampler? = nil
     }
 
     static func collect(_ samples: [TaskSample], _ plan: Plan, sampling start: SamplingConfig, schedule: TemperatureSchedule,
@@ -79,6 +84,11 @@ struct StepRollouts {
             }
             r.samples += batch
             r.prompts += tokens
+            if let dars = plan.dars, let sampler = plan.sampler {
+                r.extra = try r.addDARSRollouts(from: offset, dars, sampler: sampler, reward: plan.reward, sampling: sampling, schedule: schedule)
+                r.kept += try (offset..<r.samples.count).filter { try r.keptByDARS($0) }
+                break
+            }
             r.kept += (offset..<r.samples.count).filter { p in !plan.dynamicSampling || Set(r.rolloutsOf[p].map { r.scores[$0].value }).count > 1 }
             guard plan.dynamicSampling, r.kept.count < samples.count, round < plan.maxRefills, let more else { break }
             round += 1
@@ -105,6 +115,7 @@ struct StepRollouts {
         m["rollout_tokens_per_second"] = Double(sampled) / Swift.max(seconds, 1e-9)
         m["groups_sampled"] = Double(samples.count)
         m["groups_kept"] = Double(kept.count)
+        if extra.samples > 0 { m["dars_prompts"] = Double(extra.prompts); m["dars_extra_rollouts"] = Double(extra.samples) }
         for k in Set(scores.flatMap(\.components.keys)) {
             m["reward_\(k)"] = scores.map { $0.components[k] ?? 0 }.reduce(0, +) / Double(scores.count)
         }

@@ -388,6 +388,8 @@ public final class TrainingRun {
             if sftTrainer != nil {
                 let speed = (metrics["tokens"] ?? 0) / Swift.max(metrics["step_seconds"] ?? 1, 1e-9)
                 parts += ["loss \(f("loss", 4))", "token acc \(f("token_accuracy", 3))", "\(String(format: "%.0f", speed)) target tok/s"]
+            } else if preferenceTrainer != nil {
+                parts += ["loss \(f("loss", 4))", "pair acc \(f("reward_accuracy", 2))", "margin \(f("reward_margin", 3))"]
             } else {
                 parts.append("reward \(f("reward_mean", 3))")
                 if metrics["accuracy"] != nil { parts.append("acc \(f("accuracy", 2))") }

@@ -75,14 +75,18 @@ public struct RunConfig: Codable, Equatable, Sendable {
         /// A JSONL file's columns holding the prompt and the reference answer (default `prompt`, `answer`).
         public var promptField: String? = nil
         public var answerField: String? = nil
+        /// The column holding a supervised example's completion (objective `sft`; default `completion`).
+        public var completionField: String? = nil
         public init() {}
         enum CodingKeys: String, CodingKey {
             case task, difficulty, seed, system, trainSize = "train_size", evalSize = "eval_size", promptField = "prompt_field", answerField = "answer_field"
+            case completionField = "completion_field"
         }
 
         /// `columns` for `Dataset.load`.
         var columns: [(column: String, field: String, why: String)] {
-            [(promptField, "prompt", "data.prompt_field"), (answerField, "answer", "data.answer_field")].compactMap { c, f, w in c.map { ($0, f, w) } }
+            [(promptField, "prompt", "data.prompt_field"), (answerField, "answer", "data.answer_field"), (completionField, "completion", "data.completion_field")]
+                .compactMap { c, f, w in c.map { ($0, f, w) } }
         }
 
         /// Keys left away keep their defaults (an agent run writes only its seed keys).
@@ -96,6 +100,7 @@ public struct RunConfig: Codable, Equatable, Sendable {
             system = try c.decodeIfPresent(String.self, forKey: .system)
             promptField = try c.decodeIfPresent(String.self, forKey: .promptField)
             answerField = try c.decodeIfPresent(String.self, forKey: .answerField)
+            completionField = try c.decodeIfPresent(String.self, forKey: .completionField)
         }
 
         // A count of prompts is written as an integer (64, not 64.0); a share of a file stays a fraction.
@@ -107,6 +112,7 @@ public struct RunConfig: Codable, Equatable, Sendable {
             try c.encodeIfPresent(system, forKey: .system)
             try c.encodeIfPresent(promptField, forKey: .promptField)
             try c.encodeIfPresent(answerField, forKey: .answerField)
+            try c.encodeIfPresent(completionField, forKey: .completionField)
             try c.encode(trainSize, forKey: .trainSize)
             if evalSize >= 1, evalSize == evalSize.rounded(), evalSize < 1e15 { try c.encode(Int(evalSize), forKey: .evalSize) } else { try c.encode(evalSize, forKey: .evalSize) }
         }
@@ -147,9 +153,11 @@ public struct RunConfig: Codable, Equatable, Sendable {
         /// one (nil: none); `steps` stays the upper bound and the schedules' horizon.
         public var maxRolloutTokens: Int? = nil
         public var maxSeconds: Double? = nil
+        /// DARS's extra samples for prompts whose pass rate is below ½ (nil: none).
+        public var dars: DARSConfig? = nil
         public init() {}
         enum CodingKeys: String, CodingKey {
-            case steps, epochs, tree, seed, maxRolloutTokens = "max_rollout_tokens", maxSeconds = "max_seconds"
+            case steps, epochs, tree, seed, maxRolloutTokens = "max_rollout_tokens", maxSeconds = "max_seconds", dars
             case promptsPerStep = "prompts_per_step", samplesPerPrompt = "samples_per_prompt", dynamicSampling = "dynamic_sampling"
             case maxRefills = "max_refills", spoContinuations = "spo_continuations"
             case miniBatches = "mini_batches", microBatch = "micro_batch"
@@ -247,6 +255,8 @@ public struct RunConfig: Codable, Equatable, Sendable {
         try need(output.reportTo.contains("jsonl"), "'output.report_to' must list jsonl: metrics.jsonl is the run's record, which resume and the report read")
         try need(Set(output.reportTo).count == output.reportTo.count, "'output.report_to' lists a sink twice: \(output.reportTo)")
         try need((1...5).contains(data.difficulty), "'data.difficulty' must be 1…5, got \(data.difficulty)")
+        try need(data.completionField == nil || sft != nil,
+                 "'data.completion_field' names the column of supervised completions, which \(offline.map { "objective '\($0)'" } ?? "RL") does not read (objective {name: sft} does)")
         if !data.columns.isEmpty {
             try need(ProceduralTask(rawValue: data.task) == nil && agent == nil,
                      "'data.prompt_field' and 'data.answer_field' name a JSONL file's columns; \(agent != nil ? "an agent's episodes read none" : "'\(data.task)' is a procedural task")")
@@ -294,6 +304,14 @@ public struct RunConfig: Codable, Equatable, Sendable {
         try need(train.microBatch >= 0, "'train.micro_batch' must be >= 0, got \(train.microBatch)")
         try need(train.spoContinuations >= 1, "'train.spo_continuations' must be at least 1")
         try need(train.maxRefills >= 0, "'train.max_refills' must be >= 0")
+        if let dars = train.dars {
+            try need((2...Limits.samples).contains(dars.cap), "'train.dars.n_max' must be 2…\(Limits.samples), got \(dars.cap)")
+            try need(dars.cap > train.samplesPerPrompt, "'train.dars.n_max' (\(dars.cap)) must exceed train.samples_per_prompt (\(train.samplesPerPrompt)): it counts the first samples too")
+            try need(!train.dynamicSampling, "'train.dars' drops the groups that all pass or all fail after its extra samples; 'train.dynamic_sampling' would refill them: use one of the two")
+            let other = offline.map { "objective '\($0)'" } ?? (agent != nil ? "agent episodes" : credit.inputs.contains(.tree) ? "tree rollouts" : "rollout.engine remote")
+            try need(offline == nil && agent == nil && !credit.inputs.contains(.tree) && rollout.engine == .local,
+                     "'train.dars' adds flat samples of one-turn prompts from the local sampler; it does not apply to \(other)")
+        }
     }
 
     /// Bounds on counts, checked before anything is allocated: far above what a machine trains, far

@@ -117,7 +117,8 @@ public final class Trainer {
         try sampler.weights?.refresh(from: model)
         let refreshSeconds = seconds(refreshStart)
         let collection = StepRollouts.Plan(source: source, tokenizer: tokenizer, reward: reward,
-                                           dynamicSampling: config.train.dynamicSampling, maxRefills: config.train.maxRefills)
+                                           dynamicSampling: config.train.dynamicSampling, maxRefills: config.train.maxRefills,
+                                           dars: config.train.dars, sampler: sampler)
         let rollouts = try StepRollouts.collect(samples, collection, sampling: sampling, schedule: schedule, more: more)
         var metrics = rollouts.metrics
         metrics["lr"] = optimizer.learningRate

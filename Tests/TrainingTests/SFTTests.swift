@@ -222,6 +222,21 @@ final class SFTTests: FolderTestCase {
         }
     }
 
+    /// A file's own column names map to the prompt and the completion; only SFT reads a completion column.
+    func testCompletionFieldMapsAColumnAndOnlySFTReadsIt() throws {
+        let p = try Pretrained.tinyRandom()
+        var data = RunConfig.DataSection()
+        data.task = try sftFile([#"{"question": "2+2?", "response": "4"}"#, #"{"question": "3+3?", "response": "6"}"#]).path
+        data.evalSize = 0
+        data.promptField = "question"
+        data.completionField = "response"
+        let d = try TaskData.loadSFT(data, config: .init(), tokenizer: p.tokenizer, chat: try p.chatTemplate(), context: 512)
+        XCTAssertEqual(Set(d.trainSFT.map { p.tokenizer.decode(zip($0.tokens, $0.targets).filter(\.1).map(\.0)) }), ["4<|im_end|>", "6<|im_end|>"])
+        var rl = Preset.tiny.config
+        rl.data = data
+        XCTAssertThrowsError(try rl.validate()) { XCTAssertTrue("\($0)".contains("'data.completion_field' names the column of supervised completions, which RL does not read"), "\($0)") }
+    }
+
     /// Too-long examples keep their start and are counted in a note.
     func testExamplesLongerThanMaxLengthAreCutAndCounted() throws {
         let p = try Pretrained.tinyRandom()
