@@ -8,17 +8,16 @@ import XCTest
 /// RTO in training: the token rewards are the DPO model's logprobs minus the reference's for the
 /// very tokens sampled, recorded in samples.jsonl; the model is required exactly when credit reads them.
 final class RTOTrainingTests: FolderTestCase {
+    /// From YAML, as a user writes it.
     func rtoConfig() throws -> RunConfig {
-        var c = Preset.tiny.config
-        c.train.steps = 2
-        c.eval = .init(); c.eval.before = false; c.eval.after = false
-        c.output.checkpointEvery = 0; c.output.report = false; c.output.saveModel = false
-        var p = GAE.Params(klCoef: 0.01)
-        p.tokenRewards = true
-        c.credit = .gae(p)
-        c.critic = .init()
-        c.model.tokenRewardModel = try InputTests.tokenRewardModel()
-        return c
+        try RunConfig.load(yaml: """
+            model: {token_reward_model: \(try InputTests.tokenRewardModel())}
+            credit: {method: gae, params: {kl_coef: 0.01, token_rewards: true}}
+            critic: {lora: {r: 4}}
+            train: {steps: 2}
+            eval: {before: false, after: false}
+            output: {checkpoint_every: 0, report: false, save_model: false}
+            """, base: Preset.tiny.config)
     }
 
     func testTokenRewardsAreTheDPOModelsLogRatioToTheReference() throws {
