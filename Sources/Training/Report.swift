@@ -10,6 +10,9 @@ public enum Report {
         ("entropy", "entropy"), ("kl", "KL to reference"), ("approx_kl", "approx. KL (old → new)"),
         ("clip_fraction_low", "clip fraction (low)"), ("clip_fraction_high", "clip fraction (high)"),
         ("grad_norm", "gradient norm"), ("loss", "loss"), ("lr", "learning rate"),
+        ("token_accuracy", "token accuracy (fine-tuning)"), ("reward_accuracy", "pair accuracy (preference)"), ("reward_margin", "implicit reward margin"),
+        ("chosen_reward", "chosen implicit reward"), ("rejected_reward", "rejected implicit reward"),
+        ("token_reward_mean", "RTO token reward (mean log-ratio)"), ("dars_extra_rollouts", "DARS extra rollouts"),
         ("rollout_tokens_per_second", "rollout tokens/s"), ("train_tokens_per_second", "training tokens/s"), ("step_seconds", "seconds per step"),
     ]
 
@@ -63,7 +66,7 @@ public enum Report {
             guard let d = node as? [String: Any], let m = number(d["mean"]), let c = number(d["ci95"]) else { return nil }
             return (m, c)
         }
-        var rows: [(String, [String])] = [("reward", ["reward"]), ("accuracy", ["accuracy"])]
+        var rows: [(String, [String])] = [("reward", ["reward"]), ("loss", ["loss"]), ("accuracy", ["accuracy"])]
         let ks = Set(evals.flatMap { (($0["pass_at_k"] as? [String: Any]) ?? [:]).keys }).compactMap(Int.init).sorted()
         rows += ks.map { ("pass@\($0)", ["pass_at_k", String($0)]) }
         var html = "<h2>Held-out evaluation</h2>\n<table><tr><th></th>"

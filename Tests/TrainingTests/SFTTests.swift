@@ -184,6 +184,9 @@ final class SFTTests: FolderTestCase {
         XCTAssertLessThan(loss(evals[1]) + loss(evals[1], "ci95"), loss(evals[0]) - loss(evals[0], "ci95"),
                           "held-out loss \(loss(evals[0])) ± \(loss(evals[0], "ci95")) → \(loss(evals[1])) ± \(loss(evals[1], "ci95"))")
         XCTAssertEqual(((evals[0]["reward"] as? [String: Any])?["mean"] as? NSNumber)?.doubleValue ?? .nan, -loss(evals[0]), accuracy: 1e-9)
+        // The report draws the fine-tuning curves and the held-out loss.
+        let html = try Report.render(run: dir)
+        XCTAssertTrue(html.contains("token accuracy (fine-tuning)") && html.contains("<tr><td>loss</td>") && html.contains("objective sft"))
         // The written config reads back as the same objective.
         let text = try String(contentsOf: dir.appendingPathComponent("config.yaml"), encoding: .utf8)
         XCTAssertEqual(try RunConfig.load(yaml: text).sft, c.sft)
