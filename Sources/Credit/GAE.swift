@@ -62,7 +62,8 @@ public enum GAE {
             tokenRewards = try r.value("token_rewards", false)
             tokenRewardScale = try r.value("token_reward_scale", 0.05)
             tokenRewardClip = try r.value("token_reward_clip", 0.05)
-            try r.check("token_reward_scale", tokenRewardScale.isFinite, "must be finite, got \(tokenRewardScale)")
+            // The official code leaves rewards unscaled for a scale ≤ 0; here such a scale is refused instead.
+            try r.check("token_reward_scale", tokenRewardScale > 0 && tokenRewardScale.isFinite, "must be positive and finite, got \(tokenRewardScale)")
             try r.check("token_reward_clip", tokenRewardClip >= 0 && tokenRewardClip.isFinite, "must be ≥ 0 and finite (0: no clip), got \(tokenRewardClip)")
             for key in ["token_reward_scale", "token_reward_clip"] where !tokenRewards && r.has(key) { try r.check(key, false, "applies only with 'token_rewards: true'") }
             try r.check("gamma", (0...1).contains(gamma), "must be in [0, 1], got \(gamma)")

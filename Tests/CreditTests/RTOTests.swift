@@ -45,6 +45,27 @@ import Testing
         #expect(Swift.abs(b[0] - a[0]) > 1e-3)
     }
 
+    struct Case: Decodable { let request: CreditRequest; let advantages: [[[Double]]]; let returns: [[[Double]]] }
+    struct File: Decodable { let source: String; let cases: [Case] }
+
+    /// Fixtures written by scripts/reference/rto_official.py from the authors' reward and GAE code:
+    /// scales with and without clipping, KL coefficients and γ, λ.
+    @Test func matchesTheOfficialCode() throws {
+        let url = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Fixtures/rto_official.json")
+        let file = try JSONDecoder().decode(File.self, from: Data(contentsOf: url))
+        #expect(file.cases.count == 18)
+        for (k, c) in file.cases.enumerated() {
+            guard case .gae(let p) = c.request.config, p.tokenRewards else { Issue.record("case \(k) is not RTO"); continue }
+            let r = try c.request.config.estimator.estimate(c.request.batch)
+            for g in c.advantages.indices {
+                for i in c.advantages[g].indices {
+                    expectClose(r.advantages[g][i], c.advantages[g][i], tol: 1e-9, "case \(k) group \(g) trajectory \(i)")
+                    expectClose(GAE.returns(c.request.batch.groups[g].trajectories[i], p), c.returns[g][i], tol: 1e-9, "case \(k) returns")
+                }
+            }
+        }
+    }
+
     @Test func readFromJSONAndRefusedWithoutTheirInput() throws {
         let c = try config(#"{"method": "gae", "params": {"token_rewards": true, "token_reward_scale": 0.1, "token_reward_clip": 0}}"#)
         #expect(c.inputs == [.values, .tokenRewards])
@@ -56,6 +77,7 @@ import Testing
         #expect(message { _ = try run(c, [Group(id: "q", trajectories: [t])]) }.contains("method 'gae' needs 'token_rewards'"))
         #expect(message { _ = try config(#"{"method": "gae", "params": {"token_reward_scale": 0.1}}"#) }.contains("applies only with 'token_rewards: true'"))
         #expect(message { _ = try config(#"{"method": "gae", "params": {"token_rewards": true, "token_reward_clip": -1}}"#) }.contains("must be ≥ 0"))
+        #expect(message { _ = try config(#"{"method": "gae", "params": {"token_rewards": true, "token_reward_scale": 0}}"#) }.contains("must be positive"))
         t.tokenRewards = [0.1]
         #expect(message { _ = try run(c, [Group(id: "q", trajectories: [t])]) }.contains("'token_rewards' has 1 values but the response has 2 tokens"))
     }
