@@ -72,6 +72,28 @@ final class DARSTests: XCTestCase {
         XCTAssertGreaterThan(sizes.max() ?? 0, cfg.train.samplesPerPrompt, "\(sizes)")
     }
 
+    /// From YAML on the tiny preset: the untrained model fails every prompt, so each gets the cap's samples.
+    func testARunFromYAMLDrawsTheExtraSamples() throws {
+        let c = try RunConfig.load(yaml: """
+            train: {steps: 2, dars: {schedule: et, n_max: 12}}
+            credit: {method: grpo, params: {std_normalize: false}}
+            eval: {before: false, after: false}
+            output: {checkpoint_every: 0, report: false, save_model: false}
+            """, base: Preset.tiny.config)
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("tw-dars-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        try TrainingRun.start(config: c, dir: dir, console: .quiet).run()
+        let metrics = JSONLines.read(dir.appendingPathComponent("metrics.jsonl"))
+        XCTAssertEqual(metrics.count, 2)
+        for m in metrics {
+            let sampled = (m["groups_sampled"] as? NSNumber)?.doubleValue ?? 0, extra = (m["dars_extra_rollouts"] as? NSNumber)?.doubleValue ?? 0
+            XCTAssertEqual(sampled, 2)
+            XCTAssertGreaterThan(extra, 0, "\(m)")
+            XCTAssertEqual(((m["rollout_tokens"] as? NSNumber)?.doubleValue ?? 0) / ((m["response_length"] as? NSNumber)?.doubleValue ?? 1), 2 * 4 + extra, accuracy: 1e-6)
+        }
+        XCTAssertEqual(try RunConfig.load(yaml: try String(contentsOf: dir.appendingPathComponent("config.yaml"), encoding: .utf8)).train.dars, DARSConfig(schedule: .et, nMax: 12))
+    }
+
     func testConfigsDARSCannotServeAreRefused() throws {
         let cases: [(String, (inout RunConfig) -> Void)] = [
             ("use one of the two", { $0.train.dynamicSampling = true }),
