@@ -162,15 +162,9 @@ public final class PreferenceTrainer {
             metrics = m.mapValues { $0 * part }
             metrics["pairs"] = m["pairs"]
             metrics["loss"] = try l.item() * part
-            if let dataParallel { metrics = try dataParallel.finishBackward(optimizer.parameters, metrics: metrics) }
-            metrics["grad_norm"] = Torch.clipGradNorm(optimizer.parameters, maxNorm: maxGradNorm)
-            optimizer.step()
-            optimizer.zeroGrad()
+            metrics = try OfflineUpdate.apply(optimizer, dataParallel: dataParallel, maxGradNorm: maxGradNorm, metrics)
         }
-        metrics["lr"] = optimizer.learningRate
-        metrics["step_seconds"] = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
-        metrics["train_seconds"] = metrics["step_seconds"]
-        return metrics
+        return OfflineUpdate.timed(metrics, optimizer, since: start)
     }
 
     /// Held-out pairs: the share whose implicit reward margin β(Δ_w − Δ_l) is positive ("accuracy";

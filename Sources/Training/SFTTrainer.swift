@@ -111,15 +111,9 @@ public final class SFTTrainer {
                 metrics["tokens"]! += Double(part.tokens)
                 metrics["padding_tokens"]! += Double(part.padding)
             }
-            if let dataParallel { metrics = try dataParallel.finishBackward(optimizer.parameters, metrics: metrics) }
-            metrics["grad_norm"] = Torch.clipGradNorm(optimizer.parameters, maxNorm: maxGradNorm)
-            optimizer.step()
-            optimizer.zeroGrad()
+            metrics = try OfflineUpdate.apply(optimizer, dataParallel: dataParallel, maxGradNorm: maxGradNorm, metrics)
         }
-        metrics["lr"] = optimizer.learningRate
-        metrics["step_seconds"] = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
-        metrics["train_seconds"] = metrics["step_seconds"]
-        return metrics
+        return OfflineUpdate.timed(metrics, optimizer, since: start)
     }
 
     /// Held-out examples: the mean negative log-likelihood per target token ("loss"; its
