@@ -3,13 +3,16 @@ import Models
 
 /// One JSONL example: `{"prompt", "answer"?}`, chat `{"messages": [{"role", "content"}], "answer"?}`
 /// (the prompt is everything before a final assistant turn), a supervised prompt/completion
-/// `{"prompt", "completion"}` (TRL's format), or a preference pair
+/// `{"prompt", "completion"}`, or a preference pair. As in TRL's conversational formats, `prompt`
+/// may be a list of messages (then a prompt-only line is a chat example) and `completion` a list
+/// holding one assistant message.
 /// `{"prompt", "chosen", "rejected"}` with optional per-token weights (`chosen_weights`,
 /// `rejected_weights`, and SparsePO's KL masks `chosen_kl_weights`, `rejected_kl_weights`).
 public enum Example: Equatable, Sendable {
     case prompt(String, answer: String?)
     case chat([ChatMessage], answer: String?)
-    case completion(prompt: String, completion: String)
+    /// A string prompt arrives as one user message.
+    case completion(prompt: [ChatMessage], completion: String)
     case preference(PreferencePair)
 }
 
@@ -108,6 +111,26 @@ public struct Dataset: Sendable {
                 return n.doubleValue
             }
         }
+        // A list of {role, content} messages (chat lines, TRL's conversational prompts).
+        func messages(_ k: String) throws -> [ChatMessage] {
+            guard let list = obj[k] as? [[String: Any]], !list.isEmpty else { throw TrainingError("'\(k)' must be a non-empty list of {role, content}") }
+            return try list.enumerated().map { i, m -> ChatMessage in
+                guard let role = m["role"] as? String, let content = m["content"] as? String else {
+                    throw TrainingError("\(k)[\(i)] needs string 'role' and 'content'")
+                }
+                guard ["system", "user", "assistant"].contains(role) else { throw TrainingError("\(k)[\(i)].role '\(role)' is not system, user or assistant") }
+                return ChatMessage(role: role, content: content)
+            }
+        }
+        // A completion: a string, or (conversational) a list of one assistant message.
+        func completionText() throws -> String {
+            if obj["completion"] is String { return try string("completion")! }
+            let list = try messages("completion")
+            guard list.count == 1, list[0].role == "assistant" else {
+                throw TrainingError("a conversational 'completion' must be a list of one assistant message, got \(list.map(\.role))")
+            }
+            return list[0].content
+        }
         // A binary label: 1 or 0 (as the authors' files write them), or true or false.
         func label(_ k: String) throws -> Bool? {
             guard let v = obj[k] else { return nil }
@@ -130,25 +153,22 @@ public struct Dataset: Sendable {
             return .preference(PreferencePair(prompt: prompt, chosen: chosen, rejected: rejected, weights: weights,
                                               hallucinated: h.0.map { HallucinationLabels(chosen: $0, rejected: h.1!) }))
         }
-        if let messages = obj["messages"] {
-            guard let list = messages as? [[String: Any]], !list.isEmpty else { throw TrainingError("'messages' must be a non-empty list of {role, content}") }
-            let parsed = try list.enumerated().map { i, m -> ChatMessage in
-                guard let role = m["role"] as? String, let content = m["content"] as? String else {
-                    throw TrainingError("messages[\(i)] needs string 'role' and 'content'")
-                }
-                guard ["system", "user", "assistant"].contains(role) else { throw TrainingError("messages[\(i)].role '\(role)' is not system, user or assistant") }
-                return ChatMessage(role: role, content: content)
-            }
-            return .chat(parsed, answer: try string("answer"))
+        if obj["messages"] != nil {
+            guard obj["prompt"] == nil else { throw TrainingError("has both 'messages' and 'prompt': give one") }
+            return .chat(try messages("messages"), answer: try string("answer"))
         }
-        guard let prompt = try string("prompt") else { throw TrainingError("needs 'prompt' (or 'messages')") }
-        if let completion = try string("completion") {
+        guard obj["prompt"] != nil else { throw TrainingError("needs 'prompt' (or 'messages')") }
+        let conversational = obj["prompt"] is [Any]
+        if obj["completion"] != nil {
             guard obj["answer"] == nil else {
                 throw TrainingError("has both 'completion' (what supervised fine-tuning learns) and 'answer' (a reference rewards compare with): give one")
             }
-            return .completion(prompt: prompt, completion: completion)
+            let prompt = conversational ? try messages("prompt") : [ChatMessage(role: "user", content: try string("prompt")!)]
+            guard prompt.last?.role != "assistant" else { throw TrainingError("'prompt' ends with an assistant turn; the reply to learn is the 'completion'") }
+            return .completion(prompt: prompt, completion: try completionText())
         }
-        return .prompt(prompt, answer: try string("answer"))
+        if conversational { return .chat(try messages("prompt"), answer: try string("answer")) }
+        return .prompt(try string("prompt")!, answer: try string("answer"))
     }
 
     /// A seeded shuffle, then the first `evalFraction` of the examples for evaluation.

@@ -33,13 +33,12 @@ struct SFTTokens {
     func tokens(_ e: Example) throws -> SFTExample {
         switch e {
         case .completion(let prompt, let completion):
-            var messages = system.map { [ChatMessage(role: "system", content: $0)] } ?? []
-            messages.append(ChatMessage(role: "user", content: prompt))
-            let p = tokenizer.encode(chat.render(messages, addGenerationPrompt: true))
-            let c = tokenizer.encode(completion) + [end]
-            return SFTExample(tokens: p + c, targets: p.indices.map { $0 > 0 && !config.completionOnlyLoss } + c.map { _ in true })
+            // `data.system` goes first unless the prompt brings its own system message.
+            let messages = (prompt.first?.role == "system" ? [] : system.map { [ChatMessage(role: "system", content: $0)] } ?? [])
+                + prompt + [ChatMessage(role: "assistant", content: completion)]
+            return try dialogue(messages, learn: [messages.count - 1], everything: !config.completionOnlyLoss)
         case .chat(let messages, _):
-            return try dialogue(messages)
+            return try dialogue(messages, learn: Set(messages.indices.filter { messages[$0].role == "assistant" }), everything: !config.assistantOnlyLoss)
         case .prompt:
             throw TrainingError("objective 'sft' learns a response: give 'completion' with the 'prompt', or 'messages' ending with an assistant turn")
         case .preference:
@@ -48,10 +47,11 @@ struct SFTTokens {
     }
 
     /// A dialogue built turn by turn: the context up to each assistant turn (as the template
-    /// renders it for generation), then the turn's content and the end token as targets. The
-    /// template must render the whole dialogue as those pieces, in order, or the model would learn
-    /// a format it never sees when it generates.
-    func dialogue(_ messages: [ChatMessage]) throws -> SFTExample {
+    /// renders it for generation), then the turn's content and the end token, targets when the
+    /// turn's index is in `learn` (every token after the first: `everything`). The template must
+    /// render the whole dialogue as those pieces, in order, or the model would learn a format it
+    /// never sees when it generates.
+    func dialogue(_ messages: [ChatMessage], learn: Set<Int>, everything: Bool) throws -> SFTExample {
         guard messages.last?.role == "assistant" else { throw TrainingError("objective 'sft': a chat example must end with an assistant turn (the response to learn)") }
         guard messages.first?.role != "assistant" else { throw TrainingError("objective 'sft': a chat example needs a turn before the first assistant turn") }
         let endText = tokenizer.decode([end])
@@ -67,10 +67,10 @@ struct SFTTokens {
             }
             let before = tokenizer.encode(String(context.dropFirst(consumed.count)))
             tokens += before
-            targets += before.indices.map { i in !config.assistantOnlyLoss && tokens.count - before.count + i > 0 }
+            targets += before.indices.map { i in everything && tokens.count - before.count + i > 0 }
             let reply = tokenizer.encode(m.content) + [end]
             tokens += reply
-            targets += reply.map { _ in true }
+            targets += reply.map { _ in everything || learn.contains(k) }
             consumed = context + m.content + endText
         }
         return SFTExample(tokens: tokens, targets: targets)

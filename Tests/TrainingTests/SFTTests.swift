@@ -49,6 +49,28 @@ final class SFTTests: FolderTestCase {
         XCTAssertEqual(y.targets, [false] + Array(repeating: true, count: y.tokens.count - 1))
     }
 
+    /// TRL's conversational prompt/completion: a list prompt (an earlier assistant turn in it is
+    /// context, not a target) and a completion of one assistant message.
+    func testConversationalPromptAndCompletionAsTRLWritesThem() throws {
+        let (t, p) = try tokens(system: "S")
+        let line = #"{"prompt": [{"role": "user", "content": "2+2?"}, {"role": "assistant", "content": "4"}, {"role": "user", "content": "And 3+3?"}], "completion": [{"role": "assistant", "content": "6"}]}"#
+        let x = try t.tokens(try example(line))
+        XCTAssertEqual(texts(x, p).targets, "6<|im_end|>")
+        XCTAssertEqual(texts(x, p).all, "<|im_start|>system\nS<|im_end|>\n<|im_start|>user\n2+2?<|im_end|>\n<|im_start|>assistant\n4<|im_end|>\n"
+                       + "<|im_start|>user\nAnd 3+3?<|im_end|>\n<|im_start|>assistant\n6<|im_end|>")
+        // A conversational prompt alone is an RL chat prompt.
+        guard case .chat(let messages, let answer) = try example(#"{"prompt": [{"role": "user", "content": "Hi"}], "answer": "1"}"#) else { return XCTFail("not chat") }
+        XCTAssertEqual(messages.map(\.content), ["Hi"])
+        XCTAssertEqual(answer, "1")
+        let bad = [#"{"prompt": [{"role": "user", "content": "Hi"}], "completion": [{"role": "user", "content": "x"}]}"#: "a list of one assistant message, got [\"user\"]",
+                   #"{"prompt": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "x"}], "completion": "y"}"#: "'prompt' ends with an assistant turn",
+                   #"{"prompt": "Hi", "messages": [{"role": "user", "content": "Hi"}]}"#: "has both 'messages' and 'prompt'",
+                   #"{"prompt": [{"role": "robot", "content": "Hi"}]}"#: "prompt[0].role 'robot' is not system, user or assistant"]
+        for (l, message) in bad {
+            XCTAssertThrowsError(try example(l), l) { XCTAssertTrue("\($0)".contains(message), "\($0)") }
+        }
+    }
+
     func testLinesSFTCannotLearnFromAreRefused() throws {
         let (t, _) = try tokens()
         let cases = [#"{"messages": [{"role": "user", "content": "Hi"}]}"#: "must end with an assistant turn",
