@@ -73,7 +73,12 @@ struct EvalCommand: ParsableCommand {
         defer { try? out?.close() }
         let config = SamplingConfig(temperature: temperature, maxNewTokens: maxNewTokens, seed: seed)
         let result = try evaluate(model: p.model, tokenizer: p.tokenizer, samples: set.eval, reward: set.reward,
-                                  samplesPerPrompt: samples, config: config, rerank: verifier) { sample, c, score in
+                                  samplesPerPrompt: samples, config: config, rerank: verifier,
+                                  progress: { done, total, seconds in
+                                      // On stderr, so --json output stays one object; only when there is more than one batch.
+                                      guard total > Swift.max(1, 64 / samples) else { return }
+                                      FileHandle.standardError.write(Data((EvalResult.progressLine(done: done, of: total, seconds: seconds) + "\n").utf8))
+                                  }) { sample, c, score in
             guard let out else { return }
             let line: [String: Any] = ["prompt": sample.prompt, "answer": sample.answer ?? NSNull(), "sample": c.sampleIndex, "response": c.text,
                                        "reward": score.value, "components": score.components, "finish_reason": c.finishReason.rawValue]

@@ -50,6 +50,13 @@ public struct EvalResult: Codable, Equatable, Sendable {
     public var reward: Estimate
     /// Share of responses the `correct` reward term accepts (nil when the reward has no such term).
     public var accuracy: Estimate?
+    /// A progress line for an evaluation `done` of `total` prompts into it, `seconds` so far, with
+    /// the time left at the rate so far.
+    public static func progressLine(done: Int, of total: Int, seconds: Double) -> String {
+        let left = done > 0 ? seconds / Double(done) * Double(total - done) : 0
+        return "eval: \(done)/\(total) prompts, \(String(format: "%.1f", seconds)) s, ETA \(Int(left.rounded())) s"
+    }
+
     /// pass@k for k = 1, 2, 4, … ≤ samples (unbiased estimator of Chen et al., 2021), keyed by k.
     public var passAtK: [Int: Estimate]
     public var responseLength: Double
@@ -117,8 +124,10 @@ public struct Reranker {
 
 /// Samples `samplesPerPrompt` responses to each prompt (already in chat form) and scores them; with
 /// `rerank`, also the response per prompt the verifier scores highest (the first on ties).
+/// `progress` hears, after each batch, the prompts done, of how many, and the seconds so far.
 public func evaluate(model: CausalLM, tokenizer: Tokenizer, samples: [TaskSample], reward: RewardFunction,
                      samplesPerPrompt: Int, config: SamplingConfig, batchPrompts: Int = 64, rerank: Reranker? = nil,
+                     progress: ((Int, Int, Double) -> Void)? = nil,
                      generated: ((TaskSample, Completion, RewardScore) throws -> Void)? = nil) throws -> EvalResult {
     guard !samples.isEmpty else { throw TrainingError("eval: no prompts") }
     guard samplesPerPrompt >= 1 else { throw TrainingError("eval: samples must be at least 1, got \(samplesPerPrompt)") }
@@ -149,6 +158,7 @@ public func evaluate(model: CausalLM, tokenizer: Tokenizer, samples: [TaskSample
         }
         rewards += perPrompt
         correct += right
+        progress?(chunk + part.count, samples.count, Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)
     }
     let n = samplesPerPrompt
     let pass = hasCorrect ? EvalResult.passAtK(correct: correct, n: n) : [:]

@@ -221,7 +221,9 @@ public final class TrainingRun {
                 r = try trainer!.evaluateEpisodes(data.eval, samples: config.eval.samples, sampling: config.evalSampling)
             } else {
                 r = try Training.evaluate(model: pretrained.model, tokenizer: pretrained.tokenizer, samples: data.eval, reward: data.reward,
-                                      samplesPerPrompt: config.eval.samples, config: config.evalSampling)
+                                      samplesPerPrompt: config.eval.samples, config: config.evalSampling) { done, total, seconds in
+                    if done < total { self.say("  " + EvalResult.progressLine(done: done, of: total, seconds: seconds)) }
+                }
             }
         }
         var line = try JSONLines.object(r)

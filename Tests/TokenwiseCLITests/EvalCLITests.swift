@@ -3,6 +3,17 @@ import XCTest
 
 /// `tokenwise eval --all`: every line of a JSONL file, with no held-out split.
 final class EvalCLITests: XCTestCase {
+    /// More than one batch of prompts: a progress line with the time left after each, on stderr,
+    /// so that --json output is still one object.
+    func testEvalReportsProgressOnStandardError() throws {
+        let r = try tokenwise(["eval", "--model", "tiny-random", "--prompts", "40", "--samples", "2", "--max-new-tokens", "2", "--json", "--threads", "1"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertNotNil(try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any])
+        let lines = r.stderr.split(separator: "\n").filter { $0.hasPrefix("eval: ") }
+        XCTAssertEqual(lines.map { $0.split(separator: " ")[1] }, ["32/40", "40/40"], r.stderr)
+        XCTAssertTrue(lines.allSatisfy { $0.contains(" s, ETA ") }, r.stderr)
+    }
+
     func testAllEvaluatesEveryLineOfAFile() throws {
         let root = try temporary()
         let file = root.appendingPathComponent("mine.jsonl")
