@@ -17,6 +17,8 @@ struct TrainCommand: ParsableCommand {
     @Option(name: .customLong("set"), help: "Override one key: section.key=value (repeatable), e.g. --set optim.lr=1e-4.") var overrides: [String] = []
     @Option(help: "The run folder (default: runs/<name>-<time>; it must not exist or be empty).") var out: String?
     @Option(help: "Continue the run in this folder from its newest intact checkpoint.") var resume: String?
+    @Option(name: .customLong("from-checkpoint"), help: "With --resume: continue from this checkpoint (step-N) instead of the newest; an older one needs --out NEW, a branch that copies the run up to step N there.")
+    var fromCheckpoint: String?
     @Option(name: .customLong("init-from"), help: "Start a new run from the weights of a checkpoint (RUN/checkpoints/step-N), with this command's settings: a fork (model.init_from).")
     var initFrom: String?
     @Flag(name: .customLong("print-config"), help: "Print the resolved config as commented YAML and exit.") var printConfig = false
@@ -43,9 +45,12 @@ struct TrainCommand: ParsableCommand {
             throw ValidationError("--master-port must be a port number, got \(masterPort)")
         }
         if printConfig && nproc * nnodes > 1 { throw ValidationError("--print-config prints and exits; drop --nproc and --nnodes") }
-        if resume != nil && (config != nil || !overrides.isEmpty || out != nil || initFrom != nil) {
-            throw ValidationError("--resume continues a run with its own config.yaml; drop --config, --set, --out and --init-from (--init-from starts a new run)")
+        if resume != nil && (config != nil || !overrides.isEmpty || (out != nil && fromCheckpoint == nil) || initFrom != nil) {
+            throw ValidationError("--resume continues a run with its own config.yaml; drop --config, --set, --out and --init-from (--init-from starts a new run; "
+                + "--out with --from-checkpoint branches the run)")
         }
+        if fromCheckpoint != nil && resume == nil { throw ValidationError("--from-checkpoint picks the checkpoint --resume continues from; give --resume RUN") }
+        if fromCheckpoint != nil && printConfig { throw ValidationError("--print-config with --resume prints the run's config, whichever checkpoint; drop --from-checkpoint") }
     }
 
     func resolved() throws -> RunConfig {
@@ -66,12 +71,16 @@ struct TrainCommand: ParsableCommand {
             return
         }
         let env = try DistributedEnvironment.read(ProcessInfo.processInfo.environment)
+        if env != nil && fromCheckpoint != nil {
+            throw ValidationError("--from-checkpoint under a launcher would branch once per rank; branch with tokenwise train --nproc N (which branches once) or without --from-checkpoint")
+        }
         if env == nil && nproc * nnodes > 1 { throw ExitCode(try launch()) }
         let device = try runtime.apply()
         let dp = try env.map { try $0.join() }
         let console: TrainingRun.Console = quiet ? .quiet : json ? .json : .normal
         if let resume {
-            try Self.runStoppable(try TrainingRun.resume(dir: URL(fileURLWithPath: resume), console: console, device: device, dataParallel: dp))
+            let dir = try continuing(resume)
+            try Self.runStoppable(try TrainingRun.resume(dir: dir, console: console, device: device, dataParallel: dp))
             return
         }
         let cfg = try resolved()
@@ -86,6 +95,15 @@ struct TrainCommand: ParsableCommand {
         try Self.runStoppable(try TrainingRun.start(config: cfg, dir: URL(fileURLWithPath: runDir(cfg)), console: console, device: device, dataParallel: dp))
     }
 
+    /// The folder `--resume` continues: the run itself, or the branch `--from-checkpoint` makes.
+    func continuing(_ resume: String) throws -> URL {
+        let run = URL(fileURLWithPath: resume)
+        guard let name = fromCheckpoint else { return run }
+        let dir = try TrainingRun.branch(run, at: name, into: out.map { URL(fileURLWithPath: $0) })
+        if dir != run { FileHandle.standardError.write(Data("branched \(run.path) at \(name) into \(dir.path)\n".utf8)) }
+        return dir
+    }
+
     /// --out, else the config's output.dir, else runs/<name>-<time>.
     func runDir(_ cfg: RunConfig) -> String {
         let name = config.map { URL(fileURLWithPath: $0).deletingPathExtension().lastPathComponent } ?? preset
@@ -98,6 +116,11 @@ struct TrainCommand: ParsableCommand {
     func launch() throws -> Int32 {
         var args = Launcher.rankArguments(Array(CommandLine.arguments.dropFirst()),
                                           removing: ["--nproc", "--nnodes", "--node-rank", "--master-addr", "--master-port"])
+        if let resume, fromCheckpoint != nil {
+            // Branched once, here; every rank then resumes the branch.
+            let dir = try continuing(resume)
+            args = Launcher.rankArguments(args, removing: ["--resume", "--from-checkpoint", "--out"]) + ["--resume", dir.path]
+        }
         if resume == nil {
             let cfg = try resolved()
             try cfg.validate()
