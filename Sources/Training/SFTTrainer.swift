@@ -64,6 +64,8 @@ public final class SFTTrainer {
             }
             ids += Array(repeating: 0, count: width - at)
         }
+        // Loading refuses an example without a target, so a batch always has some.
+        guard !index.isEmpty else { throw TrainingError("objective 'sft': a batch of \(example) examples has no target token") }
         let h = try model.hidden(Tensor(ids, shape: [rows.count, width]).to(model.device), segments: rows.map { $0.map(\.tokens.count) })
         let selected = h.reshaped([rows.count * width, h.size(2)]).indexSelect(dim: 0, index: Tensor(index).to(model.device))   // [N, H]
         let target = Tensor(targets).to(model.device)
@@ -84,11 +86,12 @@ public final class SFTTrainer {
 
     /// Consecutive ranges of equal owners.
     static func runs(_ owners: [Int]) -> [Range<Int>] {
+        guard !owners.isEmpty else { return [] }
         var out = [Range<Int>](), start = 0
         for i in 1...owners.count where i == owners.count || owners[i] != owners[start] {
             out.append(start..<i); start = i
         }
-        return owners.isEmpty ? [] : out
+        return out
     }
 
     /// One optimizer step on `examples`. Data-parallel, each rank computes its contiguous share,
