@@ -46,8 +46,8 @@ struct TrainCommand: ParsableCommand {
         }
         if printConfig && nproc * nnodes > 1 { throw ValidationError("--print-config prints and exits; drop --nproc and --nnodes") }
         if resume != nil && (config != nil || !overrides.isEmpty || (out != nil && fromCheckpoint == nil) || initFrom != nil) {
-            throw ValidationError("--resume continues a run with its own config.yaml; drop --config, --set, --out and --init-from (--init-from starts a new run; "
-                + "--out with --from-checkpoint branches the run)")
+            throw ValidationError("--resume continues a run with its own config.yaml; drop --config, --set, --out and --init-from (--init-from starts a new run); "
+                + "--out goes with --from-checkpoint, which branches the run")
         }
         if fromCheckpoint != nil && resume == nil { throw ValidationError("--from-checkpoint picks the checkpoint --resume continues from; give --resume RUN") }
         if fromCheckpoint != nil && printConfig { throw ValidationError("--print-config with --resume prints the run's config, whichever checkpoint; drop --from-checkpoint") }
