@@ -75,8 +75,7 @@ struct EvalCommand: ParsableCommand {
         let result = try evaluate(model: p.model, tokenizer: p.tokenizer, samples: set.eval, reward: set.reward,
                                   samplesPerPrompt: samples, config: config, rerank: verifier,
                                   progress: { done, total, seconds in
-                                      // On stderr, so --json output stays one object; only when there is more than one batch.
-                                      guard total > Swift.max(1, 64 / samples) else { return }
+                                      // On stderr, so --json output stays one object.
                                       FileHandle.standardError.write(Data((EvalResult.progressLine(done: done, of: total, seconds: seconds) + "\n").utf8))
                                   }) { sample, c, score in
             guard let out else { return }

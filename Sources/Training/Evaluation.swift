@@ -124,7 +124,8 @@ public struct Reranker {
 
 /// Samples `samplesPerPrompt` responses to each prompt (already in chat form) and scores them; with
 /// `rerank`, also the response per prompt the verifier scores highest (the first on ties).
-/// `progress` hears, after each batch, the prompts done, of how many, and the seconds so far.
+/// `progress` hears, after each batch when there is more than one, the prompts done, of how many,
+/// and the seconds so far.
 public func evaluate(model: CausalLM, tokenizer: Tokenizer, samples: [TaskSample], reward: RewardFunction,
                      samplesPerPrompt: Int, config: SamplingConfig, batchPrompts: Int = 64, rerank: Reranker? = nil,
                      progress: ((Int, Int, Double) -> Void)? = nil,
@@ -158,7 +159,7 @@ public func evaluate(model: CausalLM, tokenizer: Tokenizer, samples: [TaskSample
         }
         rewards += perPrompt
         correct += right
-        progress?(chunk + part.count, samples.count, Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)
+        if samples.count > perBatch { progress?(chunk + part.count, samples.count, Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9) }
     }
     let n = samplesPerPrompt
     let pass = hasCorrect ? EvalResult.passAtK(correct: correct, n: n) : [:]

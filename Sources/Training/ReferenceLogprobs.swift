@@ -11,10 +11,15 @@ struct ReferenceLogprobs: InputProvider {
     /// Whether credit reads per-token `kl`.
     let klForCredit: Bool
 
-    func provide(_ inputs: inout StepInputs) throws {
-        let ref = try forward.withReference { m in
+    /// The reference policy's logprob of every token of the step's trained rows, in row order.
+    static func rows(_ inputs: StepInputs, _ forward: ResponseForward, microBatch: Int) throws -> [[Double]] {
+        try forward.withReference { m in
             try ResponseForward.rowLogprobs(m, prompts: inputs.rowPrompts, responses: inputs.rowResponses, microBatch: microBatch).logprobs
         }
+    }
+
+    func provide(_ inputs: inout StepInputs) throws {
+        let ref = try Self.rows(inputs, forward, microBatch: microBatch)
         inputs.refLogprobs = ref
         guard klForCredit else { return }
         var row = 0

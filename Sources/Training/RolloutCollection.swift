@@ -61,9 +61,8 @@ struct StepRollouts {
         /// with `more(n)` asked for n further prompts, up to `maxRefills` times.
         let dynamicSampling: Bool
         let maxRefills: Int
-        /// DARS's extra samples for low pass-rate prompts, drawn with `sampler`.
+        /// DARS's extra samples for low pass-rate prompts, drawn by the flat source's sampler.
         var dars: DARSConfig? = nil
-        var sampler: Sampler? = nil
     }
 
     static func collect(_ samples: [TaskSample], _ plan: Plan, sampling start: SamplingConfig, schedule: TemperatureSchedule,
@@ -84,8 +83,10 @@ struct StepRollouts {
             }
             r.samples += batch
             r.prompts += tokens
-            if let dars = plan.dars, let sampler = plan.sampler {
-                r.extra = try r.addDARSRollouts(from: offset, dars, sampler: sampler, reward: plan.reward, sampling: sampling, schedule: schedule)
+            if let dars = plan.dars {
+                // Validation admits DARS only for flat rollouts from the local sampler.
+                guard let flat = plan.source as? FlatRollouts else { throw TrainingError("train.dars draws flat samples of one-turn prompts; this run's rollouts are not flat") }
+                r.extra = try r.addDARSRollouts(from: offset, dars, sampler: flat.sampler, reward: plan.reward, sampling: sampling, schedule: schedule)
                 r.kept += try (offset..<r.samples.count).filter { try r.keptByDARS($0) }
                 break
             }

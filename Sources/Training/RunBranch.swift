@@ -17,7 +17,7 @@ extension TrainingRun {
 
     /// Where `--resume RUN --from-checkpoint step-N` continues: RUN itself when step N is its newest
     /// checkpoint, or (with `into`) a new folder holding RUN's config, its records up to step N and
-    /// that checkpoint, a branch that leaves RUN as it is. Continuing an older checkpoint in RUN
+    /// that checkpoint, a branch that leaves RUN as it is (resuming it rebuilds its TensorBoard files). Continuing an older checkpoint in RUN
     /// would overwrite the later steps' records, so that is refused.
     public static func branch(_ run: URL, at name: String, into: URL?) throws -> URL {
         let (source, state) = try checkpoint(name, of: run)
@@ -45,7 +45,6 @@ extension TrainingRun {
                 try JSONLines.truncate(into.appendingPathComponent(file)) { ($0["step"] as? Int ?? 0) <= state.step }
             }
             try fm.copyItem(at: source, to: Checkpoint.folder(into, step: state.step))
-            if config.output.reportTo.contains("tensorboard") { try TensorBoard.rebuild(run: into) }
         } catch {
             // Only what this call made goes.
             if made { try? fm.removeItem(at: into) } else { for item in (try? fm.contentsOfDirectory(atPath: into.path)) ?? [] { try? fm.removeItem(at: into.appendingPathComponent(item)) } }

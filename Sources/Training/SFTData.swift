@@ -8,10 +8,8 @@ import Rewards
 public struct SFTExample: Equatable, Sendable {
     public var tokens: [Int]
     public var targets: [Bool]
-    /// `file:line`, for messages.
-    public var source: String?
     public var targetCount: Int { targets.lazy.filter { $0 }.count }
-    public init(tokens: [Int], targets: [Bool], source: String? = nil) { self.tokens = tokens; self.targets = targets; self.source = source }
+    public init(tokens: [Int], targets: [Bool]) { self.tokens = tokens; self.targets = targets }
 }
 
 /// Turns `Example`s into `SFTExample`s with the model's chat template and tokenizer.
@@ -19,7 +17,7 @@ struct SFTTokens {
     let tokenizer: Tokenizer
     let chat: ChatTemplate
     let config: SFTLoss.Config
-    /// `data.system`, put before a string prompt's user turn.
+    /// `data.system`, put first in a prompt/completion line's dialogue unless its prompt has a system message.
     let system: String?
     /// The end token that closes every target span.
     let end: Int
@@ -97,7 +95,6 @@ extension TaskData {
             do {
                 if case .chat(_, let a) = e, a != nil { answers += 1 }
                 var x = try tokens.tokens(e)
-                x.source = source
                 if x.tokens.count > limit {
                     cut += 1
                     x.tokens = Array(x.tokens.prefix(limit)); x.targets = Array(x.targets.prefix(limit))

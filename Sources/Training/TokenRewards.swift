@@ -28,11 +28,9 @@ struct TokenRewards: InputProvider {
     }
 
     func provide(_ inputs: inout StepInputs) throws {
-        let prompts = inputs.rowPrompts, responses = inputs.rowResponses
-        let dpo = try ResponseForward.rowLogprobs(model, prompts: prompts, responses: responses, microBatch: microBatch).logprobs
-        let ref = try inputs.refLogprobs ?? forward.withReference { m in
-            try ResponseForward.rowLogprobs(m, prompts: prompts, responses: responses, microBatch: microBatch).logprobs
-        }
+        let dpo = try ResponseForward.rowLogprobs(model, prompts: inputs.rowPrompts, responses: inputs.rowResponses, microBatch: microBatch).logprobs
+        // The reference provider's, when the run has it (it runs first); else computed the same way.
+        let ref = try inputs.refLogprobs ?? ReferenceLogprobs.rows(inputs, forward, microBatch: microBatch)
         var row = 0, sum = 0.0, count = 0
         inputs.fill { t, _ in
             t.tokenRewards = zip(dpo[row], ref[row]).map { $0 - $1 }

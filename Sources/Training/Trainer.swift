@@ -118,7 +118,7 @@ public final class Trainer {
         let refreshSeconds = seconds(refreshStart)
         let collection = StepRollouts.Plan(source: source, tokenizer: tokenizer, reward: reward,
                                            dynamicSampling: config.train.dynamicSampling, maxRefills: config.train.maxRefills,
-                                           dars: config.train.dars, sampler: sampler)
+                                           dars: config.train.dars)
         let rollouts = try StepRollouts.collect(samples, collection, sampling: sampling, schedule: schedule, more: more)
         var metrics = rollouts.metrics
         metrics["lr"] = optimizer.learningRate

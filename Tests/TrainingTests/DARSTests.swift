@@ -33,7 +33,7 @@ final class DARSTests: XCTestCase {
         let (m, tok) = try tiny()
         let sampler = Sampler(model: m, tokenizer: tok)
         let plan = StepRollouts.Plan(source: FlatRollouts(sampler: sampler, n: 4), tokenizer: tok, reward: QuarterReward(),
-                                     dynamicSampling: false, maxRefills: 0, dars: dars, sampler: sampler)
+                                     dynamicSampling: false, maxRefills: 0, dars: dars)
         let samples = (0..<6).map { TaskSample(prompt: "prompt \($0)", answer: nil) }
         return try StepRollouts.collect(samples, plan, sampling: SamplingConfig(temperature: 1, maxNewTokens: 6, seed: 5),
                                         schedule: ConstantTemperature(), more: nil)
