@@ -44,10 +44,11 @@ public struct DARSConfig: Codable, Equatable, Sendable {
 }
 
 extension StepRollouts {
-    /// Whether rollout `i` is right: the reward's `correct` term, which DARS's pass rates count.
-    func passed(_ i: Int) throws -> Bool {
+    /// Whether rollout `i` is right: the reward's `correct` term, which DARS's pass rates count
+    /// (`reader` says who reads it, for the error).
+    func passed(_ i: Int, reader: String = "train.dars counts each prompt's pass rate") throws -> Bool {
         guard let c = scores[i].components["correct"] else {
-            throw TrainingError("train.dars counts each prompt's pass rate from the reward's 'correct' term, and this reward has none; add one (reward: {terms: [{type: correct}]})")
+            throw TrainingError("\(reader) from the reward's 'correct' term, and this reward has none; add one (reward: {terms: [{type: correct}]})")
         }
         return c > 0
     }

@@ -132,14 +132,15 @@ struct RowLayout {
 
     /// The step's `parts` mini-batches: this rank's rows of each (local indices, possibly none) and
     /// the mini-batch's loss tokens and rows with any loss token, over all ranks.
-    func miniBatches(_ parts: Int) -> [(local: [Int], all: (tokens: Int, rows: Int))] {
+    /// `size`: the mini-batch's rows on every rank.
+    func miniBatches(_ parts: Int) -> [(local: [Int], all: (tokens: Int, rows: Int), size: Int)] {
         let n = Swift.min(parts, total)
         guard n > 0 else { return [] }
         let bounds = (0...n).map { $0 * total / n }
         return (0..<n).map { mb in
             let global = bounds[mb]..<bounds[mb + 1], mine = global.clamped(to: offset..<(offset + count))
             let counts = global.map { lossTokens[$0] }
-            return (mine.map { $0 - offset }, (counts.reduce(0, +), counts.filter { $0 > 0 }.count))
+            return (mine.map { $0 - offset }, (counts.reduce(0, +), counts.filter { $0 > 0 }.count), global.count)
         }
     }
 }

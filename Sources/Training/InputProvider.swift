@@ -26,6 +26,8 @@ struct StepInputs {
     /// logprobs are the learner's.
     var oldLogprobs: [[Double]]?
     var rolloutLogprobs: [[Double]]?
+    /// LaSeR's targets, weights and scores (`laser` runs once its loss has started).
+    var selfReward: SelfRewardInputs?
     /// Step metrics the providers report.
     var metrics: [String: Double] = [:]
     /// The step's sampling settings (its seed included).

@@ -29,6 +29,8 @@ public enum Preset: String, CaseIterable, Sendable {
     case maPPO = "ma-ppo"
     /// Supervised fine-tuning of SmolLM2-135M on the bundled chat file of worked arithmetic.
     case sft
+    /// GRPO with LaSeR's last-token self-reward (z = `<empty_output>`, one of SmolLM2's unused special tokens).
+    case laser
 
     public var summary: String {
         switch self {
@@ -43,6 +45,7 @@ public enum Preset: String, CaseIterable, Sendable {
         case .countdownTool: "an agent on countdown (3 numbers) with a calculator tool called as <calc>…</calc>, answering <answer>…</answer>; GiGPO credit"
         case .maPPO: "MA-RLHF: PPO over 5-token macro actions (macro-level GAE γ 1, λ 0.95, KL 0.05 in the reward, value clip 0.2)"
         case .sft: "supervised fine-tuning (LoRA) on examples/sft/arithmetic-chat.jsonl, loss on the assistant turns; run from the repository's folder or set data.task"
+        case .laser: "GRPO + LaSeR: the self-reward log π(<empty_output>) after EOS fitted to the verifier's reward (MSE, class-balanced), mixed into the advantages after 8 steps"
         case .hapo: "HAPO: token-level group average credit, adaptive temperature, adaptive clipping and in-loss advantage redistribution, dual clip 10, dynamic sampling"
         }
     }
@@ -130,6 +133,14 @@ public enum Preset: String, CaseIterable, Sendable {
             c.train.steps = 30
             c.train.promptsPerStep = 8
             c.output.checkpointEvery = 10
+        case .laser:
+            // RUCBM/LaSeR @48996f7 run_qwen2_5_7b.sh: GRPO, β 0.1, λ 0.1, balanced, α 0.1, τ 0.1, the loss from
+            // the first step; its 200-step warm-up before the mix is scaled to this 16-step run.
+            c.credit = .grpo(.init())
+            var laser = LaSeRConfig()
+            laser.token = "<empty_output>"
+            laser.advantageWarmupSteps = 8
+            c.laser = laser
         case .maPPO:
             // ernie-research/MA-RLHF @807551d run_gemma.sh / ppo_trainer.py: fixed 5-grams, value_function
             // equal, γ 1, λ 0.95, kl_ctl 0.05, no whitening, cliprange 0.2, cliprange_value 0.2.
@@ -214,6 +225,7 @@ public enum Preset: String, CaseIterable, Sendable {
         ("reward", "the task's reward"),
         ("critic", "no value model"),
         ("agent", "one-turn prompts"),
+        ("laser", "no self-reward"),
     ]
 
     static let comments: [String: String] = [
@@ -234,6 +246,7 @@ public enum Preset: String, CaseIterable, Sendable {
         "eval": "Held-out evaluation before and after training (and every `every` steps when > 0).",
         "output": "Run folder (default runs/<name>-<time>), checkpoints, samples logged per step, merged model, report.",
         "agent": "Multi-turn episodes: environment frozenlake | sokoban | process (JSON lines), its settings, context (cache positions per episode), end_on_invalid. A group is the episodes of one environment seed.",
+        "laser": "LaSeR's last-token self-reward: token (z, or token_id), beta, loss_coef, reference_constant (null: the reference model's log-prob of z), balanced, advantage_coef, advantage_std_min, warmup_steps, advantage_warmup_steps.",
         "critic": "PPO's value model for `gae`: a value head and LoRA adapters on the policy's base (or its own `model`; `lora: null` trains every weight); lr (null: optim.lr), vf_clip, vf_coef, warmup_steps, target (gae returns or tvm labels).",
     ]
 }

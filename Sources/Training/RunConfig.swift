@@ -31,6 +31,8 @@ public struct RunConfig: Codable, Equatable, Sendable {
     public var critic: CriticSection? = nil
     /// Multi-turn episodes in an environment instead of one-turn prompts; nil: prompts.
     public var agent: AgentSection? = nil
+    /// LaSeR's last-token self-reward: its loss and advantage mix; nil: none.
+    public var laser: LaSeRConfig? = nil
 
     public init() {}
 
@@ -201,7 +203,7 @@ public struct RunConfig: Codable, Equatable, Sendable {
         }
     }
 
-    enum CodingKeys: String, CodingKey { case model, data, rollout, reward, credit, objective, optim, train, eval, output, critic, agent }
+    enum CodingKeys: String, CodingKey { case model, data, rollout, reward, credit, objective, optim, train, eval, output, critic, agent, laser }
     public init(from decoder: Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         model = try c.decode(ModelSection.self, forKey: .model)
@@ -224,6 +226,7 @@ public struct RunConfig: Codable, Equatable, Sendable {
         output = try c.decode(OutputSection.self, forKey: .output)
         critic = try c.decodeIfPresent(CriticSection.self, forKey: .critic)
         agent = try c.decodeIfPresent(AgentSection.self, forKey: .agent)
+        laser = try c.decodeIfPresent(LaSeRConfig.self, forKey: .laser)
     }
 
     public func encode(to encoder: Encoder) throws {
@@ -240,6 +243,7 @@ public struct RunConfig: Codable, Equatable, Sendable {
         try c.encode(output, forKey: .output)
         try c.encodeIfPresent(critic, forKey: .critic)
         try c.encodeIfPresent(agent, forKey: .agent)
+        try c.encodeIfPresent(laser, forKey: .laser)
     }
 
     /// Checks what the section structs cannot express, naming the key, and (for RL) that every
@@ -283,6 +287,11 @@ public struct RunConfig: Codable, Equatable, Sendable {
                  "'model.token_reward_model' gives RTO's per-token rewards, which credit.method \(credit.method.rawValue) does not read (use gae with token_rewards: true)")
         try critic?.validate(self)
         try agent?.validate(self)
+        if let laser {
+            try laser.validate()
+            let other = offline.map { "objective '\($0)', which samples no responses" } ?? "agent episodes, whose last tokens are an environment's"
+            try need(offline == nil && agent == nil, "'laser' reads z after a sampled one-turn response's EOS; it does not apply to \(other)")
+        }
         if offline == nil { _ = try InputPlan(self, reward: nil) }
         try need(sft == nil || reward == nil, "'reward' scores sampled responses, and objective 'sft' samples none")
     }

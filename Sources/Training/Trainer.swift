@@ -22,6 +22,8 @@ public final class Trainer {
     let source: RolloutSource
     let providers: [InputProvider]
     let sampler: Sampler
+    /// LaSeR's inputs, when the config has a `laser` section.
+    let selfRewards: SelfRewards?
     public private(set) var stepsDone = 0
     /// The last step's trained rollouts with their per-token advantages, in group order.
     public private(set) var lastRecords: [SampleRecord] = []
@@ -46,8 +48,13 @@ public final class Trainer {
         self.config = config
         // RTO's token rewards are log-ratios to the reference too.
         let needsReference = plan.providers.contains(.referenceLogprobs) || plan.providers.contains(.tokenRewards)
+            || (config.laser.map { $0.referenceConstant == nil } ?? false)
         let (forward, params) = try ResponseForward.attach(model, lora: config.model.lora, seed: config.rollout.seed, reference: needsReference)
         self.forward = forward
+        selfRewards = try config.laser.map {
+            SelfRewards(config: $0, token: try SelfRewards.token($0, tokenizer: tokenizer, vocabSize: model.config.vocabSize), forward: forward,
+                        microBatch: config.train.microBatch)
+        }
         optimizer = try AdamW(parameters: params, options: .init(lr: config.optim.lr, weightDecay: config.optim.weightDecay))
         let critic = try config.critic.map { try Critic.make(policy: model, tokenizer: tokenizer, run: config, section: $0) }
         self.critic = critic
@@ -141,6 +148,7 @@ public final class Trainer {
         var inputs = StepInputs(rollouts, sampling: sampling, progress: progress, firstGroup: share.lowerBound)
         let inputsStart = DispatchTime.now().uptimeNanoseconds
         for p in providers { try p.provide(&inputs) }
+        if let selfRewards, selfRewards.config.lossActive(at: stepsDone) { try selfRewards.provide(&inputs, step: stepsDone, dp: dp) }
         metrics.merge(inputs.metrics) { $1 }
         // An episode's observation tokens were not sampled: no KL penalty in their rewards.
         let rolled = inputs.rollouts.rolled
@@ -148,7 +156,8 @@ public final class Trainer {
             if let e = rolled[i].episode, let kl = t.kl { t.kl = zip(kl, e.actionMask).map { $1 ? $0 : 0 } }
         }
         metrics["inputs_seconds"] = seconds(inputsStart)
-        let credit = try dp?.credit(inputs.creditBatch, config.credit.estimator) ?? config.credit.estimator.estimate(inputs.creditBatch)
+        var credit = try dp?.credit(inputs.creditBatch, config.credit.estimator) ?? config.credit.estimator.estimate(inputs.creditBatch)
+        if let laser = config.laser { credit.advantages = SelfRewards.mix(credit.advantages, inputs, laser, metrics: &metrics) }
         let trainStart = DispatchTime.now().uptimeNanoseconds
         if let critic {
             let criticStart = DispatchTime.now().uptimeNanoseconds

@@ -129,6 +129,22 @@ final class DistributedCLITests: XCTestCase {
         XCTAssertEqual(sa.map { $0["group"] as! Int }, sb.map { $0["group"] as! Int })
     }
 
+    /// LaSeR: the class weights count every rank's finished rows, and the self-reward loss is the
+    /// mean over every rank's rows of the mini-batch.
+    func testTwoRanksTrainLaSeRAsOneProcess() throws {
+        let stops = "[" + (0..<135).map(String.init).joined(separator: ",") + "]"
+        let sets = ["credit.method=grpo", "laser.token=<unused260>", "laser.advantage_warmup_steps=1", "laser.advantage_std_min=0",
+                    "rollout.stop_token_ids=\(stops)", "train.mini_batches=2", "laser.reference_constant=-5"]
+        // A constant c: with the reference model, the first step's scores are 0 up to float noise,
+        // the tiny model's rewards are all 0 (no policy gradient), and Adam would magnify that noise.
+        let (one, two) = try oneAndTwoRanks { self.args($0, sets) }
+        // The score's mean is a mean of the ranks' means, weighted by their rollouts.
+        try assertSameRun(one, two, weights: "adapter_model.safetensors", perRank: ["self_reward_score_mean"])
+        let m = try metrics(two)
+        XCTAssertTrue(m.allSatisfy { ($0["self_reward_loss"] ?? 0) > 0 }, "\(m)")
+        XCTAssertNotNil(m[1]["groups_self_reward_mixed"])
+    }
+
     /// GiGPO on FrozenLake: each rank plays its share of the episodes with the seeds one process gives them.
     func testTwoRanksTrainAnAgentAsOneProcess() throws {
         let (one, two) = try oneAndTwoRanks { self.args($0, ["model.path=tiny-random", "agent.context=512"], preset: "frozenlake-gigpo") }

@@ -65,7 +65,7 @@ final class AgentTrainerTests: XCTestCase {
                 let (unique, owners) = ResponseForward.distinct(rows.prompts)
                 let prefix = try t.model.sharedPrefix(unique)
                 let all = Array(0..<rows.count)
-                let batch = try update.batch(all, rows, prefix, Dictionary(uniqueKeysWithValues: zip(all, owners)))
+                let batch = try update.batch(all, rows, prefix, Dictionary(uniqueKeysWithValues: zip(all, owners))).0
                 let (loss, _) = try PolicyLoss(t.config.objective)(batch)
                 loss.backward()
                 let grad = try t.optimizer.parameters.compactMap { $0.grad }.flatMap { try $0.floats() }

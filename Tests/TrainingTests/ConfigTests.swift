@@ -23,6 +23,7 @@ final class ConfigTests: XCTestCase {
             }
             XCTAssertEqual(text.contains("# critic: ~"), p.config.critic == nil, p.rawValue)
             XCTAssertEqual(text.contains("# agent: ~"), p.config.agent == nil, p.rawValue)
+            XCTAssertEqual(text.contains("# laser: ~"), p.config.laser == nil, p.rawValue)
             XCTAssertEqual(try RunConfig.load(yaml: text), p.config, p.rawValue)
             XCTAssertEqual(try RunConfig.load(yaml: try p.config.yaml()), p.config, p.rawValue)
         }
