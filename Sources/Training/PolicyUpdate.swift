@@ -89,8 +89,12 @@ struct PolicyUpdate {
         guard all.tokens > 0 else { return ["loss": 0, "grad_norm": 0, "tokens": 0] }
         var sums = range.isEmpty ? [:] : try backward(range, all: all, size: size, rows, loss)
         if let dp { sums = try dp.finishBackward(optimizer.parameters, metrics: sums) }
-        if let n = sums.removeValue(forKey: "self_reward_rows"), let right = sums.removeValue(forKey: "self_reward_right"), n > 0 {
-            sums["self_reward_accuracy"] = right / n
+        if let n = sums.removeValue(forKey: "self_reward_rows"), n > 0 { sums["self_reward_accuracy"] = (sums.removeValue(forKey: "self_reward_right") ?? 0) / n }
+        // The score's mean over the right and over the wrong finished responses: how far apart it tells them.
+        for (side, name) in [("pos", "right"), ("neg", "wrong")] {
+            if let n = sums.removeValue(forKey: "self_reward_\(side)_rows"), let total = sums.removeValue(forKey: "self_reward_\(side)_sum"), n > 0 {
+                sums["self_reward_score_\(name)_mean"] = total / n
+            }
         }
         sums["grad_norm"] = Torch.clipGradNorm(optimizer.parameters, maxNorm: config.optim.maxGradNorm)
         // A non-finite loss or gradient never reaches the weights.
@@ -153,6 +157,9 @@ struct PolicyUpdate {
         for (k, i) in r.enumerated() where laser.finished[i] {
             sums["self_reward_rows", default: 0] += 1
             if (s[k] > 0.5) == (t[k] == 1) { sums["self_reward_right", default: 0] += 1 }
+            let side = t[k] == 1 ? "pos" : "neg"
+            sums["self_reward_\(side)_rows", default: 0] += 1
+            sums["self_reward_\(side)_sum", default: 0] += s[k]
         }
         return loss
     }

@@ -188,6 +188,7 @@ final class LaSeRTests: XCTestCase {
         XCTAssertGreaterThan(metrics["self_reward_loss"] ?? 0, 0, "\(metrics)")
         XCTAssertTrue((0...1).contains(metrics["self_reward_accuracy"] ?? -1), "\(metrics)")
         XCTAssertGreaterThan(metrics["self_reward_finished_fraction"] ?? 0, 0)
+        XCTAssertTrue(metrics["self_reward_score_right_mean"] != nil || metrics["self_reward_score_wrong_mean"] != nil, "\(metrics)")
         XCTAssertEqual(metrics["groups_self_reward_mixed"], 2, "\(metrics)")
         let inputs = try XCTUnwrap(t.lastInputs), s = try XCTUnwrap(inputs.selfReward), scores = try XCTUnwrap(s.scores)
         // Reference model: each finished row's own log π_ref(z), not a constant.
