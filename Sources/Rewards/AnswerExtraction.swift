@@ -14,11 +14,33 @@ public enum AnswerExtractor: String, Codable, Sendable, CaseIterable {
         case .answerTag: Answers.lastTagged(text, tag: "answer")
         }
     }
+
+    /// Where in `text` (UTF-8 byte offsets) the answer `extract` reads is written: the number's own
+    /// characters, or the trimmed content of the last `\boxed{…}` or `<answer>…</answer>`.
+    public func byteSpan(_ text: String) -> Range<Int>? {
+        let range: Range<String.Index>?
+        switch self {
+        case .lastNumber: range = Answers.lastNumberRange(text)
+        case .boxed: range = Answers.lastBoxedRange(text).map { Answers.trimmed($0, in: text) }
+        case .answerTag: range = Answers.lastTaggedRange(text, tag: "answer").map { Answers.trimmed($0, in: text) }
+        }
+        guard let range else { return nil }
+        let utf8 = text.utf8
+        return utf8.distance(from: utf8.startIndex, to: range.lowerBound)..<utf8.distance(from: utf8.startIndex, to: range.upperBound)
+    }
 }
 
 public enum Answers {
     /// The last number in `text` ("−12", "3.5", "1,000", "3/4"), as written (commas removed).
     public static func lastNumber(_ text: String) -> String? {
+        guard let r = lastNumberRange(text) else { return nil }
+        var s = String(text.unicodeScalars[r]).replacingOccurrences(of: ",", with: "")
+        if s.hasPrefix("\u{2212}") { s = "-" + s.dropFirst() }
+        return s
+    }
+
+    /// Where the last number of `text` is written (its sign included).
+    static func lastNumberRange(_ text: String) -> Range<String.Index>? {
         let chars = Array(text.unicodeScalars)
         var k = chars.count - 1
         func isDigit(_ c: Unicode.Scalar) -> Bool { ("0"..."9").contains(c) }
@@ -33,13 +55,16 @@ public enum Answers {
             break
         }
         if k > 0, chars[k - 1] == "-" || chars[k - 1] == "\u{2212}" { k -= 1 }
-        var s = String(String.UnicodeScalarView(chars[k..<end])).replacingOccurrences(of: ",", with: "")
-        if s.hasPrefix("\u{2212}") { s = "-" + s.dropFirst() }
-        return s
+        let scalars = text.unicodeScalars
+        return scalars.index(scalars.startIndex, offsetBy: k)..<scalars.index(scalars.startIndex, offsetBy: end)
     }
 
     /// The content of the last `\boxed{…}` (nested braces allowed).
     public static func lastBoxed(_ text: String) -> String? {
+        lastBoxedRange(text).map { String(text[$0]).trimmingCharacters(in: .whitespacesAndNewlines) }
+    }
+
+    static func lastBoxedRange(_ text: String) -> Range<String.Index>? {
         guard let start = text.range(of: "\\boxed{", options: .backwards) else { return nil }
         var depth = 1
         var i = start.upperBound
@@ -47,7 +72,7 @@ public enum Answers {
             let c = text[i]
             if c == "{" { depth += 1 } else if c == "}" {
                 depth -= 1
-                if depth == 0 { return String(text[start.upperBound..<i]).trimmingCharacters(in: .whitespacesAndNewlines) }
+                if depth == 0 { return start.upperBound..<i }
             }
             i = text.index(after: i)
         }
@@ -56,9 +81,21 @@ public enum Answers {
 
     /// The content of the last `<tag>…</tag>`.
     public static func lastTagged(_ text: String, tag: String) -> String? {
+        lastTaggedRange(text, tag: tag).map { String(text[$0]).trimmingCharacters(in: .whitespacesAndNewlines) }
+    }
+
+    static func lastTaggedRange(_ text: String, tag: String) -> Range<String.Index>? {
         guard let close = text.range(of: "</\(tag)>", options: .backwards),
               let open = text.range(of: "<\(tag)>", options: .backwards, range: text.startIndex..<close.lowerBound) else { return nil }
-        return String(text[open.upperBound..<close.lowerBound]).trimmingCharacters(in: .whitespacesAndNewlines)
+        return open.upperBound..<close.lowerBound
+    }
+
+    /// `range` without the whitespace at its ends.
+    static func trimmed(_ range: Range<String.Index>, in text: String) -> Range<String.Index> {
+        var lo = range.lowerBound, hi = range.upperBound
+        while lo < hi, text[lo].isWhitespace { lo = text.index(after: lo) }
+        while hi > lo, text[text.index(before: hi)].isWhitespace { hi = text.index(before: hi) }
+        return lo..<hi
     }
 
     /// A number from "42", "-3.5", "1,000", "3/4", "$12", "12." — nil when it is not one.

@@ -8,10 +8,17 @@ public struct RewardInput: Sendable {
     public var responseTokens: Int
     /// Whether generation was cut at the length limit.
     public var truncated: Bool
+    /// The sampling policy's log-probability of each response token (temperature 1), and the UTF-8
+    /// byte offset in `response` at which each token ends (past its end for a token the text drops,
+    /// such as EOS); empty when the caller has no tokens (the `confidence` term then gives 0).
+    public var tokenLogprobs: [Double]
+    public var tokenEnds: [Int]
 
-    public init(prompt: String = "", response: String, answer: String? = nil, responseTokens: Int = 0, truncated: Bool = false) {
+    public init(prompt: String = "", response: String, answer: String? = nil, responseTokens: Int = 0, truncated: Bool = false,
+                tokenLogprobs: [Double] = [], tokenEnds: [Int] = []) {
         self.prompt = prompt; self.response = response; self.answer = answer
         self.responseTokens = responseTokens; self.truncated = truncated
+        self.tokenLogprobs = tokenLogprobs; self.tokenEnds = tokenEnds
     }
 }
 

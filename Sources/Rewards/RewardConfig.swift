@@ -48,7 +48,7 @@ public struct RewardConfig: Codable, Equatable, Sendable {
         static let keys: [String: Set<String>] = [
             "correct": ["extractor", "match", "tolerance", "correct", "incorrect"],
             "format": ["extractor"], "length": ["budget", "per_token"],
-            "overlong": ["max_length", "cache", "factor"], "countdown": ["step_reward"],
+            "overlong": ["max_length", "cache", "factor"], "countdown": ["step_reward"], "confidence": ["extractor"],
         ]
 
         public init(from decoder: Decoder) throws {
@@ -85,6 +85,7 @@ public struct RewardConfig: Codable, Equatable, Sendable {
                 reward = CorrectnessReward(extractor: try extractor(), match: match, tolerance: try value("tolerance", 1e-6),
                                            correct: try value("correct", 1.0), incorrect: try value("incorrect", 0.0))
             case "format": reward = FormatReward(extractor: try extractor())
+            case "confidence": reward = ConfidenceReward(extractor: try extractor())
             case "length":
                 guard let budget: Int = try value("budget", Optional<Int>.none) else { throw RewardError("\(where_) ('length'): missing 'budget'") }
                 reward = LengthPenalty(budget: budget, perToken: try value("per_token", 0.01))

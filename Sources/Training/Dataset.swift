@@ -194,7 +194,7 @@ extension Example {
     public func taskSample(chat: ChatTemplate) throws -> TaskSample {
         switch self {
         case .prompt(let p, let answer):
-            return TaskSample(prompt: chat.render([ChatMessage(role: "user", content: p)], addGenerationPrompt: true), answer: answer)
+            return TaskSample(prompt: chat.render([ChatMessage(role: "user", content: p)], addGenerationPrompt: true), answer: answer, question: p)
         case .chat(let messages, let answer):
             var turns = messages
             var reference = answer

@@ -130,8 +130,8 @@ public struct TaskData: Sendable {
                 throw TrainingError("data: every '\(task.rawValue)' prompt at difficulty \(data.difficulty) is held out for evaluation; lower 'eval_size'")
             }
             let r = reward?.reward ?? task.reward
-            return TaskData(train: train.prefix(data.trainSize).map { TaskSample(prompt: render($0.prompt), answer: $0.answer) },
-                            eval: evalSet.map { TaskSample(prompt: render($0.prompt), answer: $0.answer) }, reward: r)
+            return TaskData(train: train.prefix(data.trainSize).map { TaskSample(prompt: render($0.prompt), answer: $0.answer, question: $0.prompt) },
+                            eval: evalSet.map { TaskSample(prompt: render($0.prompt), answer: $0.answer, question: $0.prompt) }, reward: r)
         }
         guard data.task.hasSuffix(".jsonl") || FileManager.default.fileExists(atPath: data.task) else {
             let known = ProceduralTask.allCases.map(\.rawValue).joined(separator: ", ")

@@ -12,7 +12,9 @@ public struct TaskSample: Codable, Equatable, Sendable {
     public var source: String?
     /// An agent run's episode: the environment's seed (the prompt is then the environment's own).
     public var environmentSeed: UInt64?
-    public init(prompt: String, answer: String? = nil, source: String? = nil, environmentSeed: UInt64? = nil) {
-        self.prompt = prompt; self.answer = answer; self.source = source; self.environmentSeed = environmentSeed
+    /// The user's message as written, when the prompt is one (what a pair file's `prompt` holds).
+    public var question: String?
+    public init(prompt: String, answer: String? = nil, source: String? = nil, environmentSeed: UInt64? = nil, question: String? = nil) {
+        self.prompt = prompt; self.answer = answer; self.source = source; self.environmentSeed = environmentSeed; self.question = question
     }
 }
