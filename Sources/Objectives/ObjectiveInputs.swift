@@ -51,6 +51,8 @@ public enum PreferenceInput: String, CaseIterable, Sendable {
     case activationMasks = "activation_masks"
     /// F-DPO's per-response hallucination labels (the pair file's `h_w`, `h_l`).
     case hallucinated
+    /// T-REG's self-generated token rewards from the reference under contrastive revision prompts.
+    case revisionRewards = "revision_rewards"
 }
 
 extension PreferenceLoss.Config {
@@ -63,6 +65,7 @@ extension PreferenceLoss.Config {
         case .sparsepo: mask == .file ? [.kl, .weights] : [.kl, .activationMasks]
         case .weightedDPO: [.weights]
         case .fdpo: [.hallucinated]
+        case .treg: [.revisionRewards]
         }
     }
 }

@@ -35,13 +35,13 @@ public enum ObjectiveJSON {
     struct SideIn: Decodable {
         var logprobs: [Double]
         var refLogprobs: [Double]
-        var weights: [Double]?, kl: [Double]?, klWeights: [Double]?, rmLogprobs: [Double]?
+        var weights: [Double]?, kl: [Double]?, klWeights: [Double]?, rmLogprobs: [Double]?, revisionRewards: [Double]?
         /// F-DPO's label of the response (1: hallucinated, 0: factual).
         var hallucinated: Double?
 
         enum CodingKeys: String, CodingKey, CaseIterable {
             case logprobs, weights, kl, hallucinated
-            case refLogprobs = "ref_logprobs", klWeights = "kl_weights", rmLogprobs = "rm_logprobs"
+            case refLogprobs = "ref_logprobs", klWeights = "kl_weights", rmLogprobs = "rm_logprobs", revisionRewards = "revision_rewards"
         }
 
         init(from decoder: Decoder) throws {
@@ -53,6 +53,7 @@ public enum ObjectiveJSON {
             kl = try c.decodeIfPresent([Double].self, forKey: .kl)
             klWeights = try c.decodeIfPresent([Double].self, forKey: .klWeights)
             rmLogprobs = try c.decodeIfPresent([Double].self, forKey: .rmLogprobs)
+            revisionRewards = try c.decodeIfPresent([Double].self, forKey: .revisionRewards)
             hallucinated = try c.decodeIfPresent(Double.self, forKey: .hallucinated)
             if let h = hallucinated, h != 0 && h != 1 { throw ObjectiveError("pair side: 'hallucinated' must be 1 or 0, got \(h)") }
         }
@@ -181,6 +182,7 @@ public enum ObjectiveJSON {
                 try checkLength(s.kl, "kl", n, at)
                 try checkLength(s.klWeights, "kl_weights", n, at)
                 try checkLength(s.rmLogprobs, "rm_logprobs", n, at)
+                try checkLength(s.revisionRewards, "revision_rewards", n, at)
             }
             func optional(_ f: (SideIn) -> [Double]?, _ name: String) throws -> Tensor? {
                 try allOrNone(sides, f, "\(label) '\(name)'", "pair", dtype)
@@ -190,7 +192,8 @@ public enum ObjectiveJSON {
             let s = PreferenceLoss.Side(logprobs: logp, refLogprobs: tensor(sides.map(\.refLogprobs), dtype), mask: mask,
                                         weights: try optional(\.weights, "weights"), kl: try optional(\.kl, "kl"),
                                         klWeights: try optional(\.klWeights, "kl_weights"), rmLogprobs: try optional(\.rmLogprobs, "rm_logprobs"),
-                                        hallucinated: try optional({ $0.hallucinated.map { [$0] } }, "hallucinated")?.squeezed(dim: 1))
+                                        hallucinated: try optional({ $0.hallucinated.map { [$0] } }, "hallucinated")?.squeezed(dim: 1),
+                                        revisionRewards: try optional(\.revisionRewards, "revision_rewards"))
             return (s, logp)
         }
         let (chosen, lc) = try side(\.chosen, "chosen"), (rejected, lr) = try side(\.rejected, "rejected")

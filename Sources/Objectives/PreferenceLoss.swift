@@ -16,13 +16,18 @@ import Torch
 ///   `FactualDPOTrainer.dpo_loss`): −log σ(β(u − λ(h_l − h_w))), h the responses' binary
 ///   hallucination labels and λ = `delta`; pairs whose chosen response is the hallucinated one are
 ///   swapped when the pair file is read (the authors' `flip_sample`), not here
+/// - `treg` (T-REG, arXiv:2412.02685; PROPOSAL: the paper's method section and its code, wzhouad/T-REG,
+///   were not reachable here, so this is the form three secondary summaries agree on): DPO plus
+///   α·w·(L(y_w) + L(y_l)) with L(y) = −Σ_t β·r̂_t·log π_θ(y_t), r̂_t = σ(log π_ref(y_t | x_better) −
+///   log π_ref(y_t | x_worse)) − ½ the self-generated token rewards (`revision_rewards`, from the
+///   reference under two revision prompts), and w = sg σ(−βu), the weight DPO's own gradient carries
 /// Every variant reduces to DPO when its extra terms are off. The implicit token reward of
 /// "From r to Q*" (arXiv:2404.12358) is β·Δ_t; its sum is DPO's implicit reward.
 public struct PreferenceLoss {
     public enum Name: String, Codable, Sendable, CaseIterable {
         case dpo, ipo, tdpo1, tdpo2, tgdpo, sparsepo
         case weightedDPO = "weighted_dpo"
-        case fdpo
+        case fdpo, treg
     }
 
     /// Where SparsePO's token masks come from in training: `activations` (the authors' MaPO
@@ -38,12 +43,18 @@ public struct PreferenceLoss {
         public var mask: MaskSource = .activations
         /// F-DPO's margin λ (the official code's `delta`; 10 in its README's example), fdpo only.
         public var delta = 10.0
+        /// T-REG's revision instructions, added to the prompt to score each response as a better and
+        /// as a worse revision (treg only; the paper's own wording was not reachable).
+        public var better = Self.betterInstruction
+        public var worse = Self.worseInstruction
+        public static let betterInstruction = "Revise your answer so that it is helpful, correct, coherent and concise."
+        public static let worseInstruction = "Revise your answer so that it is unhelpful, incorrect, incoherent and verbose."
 
         public init(name: Name = .dpo, beta: Double = 0.1, alpha: Double = 0.5, mask: MaskSource = .activations, delta: Double = 10) {
             self.name = name; self.beta = beta; self.alpha = alpha; self.mask = mask; self.delta = delta
         }
 
-        enum CodingKeys: String, CodingKey, CaseIterable { case name, beta, alpha, mask, delta }
+        enum CodingKeys: String, CodingKey, CaseIterable { case name, beta, alpha, mask, delta, better, worse }
 
         public func encode(to encoder: Encoder) throws {
             var c = encoder.container(keyedBy: CodingKeys.self)
@@ -52,6 +63,10 @@ public struct PreferenceLoss {
             try c.encode(alpha, forKey: .alpha)
             if name == .sparsepo { try c.encode(mask, forKey: .mask) }
             if name == .fdpo { try c.encode(delta, forKey: .delta) }
+            if name == .treg {
+                try c.encode(better, forKey: .better)
+                try c.encode(worse, forKey: .worse)
+            }
         }
 
         /// Whether an `objective` mapping selects a preference loss: it names one (`name: dpo`, …),
@@ -76,6 +91,15 @@ public struct PreferenceLoss {
             delta = try c.decodeIfPresent(Double.self, forKey: .delta) ?? 10
             if name != .fdpo, c.contains(.delta) { throw ObjectiveError("objective: 'delta' is read by objective fdpo only, not '\(name.rawValue)'") }
             guard delta >= 0, delta.isFinite else { throw ObjectiveError("objective: 'delta' must be ≥ 0 and finite, got \(delta)") }
+            better = try c.decodeIfPresent(String.self, forKey: .better) ?? Self.betterInstruction
+            worse = try c.decodeIfPresent(String.self, forKey: .worse) ?? Self.worseInstruction
+            for key in [CodingKeys.better, .worse] where name != .treg && c.contains(key) {
+                throw ObjectiveError("objective: '\(key.rawValue)' is read by objective treg only, not '\(name.rawValue)'")
+            }
+            guard !better.isEmpty, !worse.isEmpty, better != worse else {
+                throw ObjectiveError("objective: treg's 'better' and 'worse' revision instructions must be two different, non-empty texts")
+            }
+            if name == .treg, !(alpha >= 0 && alpha.isFinite) { throw ObjectiveError("objective: treg's 'alpha' must be ≥ 0 and finite, got \(alpha)") }
         }
     }
 
@@ -94,11 +118,14 @@ public struct PreferenceLoss {
         public var rmLogprobs: Tensor?
         /// Each response's hallucination label, 1 or 0, `[P]` (fdpo).
         public var hallucinated: Tensor?
+        /// T-REG's self-generated token rewards r̂_t in [−½, ½] (treg).
+        public var revisionRewards: Tensor?
 
         public init(logprobs: Tensor, refLogprobs: Tensor, mask: Tensor, weights: Tensor? = nil, kl: Tensor? = nil,
-                    klWeights: Tensor? = nil, rmLogprobs: Tensor? = nil, hallucinated: Tensor? = nil) {
+                    klWeights: Tensor? = nil, rmLogprobs: Tensor? = nil, hallucinated: Tensor? = nil, revisionRewards: Tensor? = nil) {
             self.logprobs = logprobs; self.refLogprobs = refLogprobs; self.mask = mask; self.weights = weights
             self.kl = kl; self.klWeights = klWeights; self.rmLogprobs = rmLogprobs; self.hallucinated = hallucinated
+            self.revisionRewards = revisionRewards
         }
 
         /// β·Δ_t: the implicit token reward.
@@ -113,7 +140,7 @@ public struct PreferenceLoss {
         let shape = side.logprobs.shape
         guard shape.count == 2, shape[0] > 0 else { throw ObjectiveError("objective: the batch has no pairs") }
         for (name, t) in [("ref_logprobs", side.refLogprobs), ("mask", side.mask), ("weights", side.weights), ("kl", side.kl),
-                          ("kl_weights", side.klWeights), ("rm_logprobs", side.rmLogprobs)] as [(String, Tensor?)] {
+                          ("kl_weights", side.klWeights), ("rm_logprobs", side.rmLogprobs), ("revision_rewards", side.revisionRewards)] as [(String, Tensor?)] {
             if let t, t.shape != shape { throw ObjectiveError("objective: \(label) '\(name)' has shape \(t.shape) but logprobs has \(shape)") }
         }
         let n = config.name, reads = config.inputs
@@ -124,6 +151,7 @@ public struct PreferenceLoss {
             ("kl_weights", side.klWeights != nil, n == .sparsepo),
             ("rm_logprobs", side.rmLogprobs != nil, reads.contains(.rmLogprobs)),
             ("hallucinated", side.hallucinated != nil, reads.contains(.hallucinated)),
+            ("revision_rewards", side.revisionRewards != nil, reads.contains(.revisionRewards)),
         ]
         if let h = side.hallucinated, h.shape != [shape[0]] {
             throw ObjectiveError("objective: \(label) 'hallucinated' has shape \(h.shape) but there are \(shape[0]) pairs")
@@ -134,6 +162,9 @@ public struct PreferenceLoss {
         if reads.contains(.kl) && side.kl == nil { throw ObjectiveError("objective: '\(n.rawValue)' needs \(label) 'kl'") }
         if reads.contains(.rmLogprobs) && side.rmLogprobs == nil { throw ObjectiveError("objective: 'tgdpo' needs \(label) 'rm_logprobs'") }
         if reads.contains(.hallucinated) && side.hallucinated == nil { throw ObjectiveError("objective: 'fdpo' needs \(label) 'hallucinated' (1 or 0 per response)") }
+        if reads.contains(.revisionRewards) && side.revisionRewards == nil {
+            throw ObjectiveError("objective: 'treg' needs \(label) 'revision_rewards' (r̂_t in [−0.5, 0.5] per token; training computes them from the reference under the revision prompts)")
+        }
     }
 
     /// The mean loss over pairs, metrics, and each side's implicit token rewards.
@@ -176,6 +207,10 @@ public struct PreferenceLoss {
             perPair = (-beta * (sum(ww * dw) - sum(wl * dl))).softplus()
         case .fdpo:
             perPair = (-beta * (u - config.delta * (rejected.hallucinated! - chosen.hallucinated!))).softplus()
+        case .treg:
+            // L(y) = −Σ β·r̂_t·log π_θ(y_t); w = σ(r_l − r_w) without gradient.
+            func reg(_ s: Side) -> Tensor { -sum(beta * s.revisionRewards!.detached() * s.logprobs * s.mask) }
+            perPair = (-beta * u).softplus() + alpha * (-beta * u).sigmoid().detached() * (reg(chosen) + reg(rejected))
         }
         let loss = perPair.mean()
         let rc = chosen.tokenRewards(beta), rr = rejected.tokenRewards(beta)
@@ -187,6 +222,10 @@ public struct PreferenceLoss {
             metrics["reward_margin"] = try (cr - rj).mean().item()
             metrics["reward_accuracy"] = try (cr .> rj).to(dtype: cr.dtype).mean().item()
             metrics["pairs"] = Double(chosen.logprobs.size(0))
+            // T-REG: the mean self-generated token reward of each side's tokens.
+            for (name, side) in [("chosen", chosen), ("rejected", rejected)] {
+                if let r = side.revisionRewards { metrics["revision_reward_\(name)_mean"] = try ((r * side.mask).sum() / side.mask.sum()).item() }
+            }
         }
         return (loss, metrics, (rc.detached(), rr.detached()))
     }

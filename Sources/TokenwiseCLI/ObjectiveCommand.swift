@@ -12,9 +12,9 @@ struct ObjectiveCommand: ParsableCommand {
           adaptive_clip, hybrid, prefix_min_variant, mismatch, aggregation, norm_constant, kl_coef,
           kl_estimator, entropy_coef, log_ratio_clamp}, "trajectories": [{"logprobs", "old_logprobs",
           "advantages", "rollout_logprobs"?, "ref_logprobs"?, "weights"?, "entropies"?, "turns"?}]}
-        Preference loss: {"objective": {"name": dpo|ipo|tdpo1|tdpo2|tgdpo|sparsepo|weighted_dpo|fdpo, "beta",
+        Preference loss: {"objective": {"name": dpo|ipo|tdpo1|tdpo2|tgdpo|sparsepo|weighted_dpo|fdpo|treg, "beta",
           "alpha", "delta"}, "pairs": [{"chosen": {"logprobs", "ref_logprobs", "weights"?, "kl"?, "kl_weights"?,
-          "rm_logprobs"?, "hallucinated"? (1|0)}, "rejected": {...}}]}
+          "rm_logprobs"?, "hallucinated"? (1|0), "revision_rewards"? (treg)}, "rejected": {...}}]}
         Output: {"loss", "grad_logprobs" (d loss / d logprobs, from autograd), "metrics"}; pairs also get
         "token_rewards" (β·log π/π_ref per token).
         """

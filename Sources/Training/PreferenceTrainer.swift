@@ -12,6 +12,13 @@ public struct PreferencePair: Equatable, Sendable {
     public var weights: TokenWeights?
     /// Whether each response is hallucinated (F-DPO's `h_w`, `h_l`).
     public var hallucinated: HallucinationLabels?
+    /// T-REG's two revision prompts in chat form: the prompt asking for a better and for a worse answer.
+    public var revision: (better: String, worse: String)?
+
+    public static func == (a: PreferencePair, b: PreferencePair) -> Bool {
+        a.prompt == b.prompt && a.chosen == b.chosen && a.rejected == b.rejected && a.weights == b.weights && a.hallucinated == b.hallucinated
+            && a.revision?.better == b.revision?.better && a.revision?.worse == b.revision?.worse
+    }
     public init(prompt: String, chosen: String, rejected: String, weights: TokenWeights? = nil, hallucinated: HallucinationLabels? = nil) {
         self.prompt = prompt; self.chosen = chosen; self.rejected = rejected; self.weights = weights; self.hallucinated = hallucinated
     }
@@ -112,9 +119,26 @@ public final class PreferenceTrainer {
             return PreferenceLoss.Side(logprobs: policy.gather(dim: -1, index: targets).squeezed(dim: -1),
                                        refLogprobs: ref.gather(dim: -1, index: targets).squeezed(dim: -1), mask: mask,
                                        weights: weights, kl: kl, klWeights: klWeights, rmLogprobs: rm,
-                                       hallucinated: try labels(pairs, key == \PreferencePair.chosen ? \.chosen : \.rejected))
+                                       hallucinated: try labels(pairs, key == \PreferencePair.chosen ? \.chosen : \.rejected),
+                                       revisionRewards: try revisionRewards(pairs, responses))
         }
         return (try side(\.chosen, \.chosen, \.chosenKL), try side(\.rejected, \.rejected, \.rejectedKL))
+    }
+
+    /// T-REG's r̂_t = σ(log π_ref(y_t | x_better) − log π_ref(y_t | x_worse)) − ½ for each token of
+    /// `responses` (one side), `[N, R]`, when the loss reads them.
+    func revisionRewards(_ pairs: [PreferencePair], _ responses: [[Int]]) throws -> Tensor? {
+        guard loss.config.inputs.contains(.revisionRewards) else { return nil }
+        let prompts = try pairs.enumerated().map { n, p -> (better: [Int], worse: [Int]) in
+            guard let r = p.revision else { throw TrainingError("preference pair \(n): objective 'treg' needs its revision prompts (TaskData renders them)") }
+            return (tokenizer.encode(r.better), tokenizer.encode(r.worse))
+        }
+        let lp = try forward.withReference { m in
+            try ResponseForward.rowLogprobs(m, prompts: prompts.map(\.better) + prompts.map(\.worse), responses: responses + responses, microBatch: 0).logprobs
+        }
+        let n = responses.count
+        let rows = (0..<n).map { i in zip(lp[i], lp[n + i]).map { b, w in 1 / (1 + Foundation.exp(w - b)) - 0.5 } }
+        return padded(rows, device: model.device).values
     }
 
     /// One side's hallucination labels as a `[N]` tensor when the loss reads them (F-DPO).

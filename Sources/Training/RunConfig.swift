@@ -18,7 +18,7 @@ public struct RunConfig: Codable, Equatable, Sendable {
     public var credit: CreditConfig = .grpo(.init())
     public var objective = PolicyLossConfig()
     /// Set when the `objective` section names a preference loss (`name: dpo | ipo | tdpo1 | tdpo2 |
-    /// tgdpo | sparsepo | weighted_dpo | fdpo`): the run then trains offline on the data's preference pairs.
+    /// tgdpo | sparsepo | weighted_dpo | fdpo | treg`): the run then trains offline on the data's preference pairs.
     public var preference: PreferenceLoss.Config? = nil
     /// Set when the `objective` section is `name: sft`: the run then fine-tunes on the data's
     /// supervised examples.

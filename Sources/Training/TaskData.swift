@@ -46,6 +46,10 @@ public struct TaskData: Sendable {
         func rendered(_ indices: [Int]) -> [PreferencePair] {
             indices.map { k in
                 var p = pairs[k]
+                // T-REG scores each response again after the prompt with a revision instruction.
+                if objective.inputs.contains(.revisionRewards) {
+                    p.revision = (render(p.prompt + "\n\n" + objective.better, data, chat), render(p.prompt + "\n\n" + objective.worse, data, chat))
+                }
                 p.prompt = render(p.prompt, data, chat)
                 return p
             }

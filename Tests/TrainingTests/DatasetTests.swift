@@ -74,7 +74,7 @@ final class DatasetTests: XCTestCase {
         XCTAssertEqual(d.lines, [1, 3, 4])
         let chat = ChatTemplate.chatML(defaultSystem: "Default.")
         XCTAssertEqual(try d.examples[0].taskSample(chat: chat),
-                       TaskSample(prompt: "<|im_start|>system\nDefault.<|im_end|>\n<|im_start|>user\nWhat is 2+2?<|im_end|>\n<|im_start|>assistant\n", answer: "4"))
+                       TaskSample(prompt: "<|im_start|>system\nDefault.<|im_end|>\n<|im_start|>user\nWhat is 2+2?<|im_end|>\n<|im_start|>assistant\n", answer: "4", question: "What is 2+2?"))
         let s = try d.examples[1].taskSample(chat: chat)
         XCTAssertEqual(s.answer, "Paris")
         XCTAssertEqual(s.prompt, "<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nCapital of France?<|im_end|>\n<|im_start|>assistant\n")

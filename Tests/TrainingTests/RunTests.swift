@@ -361,6 +361,9 @@ final class RunTests: XCTestCase {
                 XCTAssertEqual(first, 1.0, accuracy: 1e-5, "ipo: (0 − 1/(2·0.5))² = 1")
             } else if name == .fdpo {
                 XCTAssertEqual(first, Foundation.log(1 + Foundation.exp(5.0)), accuracy: 1e-5, "fdpo: softplus(β·δ·(h_l − h_w)), every pair (0, 1), β 0.5, δ 10")
+            } else if name == .treg {
+                // ln 2 plus α·½·(L(y_w) + L(y_l)), whose self-generated token rewards are not 0.
+                XCTAssertNotEqual(first, Foundation.log(2.0), accuracy: 1e-6, "treg's regulariser adds to DPO's ln 2")
             } else if name != .tgdpo {
                 XCTAssertEqual(first, Foundation.log(2.0), accuracy: 1e-5, name.rawValue)
             }

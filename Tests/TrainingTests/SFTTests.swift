@@ -228,7 +228,7 @@ final class SFTTests: FolderTestCase {
                    "objective: {name: sft, max_length: 1}": "'max_length' must be at least 2",
                    "objective: {name: sft, max_length: 4096}": "'max_length' is 4096 tokens, more than the model's context (512)",
                    "objective: {name: sft, packed: true}": "unknown key 'packed'",
-                   "objective: {name: sfft}": "expected one of 'dpo', 'ipo', 'tdpo1', 'tdpo2', 'tgdpo', 'sparsepo', 'weighted_dpo', 'fdpo', 'sft'",
+                   "objective: {name: sfft}": "expected one of 'dpo', 'ipo', 'tdpo1', 'tdpo2', 'tgdpo', 'sparsepo', 'weighted_dpo', 'fdpo', 'treg', 'sft'",
                    "data: {task: arithmetic}": "not the procedural task 'arithmetic'",
                    "objective: {name: sft, max_length: 8}": "sft.jsonl:1: no token to learn is left within max_length (8)"]
         let base = try sftConfig()
