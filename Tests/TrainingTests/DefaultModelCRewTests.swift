@@ -8,11 +8,7 @@ import XCTest
 /// CRew-DPO's pairs from the default model's own answers to held-in arithmetic prompts.
 final class DefaultModelCRewTests: XCTestCase {
     func testPairsOnTheDefaultModel() throws {
-        let p: Pretrained
-        do { p = try Pretrained.load("default") } catch let e as ModelError where e.message.contains("is not installed") {
-            if ProcessInfo.processInfo.environment["TOKENWISE_REQUIRE_DEFAULT_MODEL"] != nil { throw e }
-            throw XCTSkip("default model not installed")
-        }
+        let p = try defaultModel()
         var data = RunConfig.DataSection()
         data.trainSize = 6
         let set = try TaskData.load(data, reward: nil, chat: try p.chatTemplate())

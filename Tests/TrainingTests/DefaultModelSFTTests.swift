@@ -4,18 +4,19 @@ import Objectives
 import XCTest
 @testable import Training
 
+/// The default model, or a skip where it is not installed (unless the integration suite requires it).
+func defaultModel() throws -> Pretrained {
+    do { return try Pretrained.load("default") } catch let e as ModelError where e.message.contains("is not installed") {
+        if ProcessInfo.processInfo.environment["TOKENWISE_REQUIRE_DEFAULT_MODEL"] != nil { throw e }
+        throw XCTSkip("default model not installed")
+    }
+}
+
 /// Supervised fine-tuning on the default model (SmolLM2-135M-Instruct, its own chat template with
 /// the default system message) and the bundled chat file.
 final class DefaultModelSFTTests: FolderTestCase {
     let file = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
         .appendingPathComponent("examples/sft/arithmetic-chat.jsonl")
-
-    func defaultModel() throws -> Pretrained {
-        do { return try Pretrained.load("default") } catch let e as ModelError where e.message.contains("is not installed") {
-            if ProcessInfo.processInfo.environment["TOKENWISE_REQUIRE_DEFAULT_MODEL"] != nil { throw e }
-            throw XCTSkip("default model not installed")
-        }
-    }
 
     /// Built turn by turn, a two-turn dialogue has the tokens of the whole rendered dialogue, and
     /// its targets are the two replies with their end tokens.
