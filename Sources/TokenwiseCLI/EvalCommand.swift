@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Models
+import Rewards
 import Rollout
 import Torch
 import Training
@@ -23,8 +24,15 @@ struct EvalCommand: ParsableCommand {
     @Option(help: "Seed of the task data (the same as the run's data.seed).") var dataSeed: UInt64 = 0
     @Option(help: "Seed of the sampler.") var seed: UInt64 = 1234
     @OptionGroup var adapter: AdapterOption
-    @Option(help: "Best-of-N by a verifier: 'tvm' picks, per prompt, the response the critic of --critic values highest after its last token.")
+    @Option(help: """
+        Best-of-N by a verifier: per prompt, the response that 'tvm' (the critic of --critic after the last token), 'laser' (the model's \
+        log-probability of --laser-token after the response: LaSeR's self-reward) or 'confidence' (CRew: the mean probability of the \
+        answer's tokens) scores highest.
+        """)
     var rerank: String?
+    @Option(name: .customLong("laser-token"), help: "The self-reward token z a LaSeR run trained (its laser.token), for --rerank laser.")
+    var laserToken: String?
+    @Option(help: "Where the answer is for --rerank confidence: last_number, boxed or answer_tag.") var extractor = "last_number"
     @Option(help: "A checkpoint folder holding a critic (critic.safetensors), for --rerank tvm; its base is --model unless the critic has its own.")
     var critic: String?
     @Flag(help: "Print the result as JSON.") var json = false
@@ -37,12 +45,14 @@ struct EvalCommand: ParsableCommand {
         guard temperature > 0 || samples == 1 else { throw ValidationError("--samples must be 1 with greedy decoding (--temperature 0)") }
         guard maxNewTokens > 0 else { throw ValidationError("--max-new-tokens must be positive, got \(maxNewTokens)") }
         if let rerank {
-            guard rerank == "tvm" else { throw ValidationError("--rerank must be 'tvm', got '\(rerank)'") }
-            guard critic != nil else { throw ValidationError("--rerank tvm scores with a critic: give --critic with a checkpoint folder of a run that had a 'critic:' section") }
+            guard ["tvm", "laser", "confidence"].contains(rerank) else { throw ValidationError("--rerank must be tvm, laser or confidence, got '\(rerank)'") }
+            guard rerank != "tvm" || critic != nil else { throw ValidationError("--rerank tvm scores with a critic: give --critic with a checkpoint folder of a run that had a 'critic:' section") }
+            guard rerank != "laser" || laserToken != nil else { throw ValidationError("--rerank laser reads the self-reward token's log-probability: give --laser-token (the run's laser.token)") }
+            guard AnswerExtractor(rawValue: extractor) != nil else { throw ValidationError("--extractor must be last_number, boxed or answer_tag, got '\(extractor)'") }
             guard samples >= 2 else { throw ValidationError("--rerank picks one of several responses: --samples must be at least 2, got \(samples)") }
-        } else if critic != nil {
-            throw ValidationError("--critic is read only by --rerank tvm")
         }
+        if critic != nil && rerank != "tvm" { throw ValidationError("--critic is read only by --rerank tvm") }
+        if laserToken != nil && rerank != "laser" { throw ValidationError("--laser-token is read only by --rerank laser") }
         if let prompts, !(prompts > 0 && prompts <= Double(RunConfig.Limits.prompts)) {
             throw ValidationError("--prompts must be positive and at most \(RunConfig.Limits.prompts), got \(prompts)")
         }
@@ -63,8 +73,18 @@ struct EvalCommand: ParsableCommand {
         data.trainSize = 1
         let p = try modelOptions.load(device: device)
         try adapter.apply(to: p)
-        let verifier = try critic.map { Reranker.tvm(try Critic.load(from: URL(fileURLWithPath: $0), policy: p.model, policySource: modelOptions.model, tokenizer: p.tokenizer,
-                                                                         warn: { FileHandle.standardError.write(Data("warning: \($0)\n".utf8)) })) }
+        let verifier: Reranker?
+        switch rerank {
+        case "tvm":
+            verifier = .tvm(try Critic.load(from: URL(fileURLWithPath: critic!), policy: p.model, policySource: modelOptions.model, tokenizer: p.tokenizer,
+                                            warn: { FileHandle.standardError.write(Data("warning: \($0)\n".utf8)) }))
+        case "laser":
+            var laser = LaSeRConfig()
+            laser.token = laserToken
+            verifier = .laser(p.model, token: try laser.resolvedToken(tokenizer: p.tokenizer, vocabSize: p.model.config.vocabSize))
+        case "confidence": verifier = .confidence(p.tokenizer, extractor: AnswerExtractor(rawValue: extractor)!)
+        default: verifier = nil
+        }
         let set = try TaskData.load(data, reward: nil, chat: try p.chatTemplate(), whole: all)
         let out = try generations.map { path -> FileHandle in
             guard FileManager.default.createFile(atPath: path, contents: nil) else { throw ValidationError("--generations \(path): cannot create the file") }

@@ -111,14 +111,32 @@ public struct RerankResult: Codable, Equatable, Sendable {
 }
 
 /// A verifier for best-of-N: a score per response (higher is better), given the prompts' tokens,
-/// each response's prompt index into them, and the responses' tokens.
+/// each response's prompt index into them, and the sampled responses.
 public struct Reranker {
     public let method: String
-    let score: (_ prompts: [[Int]], _ owner: [Int], _ responses: [[Int]]) throws -> [Double]
+    let score: (_ prompts: [[Int]], _ owner: [Int], _ responses: [Completion]) throws -> [Double]
 
     /// TVM: the critic's value after the response's last token.
     public static func tvm(_ critic: Critic) -> Reranker {
-        Reranker(method: "tvm") { try critic.finalValues(prompts: $0, owner: $1, responses: $2) }
+        Reranker(method: "tvm") { try critic.finalValues(prompts: $0, owner: $1, responses: $2.map(\.tokens)) }
+    }
+
+    /// LaSeR's self-reward at test time: log π(z | x, y) with z after the response (after its EOS
+    /// when it has one), the score up to LaSeR's constant β and c.
+    public static func laser(_ model: CausalLM, token: Int) -> Reranker {
+        Reranker(method: "laser") { prompts, owner, responses in
+            // rowLogprobs runs without autograd and turns libtorch's errors into throws.
+            try ResponseForward.rowLogprobs(model, prompts: owner.map { prompts[$0] }, responses: responses.map { $0.tokens + [token] },
+                                            microBatch: 8).logprobs.map { $0.last! }
+        }
+    }
+
+    /// CRew: the mean probability the sampler gave the answer's tokens (the paper's best-of-N).
+    public static func confidence(_ tokenizer: Tokenizer, extractor: AnswerExtractor) -> Reranker {
+        let reward = ConfidenceReward(extractor: extractor)
+        return Reranker(method: "confidence") { _, _, responses in
+            responses.map { reward.score(RewardInput(response: $0.text, tokenLogprobs: $0.logprobs, tokenEnds: $0.byteEnds(tokenizer))).value }
+        }
     }
 }
 
@@ -144,7 +162,7 @@ public func evaluate(model: CausalLM, tokenizer: Tokenizer, samples: [TaskSample
         var perPrompt = [Double](repeating: 0, count: part.count), right = [Int](repeating: 0, count: part.count)
         let scores = out.map { reward.score($0, of: part[$0.promptIndex], tokenizer: tokenizer) }
         if let rerank {
-            let verdict = try rerank.score(part.map { tokenizer.encode($0.prompt) }, out.map(\.promptIndex), out.map(\.tokens))
+            let verdict = try rerank.score(part.map { tokenizer.encode($0.prompt) }, out.map(\.promptIndex), out)
             for p in part.indices {
                 let mine = out.indices.filter { out[$0].promptIndex == p }
                 guard let best = mine.max(by: { (verdict[$0], -$0) < (verdict[$1], -$1) }) else { continue }

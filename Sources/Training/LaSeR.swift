@@ -1,4 +1,5 @@
 import Foundation
+import Models
 import Torch
 
 /// LaSeR, "Reinforcement Learning with Last-Token Self-Rewarding" (arXiv:2510.14943; RUCBM/LaSeR
@@ -87,6 +88,22 @@ public struct LaSeRConfig: Codable, Equatable, Sendable {
         try need(advantageStdMin >= 0 && advantageStdMin.isFinite, "'laser.advantage_std_min' must be >= 0 and finite, got \(advantageStdMin)")
         try need(warmupSteps >= 0, "'laser.warmup_steps' must be >= 0, got \(warmupSteps)")
         try need(advantageWarmupSteps >= 0, "'laser.advantage_warmup_steps' must be >= 0, got \(advantageWarmupSteps)")
+    }
+
+    /// z's id from the config, checked against the tokenizer and the model.
+    public func resolvedToken(tokenizer: Tokenizer, vocabSize: Int) throws -> Int {
+        if let id = tokenId {
+            guard id < vocabSize else { throw TrainingError("config: 'laser.token_id' \(id) is outside the model's vocabulary (\(vocabSize) tokens)") }
+            return id
+        }
+        let text = token ?? ""
+        if let id = tokenizer.id(of: text), id < vocabSize { return id }
+        let ids = tokenizer.encode(text)
+        guard ids.count == 1, ids[0] < vocabSize else {
+            throw TrainingError("config: 'laser.token' '\(text)' is not one token of this model's tokenizer (it encodes to \(ids.count) tokens \(ids.prefix(8))); "
+                + "name a single special token the model never writes, or its id with 'laser.token_id'")
+        }
+        return ids[0]
     }
 
     /// Whether step `step` (1-based, as verl's `global_steps`) adds the loss, and mixes the advantages.

@@ -29,22 +29,6 @@ struct SelfRewards {
     /// Rows per forward pass.
     let microBatch: Int
 
-    /// z's id from the config, checked against the tokenizer and the model.
-    static func token(_ config: LaSeRConfig, tokenizer: Tokenizer, vocabSize: Int) throws -> Int {
-        if let id = config.tokenId {
-            guard id < vocabSize else { throw TrainingError("config: 'laser.token_id' \(id) is outside the model's vocabulary (\(vocabSize) tokens)") }
-            return id
-        }
-        let text = config.token ?? ""
-        if let id = tokenizer.id(of: text), id < vocabSize { return id }
-        let ids = tokenizer.encode(text)
-        guard ids.count == 1, ids[0] < vocabSize else {
-            throw TrainingError("config: 'laser.token' '\(text)' is not one token of this model's tokenizer (it encodes to \(ids.count) tokens \(ids.prefix(8))); "
-                + "name a single special token the model never writes, or its id with 'laser.token_id'")
-        }
-        return ids[0]
-    }
-
     /// log π(z | x, y) under `m` for each of `rows` (indices into the step's rows), z after the
     /// whole response.
     func tokenLogprobs(_ m: CausalLM, _ inputs: StepInputs, rows: [Int]) throws -> [Double] {

@@ -52,7 +52,7 @@ public final class Trainer {
         let (forward, params) = try ResponseForward.attach(model, lora: config.model.lora, seed: config.rollout.seed, reference: needsReference)
         self.forward = forward
         selfRewards = try config.laser.map {
-            SelfRewards(config: $0, token: try SelfRewards.token($0, tokenizer: tokenizer, vocabSize: model.config.vocabSize), forward: forward,
+            SelfRewards(config: $0, token: try $0.resolvedToken(tokenizer: tokenizer, vocabSize: model.config.vocabSize), forward: forward,
                         microBatch: config.train.microBatch)
         }
         optimizer = try AdamW(parameters: params, options: .init(lr: config.optim.lr, weightDecay: config.optim.weightDecay))

@@ -170,7 +170,10 @@ final class CLITests: XCTestCase {
         let cases: [([String], String)] = [
             (["eval", "--model", "tiny-random", "--rerank", "tvm"], "--rerank tvm scores with a critic: give --critic"),
             (["eval", "--model", "tiny-random", "--critic", checkpoint], "--critic is read only by --rerank tvm"),
-            (["eval", "--model", "tiny-random", "--critic", checkpoint, "--rerank", "orm"], "--rerank must be 'tvm', got 'orm'"),
+            (["eval", "--model", "tiny-random", "--critic", checkpoint, "--rerank", "orm"], "--rerank must be tvm, laser or confidence, got 'orm'"),
+            (["eval", "--model", "tiny-random", "--rerank", "laser"], "--rerank laser reads the self-reward token's log-probability: give --laser-token"),
+            (["eval", "--model", "tiny-random", "--laser-token", "x"], "--laser-token is read only by --rerank laser"),
+            (["eval", "--model", "tiny-random", "--rerank", "confidence", "--extractor", "num"], "--extractor must be last_number, boxed or answer_tag, got 'num'"),
             (["eval", "--model", "tiny-random", "--critic", checkpoint, "--rerank", "tvm", "--samples", "1"], "--samples must be at least 2, got 1"),
             (["eval", "--model", "tiny-random", "--critic", root.path, "--rerank", "tvm"], "critic.safetensors: no critic here"),
         ]

@@ -289,3 +289,38 @@ func assertNear(_ a: [Double], _ b: [Double], accuracy: Double, _ message: Strin
         return
     }
 }
+
+/// Best-of-N by LaSeR's self-reward and by CRew's confidence: each picks, per prompt, the response
+/// its score ranks highest.
+final class SelfScoreRerankTests: XCTestCase {
+    func picks(_ rerank: Reranker, score: (TaskSample, Completion) throws -> Double) throws {
+        let (m, tok) = try tiny()
+        let samples = (0..<3).map { TaskSample(prompt: "<|im_start|>user\nq\($0)<|im_end|>\n", answer: "1") }
+        var seen = [(TaskSample, Completion, RewardScore)]()
+        let r = try evaluate(model: m, tokenizer: tok, samples: samples, reward: LetterReward(), samplesPerPrompt: 4,
+                             config: SamplingConfig(temperature: 1, maxNewTokens: 6, seed: 4), rerank: rerank, generated: { seen.append(($0, $1, $2)) })
+        var best = [Double]()
+        for s in samples {
+            let mine = try seen.filter { $0.0.prompt == s.prompt }.map { (try score($0.0, $0.1), $0.2.value) }
+            XCTAssertEqual(mine.count, 4)
+            // The first of the highest on ties, as evaluate picks.
+            best.append(mine.enumerated().max { ($0.element.0, -$0.offset) < ($1.element.0, -$1.offset) }!.element.1)
+        }
+        XCTAssertEqual(r.rerank?.method, rerank.method)
+        XCTAssertEqual(r.rerank?.reward.mean ?? .nan, best.reduce(0, +) / 3, accuracy: 1e-12)
+    }
+
+    func testLaSeRsScorePicks() throws {
+        let (m, tok) = try tiny()
+        try picks(.laser(m, token: 260)) { s, c in
+            try ResponseForward.rowLogprobs(m, prompts: [tok.encode(s.prompt)], responses: [c.tokens + [260]], microBatch: 0).logprobs[0].last!
+        }
+    }
+
+    func testCRewsConfidencePicks() throws {
+        let (_, tok) = try tiny()
+        try picks(.confidence(tok, extractor: .lastNumber)) { _, c in
+            ConfidenceReward().score(RewardInput(response: c.text, tokenLogprobs: c.logprobs, tokenEnds: c.byteEnds(tok))).value
+        }
+    }
+}
