@@ -32,6 +32,8 @@ struct PairsCommand: ParsableCommand {
     @Option(help: "Seed of the task data (a training run's data.seed).") var dataSeed: UInt64 = 0
     @Option(help: "Seed of the sampler.") var seed: UInt64 = 0
     @Option(help: "The pair file to write; it must not exist.") var out: String
+    @Option(help: "Also write every distinct response as supervised {prompt, completion} lines, DIR/right.jsonl and DIR/wrong.jsonl (cDPO's positive and negative models train on them); DIR must not exist.")
+    var traces: String?
 
     func options() throws -> CRewPairs.Options {
         var o = CRewPairs.Options()
@@ -51,6 +53,7 @@ struct PairsCommand: ParsableCommand {
     func validate() throws {
         _ = try options()
         if FileManager.default.fileExists(atPath: out) { throw ValidationError("--out \(out) exists already (it is never overwritten)") }
+        if let traces, FileManager.default.fileExists(atPath: traces) { throw ValidationError("--traces \(traces) exists already (it is never overwritten)") }
         if FileManager.default.fileExists(atPath: out + ".partial") {
             throw ValidationError("\(out).partial exists (an interrupted pairs run's?): remove it or choose another --out; it is never overwritten")
         }
@@ -64,7 +67,7 @@ struct PairsCommand: ParsableCommand {
         try adapter.apply(to: p)
         let set = try TaskData.load(data, reward: nil, chat: try p.chatTemplate())
         let chosen = try CRewPairs.prompts(set)
-        let (pairs, mixed) = try CRewPairs.build(model: p.model, tokenizer: p.tokenizer, prompts: chosen, reward: set.reward, o) { done, total in
+        let (pairs, mixed, sampled) = try CRewPairs.build(model: p.model, tokenizer: p.tokenizer, prompts: chosen, reward: set.reward, o) { done, total in
             FileHandle.standardError.write(Data("pairs: \(done)/\(total) prompts sampled\n".utf8))
         }
         guard !pairs.isEmpty else {
@@ -72,11 +75,14 @@ struct PairsCommand: ParsableCommand {
                 + "raise --samples, or use a task the model solves some of the time")
         }
         // Written apart, then moved into place: an interrupted run leaves no half file under --out.
-        let partial = out + ".partial"
-        var text = Data()
-        for pair in pairs { text += try JSONSerialization.data(withJSONObject: pair.line, options: [.sortedKeys]) + Data("\n".utf8) }
-        try text.write(to: URL(fileURLWithPath: partial))
-        try FileManager.default.moveItem(atPath: partial, toPath: out)
+        try JSONLines.writeNew(pairs.map(\.line), to: out)
+        if let traces {
+            try FileManager.default.createDirectory(atPath: traces, withIntermediateDirectories: true)
+            for (name, right) in [("right", true), ("wrong", false)] {
+                try JSONLines.writeNew(sampled.filter { $0.right == right }.map { ["prompt": $0.prompt, "completion": $0.text] }, to: traces + "/\(name).jsonl")
+            }
+            print("traces: \(sampled.filter(\.right).count) right and \(sampled.filter { !$0.right }.count) wrong responses → \(traces)/right.jsonl, \(traces)/wrong.jsonl")
+        }
         func mean(_ v: [Double]) -> String { String(format: "%.3f", v.reduce(0, +) / Double(v.count)) }
         print("tokenwise pairs — \(pairs.count) pairs from \(mixed) of \(chosen.count) prompts with right and wrong responses; "
             + "mean confidence chosen \(mean(pairs.map(\.chosenConfidence))), rejected \(mean(pairs.map(\.rejectedConfidence))) → \(out)")

@@ -65,13 +65,17 @@ public enum CRewPairs {
         }
     }
 
+    /// One sampled response: its prompt as the pair file writes it, its text and whether it is right.
+    public struct Trace: Equatable, Sendable { public var prompt: String, text: String, right: Bool }
+
     /// Samples `prompts` (each `rendered` for the model, `raw` as the pair file writes it) and
-    /// returns their pairs, in prompt order, and how many prompts had both a right and a wrong
-    /// response. The reward's `correct` term says which responses are right.
+    /// returns their pairs, in prompt order, how many prompts had both a right and a wrong
+    /// response, and every distinct response (cDPO's positive and negative models learn from
+    /// them). The reward's `correct` term says which responses are right.
     public static func build(model: CausalLM, tokenizer: Tokenizer, prompts: [(raw: String, rendered: TaskSample)], reward: RewardFunction,
-                             _ o: Options, progress: (Int, Int) -> Void = { _, _ in }) throws -> (pairs: [Pair], mixed: Int) {
+                             _ o: Options, progress: (Int, Int) -> Void = { _, _ in }) throws -> (pairs: [Pair], mixed: Int, traces: [Trace]) {
         let sampler = Sampler(model: model, tokenizer: tokenizer), confidence = ConfidenceReward(extractor: o.extractor)
-        var pairs = [Pair](), mixed = 0
+        var pairs = [Pair](), mixed = 0, traces = [Trace]()
         for start in stride(from: 0, to: prompts.count, by: o.batchPrompts) {
             let part = Array(prompts[start..<Swift.min(prompts.count, start + o.batchPrompts)])
             var config = o.sampling
@@ -90,6 +94,7 @@ public enum CRewPairs {
                     right.append(r > 0)
                     conf.append(confidence.score(RewardInput(response: c.text, tokenLogprobs: c.logprobs, tokenEnds: c.byteEnds(tokenizer))).value)
                 }
+                traces += zip(mine, right).map { Trace(prompt: prompt.raw, text: $0.text, right: $1) }
                 let chosen = select(correct: right, confidence: conf, o, seed: o.sampling.seed ^ UInt64(start + p))
                 if !chosen.isEmpty { mixed += 1 }
                 pairs += chosen.map { Pair(prompt: prompt.raw, chosen: mine[$0.chosen].text, rejected: mine[$0.rejected].text,
@@ -97,6 +102,6 @@ public enum CRewPairs {
             }
             progress(start + part.count, prompts.count)
         }
-        return (pairs, mixed)
+        return (pairs, mixed, traces)
     }
 }

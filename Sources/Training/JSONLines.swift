@@ -21,6 +21,19 @@ public enum JSONLines {
         try h.write(contentsOf: data)
     }
 
+    /// Writes `records` as a new file at `path`, through `path.partial` moved into place, so an
+    /// interrupted write leaves no half file; neither path may exist (nothing is overwritten).
+    public static func writeNew(_ records: [[String: Any]], to path: String) throws {
+        let partial = path + ".partial"
+        for p in [path, partial] where FileManager.default.fileExists(atPath: p) {
+            throw TrainingError("\(p) exists already (it is never overwritten)")
+        }
+        var data = Data()
+        for r in records { data += Data(try text(r).utf8) + Data([0x0A]) }
+        try data.write(to: URL(fileURLWithPath: partial))
+        try FileManager.default.moveItem(atPath: partial, toPath: path)
+    }
+
     /// Every complete, parseable line (a line cut short by a crash is skipped).
     public static func read(_ url: URL) -> [[String: Any]] {
         guard let data = FileManager.default.contents(atPath: url.path) else { return [] }

@@ -31,3 +31,37 @@ final class PairsCLITests: XCTestCase {
         XCTAssertEqual(try String(contentsOfFile: out, encoding: .utf8), "keep\n")
     }
 }
+
+/// `tokenwise critical-tokens`: cDPO's weights written into a pair file that weighted DPO then trains on.
+final class CriticalTokensCLITests: XCTestCase {
+    func testWeightsAPairFileThatWeightedDPOTrainsOn() throws {
+        let dir = try temporary(), pairs = dir.appendingPathComponent("pairs.jsonl"), out = dir.appendingPathComponent("weighted.jsonl").path
+        let lines = (0..<4).map { #"{"prompt": "What is \#($0) + 1?", "chosen": "\#($0 + 1)", "rejected": "\#($0 + 2), surely"}"# }
+        try Data(lines.joined(separator: "\n").utf8).write(to: pairs)
+        let r = try tokenwise(["critical-tokens", "--pairs", pairs.path, "--positive", "tiny-random", "--negative", "tiny-random", "--out", out])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertTrue(r.stdout.contains("tokenwise critical-tokens — 4 pairs"), r.stdout)
+        let written = try String(contentsOfFile: out, encoding: .utf8).split(separator: "\n").map {
+            try JSONSerialization.jsonObject(with: Data($0.utf8)) as! [String: Any]
+        }
+        XCTAssertEqual(written.count, 4)
+        for (i, w) in written.enumerated() {
+            XCTAssertEqual(w["chosen"] as? String, "\(i + 1)")
+            XCTAssertEqual(w["chosen_weights"] as? [Double], [Double](repeating: 1, count: "\(i + 1)".utf8.count))   // byte-level tokens
+            let rejected = try XCTUnwrap(w["rejected_weights"] as? [Double])
+            XCTAssertEqual(rejected.count, "\(i + 2), surely".utf8.count)
+            XCTAssertTrue(rejected.allSatisfy { $0 > 0 && $0 < 1 }, "\(rejected)")
+        }
+        // Two steps of weighted DPO on it.
+        let run = dir.appendingPathComponent("run").path
+        let train = try tokenwise(["train", "--preset", "tiny", "--out", run, "--quiet"] + ["objective.name=weighted_dpo", "data.task=\(out)", "data.eval_size=1",
+                                  "train.steps=2", "train.prompts_per_step=2", "output.save_model=false", "output.report=false"].flatMap { ["--set", $0] })
+        XCTAssertEqual(train.status, 0, train.stderr)
+        // Nothing is overwritten, and a pair file with weights already is refused.
+        let again = try tokenwise(["critical-tokens", "--pairs", pairs.path, "--positive", "tiny-random", "--negative", "tiny-random", "--out", out])
+        XCTAssertTrue(again.stderr.contains("\(out) exists already (it is never overwritten)"), again.stderr)
+        let twice = try tokenwise(["critical-tokens", "--pairs", out, "--positive", "tiny-random", "--negative", "tiny-random", "--out", out + "2"])
+        XCTAssertTrue(twice.stderr.contains("critical-tokens: pair 1 has 'chosen_weights' and 'rejected_weights' already; they are never replaced"), twice.stderr)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: out + "2"))
+    }
+}

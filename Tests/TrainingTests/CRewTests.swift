@@ -87,7 +87,7 @@ final class CRewPairsTests: XCTestCase {
         (o.samples, o.topK, o.batchPrompts) = (8, 3, 2)
         o.sampling = SamplingConfig(temperature: 1, maxNewTokens: 6, seed: 2)
         let prompts = (0..<5).map { (raw: "question \($0)", rendered: TaskSample(prompt: "<|im_start|>user\nquestion \($0)<|im_end|>\n")) }
-        let (pairs, mixed) = try CRewPairs.build(model: m, tokenizer: tok, prompts: prompts, reward: QuarterReward(), o)
+        let (pairs, mixed, _) = try CRewPairs.build(model: m, tokenizer: tok, prompts: prompts, reward: QuarterReward(), o)
         XCTAssertGreaterThan(mixed, 0)
         XCTAssertLessThanOrEqual(pairs.count, 3 * mixed)
         let reward = QuarterReward()

@@ -18,7 +18,13 @@ final class DefaultModelCRewTests: XCTestCase {
         var o = CRewPairs.Options()
         (o.samples, o.topK) = (8, 2)
         o.sampling = SamplingConfig(temperature: 1, maxNewTokens: 16, seed: 3)
-        let (pairs, mixed) = try CRewPairs.build(model: p.model, tokenizer: p.tokenizer, prompts: prompts, reward: set.reward, o)
+        let (pairs, mixed, traces) = try CRewPairs.build(model: p.model, tokenizer: p.tokenizer, prompts: prompts, reward: set.reward, o)
+        // The traces are every distinct response, right and wrong, that the pairs were drawn from.
+        XCTAssertLessThanOrEqual(traces.count, 6 * 8)
+        for pair in pairs {
+            XCTAssertTrue(traces.contains(.init(prompt: pair.prompt, text: pair.chosen, right: true)))
+            XCTAssertTrue(traces.contains(.init(prompt: pair.prompt, text: pair.rejected, right: false)))
+        }
         XCTAssertGreaterThan(mixed, 0, "the model answers some sums right and some wrong")
         let correct = CorrectnessReward()
         for pair in pairs {
