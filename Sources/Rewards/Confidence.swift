@@ -14,7 +14,7 @@ public struct ConfidenceReward: RewardFunction {
 
     /// The indices of the response tokens that overlap the answer, in order.
     public func answerTokens(_ input: RewardInput) -> [Int] {
-        guard !input.tokenEnds.isEmpty, let span = extractor.byteSpan(input.response) else { return [] }
+        guard !input.tokenEnds.isEmpty, let span = extractor.byteSpan(input.response), !span.isEmpty else { return [] }
         var start = 0, out = [Int]()
         for (k, end) in input.tokenEnds.enumerated() {
             if start < span.upperBound && end > span.lowerBound && end > start { out.append(k) }

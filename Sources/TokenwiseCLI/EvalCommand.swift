@@ -32,7 +32,7 @@ struct EvalCommand: ParsableCommand {
     var rerank: String?
     @Option(name: .customLong("laser-token"), help: "The self-reward token z a LaSeR run trained (its laser.token), for --rerank laser.")
     var laserToken: String?
-    @Option(help: "Where the answer is for --rerank confidence: last_number, boxed or answer_tag.") var extractor = "last_number"
+    @Option(help: "Where the answer is for --rerank confidence: last_number (the default), boxed or answer_tag.") var extractor: String?
     @Option(help: "A checkpoint folder holding a critic (critic.safetensors), for --rerank tvm; its base is --model unless the critic has its own.")
     var critic: String?
     @Flag(help: "Print the result as JSON.") var json = false
@@ -48,11 +48,14 @@ struct EvalCommand: ParsableCommand {
             guard ["tvm", "laser", "confidence"].contains(rerank) else { throw ValidationError("--rerank must be tvm, laser or confidence, got '\(rerank)'") }
             guard rerank != "tvm" || critic != nil else { throw ValidationError("--rerank tvm scores with a critic: give --critic with a checkpoint folder of a run that had a 'critic:' section") }
             guard rerank != "laser" || laserToken != nil else { throw ValidationError("--rerank laser reads the self-reward token's log-probability: give --laser-token (the run's laser.token)") }
-            guard AnswerExtractor(rawValue: extractor) != nil else { throw ValidationError("--extractor must be last_number, boxed or answer_tag, got '\(extractor)'") }
             guard samples >= 2 else { throw ValidationError("--rerank picks one of several responses: --samples must be at least 2, got \(samples)") }
         }
         if critic != nil && rerank != "tvm" { throw ValidationError("--critic is read only by --rerank tvm") }
         if laserToken != nil && rerank != "laser" { throw ValidationError("--laser-token is read only by --rerank laser") }
+        if let extractor {
+            guard rerank == "confidence" else { throw ValidationError("--extractor is read only by --rerank confidence") }
+            guard AnswerExtractor(rawValue: extractor) != nil else { throw ValidationError("--extractor must be last_number, boxed or answer_tag, got '\(extractor)'") }
+        }
         if let prompts, !(prompts > 0 && prompts <= Double(RunConfig.Limits.prompts)) {
             throw ValidationError("--prompts must be positive and at most \(RunConfig.Limits.prompts), got \(prompts)")
         }
@@ -82,7 +85,7 @@ struct EvalCommand: ParsableCommand {
             var laser = LaSeRConfig()
             laser.token = laserToken
             verifier = .laser(p.model, token: try laser.resolvedToken(tokenizer: p.tokenizer, vocabSize: p.model.config.vocabSize))
-        case "confidence": verifier = .confidence(p.tokenizer, extractor: AnswerExtractor(rawValue: extractor)!)
+        case "confidence": verifier = .confidence(p.tokenizer, extractor: AnswerExtractor(rawValue: extractor ?? "last_number")!)
         default: verifier = nil
         }
         let set = try TaskData.load(data, reward: nil, chat: try p.chatTemplate(), whole: all)

@@ -65,7 +65,11 @@ struct PairsCommand: ParsableCommand {
         (data.task, data.difficulty, data.seed, data.trainSize) = (task, difficulty, dataSeed, prompts)
         let p = try modelOptions.load(device: device)
         try adapter.apply(to: p)
-        let set = try TaskData.load(data, reward: nil, chat: try p.chatTemplate())
+        // A file's answers are checked where --extractor finds them, as the confidence reads them; a
+        // procedural task keeps its own reward.
+        let reward = ProceduralTask(rawValue: task) != nil ? nil
+            : try JSONDecoder().decode(RewardConfig.self, from: Data(#"{"terms": [{"type": "correct", "extractor": "\#(extractor)"}]}"#.utf8))
+        let set = try TaskData.load(data, reward: reward, chat: try p.chatTemplate())
         let chosen = try CRewPairs.prompts(set)
         let (pairs, mixed, sampled) = try CRewPairs.build(model: p.model, tokenizer: p.tokenizer, prompts: chosen, reward: set.reward, o) { done, total in
             FileHandle.standardError.write(Data("pairs: \(done)/\(total) prompts sampled\n".utf8))

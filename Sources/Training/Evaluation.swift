@@ -121,13 +121,15 @@ public struct Reranker {
         Reranker(method: "tvm") { try critic.finalValues(prompts: $0, owner: $1, responses: $2.map(\.tokens)) }
     }
 
-    /// LaSeR's self-reward at test time: log π(z | x, y) with z after the response (after its EOS
-    /// when it has one), the score up to LaSeR's constant β and c.
+    /// LaSeR's self-reward at test time: log π(z | x, y) with z after the response's EOS, the score up
+    /// to LaSeR's β and a constant c (a run that read c from the reference model ranks by this raw
+    /// log-probability). A response that never reached EOS has no trained score and ranks last.
     public static func laser(_ model: CausalLM, token: Int) -> Reranker {
         Reranker(method: "laser") { prompts, owner, responses in
             // rowLogprobs runs without autograd and turns libtorch's errors into throws.
-            try ResponseForward.rowLogprobs(model, prompts: owner.map { prompts[$0] }, responses: responses.map { $0.tokens + [token] },
-                                            microBatch: 8).logprobs.map { $0.last! }
+            let lp = try ResponseForward.rowLogprobs(model, prompts: owner.map { prompts[$0] }, responses: responses.map { $0.tokens + [token] },
+                                                     microBatch: 8).logprobs.map { $0.last! }
+            return zip(responses, lp).map { $0.finishReason == .eos ? $1 : -.infinity }
         }
     }
 

@@ -91,7 +91,17 @@ public struct LaSeRConfig: Codable, Equatable, Sendable {
     }
 
     /// z's id from the config, checked against the tokenizer and the model.
-    public func resolvedToken(tokenizer: Tokenizer, vocabSize: Int) throws -> Int {
+    /// `ends`: the ids that end a response (EOS and stop tokens), which z must not be: the loss would
+    /// then train when the model stops.
+    public func resolvedToken(tokenizer: Tokenizer, vocabSize: Int, ends: Set<Int> = []) throws -> Int {
+        let id = try lookUp(tokenizer: tokenizer, vocabSize: vocabSize)
+        guard !ends.contains(id) && !tokenizer.eosIds.contains(id) else {
+            throw TrainingError("config: laser's z (id \(id), '\(tokenizer.piece(id))') ends responses (an EOS or stop token); name a special token the model never writes")
+        }
+        return id
+    }
+
+    func lookUp(tokenizer: Tokenizer, vocabSize: Int) throws -> Int {
         if let id = tokenId {
             guard id < vocabSize else { throw TrainingError("config: 'laser.token_id' \(id) is outside the model's vocabulary (\(vocabSize) tokens)") }
             return id

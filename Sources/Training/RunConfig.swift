@@ -293,8 +293,11 @@ public struct RunConfig: Codable, Equatable, Sendable {
             try need(offline == nil && agent == nil, "'laser' reads z after a sampled one-turn response's EOS; it does not apply to \(other)")
         }
         if offline == nil { _ = try InputPlan(self, reward: nil) }
-        try need(!(reward?.terms.contains { $0.type == "confidence" } ?? false) || !credit.inputs.contains(.segmentValues),
+        let confidence = reward?.terms.contains { $0.type == "confidence" } ?? false
+        try need(!confidence || !credit.inputs.contains(.segmentValues),
                  "reward term 'confidence' reads the sampled tokens' logprobs, which spo_chain's Monte-Carlo continuations of partial responses do not carry for the partial part: use another credit method")
+        try need(!confidence || rollout.engine == .local,
+                 "reward term 'confidence' finds the answer's tokens by their bytes in the response text, which a remote server writes itself (special tokens left out): use rollout.engine local")
         try need(sft == nil || reward == nil, "'reward' scores sampled responses, and objective 'sft' samples none")
     }
 

@@ -51,8 +51,11 @@ public final class Trainer {
             || (config.laser.map { $0.referenceConstant == nil } ?? false)
         let (forward, params) = try ResponseForward.attach(model, lora: config.model.lora, seed: config.rollout.seed, reference: needsReference)
         self.forward = forward
+        if config.laser != nil, reward.score(RewardInput(response: "", answer: "0")).components["correct"] == nil {
+            throw TrainingError("laser fits the self-reward score to the verifier's 0/1 reward from the reward's 'correct' term, and this reward has none; add one (reward: {terms: [{type: correct}]})")
+        }
         selfRewards = try config.laser.map {
-            SelfRewards(config: $0, token: try $0.resolvedToken(tokenizer: tokenizer, vocabSize: model.config.vocabSize), forward: forward,
+            SelfRewards(config: $0, token: try $0.resolvedToken(tokenizer: tokenizer, vocabSize: model.config.vocabSize, ends: Set(config.rollout.stopTokenIds)), forward: forward,
                         microBatch: config.train.microBatch)
         }
         optimizer = try AdamW(parameters: params, options: .init(lr: config.optim.lr, weightDecay: config.optim.weightDecay))

@@ -28,7 +28,8 @@ final class ConfidenceRewardTests: XCTestCase {
         XCTAssertEqual(r.score(input).value, 0.375, accuracy: 1e-12)
         // One answer token: its probability.
         XCTAssertEqual(r.score(RewardInput(response: "7", tokenLogprobs: [log(0.3)], tokenEnds: [1])).value, 0.3, accuracy: 1e-12)
-        // No answer, or no tokens: 0.
+        // An empty answer, no answer, or no tokens: 0.
+        XCTAssertEqual(ConfidenceReward(extractor: .boxed).score(RewardInput(response: "\\boxed{}", tokenLogprobs: [log(0.9)], tokenEnds: [8])).value, 0)
         XCTAssertEqual(r.score(RewardInput(response: "so", tokenLogprobs: [log(0.9)], tokenEnds: [2])).value, 0)
         XCTAssertEqual(r.score(RewardInput(response: "so 12")).value, 0)
         // A boxed answer: only the tokens inside the braces.

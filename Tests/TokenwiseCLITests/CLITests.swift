@@ -174,6 +174,7 @@ final class CLITests: XCTestCase {
             (["eval", "--model", "tiny-random", "--rerank", "laser"], "--rerank laser reads the self-reward token's log-probability: give --laser-token"),
             (["eval", "--model", "tiny-random", "--laser-token", "x"], "--laser-token is read only by --rerank laser"),
             (["eval", "--model", "tiny-random", "--rerank", "confidence", "--extractor", "num"], "--extractor must be last_number, boxed or answer_tag, got 'num'"),
+            (["eval", "--model", "tiny-random", "--extractor", "boxed"], "--extractor is read only by --rerank confidence"),
             (["eval", "--model", "tiny-random", "--critic", checkpoint, "--rerank", "tvm", "--samples", "1"], "--samples must be at least 2, got 1"),
             (["eval", "--model", "tiny-random", "--critic", root.path, "--rerank", "tvm"], "critic.safetensors: no critic here"),
         ]

@@ -50,6 +50,9 @@ final class CRewTests: XCTestCase {
         XCTAssertThrowsError(try RunConfig.load(yaml: "reward: \(reward)\ncredit: {method: spo_chain}")) {
             XCTAssertTrue("\($0)".contains("reward term 'confidence' reads the sampled tokens' logprobs"), "\($0)")
         }
+        XCTAssertThrowsError(try RunConfig.load(yaml: "reward: \(reward)\nrollout: {engine: remote, remote: {url: 'http://127.0.0.1:1'}}")) {
+            XCTAssertTrue("\($0)".contains("reward term 'confidence' finds the answer's tokens by their bytes in the response text"), "\($0)")
+        }
     }
 }
 

@@ -244,11 +244,16 @@ final class LaSeRTests: XCTestCase {
             XCTAssertTrue("\($0)".contains("'laser.token_id' 270 is outside the model's vocabulary (270 tokens)"), "\($0)")
         }
         // The target is the reward's 0/1 `correct` term.
+        // Before any step, even with warm-ups.
         let (m, tok) = try tiny()
-        let noCorrect = try Trainer(model: m, tokenizer: tok, reward: LetterReward(), config: config())
-        XCTAssertThrowsError(try noCorrect.step(samples)) {
+        XCTAssertThrowsError(try Trainer(model: m, tokenizer: tok, reward: LetterReward(), config: config { $0.warmupSteps = 50 })) {
             XCTAssertTrue("\($0)".contains("laser fits the self-reward score to the verifier's 0/1 reward from the reward's 'correct' term, and this reward has none"), "\($0)")
         }
+        // z must not end responses: the loss would train when the model stops.
+        XCTAssertThrowsError(try trainer(config { $0.token = "<|im_end|>" })) {
+            XCTAssertTrue("\($0)".contains("laser's z (id 257, '<|im_end|>') ends responses (an EOS or stop token)"), "\($0)")
+        }
+        XCTAssertThrowsError(try trainer(config { $0.token = nil; $0.tokenId = 100 })) { XCTAssertTrue("\($0)".contains("laser's z (id 100"), "\($0)") }
         // From YAML: unknown keys and types are named.
         XCTAssertThrowsError(try RunConfig.load(yaml: "laser: {token: x, betta: 1}")) { XCTAssertTrue("\($0)".contains("unknown key 'laser.betta'"), "\($0)") }
         XCTAssertThrowsError(try RunConfig.load(yaml: "laser: {token: x, beta: high}")) { XCTAssertTrue("\($0)".contains("'laser.beta': expected a number"), "\($0)") }
@@ -298,7 +303,10 @@ final class SelfScoreRerankTests: XCTestCase {
         let samples = (0..<3).map { TaskSample(prompt: "<|im_start|>user\nq\($0)<|im_end|>\n", answer: "1") }
         var seen = [(TaskSample, Completion, RewardScore)]()
         let r = try evaluate(model: m, tokenizer: tok, samples: samples, reward: LetterReward(), samplesPerPrompt: 4,
-                             config: SamplingConfig(temperature: 1, maxNewTokens: 6, seed: 4), rerank: rerank, generated: { seen.append(($0, $1, $2)) })
+                             config: SamplingConfig(temperature: 1, maxNewTokens: 6, stopTokenIds: Array(0..<60), seed: 4), rerank: rerank,
+                             generated: { seen.append(($0, $1, $2)) })
+        // 60 of the 270 ids end a response: some reach EOS, some do not.
+        XCTAssertTrue(seen.contains { $0.1.finishReason == .eos } && seen.contains { $0.1.finishReason != .eos })
         var best = [Double]()
         for s in samples {
             let mine = try seen.filter { $0.0.prompt == s.prompt }.map { (try score($0.0, $0.1), $0.2.value) }
@@ -312,8 +320,10 @@ final class SelfScoreRerankTests: XCTestCase {
 
     func testLaSeRsScorePicks() throws {
         let (m, tok) = try tiny()
+        // A response that never reached EOS ranks last.
         try picks(.laser(m, token: 260)) { s, c in
-            try ResponseForward.rowLogprobs(m, prompts: [tok.encode(s.prompt)], responses: [c.tokens + [260]], microBatch: 0).logprobs[0].last!
+            c.finishReason != .eos ? -.infinity
+                : try ResponseForward.rowLogprobs(m, prompts: [tok.encode(s.prompt)], responses: [c.tokens + [260]], microBatch: 0).logprobs[0].last!
         }
     }
 
