@@ -13,15 +13,19 @@ import Torch
 /// ones it did not get wrong, so they weigh little; the critical tokens weigh most.
 public enum CriticalTokens {
     /// s_t of every token of each response after its prompt (both in the models' shared tokenizer),
-    /// in row order; `batch` rows per forward.
+    /// in row order; at most `batch` rows per forward, fewer where their vocabulary-wide logits
+    /// would pass ~16M values (64 MB) per tensor.
     public static func scores(positive: CausalLM, negative: CausalLM, prompts: [[Int]], responses: [[Int]], beta: Double = 1,
                               batch: Int = 8) throws -> [[Double]] {
         guard positive.config.vocabSize == negative.config.vocabSize else {
             throw TrainingError("critical-tokens: the positive model has \(positive.config.vocabSize) tokens and the negative one \(negative.config.vocabSize); both must share the policy's tokenizer")
         }
-        var out = [[Double]]()
-        for start in stride(from: 0, to: responses.count, by: batch) {
-            let part = start..<Swift.min(responses.count, start + batch)
+        var out = [[Double]](), start = 0
+        while start < responses.count {
+            let longest = Swift.max(1, responses[start..<Swift.min(responses.count, start + batch)].map(\.count).max() ?? 1)
+            let rowsPerPass = Swift.max(1, Swift.min(batch, 16_000_000 / (longest * positive.config.vocabSize)))
+            let part = start..<Swift.min(responses.count, start + rowsPerPass)
+            start = part.upperBound
             let rows = Array(responses[part]), (unique, owner) = ResponseForward.distinct(Array(prompts[part]))
             let values = try withTorchErrors {
                 try withNoGrad {

@@ -134,7 +134,7 @@ public final class PreferenceTrainer {
             return (tokenizer.encode(r.better), tokenizer.encode(r.worse))
         }
         let lp = try forward.withReference { m in
-            try ResponseForward.rowLogprobs(m, prompts: prompts.map(\.better) + prompts.map(\.worse), responses: responses + responses, microBatch: 0).logprobs
+            try ResponseForward.rowLogprobs(m, prompts: prompts.map(\.better) + prompts.map(\.worse), responses: responses + responses, microBatch: 8).logprobs
         }
         let n = responses.count
         let rows = (0..<n).map { i in zip(lp[i], lp[n + i]).map { b, w in 1 / (1 + Foundation.exp(w - b)) - 0.5 } }
