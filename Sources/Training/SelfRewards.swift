@@ -45,11 +45,13 @@ struct SelfRewards {
         let finished = rows.map { rolled[$0].completion.finishReason == .eos }
         let targets = try rows.map { try inputs.rollouts.passed($0, reader: "laser fits the self-reward score to the verifier's 0/1 reward") ? 1.0 : 0.0 }
         let done = finished.indices.filter { finished[$0] }
-        var counts: (positive: Int, negative: Int)? = nil
+        // Every rank's counts: the class weights and the metrics are the whole step's.
+        var counts: (positive: Int, negative: Int)? = nil, rowsAll = rows.count
         if let dp {
-            let mine = [done.filter { targets[$0] == 1 }.count, done.filter { targets[$0] != 1 }.count]
+            let mine = [done.filter { targets[$0] == 1 }.count, done.filter { targets[$0] != 1 }.count, rows.count]
             let all = try dp.gather(mine)
             counts = (all.reduce(0) { $0 + $1[0] }, all.reduce(0) { $0 + $1[1] })
+            rowsAll = all.reduce(0) { $0 + $1[2] }
         }
         let weights = LaSeR.classWeights(targets: targets, finished: finished, balanced: config.balanced, counts: counts)
         var reference = [Double](repeating: config.referenceConstant ?? 0, count: rows.count)
@@ -63,10 +65,12 @@ struct SelfRewards {
             var s = [Double?](repeating: nil, count: rows.count)
             for (k, r) in done.enumerated() { s[r] = config.beta * (old[k] - reference[r]) }
             scores = s
-            let given = s.compactMap { $0 }
-            if !given.isEmpty { inputs.metrics["self_reward_score_mean"] = given.reduce(0, +) / Double(given.count) }
+            let given = s.compactMap { $0 }, all = try dp.map { try $0.gather([given.reduce(0, +), Double(given.count)]) } ?? [[given.reduce(0, +), Double(given.count)]]
+            let n = all.reduce(0) { $0 + $1[1] }
+            if n > 0 { inputs.metrics["self_reward_score_mean"] = all.reduce(0) { $0 + $1[0] } / n }
         }
-        inputs.metrics["self_reward_finished_fraction"] = rows.isEmpty ? 0 : Double(done.count) / Double(rows.count)
+        let finishedAll = counts.map { $0.positive + $0.negative } ?? done.count
+        inputs.metrics["self_reward_finished_fraction"] = rowsAll == 0 ? 0 : Double(finishedAll) / Double(rowsAll)
         inputs.selfReward = SelfRewardInputs(token: token, finished: finished, targets: targets, weights: weights, reference: reference, scores: scores)
     }
 
