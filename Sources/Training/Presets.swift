@@ -45,7 +45,7 @@ public enum Preset: String, CaseIterable, Sendable {
         case .countdownTool: "an agent on countdown (3 numbers) with a calculator tool called as <calc>…</calc>, answering <answer>…</answer>; GiGPO credit"
         case .maPPO: "MA-RLHF: PPO over 5-token macro actions (macro-level GAE γ 1, λ 0.95, KL 0.05 in the reward, value clip 0.2)"
         case .sft: "supervised fine-tuning (LoRA) on examples/sft/arithmetic-chat.jsonl, loss on the assistant turns; run from the repository's folder or set data.task"
-        case .laser: "GRPO + LaSeR: the self-reward log π(<empty_output>) after EOS fitted to the verifier's reward (MSE, class-balanced), mixed into the advantages after 8 steps"
+        case .laser: "GRPO + LaSeR: the self-reward log π(`<empty_output>`) after EOS fitted to the verifier's reward (MSE, class-balanced), mixed into the advantages after 8 steps"
         case .hapo: "HAPO: token-level group average credit, adaptive temperature, adaptive clipping and in-loss advantage redistribution, dual clip 10, dynamic sampling"
         }
     }
@@ -207,6 +207,7 @@ public enum Preset: String, CaseIterable, Sendable {
     static let unsetKeys: [(String, String)] = [
         ("model.reward_model", "a frozen token-reward model; objective tgdpo only"),
         ("model.init_from", "a checkpoint folder to start a new run from (a fork)"),
+        ("model.token_reward_model", "a preference run's model/ whose implicit token rewards RTO reads (gae with token_rewards: true)"),
         ("data.system", "a system message before every prompt"),
         ("data.prompt_field", "a JSONL file's column holding the prompt (null: prompt)"),
         ("data.answer_field", "a JSONL file's column holding the reference answer (null: answer)"),
