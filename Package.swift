@@ -65,7 +65,7 @@ let package = Package(
         // Pure Swift as well: verifiable rewards and their composition.
         .target(name: "Rewards"),
         // Pure Swift too: multi-turn environments (FrozenLake, Sokoban, external JSON-lines processes).
-        .target(name: "Environments"),
+        .target(name: "Environments", dependencies: ["Rewards"]),
         .target(name: "Objectives", dependencies: ["Torch", "Credit"]),
         .target(name: "Models", dependencies: ["Torch", "CTorch"]),
         .target(name: "Rollout", dependencies: ["Torch", "Models"]),
