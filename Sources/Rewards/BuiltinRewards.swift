@@ -72,10 +72,12 @@ public struct CompositeReward: RewardFunction {
 
     public init(_ terms: [(weight: Double, reward: RewardFunction)]) { self.terms = terms }
 
-    public func score(_ input: RewardInput) -> RewardScore {
+    public func score(_ input: RewardInput) -> RewardScore { (try? checkedScore(input)) ?? RewardScore(value: .nan) }
+
+    public func checkedScore(_ input: RewardInput) throws -> RewardScore {
         var total = 0.0, components: [String: Double] = [:], steps: [StepScore] = []
         for (w, r) in terms {
-            let s = r.score(input)
+            let s = try r.checkedScore(input)
             total += w * s.value
             components[r.name, default: 0] += s.value
             steps += s.steps.map { StepScore(offset: $0.offset, reward: w * $0.reward) }

@@ -51,10 +51,14 @@ public protocol RewardFunction: Sendable {
     /// rewards are refused in training when it does not.
     var givesStepRewards: Bool { get }
     func score(_ input: RewardInput) -> RewardScore
+    /// `score`, or the error of a reward that can fail (an external command); training and
+    /// evaluation call this one.
+    func checkedScore(_ input: RewardInput) throws -> RewardScore
 }
 
 extension RewardFunction {
     public var givesStepRewards: Bool { false }
+    public func checkedScore(_ input: RewardInput) throws -> RewardScore { score(input) }
 }
 
 public struct RewardError: Error, CustomStringConvertible, Equatable {

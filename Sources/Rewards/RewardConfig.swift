@@ -48,7 +48,7 @@ public struct RewardConfig: Codable, Equatable, Sendable {
         static let keys: [String: Set<String>] = [
             "correct": ["extractor", "match", "tolerance", "correct", "incorrect"],
             "format": ["extractor"], "length": ["budget", "per_token"],
-            "overlong": ["max_length", "cache", "factor"], "countdown": ["step_reward"], "confidence": ["extractor"],
+            "overlong": ["max_length", "cache", "factor"], "countdown": ["step_reward"], "confidence": ["extractor"], "command": ["command", "timeout"],
         ]
 
         public init(from decoder: Decoder) throws {
@@ -86,6 +86,9 @@ public struct RewardConfig: Codable, Equatable, Sendable {
                                            correct: try value("correct", 1.0), incorrect: try value("incorrect", 0.0))
             case "format": reward = FormatReward(extractor: try extractor())
             case "confidence": reward = ConfidenceReward(extractor: try extractor())
+            case "command":
+                guard let command: String = try value("command", Optional<String>.none) else { throw RewardError("\(where_) ('command'): needs 'command' (the program and its arguments)") }
+                reward = try CommandReward(command: command, timeout: try value("timeout", 30.0))
             case "length":
                 guard let budget: Int = try value("budget", Optional<Int>.none) else { throw RewardError("\(where_) ('length'): missing 'budget'") }
                 reward = LengthPenalty(budget: budget, perToken: try value("per_token", 0.01))

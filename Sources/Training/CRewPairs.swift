@@ -87,7 +87,7 @@ public enum CRewPairs {
                 let mine = out.filter { $0.promptIndex == p && seen.insert($0.text).inserted }
                 var right = [Bool](), conf = [Double]()
                 for c in mine {
-                    let s = reward.score(c, of: prompt.rendered, tokenizer: tokenizer)
+                    let s = try reward.score(c, of: prompt.rendered, tokenizer: tokenizer)
                     guard let r = s.components["correct"] else {
                         throw TrainingError("pairs: CRew-DPO pairs right with wrong responses by the reward's 'correct' term, and this reward has none")
                     }

@@ -72,7 +72,7 @@ extension StepRollouts {
             let p = copies[c.promptIndex]
             c.promptIndex = p
             rolloutsOf[p].append(rolled.count)
-            scores.append(reward.score(c, of: samples[p], tokenizer: sampler.tokenizer))
+            scores.append(try reward.score(c, of: samples[p], tokenizer: sampler.tokenizer))
             rolled.append(Rolled(completion: c))
         }
         return (Set(copies).count, copies.count)

@@ -162,7 +162,7 @@ public func evaluate(model: CausalLM, tokenizer: Tokenizer, samples: [TaskSample
         let part = Array(samples[chunk..<Swift.min(samples.count, chunk + perBatch)])
         let out = try sampler.sample(prompts: part.map { tokenizer.encode($0.prompt) }, n: samplesPerPrompt, config: config)
         var perPrompt = [Double](repeating: 0, count: part.count), right = [Int](repeating: 0, count: part.count)
-        let scores = out.map { reward.score($0, of: part[$0.promptIndex], tokenizer: tokenizer) }
+        let scores = try out.map { try reward.score($0, of: part[$0.promptIndex], tokenizer: tokenizer) }
         if let rerank {
             let verdict = try rerank.score(part.map { tokenizer.encode($0.prompt) }, out.map(\.promptIndex), out)
             for p in part.indices {

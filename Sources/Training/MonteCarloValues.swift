@@ -35,7 +35,7 @@ struct MonteCarloValues: InputProvider {
                 let partial = tokenizer.decode(Array(done.tokens.prefix(cut + 1)))
                 let input = RewardInput(prompt: sample.prompt, response: partial + c.text, answer: sample.answer,
                                         responseTokens: cut + 1 + c.tokens.count, truncated: c.finishReason == .length)
-                values[i]![k] += reward.score(input).value / Double(m)
+                values[i]![k] += try reward.checkedScore(input).value / Double(m)
             }
         }
         inputs.fill { t, i in

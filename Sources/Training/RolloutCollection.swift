@@ -78,7 +78,7 @@ struct StepRollouts {
                 if let e = one.episode { tokens[one.completion.promptIndex] = e.prompt }
                 one.completion.promptIndex += offset
                 r.rolloutsOf[one.completion.promptIndex].append(r.rolled.count)
-                r.scores.append(one.score ?? plan.reward.score(one.completion, of: batch[one.completion.promptIndex - offset], tokenizer: plan.tokenizer))
+                r.scores.append(try one.score ?? plan.reward.score(one.completion, of: batch[one.completion.promptIndex - offset], tokenizer: plan.tokenizer))
                 r.rolled.append(one)
             }
             r.samples += batch
@@ -130,8 +130,8 @@ struct StepRollouts {
 extension RewardFunction {
     /// The reward of a sampled completion of `sample`'s prompt, with each token's logprob and where
     /// its bytes end in the text (`tokenizer` decodes them).
-    func score(_ c: Completion, of sample: TaskSample, tokenizer: Tokenizer) -> RewardScore {
-        score(RewardInput(prompt: sample.prompt, response: c.text, answer: sample.answer, responseTokens: c.tokens.count,
+    func score(_ c: Completion, of sample: TaskSample, tokenizer: Tokenizer) throws -> RewardScore {
+        try checkedScore(RewardInput(prompt: sample.prompt, response: c.text, answer: sample.answer, responseTokens: c.tokens.count,
                           truncated: c.finishReason == .length, tokenLogprobs: c.logprobs, tokenEnds: c.byteEnds(tokenizer)))
     }
 }
