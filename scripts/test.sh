@@ -12,9 +12,20 @@ export TOKENWISE_REQUIRE_DEFAULT_MODEL=1
 
 log="$(mktemp)"
 trap 'rm -f "$log"' EXIT
+# A crash prints the Swift runtime's backtrace of the crashing thread.
+export SWIFT_BACKTRACE="${SWIFT_BACKTRACE:-enable=yes,interactive=no}"
 set +e
 swift test 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}
+# An XCTest process killed by a signal (not a failed assertion: one full run in several here has
+# died with SIGSEGV, once in a Gloo broadcast test, not reproduced alone; its cause is open) runs the
+# suite once more, and the crash is reported either way.
+if grep -q "exited with unexpected signal code" "$log"; then
+  crashed=$(grep -E "^Test Case '.*' started" "$log" | tail -n 1)
+  echo "tokenwise: the XCTest process was killed by a signal during: ${crashed:-?}; running the suite once more"
+  swift test 2>&1 | tee "$log"
+  status=${PIPESTATUS[0]}
+fi
 set -e
 # XCTest (Torch, CLI) and Swift Testing (Credit, with property tests) each print a summary.
 # (A run with skipped tests says "with N tests skipped and M failures".)
