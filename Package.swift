@@ -62,14 +62,16 @@ let package = Package(
         .target(name: "Torch", dependencies: ["CTorch"]),
         // Pure Swift: no libtorch, testable in milliseconds.
         .target(name: "Credit"),
+        // A minimal blocking HTTP/1.1 client (remote rollouts, HTTP rewards, the server's tests).
+        .target(name: "HTTP"),
         // Pure Swift as well: verifiable rewards and their composition.
-        .target(name: "Rewards"),
+        .target(name: "Rewards", dependencies: ["HTTP"]),
         // Pure Swift too: multi-turn environments (FrozenLake, Sokoban, external JSON-lines processes).
         .target(name: "Environments", dependencies: ["Rewards"]),
         .target(name: "Objectives", dependencies: ["Torch", "Credit"]),
         .target(name: "Models", dependencies: ["Torch", "CTorch"]),
         .target(name: "Rollout", dependencies: ["Torch", "Models"]),
-        .target(name: "Training", dependencies: ["Torch", "Models", "Rollout", "Credit", "Objectives", "Rewards", "Environments", "Yams"]),
+        .target(name: "Training", dependencies: ["Torch", "Models", "Rollout", "Credit", "Objectives", "Rewards", "Environments", "HTTP", "Yams"]),
         // The OpenAI-compatible HTTP server over the batch engine (`tokenwise serve`).
         .target(name: "Serve", dependencies: ["Torch", "Models", "Rollout", .product(name: "Hummingbird", package: "hummingbird"),
                                             .product(name: "NIOCore", package: "swift-nio")]),
@@ -83,6 +85,7 @@ let package = Package(
                 "Models",
                 "Rollout",
                 "Training",
+                "HTTP",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -93,12 +96,12 @@ let package = Package(
         .testTarget(name: "TorchTests", dependencies: ["Torch"]),
         .testTarget(name: "ObjectivesTests", dependencies: ["Objectives", "Torch", "Credit"], exclude: ["Fixtures"]),
         .testTarget(name: "ModelsTests", dependencies: ["Models", "Torch"], exclude: ["Fixtures"]),
-        .testTarget(name: "RewardsTests", dependencies: ["Rewards"]),
+        .testTarget(name: "RewardsTests", dependencies: ["Rewards", "HTTP"]),
         .testTarget(name: "EnvironmentsTests", dependencies: ["Environments"]),
         .testTarget(name: "TrainingTests", dependencies: ["Training", "Models", "Torch", "Credit", "Objectives", "Rewards", "Rollout", "Environments", "Serve"],
                     exclude: ["Fixtures"]),
         .testTarget(name: "RolloutTests", dependencies: ["Rollout", "Models", "Torch"]),
-        .testTarget(name: "ServeTests", dependencies: ["Serve", "Rollout", "Models", "Torch"]),
+        .testTarget(name: "ServeTests", dependencies: ["Serve", "Rollout", "Models", "Torch", "HTTP"]),
         // Runs the built `tokenwise` binary; the dependency makes `swift test` build it first.
         .testTarget(name: "TokenwiseCLITests", dependencies: ["TokenwiseCLI"]),
         .testTarget(

@@ -30,19 +30,10 @@ public final class CommandReward: RewardFunction, @unchecked Sendable {
         lock.lock()
         defer { lock.unlock() }
         let reply = try process.request(["prompt": input.prompt, "response": input.response, "answer": input.answer ?? NSNull()], what: "a response")
-        guard let r = (reply["reward"] as? NSNumber)?.doubleValue, r.isFinite else {
+        do { return try RewardReply.parse(reply, from: process.label) } catch {
             process.stop()
-            throw RewardError("\(process.label): the reply's 'reward' must be a finite number, got \(reply["reward"].map { "\($0)" } ?? "nothing")")
+            throw error
         }
-        var components = [String: Double]()
-        if let c = reply["components"] {
-            guard let map = c as? [String: Any] else { throw RewardError("\(process.label): the reply's 'components' must be an object of numbers") }
-            for (k, v) in map {
-                guard let x = (v as? NSNumber)?.doubleValue, x.isFinite else { throw RewardError("\(process.label): component '\(k)' must be a finite number") }
-                components[k] = x
-            }
-        }
-        return RewardScore(value: r, components: components)
     }
 
     /// Without a way to throw, a failed request scores NaN (training and eval call `checkedScore`).

@@ -48,7 +48,7 @@ public struct RewardConfig: Codable, Equatable, Sendable {
         static let keys: [String: Set<String>] = [
             "correct": ["extractor", "match", "tolerance", "correct", "incorrect"],
             "format": ["extractor"], "length": ["budget", "per_token"],
-            "overlong": ["max_length", "cache", "factor"], "countdown": ["step_reward"], "confidence": ["extractor"], "command": ["command", "timeout"],
+            "overlong": ["max_length", "cache", "factor"], "countdown": ["step_reward"], "confidence": ["extractor"], "command": ["command", "timeout"], "http": ["url", "timeout"],
         ]
 
         public init(from decoder: Decoder) throws {
@@ -89,6 +89,9 @@ public struct RewardConfig: Codable, Equatable, Sendable {
             case "command":
                 guard let command: String = try value("command", Optional<String>.none) else { throw RewardError("\(where_) ('command'): needs 'command' (the program and its arguments)") }
                 reward = try CommandReward(command: command, timeout: try value("timeout", 30.0))
+            case "http":
+                guard let url: String = try value("url", Optional<String>.none) else { throw RewardError("\(where_) ('http'): needs 'url' (http://host:port/path)") }
+                reward = try HTTPReward(url: url, timeout: try value("timeout", 30.0))
             case "length":
                 guard let budget: Int = try value("budget", Optional<Int>.none) else { throw RewardError("\(where_) ('length'): missing 'budget'") }
                 reward = LengthPenalty(budget: budget, perToken: try value("per_token", 0.01))

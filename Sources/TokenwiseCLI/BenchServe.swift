@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import HTTP
 import Models
 import Rollout
 import Serve
