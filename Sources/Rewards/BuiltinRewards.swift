@@ -80,6 +80,8 @@ public struct CompositeReward: RewardFunction {
             let s = try r.checkedScore(input)
             total += w * s.value
             components[r.name, default: 0] += s.value
+            // A term's own parts (an external reward's `correct`, countdown's valid steps) keep their names.
+            for (k, v) in s.components where k != r.name { components[k, default: 0] += v }
             steps += s.steps.map { StepScore(offset: $0.offset, reward: w * $0.reward) }
         }
         return RewardScore(value: total, components: components, steps: steps.sorted { $0.offset < $1.offset })

@@ -13,16 +13,19 @@ import Foundation
 public final class CommandReward: RewardFunction, @unchecked Sendable {
     public let command: [String]
     public let timeout: Double
+    /// Whether replies carry step rewards (`steps: 1`).
+    public let givesStepRewards: Bool
     let process: JSONLinesProcess
     let lock = NSLock()
     public var name: String { "command" }
 
-    public init(command: String, timeout: Double = 30) throws {
+    public init(command: String, timeout: Double = 30, steps: Bool = false) throws {
         let parts = command.split(separator: " ").map(String.init)
         guard !parts.isEmpty else { throw RewardError("reward term ('command'): 'command' is empty") }
         guard timeout > 0, timeout <= 3600 else { throw RewardError("reward term ('command'): 'timeout' must be in (0, 3600] seconds, got \(timeout)") }
         self.command = parts
         self.timeout = timeout
+        givesStepRewards = steps
         process = JSONLinesProcess(command: parts, timeout: timeout, label: "reward `\(command)`", error: { RewardError($0) })
     }
 
@@ -30,7 +33,7 @@ public final class CommandReward: RewardFunction, @unchecked Sendable {
         lock.lock()
         defer { lock.unlock() }
         let reply = try process.request(["prompt": input.prompt, "response": input.response, "answer": input.answer ?? NSNull()], what: "a response")
-        do { return try RewardReply.parse(reply, from: process.label) } catch {
+        do { return try RewardReply.parse(reply, from: process.label, steps: givesStepRewards) } catch {
             process.stop()
             throw error
         }

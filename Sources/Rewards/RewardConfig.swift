@@ -48,7 +48,7 @@ public struct RewardConfig: Codable, Equatable, Sendable {
         static let keys: [String: Set<String>] = [
             "correct": ["extractor", "match", "tolerance", "correct", "incorrect"],
             "format": ["extractor"], "length": ["budget", "per_token"],
-            "overlong": ["max_length", "cache", "factor"], "countdown": ["step_reward"], "confidence": ["extractor"], "command": ["command", "timeout"], "http": ["url", "timeout"],
+            "overlong": ["max_length", "cache", "factor"], "countdown": ["step_reward"], "confidence": ["extractor"], "command": ["command", "timeout", "steps"], "http": ["url", "timeout", "steps"],
         ]
 
         public init(from decoder: Decoder) throws {
@@ -73,6 +73,12 @@ public struct RewardConfig: Codable, Equatable, Sendable {
                 }
                 return e
             }
+            // `steps: 1`: the external reward's replies carry step rewards (0, the default: they do not).
+            func stepsFlag() throws -> Bool {
+                let v: Double = try value("steps", 0.0)
+                guard v == 0 || v == 1 else { throw RewardError("\(where_) ('\(type)'): 'steps' must be 1 (replies carry step rewards) or 0, got \(v)") }
+                return v == 1
+            }
             self.type = type
             weight = try value("weight", 1.0)
             var raw = [String: Scalar]()
@@ -88,10 +94,10 @@ public struct RewardConfig: Codable, Equatable, Sendable {
             case "confidence": reward = ConfidenceReward(extractor: try extractor())
             case "command":
                 guard let command: String = try value("command", Optional<String>.none) else { throw RewardError("\(where_) ('command'): needs 'command' (the program and its arguments)") }
-                reward = try CommandReward(command: command, timeout: try value("timeout", 30.0))
+                reward = try CommandReward(command: command, timeout: try value("timeout", 30.0), steps: try stepsFlag())
             case "http":
                 guard let url: String = try value("url", Optional<String>.none) else { throw RewardError("\(where_) ('http'): needs 'url' (http://host:port/path)") }
-                reward = try HTTPReward(url: url, timeout: try value("timeout", 30.0))
+                reward = try HTTPReward(url: url, timeout: try value("timeout", 30.0), steps: try stepsFlag())
             case "length":
                 guard let budget: Int = try value("budget", Optional<Int>.none) else { throw RewardError("\(where_) ('length'): missing 'budget'") }
                 reward = LengthPenalty(budget: budget, perToken: try value("per_token", 0.01))

@@ -14,6 +14,8 @@ final class CommandRewardTests: XCTestCase {
             if y == "garbage": print("not json", flush=True); continue
             if y == "no reward": print(json.dumps({"score": 1}), flush=True); continue
             if y == "slow": time.sleep(5)
+            if y.startswith("steps"): print(json.dumps({"reward": 1, "steps": [{"offset": 4, "reward": -0.5}, {"offset": 1, "reward": 0.5}]}), flush=True); continue
+            if y == "bad steps": print(json.dumps({"reward": 1, "steps": [{"offset": -1, "reward": 0}]}), flush=True); continue
             ok = r["answer"] is not None and y.strip() == r["answer"]
             print(json.dumps({"reward": 1.0 if ok else 0.0, "components": {"correct": 1.0 if ok else 0.0, "chars": len(y), "prompted": len(r["prompt"])}}), flush=True)
         """
@@ -51,12 +53,22 @@ final class CommandRewardTests: XCTestCase {
         // It starts again after each failure, and without a way to throw it scores NaN.
         XCTAssertEqual(try r.checkedScore(RewardInput(response: "1", answer: "1")).value, 1)
         XCTAssertTrue(r.score(RewardInput(response: "crash")).value.isNaN)
+        // Step rewards: read (in offset order) only from a term declared with steps: 1.
+        let steps = try CommandReward(command: command, steps: true)
+        XCTAssertTrue(steps.givesStepRewards)
+        XCTAssertEqual(try steps.checkedScore(RewardInput(response: "steps 1")).steps, [StepScore(offset: 1, reward: 0.5), StepScore(offset: 4, reward: -0.5)])
+        XCTAssertThrowsError(try steps.checkedScore(RewardInput(response: "1", answer: "1"))) {
+            XCTAssertEqual("\($0)", "reward `\(command)`: the reply needs 'steps' (a list of {offset, reward}): the term gives step rewards")
+        }
+        XCTAssertThrowsError(try steps.checkedScore(RewardInput(response: "bad steps"))) { XCTAssertTrue("\($0)".contains("steps[0] must be {\"offset\": a byte offset ≥ 0"), "\($0)") }
+        XCTAssertEqual(error("steps 1"), "reward `\(command)`: the reply has 'steps', but the reward term does not say it gives them (add steps: 1)")
         XCTAssertThrowsError(try CommandReward(command: "no-such-program-tw").checkedScore(RewardInput(response: "x"))) {
             XCTAssertTrue("\($0)".contains("reward `no-such-program-tw`: cannot start no-such-program-tw"), "\($0)")
         }
         for (json, message) in [(#"{"type": "command"}"#, "('command'): needs 'command' (the program and its arguments)"),
                                 (#"{"type": "command", "command": " "}"#, "('command'): 'command' is empty"),
-                                (#"{"type": "command", "command": "x", "timeout": 0}"#, "'timeout' must be in (0, 3600] seconds, got 0.0")] {
+                                (#"{"type": "command", "command": "x", "timeout": 0}"#, "'timeout' must be in (0, 3600] seconds, got 0.0"),
+                                (#"{"type": "command", "command": "x", "steps": 2}"#, "('command'): 'steps' must be 1 (replies carry step rewards) or 0, got 2.0")] {
             XCTAssertThrowsError(try JSONDecoder().decode(RewardConfig.self, from: Data(#"{"terms": [\#(json)]}"#.utf8))) {
                 XCTAssertTrue("\($0)".contains(message), "\($0)")
             }
