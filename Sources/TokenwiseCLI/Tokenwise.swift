@@ -8,7 +8,7 @@ struct Tokenwise: ParsableCommand {
         commandName: "tokenwise",
         abstract: "Reinforcement-learning post-training of language models with token-level credit assignment.",
         version: tokenwiseVersion,
-        subcommands: [TrainCommand.self, EvalCommand.self, ReportCommand.self, Generate.self, Logprobs.self, Convert.self, CreditCommand.self, ObjectiveCommand.self, PairsCommand.self, CriticalTokensCommand.self, ServeCommand.self, CompareCommand.self, DiffConfigCommand.self, Bench.self]
+        subcommands: [TrainCommand.self, EvalCommand.self, ReportCommand.self, Generate.self, ChatCommand.self, Logprobs.self, Convert.self, CreditCommand.self, ObjectiveCommand.self, PairsCommand.self, CriticalTokensCommand.self, ServeCommand.self, CompareCommand.self, DiffConfigCommand.self, Bench.self]
     )
 
     /// As ArgumentParser's, but a file-system error that escaped untranslated prints as "path:

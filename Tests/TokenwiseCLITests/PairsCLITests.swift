@@ -65,3 +65,27 @@ final class CriticalTokensCLITests: XCTestCase {
         XCTAssertFalse(FileManager.default.fileExists(atPath: out + "2"))
     }
 }
+
+/// `tokenwise chat`: each line a user turn, /reset forgets, and a first turn is what `generate`
+/// replies to the same message.
+final class ChatCLITests: XCTestCase {
+    func testTurnsResetsAndCommands() throws {
+        let flags = ["--model", "tiny-random", "--max-new-tokens", "5", "--temperature", "0", "--seed", "3"]
+        let hi = try tokenwise(["generate", "--prompt", "hi"] + flags), hello = try tokenwise(["generate", "--prompt", "hello"] + flags)
+        let chat = try tokenwise(["chat"] + flags, stdin: "hi\n/reset\nhello\n/bogus\n/exit\nnever read\n")
+        XCTAssertEqual(chat.status, 0, chat.stderr)
+        // Greedy, so each reply is generate's; after /reset the second turn starts a new dialogue.
+        XCTAssertEqual(chat.stdout, hi.stdout + hello.stdout)
+        XCTAssertTrue(chat.stderr.contains("(the dialogue is reset)"), chat.stderr)
+        XCTAssertTrue(chat.stderr.contains("(unknown command /bogus; known: /reset, /system TEXT, /exit)"), chat.stderr)
+        // The dialogue is kept: with 480-token replies in a 512-position context, the second turn no
+        // longer fits beside the first and the oldest turns are dropped; a message too long alone is refused.
+        let kept = try tokenwise(["chat", "--model", "tiny-random", "--max-new-tokens", "480", "--temperature", "0"],
+                                 stdin: "hi\nhello\n" + String(repeating: "x", count: 60) + "\n")
+        XCTAssertEqual(kept.status, 0, kept.stderr)
+        XCTAssertTrue(kept.stderr.contains("(the oldest turns no longer fit the model's context and were dropped)"), kept.stderr)
+        XCTAssertTrue(kept.stderr.contains("(that message alone is too long for the model's context of 512 positions)"), kept.stderr)
+        let bad = try tokenwise(["chat", "--model", "tiny-random", "--max-new-tokens", "512"], stdin: "")
+        XCTAssertTrue(bad.stderr.contains("--max-new-tokens (512) must be below the model's context (512 positions)"), bad.stderr)
+    }
+}
