@@ -34,8 +34,14 @@ extension RunConfig {
         } catch let e as DecodingError {
             throw describe(e, file: file, user: user)
         } catch {
-            // Module configs throw their own errors (they name the key); add where it is.
-            throw TrainingError("\(file): \(error)")
+            // Module configs throw their own errors (they name the key); add where it is, and the
+            // Tokenwise name of a key another trainer names so.
+            let text = "\(error)"
+            if let r = text.range(of: "unknown key '"), let end = text[r.upperBound...].firstIndex(of: "'"),
+               let hint = ForeignNames.hint(for: String(text[r.upperBound..<end])) {
+                throw TrainingError("\(file): \(text); \(hint)")
+            }
+            throw TrainingError("\(file): \(text)")
         }
         if let agent = config.agent {
             if written { user = agent.droppingUnused(user) } else { try agent.checkUnused(user, file: file) }
@@ -176,7 +182,8 @@ extension RunConfig {
                 let line = key.mark.map { ":\($0.line)" } ?? ""
                 let knownKeys = k.map { $0.keys.compactMap(\.string).joined(separator: ", ") } ?? ""
                 let section = path.isEmpty ? "the top level" : "'\(path.joined(separator: "."))'"
-                throw TrainingError("\(file)\(line): unknown key '\((path + [name]).joined(separator: "."))' (known in \(section): \(knownKeys))")
+                let full = (path + [name]).joined(separator: "."), hint = ForeignNames.hint(for: full).map { "; \($0)" } ?? ""
+                throw TrainingError("\(file)\(line): unknown key '\(full)' (known in \(section): \(knownKeys))\(hint)")
             }
             if let us = value.sequence, let ks = counterpart.sequence {
                 for (i, (a, b)) in zip(us, ks).enumerated() { try checkUnknownKeys(a, known: b, path: path + [name, String(i)], file: file) }

@@ -30,6 +30,16 @@ public enum ConfigReference {
             """
         out += try Preset.default.template()
         out += "```\n"
+        out += """
+
+            ## Names from TRL, verl and OpenRLHF
+
+            The same options under the names TRL's `GRPOConfig`, verl's trainer YAML and OpenRLHF's flags give them. Tokenwise
+            reads only its own names; a config that uses one of these gets an error naming the key to use.
+
+
+            """
+        out += ForeignNames.markdown
         return out
     }
 }
