@@ -13,6 +13,10 @@ public enum Report {
         ("token_accuracy", "token accuracy (fine-tuning)"), ("reward_accuracy", "pair accuracy (preference)"), ("reward_margin", "implicit reward margin"),
         ("chosen_reward", "chosen implicit reward"), ("rejected_reward", "rejected implicit reward"),
         ("token_reward_mean", "RTO token reward (mean log-ratio)"), ("dars_extra_rollouts", "DARS extra rollouts"),
+        ("self_reward_loss", "LaSeR self-reward loss"), ("self_reward_accuracy", "LaSeR self-reward accuracy"),
+        ("self_reward_score_right_mean", "LaSeR score, right responses"), ("self_reward_score_wrong_mean", "LaSeR score, wrong responses"),
+        ("groups_self_reward_mixed", "LaSeR groups mixed"), ("revision_reward_chosen_mean", "T-REG token reward, chosen"),
+        ("revision_reward_rejected_mean", "T-REG token reward, rejected"),
         ("rollout_tokens_per_second", "rollout tokens/s"), ("train_tokens_per_second", "training tokens/s"), ("step_seconds", "seconds per step"),
     ]
 
@@ -36,14 +40,28 @@ public enum Report {
         body += "<p class=sub>\(metrics.count) steps recorded · \(escape(headline(config)))</p>\n"
         body += evalTable(evals)
         body += "<h2>Training curves</h2>\n<div class=grid>\n"
-        for (key, title) in curves {
-            let points = metrics.compactMap { m -> (Double, Double)? in
+        var flat = [String]()
+        func series(_ key: String) -> [(Double, Double)] {
+            metrics.compactMap { m -> (Double, Double)? in
                 guard let s = number(m["step"]), let v = number(m[key]), v.isFinite else { return nil }
                 return (s, v)
             }
-            if points.count >= 1 { body += chart(title: title, points: points) }
+        }
+        for (key, title) in curves {
+            let points = series(key)
+            guard !points.isEmpty else { continue }
+            // A curve that never moves is a line of text, not a panel.
+            if points.count > 1, let v = points.first?.1, points.allSatisfy({ $0.1 == v }) {
+                flat.append("\(title) \(axis(v))")
+                continue
+            }
+            // The reward with ± its std over the step's rollouts.
+            let std = key == "reward_mean" ? Dictionary(series("reward_std"), uniquingKeysWith: { a, _ in a }) : [:]
+            let band = std.isEmpty ? nil : points.compactMap { p in std[p.0].map { (p.0, p.1 - $0, p.1 + $0) } }
+            body += chart(title: title, points: points, band: band)
         }
         body += "</div>\n"
+        if !flat.isEmpty { body += "<p class=sub>The same at every step (not drawn): \(escape(flat.joined(separator: " · ")))</p>\n" }
         body += sampleSection(samples)
         body += "<h2>Configuration</h2>\n<details><summary>config.yaml (resolved)</summary><pre>\(escape(config))</pre></details>\n"
         return page(body)
@@ -89,25 +107,6 @@ public enum Report {
         let n = evals.first.flatMap { number($0["prompts"]) }.map { Int($0) } ?? 0
         let k = evals.first.flatMap { number($0["samples_per_prompt"]) }.map { Int($0) } ?? 0
         return html + "</table>\n<p class=sub>\(n) held-out prompts × \(k) samples; ± is the 95% confidence half-width over prompts.</p>\n"
-    }
-
-    static func chart(title: String, points: [(Double, Double)]) -> String {
-        let w = 320.0, h = 170.0, left = 46.0, right = 10.0, top = 22.0, bottom = 24.0
-        let xs = points.map(\.0), ys = points.map(\.1)
-        let x0 = xs.min()!, x1 = Swift.max(xs.max()!, x0 + 1)
-        var y0 = ys.min()!, y1 = ys.max()!
-        if y1 - y0 < 1e-12 { y0 -= 0.5 * Swift.max(abs(y0), 1e-3); y1 += 0.5 * Swift.max(abs(y1), 1e-3) }
-        func px(_ x: Double) -> Double { left + (x - x0) / (x1 - x0) * (w - left - right) }
-        func py(_ y: Double) -> Double { top + (1 - (y - y0) / (y1 - y0)) * (h - top - bottom) }
-        let path = points.map { String(format: "%.1f,%.1f", px($0.0), py($0.1)) }.joined(separator: " ")
-        var svg = "<figure><svg viewBox=\"0 0 \(Int(w)) \(Int(h))\" width=\"\(Int(w))\" height=\"\(Int(h))\" role=img aria-label=\"\(escape(title))\">"
-        svg += "<text x=\"\(Int(left))\" y=\"14\" class=t>\(escape(title))</text>"
-        svg += "<rect x=\"\(Int(left))\" y=\"\(Int(top))\" width=\"\(Int(w - left - right))\" height=\"\(Int(h - top - bottom))\" class=frame />"
-        for (v, y) in [(y1, py(y1)), (y0, py(y0))] { svg += "<text x=\"\(Int(left) - 4)\" y=\"\(String(format: "%.1f", y + 4))\" class=ay>\(axis(v))</text>" }
-        svg += "<text x=\"\(Int(left))\" y=\"\(Int(h) - 6)\" class=ax>\(Int(x0))</text><text x=\"\(Int(w - right))\" y=\"\(Int(h) - 6)\" class=axr>step \(Int(x1))</text>"
-        svg += points.count == 1 ? "<circle cx=\"\(String(format: "%.1f", px(xs[0])))\" cy=\"\(String(format: "%.1f", py(ys[0])))\" r=3 class=dot />"
-                                 : "<polyline points=\"\(path)\" class=line />"
-        return svg + "</svg></figure>\n"
     }
 
     static func axis(_ v: Double) -> String {
@@ -200,8 +199,9 @@ public enum Report {
         table{border-collapse:collapse} td,th{border:1px solid #ddd;padding:4px 10px;text-align:right} td:first-child{text-align:left}
         .up{color:#166534} .down{color:#991b1b}
         .grid{display:flex;flex-wrap:wrap;gap:10px} figure{margin:0;border:1px solid #e5e5e5;border-radius:6px;background:#fafafa}
-        .t{font-size:12px;font-weight:600;fill:#222} .ay{font-size:10px;fill:#666;text-anchor:end} .ax{font-size:10px;fill:#666} .axr{font-size:10px;fill:#666;text-anchor:end}
+        .t{font-size:12px;font-weight:600;fill:#222} .ay{font-size:10px;fill:#666;text-anchor:end} .ax{font-size:10px;fill:#666} .axr{font-size:10px;fill:#666;text-anchor:end} .axc{font-size:10px;fill:#666;text-anchor:middle}
         .frame{fill:#fff;stroke:#ddd} .line{fill:none;stroke:#2563eb;stroke-width:1.6} .dot{fill:#2563eb}
+        .grid line{stroke:#eee} .band{fill:rgba(37,99,235,.15);stroke:none}
         .sample{border:1px solid #e5e5e5;border-radius:6px;margin:8px 0;padding:6px 8px} .meta{color:#555;font-size:12px;margin-bottom:4px}
         .tokens{font:13px/1.9 ui-monospace,SFMono-Regular,Menlo,monospace;white-space:pre-wrap;word-break:break-word}
         .tok{border-radius:3px;padding:1px 0} .tok:hover{outline:1px solid #111} .obs{color:#9ca3af}
