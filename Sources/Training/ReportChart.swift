@@ -3,11 +3,12 @@ import Foundation
 extension Report {
     /// Round tick values covering [lo, hi] in steps of 1, 2 or 5 × 10^k, about `target` of them.
     static func ticks(_ lo: Double, _ hi: Double, target: Int = 4) -> [Double] {
-        let span = Swift.max(hi - lo, 1e-12), raw = span / Double(target)
+        let span = Swift.max(hi - lo, 1e-300), raw = span / Double(target)
         let magnitude = Foundation.pow(10, Foundation.floor(Foundation.log10(raw))), f = raw / magnitude
-        let step = (f <= 1 ? 1 : f <= 2 ? 2 : f <= 5 ? 5 : 10) * magnitude
+        let k: Double = f <= 1 ? 1 : f <= 2 ? 2 : f <= 5 ? 5 : 10, step = k * magnitude
         let first = Foundation.floor(lo / step + 1e-9), last = Foundation.ceil(hi / step - 1e-9)
-        return stride(from: first, through: last, by: 1).map { ($0 * step * 1e9).rounded() / 1e9 }
+        // i·k is a whole number, so each tick is that times the power of ten, without drift.
+        return stride(from: first, through: last, by: 1).map { ($0 * k) * magnitude }
     }
 
     /// One metric's panel: the curve over steps, y gridlines at round values with their labels,
@@ -17,7 +18,8 @@ extension Report {
         let xs = points.map(\.0), ys = points.map(\.1) + (band ?? []).flatMap { [$0.1, $0.2] }
         let x0 = xs.min()!, x1 = Swift.max(xs.max()!, x0 + 1)
         var lo = ys.min()!, hi = ys.max()!
-        if hi - lo < 1e-12 { lo -= 0.5 * Swift.max(abs(lo), 1e-3); hi += 0.5 * Swift.max(abs(hi), 1e-3) }
+        // A single value (or one step): a range around it; tiny but real ranges (a KL of 1e-13) keep their scale.
+        if hi - lo <= 1e-12 * Swift.max(abs(lo), abs(hi)) { lo -= 0.5 * Swift.max(abs(lo), 1e-3); hi += 0.5 * Swift.max(abs(hi), 1e-3) }
         let yt = ticks(lo, hi), y0 = Swift.min(lo, yt.first!), y1 = Swift.max(hi, yt.last!)
         func px(_ x: Double) -> Double { left + (x - x0) / (x1 - x0) * (w - left - right) }
         func py(_ y: Double) -> Double { top + (1 - (y - y0) / (y1 - y0)) * (h - top - bottom) }

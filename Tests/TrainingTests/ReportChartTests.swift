@@ -11,6 +11,8 @@ final class ReportChartTests: FolderTestCase {
         XCTAssertEqual(Report.ticks(1, 16), [0, 5, 10, 15, 20])
         XCTAssertEqual(Report.ticks(-0.03, 0.07), [-0.05, 0, 0.05, 0.1])   // 0.1/4 = 0.025 → 0.05
         XCTAssertEqual(Report.ticks(1, 4), [1, 2, 3, 4])
+        // Tiny values keep their ticks (an approximate KL of 1e-13 is not all zeros).
+        XCTAssertEqual(Report.ticks(0, 4e-13).map { ($0 * 1e13).rounded() }, [0, 1, 2, 3, 4])
     }
 
     func testPanelsOfARun() throws {
