@@ -31,6 +31,7 @@ struct CriticalTokensCommand: ParsableCommand {
         let set = try Dataset.load(URL(fileURLWithPath: pairs))
         let read = try zip(set.examples, set.lines).map { e, line -> PreferencePair in
             guard case .preference(let p) = e else { throw TrainingError("\(pairs):\(line): not a {prompt, chosen, rejected} pair") }
+            if p.weights != nil { throw TrainingError("\(pairs):\(line): the pair has 'chosen_weights' and 'rejected_weights' already; they are never replaced") }
             return p
         }
         let pos = try Pretrained.load(positive, device: device), neg = try Pretrained.load(negative, device: device)

@@ -61,7 +61,7 @@ final class CriticalTokensCLITests: XCTestCase {
         let again = try tokenwise(["critical-tokens", "--pairs", pairs.path, "--positive", "tiny-random", "--negative", "tiny-random", "--out", out])
         XCTAssertTrue(again.stderr.contains("\(out) exists already (it is never overwritten)"), again.stderr)
         let twice = try tokenwise(["critical-tokens", "--pairs", out, "--positive", "tiny-random", "--negative", "tiny-random", "--out", out + "2"])
-        XCTAssertTrue(twice.stderr.contains("critical-tokens: pair 1 has 'chosen_weights' and 'rejected_weights' already; they are never replaced"), twice.stderr)
+        XCTAssertTrue(twice.stderr.contains("\(out):1: the pair has 'chosen_weights' and 'rejected_weights' already; they are never replaced"), twice.stderr)
         XCTAssertFalse(FileManager.default.fileExists(atPath: out + "2"))
     }
 }
