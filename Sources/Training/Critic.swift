@@ -89,9 +89,7 @@ public final class Critic {
         let lengths = responses.map(\.count), longest = Swift.max(1, lengths.max() ?? 1)
         let hidden = try ResponseForward.hidden(model, prefix: prefix, owner: owner, responses: responses).to(dtype: .float32)
         let v = (hidden * head).sum(dim: -1) + bias                                                   // [N, R]
-        let w = width ?? longest
-        let idx = Tensor(lengths.flatMap { r in (0..<w).map { Int64(Swift.min($0, Swift.max(r, 1) - 1)) } }, shape: [responses.count, w]).to(model.device)
-        return v.gather(dim: 1, index: idx)
+        return v.gather(dim: 1, index: ResponseForward.columns(lengths: lengths, width: width ?? longest, device: model.device))
     }
 
     /// V(s_t) before each token of every response to `prompts[owner[n]]`, without gradients, one

@@ -178,8 +178,7 @@ struct PolicyUpdate {
             let extended = zip(r, plain).map { i, y in laser.finished[i] ? y + [laser.token] : y }
             let (all, allEnt) = try ResponseForward.logprobs(forward.model, prefix: prefix, owner: r.map { owner[$0]! }, responses: extended, width: rows.width + 1)
             // The loss's columns repeat each response's last value past its end, as without z.
-            let w = rows.width
-            let idx = Tensor(plain.flatMap { y in (0..<w).map { Int64(Swift.min($0, Swift.max(y.count, 1) - 1)) } }, shape: [r.count, w]).to(device)
+            let idx = ResponseForward.columns(lengths: plain.map(\.count), width: rows.width, device: device)
             (lp, ent) = (all.gather(dim: 1, index: idx), allEnt.gather(dim: 1, index: idx))
             let at = Tensor(zip(r, plain).map { i, y in Int64(laser.finished[i] ? y.count : Swift.max(y.count, 1) - 1) }, shape: [r.count, 1]).to(device)
             lpz = all.gather(dim: 1, index: at).squeezed(dim: 1)

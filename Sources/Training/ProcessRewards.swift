@@ -14,8 +14,7 @@ struct ProcessRewards: InputProvider {
 
     /// Process rewards at byte offsets of the response → the token that covers each offset.
     func stepRewards(_ steps: [StepScore], tokens: [Int]) -> [Credit.StepReward] {
-        var ends = [Int](), total = 0
-        for t in tokens { total += tokenizer.bytes(of: t).count; ends.append(total) }
+        let ends = tokenizer.byteEnds(tokens)
         return steps.compactMap { s in
             ends.firstIndex { $0 > s.offset }.map { Credit.StepReward(index: $0, reward: s.reward) }
         }

@@ -114,8 +114,13 @@ struct ResponseForward {
         let targets = batch(responses.map { $0.isEmpty ? [0] : $0 }).0
         let (lp, ent) = m.tokenLogprobs(hidden: hidden, targets: targets.narrowed(dim: 1, start: 0, length: longest).to(m.device),
                                         chunk: Swift.max(1, 512 / responses.count))   // ~100 MB of logits per chunk
-        let w = width ?? longest
-        let idx = Tensor(lengths.flatMap { r in (0..<w).map { Int64(Swift.min($0, Swift.max(r, 1) - 1)) } }, shape: [responses.count, w]).to(m.device)
+        let idx = columns(lengths: lengths, width: width ?? longest, device: m.device)
         return (lp.gather(dim: 1, index: idx), ent.gather(dim: 1, index: idx))
+    }
+
+    /// The `[N, width]` gather index that reads each row's own values and, past a row's end, its
+    /// last value again (position 0 for an empty row): how per-token results are right-padded.
+    static func columns(lengths: [Int], width: Int, device: Device) -> Tensor {
+        Tensor(lengths.flatMap { r in (0..<width).map { Int64(Swift.min($0, Swift.max(r, 1) - 1)) } }, shape: [lengths.count, width]).to(device)
     }
 }

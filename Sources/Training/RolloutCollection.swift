@@ -138,8 +138,13 @@ extension RewardFunction {
 
 extension Completion {
     /// Where each token ends in the text, in UTF-8 bytes (what reward terms that read tokens map by).
-    func byteEnds(_ tokenizer: Tokenizer) -> [Int] {
+    func byteEnds(_ tokenizer: Tokenizer) -> [Int] { tokenizer.byteEnds(tokens) }
+}
+
+extension Tokenizer {
+    /// The UTF-8 byte offset at which each of `tokens` ends, counted from the first.
+    func byteEnds(_ tokens: [Int]) -> [Int] {
         var end = 0
-        return tokens.map { end += tokenizer.bytes(of: $0).count; return end }
+        return tokens.map { end += bytes(of: $0).count; return end }
     }
 }
