@@ -17,13 +17,15 @@ public enum Checkpoint {
         /// What the steps so far spent of the run's budgets (absent in older checkpoints: 0).
         public var rolloutTokens: Double?
         public var seconds: Double?
+        /// AEPO's threshold and per-bucket α after this step.
+        var aepo: AEPO.State?
 
         public init(step: Int, seed: UInt64, entropyStatistics: HAPO.EntropyStatistics? = nil, rolloutTokens: Double? = nil, seconds: Double? = nil) {
             self.step = step; self.seed = seed; self.entropyStatistics = entropyStatistics
             self.rolloutTokens = rolloutTokens; self.seconds = seconds
         }
 
-        enum CodingKeys: String, CodingKey { case step, seed, rolloutTokens = "rollout_tokens", seconds, entropyStatistics = "entropy_statistics" }
+        enum CodingKeys: String, CodingKey { case step, seed, rolloutTokens = "rollout_tokens", seconds, entropyStatistics = "entropy_statistics", aepo }
     }
 
     public static func folder(_ run: URL, step: Int) -> URL { run.appendingPathComponent("checkpoints/step-\(step)") }

@@ -31,6 +31,8 @@ public enum Preset: String, CaseIterable, Sendable {
     case sft
     /// GRPO with LaSeR's last-token self-reward (z = `<empty_output>`, one of SmolLM2's unused special tokens).
     case laser
+    /// GRPO with ARES's AEPO reward shaping by high-entropy trigger words and prompt difficulty.
+    case aepo
 
     public var summary: String {
         switch self {
@@ -46,6 +48,7 @@ public enum Preset: String, CaseIterable, Sendable {
         case .maPPO: "MA-RLHF: PPO over 5-token macro actions (macro-level GAE γ 1, λ 0.95, KL 0.05 in the reward, value clip 0.2)"
         case .sft: "supervised fine-tuning (LoRA) on examples/sft/arithmetic-chat.jsonl, loss on the assistant turns; run from the repository's folder or set data.task"
         case .laser: "GRPO + LaSeR: the self-reward log π(`<empty_output>`) after EOS fitted to the verifier's reward (MSE, class-balanced), mixed into the advantages after 8 steps"
+        case .aepo: "GRPO + AEPO: the reward shaped by each response's high-entropy trigger words against its prompt's difficulty bucket (window 4, θ from the 95th percentiles)"
         case .hapo: "HAPO: token-level group average credit, adaptive temperature, adaptive clipping and in-loss advantage redistribution, dual clip 10, dynamic sampling"
         }
     }
@@ -141,6 +144,10 @@ public enum Preset: String, CaseIterable, Sendable {
             laser.token = "<empty_output>"
             laser.advantageWarmupSteps = 8
             c.laser = laser
+        case .aepo:
+            // shawn0728/ARES @146620e experiments/AEPO: GRPO, window 4, the 95th percentile, α 0.5 per bucket.
+            c.credit = .grpo(.init())
+            c.aepo = AEPOConfig()
         case .maPPO:
             // ernie-research/MA-RLHF @807551d run_gemma.sh / ppo_trainer.py: fixed 5-grams, value_function
             // equal, γ 1, λ 0.95, kl_ctl 0.05, no whitening, cliprange 0.2, cliprange_value 0.2.
@@ -227,6 +234,7 @@ public enum Preset: String, CaseIterable, Sendable {
         ("critic", "no value model"),
         ("agent", "one-turn prompts"),
         ("laser", "no self-reward"),
+        ("aepo", "no entropy shaping"),
     ]
 
     static let comments: [String: String] = [
@@ -248,6 +256,7 @@ public enum Preset: String, CaseIterable, Sendable {
         "output": "Run folder (default runs/<name>-<time>), checkpoints, samples logged per step, merged model, report.",
         "agent": "Multi-turn episodes: environment frozenlake | sokoban | process (JSON lines), its settings, context (cache positions per episode), end_on_invalid. A group is the episodes of one environment seed.",
         "laser": "LaSeR's last-token self-reward: token (z, or token_id), beta, loss_coef, reference_constant (null: the reference model's log-prob of z), balanced, advantage_coef, advantage_std_min, warmup_steps, advantage_warmup_steps.",
+        "aepo": "ARES's AEPO reward shaping: window (tokens after a trigger word), percentile, threshold_decay, threshold (null: the first step's median), alpha, alpha_lr, alpha_min, alpha_max, triggers (null: the authors' 174 words), reading (buckets | released).",
         "critic": "PPO's value model for `gae`: a value head and LoRA adapters on the policy's base (or its own `model`; `lora: null` trains every weight); lr (null: optim.lr), vf_clip, vf_coef, warmup_steps, target (gae returns or tvm labels).",
     ]
 }

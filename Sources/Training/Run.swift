@@ -83,6 +83,7 @@ public final class TrainingRun {
             }
             try Checkpoint.restore(checkpoint, pretrained: run.pretrained, optimizer: run.optimizer, critic: run.trainer?.critic)
             run.trainer?.entropyStatistics = state.entropyStatistics
+            if let aepo = state.aepo { run.trainer?.aepo?.state = aepo }
             run.startStep = state.step
             run.spent = (state.rolloutTokens ?? 0, state.seconds ?? 0)
             run.say("resuming \(dir.path) after step \(state.step) (\(checkpoint.lastPathComponent))")
@@ -334,9 +335,10 @@ public final class TrainingRun {
             if stopping == nil, config.eval.every > 0, (s + 1) % config.eval.every == 0, s + 1 < t.steps, budgetLeft { try evaluate(step: s + 1, phase: "during") }
             if leader, config.output.checkpointEvery > 0, (s + 1) % config.output.checkpointEvery == 0 || s + 1 == t.steps || stopping != nil || !budgetLeft {
                 try writing(step: s + 1) {
-                    try Checkpoint.write(run: dir, state: .init(step: s + 1, seed: config.train.seed, entropyStatistics: trainer?.entropyStatistics,
-                                                        rolloutTokens: spent.tokens, seconds: spent.seconds),
-                                         pretrained: pretrained, optimizer: optimizer, critic: trainer?.critic)
+                    var state = Checkpoint.State(step: s + 1, seed: config.train.seed, entropyStatistics: trainer?.entropyStatistics,
+                                                 rolloutTokens: spent.tokens, seconds: spent.seconds)
+                    state.aepo = trainer?.aepo?.state
+                    try Checkpoint.write(run: dir, state: state, pretrained: pretrained, optimizer: optimizer, critic: trainer?.critic)
                 }
                 Checkpoint.prune(run: dir, keep: config.output.keepCheckpoints, written: s + 1)
             }

@@ -33,6 +33,8 @@ public struct RunConfig: Codable, Equatable, Sendable {
     public var agent: AgentSection? = nil
     /// LaSeR's last-token self-reward: its loss and advantage mix; nil: none.
     public var laser: LaSeRConfig? = nil
+    /// ARES's AEPO: the reward shaped by each response's high-entropy triggers and its prompt's difficulty; nil: none.
+    public var aepo: AEPOConfig? = nil
 
     public init() {}
 
@@ -203,7 +205,7 @@ public struct RunConfig: Codable, Equatable, Sendable {
         }
     }
 
-    enum CodingKeys: String, CodingKey { case model, data, rollout, reward, credit, objective, optim, train, eval, output, critic, agent, laser }
+    enum CodingKeys: String, CodingKey { case model, data, rollout, reward, credit, objective, optim, train, eval, output, critic, agent, laser, aepo }
     public init(from decoder: Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         model = try c.decode(ModelSection.self, forKey: .model)
@@ -227,6 +229,7 @@ public struct RunConfig: Codable, Equatable, Sendable {
         critic = try c.decodeIfPresent(CriticSection.self, forKey: .critic)
         agent = try c.decodeIfPresent(AgentSection.self, forKey: .agent)
         laser = try c.decodeIfPresent(LaSeRConfig.self, forKey: .laser)
+        aepo = try c.decodeIfPresent(AEPOConfig.self, forKey: .aepo)
     }
 
     public func encode(to encoder: Encoder) throws {
@@ -244,6 +247,7 @@ public struct RunConfig: Codable, Equatable, Sendable {
         try c.encodeIfPresent(critic, forKey: .critic)
         try c.encodeIfPresent(agent, forKey: .agent)
         try c.encodeIfPresent(laser, forKey: .laser)
+        try c.encodeIfPresent(aepo, forKey: .aepo)
     }
 
     /// Checks what the section structs cannot express, naming the key, and (for RL) that every
@@ -291,6 +295,12 @@ public struct RunConfig: Codable, Equatable, Sendable {
             try laser.validate()
             let other = offline.map { "objective '\($0)', which samples no responses" } ?? "agent episodes, whose last tokens are an environment's"
             try need(offline == nil && agent == nil, "'laser' reads z after a sampled one-turn response's EOS; it does not apply to \(other)")
+        }
+        if let aepo {
+            try aepo.validate()
+            let other = offline.map { "objective '\($0)', which samples no responses" } ?? "agent episodes, whose tokens are partly an environment's"
+            try need(offline == nil && agent == nil, "'aepo' shapes the reward of a sampled one-turn response from its tokens' entropies; it does not apply to \(other)")
+            try need(rollout.engine == .local, "'aepo' reads the sampler's per-token entropies, which a remote server does not report: use rollout.engine local")
         }
         if offline == nil { _ = try InputPlan(self, reward: nil) }
         let confidence = reward?.terms.contains { $0.type == "confidence" } ?? false

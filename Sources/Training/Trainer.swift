@@ -24,6 +24,8 @@ public final class Trainer {
     let sampler: Sampler
     /// LaSeR's inputs, when the config has a `laser` section.
     let selfRewards: SelfRewards?
+    /// AEPO's reward shaping, when the config has an `aepo` section.
+    let aepo: AEPOShaping?
     public private(set) var stepsDone = 0
     /// The last step's trained rollouts with their per-token advantages, in group order.
     public private(set) var lastRecords: [SampleRecord] = []
@@ -54,6 +56,10 @@ public final class Trainer {
         if config.laser != nil, reward.score(RewardInput(response: "", answer: "0")).components["correct"] == nil {
             throw TrainingError("laser fits the self-reward score to the verifier's 0/1 reward from the reward's 'correct' term, and this reward has none; add one (reward: {terms: [{type: correct}]})")
         }
+        if config.aepo != nil, reward.score(RewardInput(response: "", answer: "0")).components["correct"] == nil {
+            throw TrainingError("aepo buckets each prompt by its pass rate and shapes right and wrong responses apart, from the reward's 'correct' term, and this reward has none; add one (reward: {terms: [{type: correct}]})")
+        }
+        aepo = config.aepo.map { AEPOShaping(config: $0, tokenizer: tokenizer) }
         selfRewards = try config.laser.map {
             SelfRewards(config: $0, token: try $0.resolvedToken(tokenizer: tokenizer, vocabSize: model.config.vocabSize, ends: Set(config.rollout.stopTokenIds)), forward: forward,
                         microBatch: config.train.microBatch)
@@ -129,8 +135,9 @@ public final class Trainer {
         let collection = StepRollouts.Plan(source: source, tokenizer: tokenizer, reward: reward,
                                            dynamicSampling: config.train.dynamicSampling, maxRefills: config.train.maxRefills,
                                            dars: config.train.dars)
-        let rollouts = try StepRollouts.collect(samples, collection, sampling: sampling, schedule: schedule, more: more)
-        var metrics = rollouts.metrics
+        var rollouts = try StepRollouts.collect(samples, collection, sampling: sampling, schedule: schedule, more: more)
+        let shaping = try aepo?.shape(&rollouts, dp: dp) ?? [:]
+        var metrics = rollouts.metrics.merging(shaping) { $1 }
         metrics["lr"] = optimizer.learningRate
         if let copy = sampler.weights {
             metrics["rollout_copy_mb"] = Double(copy.bytes) / 1e6

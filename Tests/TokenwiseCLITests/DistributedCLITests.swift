@@ -144,6 +144,18 @@ final class DistributedCLITests: XCTestCase {
         XCTAssertNotNil(m[1]["groups_self_reward_mixed"])
     }
 
+    /// AEPO: θ's median and the buckets' targets and α are over every rank's rollouts and groups.
+    func testTwoRanksTrainAEPOAsOneProcess() throws {
+        let sets = ["credit.method=grpo", "aepo.window=2", "aepo.triggers=[a, e, i, o, u, '1', '2']"]
+        let (one, two) = try oneAndTwoRanks { self.args($0, sets) }
+        try assertSameRun(one, two, weights: "adapter_model.safetensors")
+        // (assertSameRun compares every metric, θ, the targets and α among them.)
+        let b = try metrics(two)
+        XCTAssertNotNil(b.first?["aepo_threshold"])
+        XCTAssertEqual(b.map { $0["aepo_hard_prompts"] ?? 0 }.reduce(0, +) + b.map { $0["aepo_medium_prompts"] ?? 0 }.reduce(0, +)
+                       + b.map { $0["aepo_easy_prompts"] ?? 0 }.reduce(0, +), 9)
+    }
+
     /// GiGPO on FrozenLake: each rank plays its share of the episodes with the seeds one process gives them.
     func testTwoRanksTrainAnAgentAsOneProcess() throws {
         let (one, two) = try oneAndTwoRanks { self.args($0, ["model.path=tiny-random", "agent.context=512"], preset: "frozenlake-gigpo") }
