@@ -28,6 +28,12 @@ public enum SFTLoss {
         /// Several short examples share a row of up to `max_length` tokens, each attending only to
         /// itself (positions restart), so a step computes less padding; the loss is unchanged.
         public var packing = false
+        /// `name: aligndistil`: the targets are distilled toward AlignDistil's teacher instead of
+        /// learned by likelihood (`AlignDistilLoss`).
+        public var distill: AlignDistilLoss.Config? = nil
+
+        /// The objective's name: `sft`, or `aligndistil` when distilling.
+        public var name: String { distill == nil ? "sft" : "aligndistil" }
 
         public init(lossType: LossType = .nll, completionOnlyLoss: Bool = true, assistantOnlyLoss: Bool = true, maxLength: Int? = nil, packing: Bool = false) {
             self.lossType = lossType
@@ -38,17 +44,24 @@ public enum SFTLoss {
         enum CodingKeys: String, CodingKey, CaseIterable {
             case name, lossType = "loss_type", completionOnlyLoss = "completion_only_loss", assistantOnlyLoss = "assistant_only_loss"
             case maxLength = "max_length", packing
+            case dpoModel = "dpo_model", reverseModel = "reverse_model", beta, beta2, temperature, teacher, positions
         }
+        static let distillKeys: [CodingKeys] = [.dpoModel, .reverseModel, .beta, .beta2, .temperature, .teacher, .positions]
 
-        /// Whether an `objective` mapping selects supervised fine-tuning (`name: sft`).
+        /// Whether an `objective` mapping selects supervised fine-tuning (`name: sft`) or AlignDistil (`name: aligndistil`).
         public static func isNamed(in decoder: Decoder) throws -> Bool {
             let c = try decoder.container(keyedBy: AnyKey.self)
-            return (try? c.decodeIfPresent(String.self, forKey: AnyKey(CodingKeys.name.stringValue))) == "sft"
+            return ["sft", "aligndistil"].contains(try? c.decodeIfPresent(String.self, forKey: AnyKey(CodingKeys.name.stringValue)))
         }
 
         public init(from decoder: Decoder) throws {
             try rejectUnknownKeys(decoder, CodingKeys.self, in: "objective")
             let c = try decoder.container(keyedBy: CodingKeys.self)
+            if try c.decode(String.self, forKey: .name) == "aligndistil" {
+                try decodeDistill(c)
+            } else if let key = Self.distillKeys.first(where: { c.contains($0) }) {
+                throw ObjectiveError("objective 'sft': '\(key.stringValue)' is read by objective 'aligndistil', not 'sft'")
+            }
             lossType = try c.choice(.lossType, in: "objective") as LossType? ?? .nll
             completionOnlyLoss = try c.decodeIfPresent(Bool.self, forKey: .completionOnlyLoss) ?? true
             assistantOnlyLoss = try c.decodeIfPresent(Bool.self, forKey: .assistantOnlyLoss) ?? true
@@ -57,10 +70,36 @@ public enum SFTLoss {
             if let n = maxLength, n < 2 { throw ObjectiveError("objective: 'max_length' must be at least 2 tokens, got \(n)") }
         }
 
+        mutating func decodeDistill(_ c: KeyedDecodingContainer<CodingKeys>) throws {
+            guard let dpo = try c.decodeIfPresent(String.self, forKey: .dpoModel), let reverse = try c.decodeIfPresent(String.self, forKey: .reverseModel) else {
+                throw ObjectiveError("objective 'aligndistil' distils toward a DPO model and a reverse-DPO model: set 'dpo_model' and 'reverse_model' "
+                    + "(each the model/ folder of a preference run; the reverse one trained with data.chosen_field: rejected and data.rejected_field: chosen)")
+            }
+            guard !c.contains(.lossType) else { throw ObjectiveError("objective 'aligndistil': 'loss_type' chooses the likelihood loss of objective 'sft'; AlignDistil's loss is its own (see 'teacher')") }
+            var d = AlignDistilLoss.Config(dpoModel: dpo, reverseModel: reverse)
+            d.beta = try c.decodeIfPresent(Double.self, forKey: .beta) ?? d.beta
+            d.beta2 = try c.decodeIfPresent(Double.self, forKey: .beta2) ?? d.beta2
+            d.temperature = try c.decodeIfPresent(Double.self, forKey: .temperature) ?? d.temperature
+            d.teacher = try c.choice(.teacher, in: "objective") ?? d.teacher
+            d.positions = try c.choice(.positions, in: "objective") ?? d.positions
+            try d.validate()
+            distill = d
+        }
+
         public func encode(to encoder: Encoder) throws {
             var c = encoder.container(keyedBy: CodingKeys.self)
-            try c.encode("sft", forKey: .name)
-            try c.encode(lossType, forKey: .lossType)
+            try c.encode(name, forKey: .name)
+            if let d = distill {
+                try c.encode(d.dpoModel, forKey: .dpoModel)
+                try c.encode(d.reverseModel, forKey: .reverseModel)
+                try c.encode(d.beta, forKey: .beta)
+                try c.encode(d.beta2, forKey: .beta2)
+                try c.encode(d.temperature, forKey: .temperature)
+                try c.encode(d.teacher, forKey: .teacher)
+                try c.encode(d.positions, forKey: .positions)
+            } else {
+                try c.encode(lossType, forKey: .lossType)
+            }
             try c.encode(completionOnlyLoss, forKey: .completionOnlyLoss)
             try c.encode(assistantOnlyLoss, forKey: .assistantOnlyLoss)
             try c.encodeIfPresent(maxLength, forKey: .maxLength)

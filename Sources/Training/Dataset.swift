@@ -61,13 +61,18 @@ public struct Dataset: Sendable {
     /// reads is a typo that would otherwise drop that field silently.
     static func parse(_ line: Data, columns: [(column: String, field: String, why: String)] = []) throws -> (Example, [String]) {
         guard var obj = try? JSONSerialization.jsonObject(with: line) as? [String: Any] else { throw TrainingError("not a JSON object") }
+        // Every mapped column is taken out first, so two columns may trade names (a reverse-DPO run's chosen and rejected).
+        var taken = [(column: String, field: String, why: String, value: Any)]()
         for c in columns {
             guard let v = obj.removeValue(forKey: c.column) else {
                 if c.field == "prompt", obj["messages"] == nil { throw TrainingError("needs '\(c.column)' (\(c.why))") }
                 continue
             }
+            taken.append((c.column, c.field, c.why, v))
+        }
+        for c in taken {
             guard obj[c.field] == nil else { throw TrainingError("has both '\(c.column)' (\(c.why)) and '\(c.field)': drop one") }
-            obj[c.field] = v
+            obj[c.field] = c.value
         }
         let extra = obj.keys.filter { !fields.contains($0) }.sorted()
         for key in extra {

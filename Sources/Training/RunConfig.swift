@@ -81,15 +81,21 @@ public struct RunConfig: Codable, Equatable, Sendable {
         public var answerField: String? = nil
         /// The column holding a supervised example's completion (objective `sft`; default `completion`).
         public var completionField: String? = nil
+        /// A preference file's columns holding the chosen and the rejected response (default
+        /// `chosen`, `rejected`; OpenRLHF's `--chosen_key`, `--rejected_key`): naming each other's
+        /// column trains a reverse-DPO model.
+        public var chosenField: String? = nil
+        public var rejectedField: String? = nil
         public init() {}
         enum CodingKeys: String, CodingKey {
             case task, difficulty, seed, system, trainSize = "train_size", evalSize = "eval_size", promptField = "prompt_field", answerField = "answer_field"
-            case completionField = "completion_field"
+            case completionField = "completion_field", chosenField = "chosen_field", rejectedField = "rejected_field"
         }
 
         /// `columns` for `Dataset.load`.
         var columns: [(column: String, field: String, why: String)] {
-            [(promptField, "prompt", "data.prompt_field"), (answerField, "answer", "data.answer_field"), (completionField, "completion", "data.completion_field")]
+            [(promptField, "prompt", "data.prompt_field"), (answerField, "answer", "data.answer_field"), (completionField, "completion", "data.completion_field"),
+             (chosenField, "chosen", "data.chosen_field"), (rejectedField, "rejected", "data.rejected_field")]
                 .compactMap { c, f, w in c.map { ($0, f, w) } }
         }
 
@@ -105,6 +111,8 @@ public struct RunConfig: Codable, Equatable, Sendable {
             promptField = try c.decodeIfPresent(String.self, forKey: .promptField)
             answerField = try c.decodeIfPresent(String.self, forKey: .answerField)
             completionField = try c.decodeIfPresent(String.self, forKey: .completionField)
+            chosenField = try c.decodeIfPresent(String.self, forKey: .chosenField)
+            rejectedField = try c.decodeIfPresent(String.self, forKey: .rejectedField)
         }
 
         // A count of prompts is written as an integer (64, not 64.0); a share of a file stays a fraction.
@@ -117,6 +125,8 @@ public struct RunConfig: Codable, Equatable, Sendable {
             try c.encodeIfPresent(promptField, forKey: .promptField)
             try c.encodeIfPresent(answerField, forKey: .answerField)
             try c.encodeIfPresent(completionField, forKey: .completionField)
+            try c.encodeIfPresent(chosenField, forKey: .chosenField)
+            try c.encodeIfPresent(rejectedField, forKey: .rejectedField)
             try c.encode(trainSize, forKey: .trainSize)
             if evalSize >= 1, evalSize == evalSize.rounded(), evalSize < 1e15 { try c.encode(Int(evalSize), forKey: .evalSize) } else { try c.encode(evalSize, forKey: .evalSize) }
         }
@@ -263,6 +273,8 @@ public struct RunConfig: Codable, Equatable, Sendable {
         try need(output.reportTo.contains("jsonl"), "'output.report_to' must list jsonl: metrics.jsonl is the run's record, which resume and the report read")
         try need(Set(output.reportTo).count == output.reportTo.count, "'output.report_to' lists a sink twice: \(output.reportTo)")
         try need((1...5).contains(data.difficulty), "'data.difficulty' must be 1…5, got \(data.difficulty)")
+        try need((data.chosenField == nil && data.rejectedField == nil) || preference != nil,
+                 "'data.chosen_field' and 'data.rejected_field' name a pair file's columns, which \(offline.map { "objective '\($0)'" } ?? "RL") does not read (the preference objectives do)")
         try need(data.completionField == nil || sft != nil,
                  "'data.completion_field' names the column of supervised completions, which \(offline.map { "objective '\($0)'" } ?? "RL") does not read (objective {name: sft} does)")
         if !data.columns.isEmpty {
@@ -352,7 +364,7 @@ public struct RunConfig: Codable, Equatable, Sendable {
 
     /// The objective's name when it trains on fixed data (a preference loss or `sft`) instead of
     /// sampled rollouts.
-    public var offline: String? { sft != nil ? "sft" : preference?.name.rawValue }
+    public var offline: String? { sft?.name ?? preference?.name.rawValue }
 
     /// The sampling settings of evaluations.
     public var evalSampling: SamplingConfig {

@@ -81,13 +81,15 @@ extension TaskData {
     /// and one left without a target token is an error naming its line.
     static func loadSFT(_ data: RunConfig.DataSection, config: SFTLoss.Config, tokenizer: Tokenizer, chat: ChatTemplate, context: Int) throws -> TaskData {
         guard ProceduralTask(rawValue: data.task) == nil else {
-            throw TrainingError("data: objective 'sft' trains on a JSONL file of {prompt, completion} or chat 'messages' lines, not the procedural task '\(data.task)'")
+            throw TrainingError("data: objective '\(config.name)' trains on a JSONL file of {prompt, completion}\(config.distill == nil ? "" : ", {prompt, chosen, rejected}") or chat 'messages' lines, not the procedural task '\(data.task)'")
         }
         let limit = config.rowLength(context: context)
         guard limit <= context else {
             throw TrainingError("objective: 'max_length' is \(limit) tokens, more than the model's context (\(context))")
         }
-        let set = try Dataset.load(URL(fileURLWithPath: data.task), columns: data.columns)
+        // AlignDistil's off-policy data is a preference file's chosen responses (the official trainer reads `chosen_ids`).
+        let pairs = config.distill != nil && data.completionField == nil ? [(column: "chosen", field: "completion", why: "objective 'aligndistil' learns each pair's chosen response")] : []
+        let set = try Dataset.load(URL(fileURLWithPath: data.task), columns: data.columns + pairs)
         let tokens = try SFTTokens(tokenizer: tokenizer, chat: chat, config: config, system: data.system)
         var cut = 0, answers = 0
         let examples = try zip(set.examples, set.lines).map { e, line -> SFTExample in

@@ -17,6 +17,8 @@ public final class SFTTrainer {
     let rowLength: Int
     /// This process's rank when the examples of a step are split over several (nil: one process).
     public var dataParallel: DataParallel?
+    /// AlignDistil's DPO and reverse-DPO models (objective `aligndistil`), frozen.
+    let teachers: (dpo: CausalLM, reverse: CausalLM)?
 
     public init(model: CausalLM, config: SFTLoss.Config, lora: LoRA.Config?, lr: Double, weightDecay: Double, maxGradNorm: Double,
                 microBatch: Int, seed: UInt64) throws {
@@ -25,6 +27,7 @@ public final class SFTTrainer {
         self.maxGradNorm = maxGradNorm
         self.microBatch = microBatch
         rowLength = config.rowLength(context: model.config.maxPositionEmbeddings)
+        teachers = try config.distill.map { (try Self.teacher($0.dpoModel, key: "dpo_model", for: model), try Self.teacher($0.reverseModel, key: "reverse_model", for: model)) }
         let (_, params) = try ResponseForward.attach(model, lora: lora, seed: seed, reference: false)
         optimizer = try AdamW(parameters: params, options: .init(lr: lr, weightDecay: weightDecay))
     }
@@ -48,15 +51,20 @@ public final class SFTTrainer {
 
     /// Rows' summed target negative log-likelihood (with gradients), per example: its sum, target
     /// count and argmax hits (`perExample`), and the rows' padding positions.
-    func forward(_ rows: [[SFTExample]], perExample: Bool = false, type: SFTLoss.LossType = .nll) throws -> (nll: Tensor, tokens: Int, correct: Double, padding: Int, examples: [(nll: Double, tokens: Int, correct: Double)]) {
+    /// With `distill`, AlignDistil's loss instead: Σ over each example's distilled positions of ℓ_t
+    /// divided by its count, and the distillation metrics' sums (`distilled`).
+    func forward(_ rows: [[SFTExample]], perExample: Bool = false, type: SFTLoss.LossType = .nll, distill: AlignDistilLoss.Config? = nil) throws
+        -> (nll: Tensor, tokens: Int, correct: Double, padding: Int, examples: [(nll: Double, tokens: Int, correct: Double)], distilled: [String: Double]) {
         let width = rows.map { $0.reduce(0) { $0 + $1.tokens.count } }.max()!
         var ids = [Int64](), index = [Int64](), targets = [Int64](), owners = [Int]()
         var example = 0
+        // The distribution at position p − 1 predicts token p; AlignDistil's released mask takes the one at p.
+        let shift = distill?.positions == .released ? 0 : 1
         for (b, row) in rows.enumerated() {
             var at = 0
             for e in row {
                 for p in 1..<Swift.max(1, e.tokens.count) where e.targets[p] {
-                    index.append(Int64(b * width + at + p - 1)); targets.append(Int64(e.tokens[p])); owners.append(example)
+                    index.append(Int64(b * width + at + p - shift)); targets.append(Int64(e.tokens[p])); owners.append(example)
                 }
                 ids += e.tokens.map(Int64.init)
                 at += e.tokens.count
@@ -66,8 +74,14 @@ public final class SFTTrainer {
         }
         // Loading refuses an example without a target, so a batch always has some.
         guard !index.isEmpty else { throw TrainingError("objective 'sft': a batch of \(example) examples has no target token") }
-        let h = try model.hidden(Tensor(ids, shape: [rows.count, width]).to(model.device), segments: rows.map { $0.map(\.tokens.count) })
-        let selected = h.reshaped([rows.count * width, h.size(2)]).indexSelect(dim: 0, index: Tensor(index).to(model.device))   // [N, H]
+        let input = Tensor(ids, shape: [rows.count, width]).to(model.device), segments = rows.map { $0.map(\.tokens.count) }, at = Tensor(index).to(model.device)
+        let h = try model.hidden(input, segments: segments)
+        let selected = h.reshaped([rows.count * width, h.size(2)]).indexSelect(dim: 0, index: at)   // [N, H]
+        let real = rows.reduce(0) { $0 + $1.reduce(0) { $0 + $1.tokens.count } }
+        if let distill {
+            let (loss, sums) = try distilled(selected, input: input, segments: segments, at: at, owners: owners, config: distill)
+            return (loss, index.count, 0, rows.count * width - real, [], sums)
+        }
         let target = Tensor(targets).to(model.device)
         var total: Tensor? = nil, correct = 0.0
         var parts = [(nll: Double, tokens: Int, correct: Double)](repeating: (0, 0, 0), count: example)
@@ -80,8 +94,7 @@ public final class SFTTrainer {
             correct += hits
             if perExample { parts[owners[span.lowerBound]] = (try nll.item(), span.count, hits) }
         }
-        let real = rows.reduce(0) { $0 + $1.reduce(0) { $0 + $1.tokens.count } }
-        return (total!, index.count, correct, rows.count * width - real, parts)
+        return (total!, index.count, correct, rows.count * width - real, parts, [:])
     }
 
     /// Consecutive ranges of equal owners.
@@ -104,13 +117,17 @@ public final class SFTTrainer {
         let all = Double(examples.reduce(0) { $0 + $1.targetCount })
         let rows = self.rows(mine)
         let micro = microBatch > 0 ? microBatch : Swift.max(rows.count, 1)
-        var metrics: [String: Double] = ["loss": 0, "token_accuracy": 0, "tokens": 0, "examples": Double(mine.count), "rows": Double(rows.count), "padding_tokens": 0]
+        var metrics: [String: Double] = ["loss": 0, "tokens": 0, "examples": Double(mine.count), "rows": Double(rows.count), "padding_tokens": 0]
+        if config.distill == nil { metrics["token_accuracy"] = 0 }
+        // AlignDistil averages each example's tokens, then the examples; likelihood losses average every target token.
+        let normalizer = config.distill == nil ? all : Double(examples.count)
         try withTorchErrors {
             for first in stride(from: 0, to: rows.count, by: micro) {
-                let part = try forward(Array(rows[first..<Swift.min(rows.count, first + micro)]), type: config.lossType)
-                (part.nll / all).backward()
-                metrics["loss"]! += try part.nll.item() / all
-                metrics["token_accuracy"]! += part.correct / all
+                let part = try forward(Array(rows[first..<Swift.min(rows.count, first + micro)]), type: config.lossType, distill: config.distill)
+                (part.nll / normalizer).backward()
+                metrics["loss"]! += try part.nll.item() / normalizer
+                if config.distill == nil { metrics["token_accuracy"]! += part.correct / all }
+                for (k, v) in part.distilled { metrics[k, default: 0] += v / (k == "distill_expected_reward" ? Double(examples.count) : all) }
                 metrics["tokens"]! += Double(part.tokens)
                 metrics["padding_tokens"]! += Double(part.padding)
             }
