@@ -159,7 +159,17 @@ public final class CausalLM {
         var keys = [Tensor](), values = [Tensor]()
     }
 
-    func attention(_ h: Tensor, layer i: Int, cos: Tensor, sin: Tensor, mask: Tensor?, past: PastKV) throws -> Tensor {
+    /// Keeps one layer's attention probabilities, averaged over heads, during a forward pass
+    /// (ssToken's attention score); no autograd history is kept.
+    public final class AttentionTap {
+        /// The layer (negative: counted from the last, −1 the last).
+        public let layer: Int
+        /// [B, T, keys] after the pass.
+        public internal(set) var probabilities: Tensor?
+        public init(layer: Int = -1) { self.layer = layer }
+    }
+
+    func attention(_ h: Tensor, layer i: Int, cos: Tensor, sin: Tensor, mask: Tensor?, past: PastKV, tap: AttentionTap? = nil) throws -> Tensor {
         let (b, t) = (h.size(0), h.size(1))
         let c = config, p = "model.layers.\(i).self_attn."
         func heads(_ x: Tensor, _ n: Int) -> Tensor { x.view([b, t, n, c.headDim]).transposed(1, 2) }  // [B, n, T, D]
@@ -183,6 +193,7 @@ public final class CausalLM {
             v = Tensor.cat([rows(p.values[i]), v], dim: 2)
         }
         let gqa = c.numKeyValueHeads != c.numAttentionHeads
+        if let tap, (tap.layer + c.numHiddenLayers) % c.numHiddenLayers == i { tap.probabilities = try withNoGrad { try headMeanProbabilities(q, k, mask: mask) } }
         // No mask means no padding and no past: plain causal attention (also when prefilling a cache).
         let out = Tensor.scaledDotProductAttention(query: q, key: k, value: v, mask: mask,
                                                    causal: mask == nil, groupedQuery: gqa)  // [B, H, T, D]
@@ -226,7 +237,8 @@ public final class CausalLM {
     /// (packing): `segments[b]` lists row b's sequence lengths in order, and the rest of the row is
     /// padding. A token attends only to earlier tokens of its own sequence and positions restart
     /// at each, so every sequence gets the states it would get alone.
-    public func hidden(_ ids: Tensor, segments: [[Int]]) throws -> Tensor {
+    /// A `tap` keeps one layer's head-mean attention probabilities.
+    public func hidden(_ ids: Tensor, segments: [[Int]], tap: AttentionTap? = nil) throws -> Tensor {
         let (b, t) = (ids.size(0), ids.size(1))
         guard segments.count == b, let widest = segments.map({ $0.reduce(0, +) }).max(), widest <= t,
               segments.allSatisfy({ $0.allSatisfy { $0 > 0 } }) else {
@@ -243,18 +255,18 @@ public final class CausalLM {
         let same = seg.unsqueezed(dim: 2) .== seg.unsqueezed(dim: 1)                                             // [B, T, T]
         let causal = Tensor.ones([t, t], dtype: .bool, device: device).tril(diagonal: 0).unsqueezed(dim: 0)
         let mask = same.logicalAnd(causal).unsqueezed(dim: 1)                                                       // [B, 1, T, T]
-        return try layers(ids.to(device, dtype: .int64), positions: Tensor(position, shape: [b, t]).to(device), mask: mask, past: .none)
+        return try layers(ids.to(device, dtype: .int64), positions: Tensor(position, shape: [b, t]).to(device), mask: mask, past: .none, tap: tap)
     }
 
     /// Embedding → every layer → final norm. A `probe` records the feature mean of each activation.
-    func layers(_ ids: Tensor, positions: Tensor, mask: Tensor?, past: PastKV, probe: ActivationProbe? = nil) throws -> Tensor {
+    func layers(_ ids: Tensor, positions: Tensor, mask: Tensor?, past: PastKV, probe: ActivationProbe? = nil, tap: AttentionTap? = nil) throws -> Tensor {
         let (cos, sin) = rope(positions)
         let index = ids.to(device, dtype: .int64)
         var h = engine?.embed(index, "model.embed_tokens.weight") ?? Tensor.embedding(embedding, index)   // [B, T, D]
         probe?.record(.residual, h)
         for i in 0..<config.numHiddenLayers {
             let p = "model.layers.\(i)."
-            let a = try attention(rmsNorm(h, weights[p + "input_layernorm.weight"]!), layer: i, cos: cos, sin: sin, mask: mask, past: past)
+            let a = try attention(rmsNorm(h, weights[p + "input_layernorm.weight"]!), layer: i, cos: cos, sin: sin, mask: mask, past: past, tap: tap)
             probe?.record(.attention, a)
             h = h + a
             probe?.record(.residual, h)

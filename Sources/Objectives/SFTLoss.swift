@@ -31,6 +31,8 @@ public enum SFTLoss {
         /// `name: aligndistil`: the targets are distilled toward AlignDistil's teacher instead of
         /// learned by likelihood (`AlignDistilLoss`).
         public var distill: AlignDistilLoss.Config? = nil
+        /// ssToken's token selection: only the top ρ of each example's targets are learned.
+        public var sstoken: SSTokenConfig? = nil
 
         /// The objective's name: `sft`, or `aligndistil` when distilling.
         public var name: String { distill == nil ? "sft" : "aligndistil" }
@@ -45,6 +47,7 @@ public enum SFTLoss {
             case name, lossType = "loss_type", completionOnlyLoss = "completion_only_loss", assistantOnlyLoss = "assistant_only_loss"
             case maxLength = "max_length", packing
             case dpoModel = "dpo_model", reverseModel = "reverse_model", beta, beta2, temperature, teacher, positions
+            case sstoken
         }
         static let distillKeys: [CodingKeys] = [.dpoModel, .reverseModel, .beta, .beta2, .temperature, .teacher, .positions]
 
@@ -67,6 +70,10 @@ public enum SFTLoss {
             assistantOnlyLoss = try c.decodeIfPresent(Bool.self, forKey: .assistantOnlyLoss) ?? true
             maxLength = try c.decodeIfPresent(Int.self, forKey: .maxLength)
             packing = try c.decodeIfPresent(Bool.self, forKey: .packing) ?? false
+            sstoken = try c.decodeIfPresent(SSTokenConfig.self, forKey: .sstoken)
+            try sstoken?.validate()
+            if sstoken != nil, distill != nil { throw ObjectiveError("objective 'aligndistil': 'sstoken' selects the tokens of objective 'sft''s likelihood loss; AlignDistil distils every target") }
+            if sstoken != nil, lossType != .nll { throw ObjectiveError("objective 'sft': 'sstoken' selects tokens for the negative log-likelihood (loss_type nll), as its authors train; loss_type is '\(lossType.rawValue)'") }
             if let n = maxLength, n < 2 { throw ObjectiveError("objective: 'max_length' must be at least 2 tokens, got \(n)") }
         }
 
@@ -104,6 +111,7 @@ public enum SFTLoss {
             try c.encode(assistantOnlyLoss, forKey: .assistantOnlyLoss)
             try c.encodeIfPresent(maxLength, forKey: .maxLength)
             try c.encode(packing, forKey: .packing)
+            try c.encodeIfPresent(sstoken, forKey: .sstoken)
         }
 
         /// The tokens kept of each example for a model of `context` positions.

@@ -297,7 +297,7 @@ public final class TrainingRun {
             var refills = 0
             let metrics: [String: Double]
             if let sftTrainer {
-                metrics = try rankFailure(step: s + 1) { try sftTrainer.step(batch(data.trainSFT, step: s)) }
+                metrics = try rankFailure(step: s + 1) { try sftTrainer.step(batch(data.trainSFT, step: s), first: s * config.train.promptsPerStep) }
             } else if let preferenceTrainer {
                 metrics = try preferenceTrainer.step(batch(data.trainPairs, step: s))
             } else {
