@@ -155,10 +155,9 @@ extension RunConfig {
     static func merge(_ base: Node, _ over: Node, path: [String] = []) -> Node {
         guard var b = base.mapping, let o = over.mapping else { return over }
         if path == ["credit"], o["method"] != nil, o["method"]?.string != b["method"]?.string { return over }
-        // A preference loss (`name: dpo`, …) shares no keys with the policy loss it replaces.
-        if path == ["objective"], (o["name"] != nil) != (b["name"] != nil) { return over }
-        // Supervised fine-tuning shares no keys with the preference losses either.
-        if path == ["objective"], let name = o["name"]?.string, (name == "sft") != (b["name"]?.string == "sft") { return over }
+        // An objective that names another loss (`name: dpo`, `sft` …) shares no keys with the one it
+        // replaces; one without a name changes keys of the base's (e.g. `packing` of preset sft).
+        if path == ["objective"], let name = o["name"]?.string, name != b["name"]?.string { return over }
         // vf_clip belongs to the gae target: a critic section that changes the target leaves the base's behind.
         if path == ["critic"], let target = o["target"], target.string != b["target"]?.string { b["vf_clip"] = nil }
         for (k, v) in o {

@@ -67,6 +67,18 @@ final class ConfigTests: XCTestCase {
         XCTAssertEqual(c.reward?.terms[1].weight, 0.5)
         // The resolved config, written and read again, is the same config (reward terms included).
         XCTAssertEqual(try RunConfig.load(yaml: try c.yaml()), c)
+        // An objective key without a name changes the base's objective (preset sft's), one naming
+        // another loss replaces it.
+        let sft = try RunConfig.load(yaml: "", base: Preset.sft.config, overrides: ["objective.packing=true", "objective.sstoken.keep=0.5"])
+        XCTAssertEqual(sft.sft?.packing, true)
+        XCTAssertEqual(sft.sft?.sstoken?.keep, 0.5)
+        XCTAssertEqual(sft.sft?.completionOnlyLoss, true)
+        let dpo = try RunConfig.load(yaml: "", base: Preset.sft.config, overrides: ["objective.name=dpo", "data.task=examples/rto/arithmetic-pairs.jsonl"])
+        XCTAssertNil(dpo.sft)
+        XCTAssertEqual(dpo.preference?.name, .dpo)
+        XCTAssertThrowsError(try RunConfig.load(yaml: "", base: Preset.sft.config, overrides: ["objective.clip=0.2"])) {
+            XCTAssertTrue("\($0)".contains("objective: unknown key 'clip'"), "\($0)")
+        }
         // Overriding a nested parameter of the default method keeps the others.
         let g = try RunConfig.load(yaml: "credit: {params: {std_normalize: false}}")
         guard case .grpo(let p) = g.credit else { return XCTFail("\(g.credit)") }
