@@ -8,6 +8,7 @@ public enum CreditMethod: String, CaseIterable, Codable, Sendable {
     case pure, gigpo, hapo
     case twGRPO = "tw_grpo"
     case d3s, hicra
+    case istar
 
     /// The paper each method implements, for the README and `--help`.
     public var paper: String {
@@ -24,6 +25,7 @@ public enum CreditMethod: String, CaseIterable, Codable, Sendable {
         case .twGRPO: "Reinforcing Video Reasoning with Focused Thinking (arXiv:2505.24718)"
         case .d3s: "Dynamic Dual-Level Down-Sampling (arXiv:2509.22115)"
         case .hicra: "Emergent Hierarchical Reasoning in LLMs through RL (arXiv:2509.03646)"
+        case .istar: "Agentic Reinforcement Learning with Implicit Step Rewards (iStar, arXiv:2509.19199)"
         }
     }
 }
@@ -44,6 +46,7 @@ public indirect enum CreditConfig: Equatable, Sendable {
     case twGRPO(TWGRPO.Params)
     case d3s(D3S.Params)
     case hicra(HICRA.Params)
+    case istar(ISTAR.Params)
 
     public var method: CreditMethod {
         switch self {
@@ -60,6 +63,7 @@ public indirect enum CreditConfig: Equatable, Sendable {
         case .twGRPO: .twGRPO
         case .d3s: .d3s
         case .hicra: .hicra
+        case .istar: .istar
         }
     }
 
@@ -99,6 +103,7 @@ public indirect enum CreditConfig: Equatable, Sendable {
         case .twGRPO(let p): [GRPO.Stage(params: p.grpo), TWGRPO.Stage(alpha: p.alpha)]
         case .d3s(let p): p.base.stages + [D3S.Stage(params: p)]
         case .hicra(let p): [GRPO.Stage(params: p.grpo), HICRA.Stage(params: p)]
+        case .istar(let p): [ISTAR.Stage(params: p)]
         }
     }
 
@@ -126,6 +131,7 @@ public indirect enum CreditConfig: Equatable, Sendable {
         case .twGRPO: self = .twGRPO(try TWGRPO.Params(r))
         case .d3s: self = .d3s(try D3S.Params(r))
         case .hicra: self = .hicra(try HICRA.Params(r))
+        case .istar: self = .istar(try ISTAR.Params(r))
         }
         try r.finish()
     }
@@ -169,6 +175,7 @@ extension CreditConfig: Codable {
         case .twGRPO(let p): try c.encode(p, forKey: .params)
         case .d3s(let p): try c.encode(p, forKey: .params)
         case .hicra(let p): try c.encode(p, forKey: .params)
+        case .istar(let p): try c.encode(p, forKey: .params)
         }
     }
 }

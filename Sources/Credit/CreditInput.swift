@@ -27,6 +27,9 @@ public enum CreditInput: String, CaseIterable, Comparable, Sendable {
     /// `token_rewards`: a dense reward per token, the implicit reward log π_dpo − log π_ref of a
     /// preference-trained model (RTO).
     case tokenRewards = "token_rewards"
+    /// `turn_rewards`: one reward per agent turn (its `states` mark), iStar's implicit step
+    /// rewards from an online process reward model.
+    case turnRewards = "turn_rewards"
 
     /// What the input is, for error messages.
     public var summary: String {
@@ -43,6 +46,7 @@ public enum CreditInput: String, CaseIterable, Comparable, Sendable {
         case .planning: "planning-token marks ('planning')"
         case .positionScores: "per-position divergence scores ('position_scores')"
         case .tokenRewards: "per-token rewards from a preference-trained model ('token_rewards')"
+        case .turnRewards: "implicit step rewards, one per agent turn ('turn_rewards')"
         }
     }
 

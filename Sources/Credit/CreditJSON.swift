@@ -42,11 +42,12 @@ public struct CreditRequest: Decodable, Sendable {
         var planning: [Int]?
         var actionMask: [Bool]?
         var tokenRewards: [Double]?
+        var turnRewards: [Double]?
 
         enum CodingKeys: String, CodingKey, CaseIterable {
             case tokens, reward, logprobs, entropies, values, kl, ratios, segments, states, planning
             case stepRewards = "step_rewards", segmentValues = "segment_values", treePath = "tree_path", actionMask = "action_mask"
-            case tokenRewards = "token_rewards"
+            case tokenRewards = "token_rewards", turnRewards = "turn_rewards"
         }
 
         init(from decoder: Decoder) throws {
@@ -58,6 +59,7 @@ public struct CreditRequest: Decodable, Sendable {
             logprobs = try doubles(.logprobs); entropies = try doubles(.entropies); values = try doubles(.values)
             kl = try doubles(.kl); ratios = try doubles(.ratios); segmentValues = try doubles(.segmentValues)
             tokenRewards = try doubles(.tokenRewards)
+            turnRewards = try doubles(.turnRewards)
             stepRewards = try c.decodeIfPresent([StepReward].self, forKey: .stepRewards)
             segments = try c.decodeIfPresent([Int].self, forKey: .segments)
             states = try c.decodeIfPresent([StateMark].self, forKey: .states)
@@ -72,6 +74,7 @@ public struct CreditRequest: Decodable, Sendable {
                                segmentValues: segmentValues, states: states, treePath: treePath, planning: planning)
             t.actionMask = actionMask
             t.tokenRewards = tokenRewards
+            t.turnRewards = turnRewards
             return t
         }
     }

@@ -80,6 +80,12 @@ enum Validation {
                         throw CreditError("\(at): 'states' must have increasing indices ('states'[\(k)].index \(s.index))")
                     }
                 }
+                if let r = t.turnRewards {
+                    guard r.count == (t.states?.count ?? 0) else {
+                        throw CreditError("\(at): 'turn_rewards' has \(r.count) values but the trajectory has \(t.states?.count ?? 0) turns ('states')")
+                    }
+                    if let k = r.firstIndex(where: { !$0.isFinite }) { throw CreditError("\(at): 'turn_rewards'[\(k)] is not finite (\(r[k]))") }
+                }
                 if let v = t.segmentValues, let k = v.firstIndex(where: { !$0.isFinite }) {
                     throw CreditError("\(at): 'segment_values'[\(k)] is not finite (\(v[k]))")
                 }

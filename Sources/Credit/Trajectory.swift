@@ -44,6 +44,8 @@ public struct Trajectory: Codable, Equatable, Sendable {
     public var planning: [Int]?
     /// Dense per-token rewards before scaling: RTO's implicit reward log π_dpo(y_t) − log π_ref(y_t).
     public var tokenRewards: [Double]?
+    /// One reward per turn (`states` mark): iStar's implicit step rewards.
+    public var turnRewards: [Double]?
     /// Which tokens the policy wrote (nil: all of them). The others, an agent's observations, are
     /// context: weight 0 (out of the loss and of whitening), and GAE passes over them.
     public var actionMask: [Bool]?

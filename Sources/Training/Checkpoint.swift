@@ -32,6 +32,11 @@ public enum Checkpoint {
 
     /// Writes the trained weights and the optimizer state as `checkpoints/step-<step>`.
     public static func write(run: URL, state: State, pretrained: Pretrained, optimizer: AdamW, critic: Critic? = nil) throws {
+        try write(run: run, state: state, pretrained: pretrained, optimizer: optimizer, critic: critic, prm: nil)
+    }
+
+    /// … with iStar's process reward model beside the policy (`prm.safetensors`).
+    static func write(run: URL, state: State, pretrained: Pretrained, optimizer: AdamW, critic: Critic?, prm: ImplicitPRM?) throws {
         let step = state.step
         let fm = FileManager.default
         let parent = run.appendingPathComponent("checkpoints")
@@ -39,7 +44,7 @@ public enum Checkpoint {
         let tmp = parent.appendingPathComponent(".step-\(step).tmp")
         try? fm.removeItem(at: tmp)
         do {
-            try fill(tmp, state: state, pretrained: pretrained, optimizer: optimizer, critic: critic)
+            try fill(tmp, state: state, pretrained: pretrained, optimizer: optimizer, critic: critic, prm: prm)
         } catch {
             // A failed write (a full disk) leaves nothing half-made beside the complete checkpoints.
             try? fm.removeItem(at: tmp)
@@ -50,7 +55,7 @@ public enum Checkpoint {
         try fm.moveItem(at: tmp, to: final)
     }
 
-    static func fill(_ tmp: URL, state: State, pretrained: Pretrained, optimizer: AdamW, critic: Critic?) throws {
+    static func fill(_ tmp: URL, state: State, pretrained: Pretrained, optimizer: AdamW, critic: Critic?, prm: ImplicitPRM? = nil) throws {
         if let lora = pretrained.model.lora {
             try lora.save(to: tmp)
         } else {
@@ -58,6 +63,7 @@ public enum Checkpoint {
         }
         try optimizer.save(to: tmp.appendingPathComponent("optimizer.safetensors"))
         try critic?.save(to: tmp)
+        try prm?.save(to: tmp)
         try JSONEncoder().encode(state).write(to: tmp.appendingPathComponent("trainer_state.json"))
         var files: [String: [String: String]] = [:]
         for name in try FileManager.default.contentsOfDirectory(atPath: tmp.path).sorted() {
@@ -113,9 +119,14 @@ public enum Checkpoint {
 
     /// Loads the weights and optimizer state of `dir` into the model and optimizer (in place).
     public static func restore(_ dir: URL, pretrained: Pretrained, optimizer: AdamW, critic: Critic? = nil) throws {
+        try restore(dir, pretrained: pretrained, optimizer: optimizer, critic: critic, prm: nil)
+    }
+
+    static func restore(_ dir: URL, pretrained: Pretrained, optimizer: AdamW, critic: Critic?, prm: ImplicitPRM?) throws {
         try loadWeights(dir, pretrained: pretrained)
         try optimizer.load(from: dir.appendingPathComponent("optimizer.safetensors"))
         try critic?.restore(from: dir)
+        try prm?.restore(from: dir)
     }
 
     /// A new run starting from another run's checkpoint (`model.init_from`, a fork): its policy

@@ -15,6 +15,8 @@ public struct RecordedCreditInputs: Codable, Equatable, Sendable {
     public var kl: [Double]?
     /// RTO's unscaled implicit token rewards log π_dpo − log π_ref.
     public var tokenRewards: [Double]?
+    /// iStar's implicit step rewards, one per turn.
+    public var turnRewards: [Double]?
     /// The reward function's process rewards, recorded whenever it gives them (any method).
     public var stepRewards: [StepReward]?
     public var segments: [Int]?
@@ -32,7 +34,7 @@ public struct RecordedCreditInputs: Codable, Equatable, Sendable {
     enum CodingKeys: String, CodingKey {
         case reward, logprobs, entropies, values, kl, segments, states, planning, progress
         case stepRewards = "step_rewards", segmentValues = "segment_values", treePath = "tree_path"
-        case positionScores = "position_scores", groupSize = "group_size", tokenRewards = "token_rewards"
+        case positionScores = "position_scores", groupSize = "group_size", tokenRewards = "token_rewards", turnRewards = "turn_rewards"
     }
 
     /// The inputs of trajectory `t` of `group` (the record holds `record`'s fields already).
@@ -42,7 +44,7 @@ public struct RecordedCreditInputs: Codable, Equatable, Sendable {
         reward = t.reward == record.reward ? nil : t.reward
         logprobs = t.logprobs == record.logprobs ? nil : t.logprobs
         entropies = t.entropies == nil || t.entropies == record.entropies ? nil : t.entropies
-        values = t.values; kl = t.kl; tokenRewards = t.tokenRewards
+        values = t.values; kl = t.kl; tokenRewards = t.tokenRewards; turnRewards = t.turnRewards
         self.stepRewards = t.stepRewards ?? stepRewards
         segments = t.segments; segmentValues = t.segmentValues; states = t.states; treePath = t.treePath
         planning = t.planning; positionScores = group.positionScores
@@ -64,6 +66,7 @@ public struct RecordedCreditInputs: Codable, Equatable, Sendable {
         case .planning: planning != nil
         case .positionScores: positionScores != nil
         case .tokenRewards: tokenRewards != nil
+        case .turnRewards: turnRewards != nil
         }
     }
 }
@@ -78,6 +81,7 @@ extension SampleRecord {
                            planning: c?.planning)
         t.actionMask = actionMask
         t.tokenRewards = c?.tokenRewards
+        t.turnRewards = c?.turnRewards
         return t
     }
 

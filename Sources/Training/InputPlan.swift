@@ -10,7 +10,7 @@ struct InputPlan: Equatable {
     /// The providers a step runs, besides the rollouts themselves (which give sampling logprobs and
     /// entropies, and the training forward's entropies).
     enum Provider: String, CaseIterable, Comparable {
-        case learnerLogprobs, treeRollouts, monteCarloValues, processRewards, referenceLogprobs, tokenRewards, positionScores, criticValues
+        case learnerLogprobs, treeRollouts, monteCarloValues, processRewards, referenceLogprobs, tokenRewards, positionScores, criticValues, implicitStepRewards
         static func < (a: Provider, b: Provider) -> Bool { allCases.firstIndex(of: a)! < allCases.firstIndex(of: b)! }
     }
 
@@ -71,6 +71,12 @@ struct InputPlan: Equatable {
                     + "(tokenwise train with objective {name: dpo} on pairs) from the same base, or give your own 'token_rewards' to `tokenwise credit`")
             }
             return .tokenRewards
+        case .turnRewards:
+            guard config.agent != nil, config.istar != nil else {
+                throw refuse("from iStar's online process reward model over an agent's turns: add an 'agent:' section (an environment) and an "
+                    + "'istar:' section (its adapters, beta, lr), or give your own 'turn_rewards' to `tokenwise credit`")
+            }
+            return .implicitStepRewards
         case .ratios:
             throw refuse("which exist only inside the loss: set the credit param 'redistribution' false and objective.adaptive_advantage "
                 + "(the released code redistributes in the loss with each mini-batch's live ratio; preset 'hapo' sets it up)")

@@ -235,6 +235,7 @@ public enum Preset: String, CaseIterable, Sendable {
         ("agent", "one-turn prompts"),
         ("laser", "no self-reward"),
         ("aepo", "no entropy shaping"),
+        ("istar", "no process reward model"),
     ]
 
     static let comments: [String: String] = [
@@ -247,7 +248,7 @@ public enum Preset: String, CaseIterable, Sendable {
         "rollout": "Sampling of the training responses (temperature, top_k/top_p/min_p, max_new_tokens, stop strings); weights fp32 (the learner's) or a bf16 / int8 rollout copy.",
         "rollout.temperature_schedule": "constant, or adaptive (HAPO): T·(1 + tau·clamp(ĥ, −1, 1)) from the previous step's entropies.",
         "reward": "null: the task's reward. Else {terms: [{type: correct|format|length|overlong|countdown, weight, ...}]}.",
-        "credit": "Credit assignment: method (grpo, rloo, reinforce_pp, gae, tempo, spo_chain, spo_tree, pure, gigpo, hapo, tw_grpo, d3s, hicra) and its params. A method whose inputs training cannot supply (gae: a critic; gigpo: an agent's environment states) is refused.",
+        "credit": "Credit assignment: method (grpo, rloo, reinforce_pp, gae, tempo, spo_chain, spo_tree, pure, gigpo, hapo, tw_grpo, d3s, hicra, istar) and its params. A method whose inputs training cannot supply (gae: a critic; gigpo: an agent's environment states) is refused.",
         "objective": "The policy loss: ratio level, clipping, mismatch correction (needs rollout.weights bf16 or int8), aggregation, KL and entropy terms.",
         "optim": "AdamW; schedule constant|linear|cosine with warm-up.",
         "train": "Steps × prompts per step × samples per prompt; PPO epochs and mini-batches; micro-batches (gradient accumulation); DAPO dynamic sampling.",
@@ -257,6 +258,7 @@ public enum Preset: String, CaseIterable, Sendable {
         "agent": "Multi-turn episodes: environment frozenlake | sokoban | process (JSON lines), its settings, context (cache positions per episode), end_on_invalid. A group is the episodes of one environment seed.",
         "laser": "LaSeR's last-token self-reward: token (z, or token_id), beta, loss_coef, reference_constant (null: the reference model's log-prob of z), balanced, advantage_coef, advantage_std_min, warmup_steps, advantage_warmup_steps.",
         "aepo": "ARES's AEPO reward shaping: window (tokens after a trigger word), percentile, threshold_decay, threshold (null: the first step's median), alpha, alpha_lr, alpha_min, alpha_max, triggers (null: the authors' 174 words), reading (buckets | released).",
+        "istar": "iStar's online process reward model for agent turns (credit.method istar): beta, lr (null: optim.lr), max_grad_norm, lora (null: the policy's), training (trained | released), normalize (batch_max | none).",
         "critic": "PPO's value model for `gae`: a value head and LoRA adapters on the policy's base (or its own `model`; `lora: null` trains every weight); lr (null: optim.lr), vf_clip, vf_coef, warmup_steps, target (gae returns or tvm labels).",
     ]
 }

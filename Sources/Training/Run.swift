@@ -81,7 +81,7 @@ public final class TrainingRun {
             guard state.step <= config.train.steps else {
                 throw TrainingError("\(checkpoint.path) is after step \(state.step), past train.steps (\(config.train.steps)) in \(url.path)")
             }
-            try Checkpoint.restore(checkpoint, pretrained: run.pretrained, optimizer: run.optimizer, critic: run.trainer?.critic)
+            try Checkpoint.restore(checkpoint, pretrained: run.pretrained, optimizer: run.optimizer, critic: run.trainer?.critic, prm: run.trainer?.prm)
             run.trainer?.entropyStatistics = state.entropyStatistics
             if let aepo = state.aepo { run.trainer?.aepo?.state = aepo }
             run.startStep = state.step
@@ -338,7 +338,7 @@ public final class TrainingRun {
                     var state = Checkpoint.State(step: s + 1, seed: config.train.seed, entropyStatistics: trainer?.entropyStatistics,
                                                  rolloutTokens: spent.tokens, seconds: spent.seconds)
                     state.aepo = trainer?.aepo?.state
-                    try Checkpoint.write(run: dir, state: state, pretrained: pretrained, optimizer: optimizer, critic: trainer?.critic)
+                    try Checkpoint.write(run: dir, state: state, pretrained: pretrained, optimizer: optimizer, critic: trainer?.critic, prm: trainer?.prm)
                 }
                 Checkpoint.prune(run: dir, keep: config.output.keepCheckpoints, written: s + 1)
             }

@@ -35,6 +35,8 @@ public struct RunConfig: Codable, Equatable, Sendable {
     public var laser: LaSeRConfig? = nil
     /// ARES's AEPO: the reward shaped by each response's high-entropy triggers and its prompt's difficulty; nil: none.
     public var aepo: AEPOConfig? = nil
+    /// iStar's online process reward model for agent turns (credit.method istar); nil: none.
+    public var istar: ISTARConfig? = nil
 
     public init() {}
 
@@ -215,7 +217,7 @@ public struct RunConfig: Codable, Equatable, Sendable {
         }
     }
 
-    enum CodingKeys: String, CodingKey { case model, data, rollout, reward, credit, objective, optim, train, eval, output, critic, agent, laser, aepo }
+    enum CodingKeys: String, CodingKey { case model, data, rollout, reward, credit, objective, optim, train, eval, output, critic, agent, laser, aepo, istar }
     public init(from decoder: Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         model = try c.decode(ModelSection.self, forKey: .model)
@@ -240,6 +242,7 @@ public struct RunConfig: Codable, Equatable, Sendable {
         agent = try c.decodeIfPresent(AgentSection.self, forKey: .agent)
         laser = try c.decodeIfPresent(LaSeRConfig.self, forKey: .laser)
         aepo = try c.decodeIfPresent(AEPOConfig.self, forKey: .aepo)
+        istar = try c.decodeIfPresent(ISTARConfig.self, forKey: .istar)
     }
 
     public func encode(to encoder: Encoder) throws {
@@ -258,6 +261,7 @@ public struct RunConfig: Codable, Equatable, Sendable {
         try c.encodeIfPresent(agent, forKey: .agent)
         try c.encodeIfPresent(laser, forKey: .laser)
         try c.encodeIfPresent(aepo, forKey: .aepo)
+        try c.encodeIfPresent(istar, forKey: .istar)
     }
 
     /// Checks what the section structs cannot express, naming the key, and (for RL) that every
@@ -314,6 +318,7 @@ public struct RunConfig: Codable, Equatable, Sendable {
             try need(offline == nil && agent == nil, "'aepo' shapes the reward of a sampled one-turn response from its tokens' entropies; it does not apply to \(other)")
             try need(rollout.engine == .local, "'aepo' reads the sampler's per-token entropies, which a remote server does not report: use rollout.engine local")
         }
+        try istar?.validate(self)
         if offline == nil { _ = try InputPlan(self, reward: nil) }
         let confidence = reward?.terms.contains { $0.type == "confidence" } ?? false
         try need(!confidence || !credit.inputs.contains(.segmentValues),

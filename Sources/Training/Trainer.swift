@@ -36,7 +36,10 @@ public final class Trainer {
     public var entropyStatistics: HAPO.EntropyStatistics?
     /// The process group when this trainer is one rank of a data-parallel run: each step then
     /// samples this rank's share of the prompts (see `DataParallel`).
-    public var dataParallel: DataParallel?
+    public var dataParallel: DataParallel? { didSet { stepRewards?.dataParallel = dataParallel } }
+    /// iStar's process reward model and the provider that scores turns with it and trains it.
+    var prm: ImplicitPRM? { stepRewards?.prm }
+    var stepRewards: ImplicitStepRewards?
 
     /// Checks the config (and that every input its method and loss read has a provider: the
     /// reward's process rewards included) before attaching adapters.
@@ -97,8 +100,10 @@ public final class Trainer {
                                                  microBatch: config.train.microBatch)
             case .positionScores: PositionScores(model: model)
             case .criticValues: CriticValues(critic: critic!, microBatch: config.train.microBatch)
+            case .implicitStepRewards: try ImplicitStepRewards(prm: ImplicitPRM(policy: model, run: config, config: config.istar!), microBatch: config.train.microBatch)
             }
         }
+        stepRewards = providers.compactMap { $0 as? ImplicitStepRewards }.first
     }
 
     /// The temperature schedule of the next rollouts: HAPO's adaptive temperature once a step's

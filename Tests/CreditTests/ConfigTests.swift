@@ -26,7 +26,7 @@ import Testing
 
     @Test func badConfigsNameTheProblem() {
         #expect(message { _ = try config(#"{"method":"ppo"}"#) }
-            == "unknown method 'ppo' (known: grpo, rloo, reinforce_pp, gae, tempo, spo_chain, spo_tree, pure, gigpo, hapo, tw_grpo, d3s, hicra)")
+            == "unknown method 'ppo' (known: grpo, rloo, reinforce_pp, gae, tempo, spo_chain, spo_tree, pure, gigpo, hapo, tw_grpo, d3s, hicra, istar)")
         #expect(message { _ = try config(#"{"method":"grpo","params":{"epsilon":1}}"#) }
             == "unknown param 'epsilon' for method 'grpo' (known: eps, scale, std, std_normalize)")
         #expect(message { _ = try config(#"{"method":"gae","params":{"lam":"high"}}"#) } == "method 'gae': param 'lam' must be a number")
@@ -64,7 +64,7 @@ import Testing
         let typo = #"{"method":"gae","groups":[{"id":"q","trajectories":[{"tokens":[1],"reward":1,"values":[0]},{"tokens":[1],"reward":0,"value":[0]}]}]}"#
         #expect(message { _ = try CreditRequest.parse(Data(typo.utf8), source: "f.json") }
             == "f.json: groups[0].trajectories[1]: unknown field 'value' (known: action_mask, entropies, kl, logprobs, planning, ratios, reward, segment_values, "
-               + "segments, states, step_rewards, token_rewards, tokens, tree_path, values)")
+               + "segments, states, step_rewards, token_rewards, tokens, tree_path, turn_rewards, values)")
         #expect(message { _ = try CreditRequest.parse(Data(#"{"method":"grpo","group":[]}"#.utf8)) }
             == "input: unknown field 'group' (known: groups, method, params, progress)")
         #expect(message { _ = try CreditRequest.parse(Data(#"{"method":"grpo","groups":[{"id":"q","trajectories":[],"position_score":[]}]}"#.utf8)) }

@@ -9,11 +9,13 @@ import Testing
     func fullGroup(_ rewards: [Double], lengths: [Int], id: String = "q") -> Group {
         let trajs = zip(rewards, lengths).enumerated().map { k, rl in
             let (r, n) = rl
-            return Trajectory(tokens: (0..<n).map { ($0 + k) % 3 }, reward: r,
-                              logprobs: Array(repeating: Foundation.log(0.5), count: n),
-                              entropies: (0..<n).map { 0.1 + Double($0) }, values: Array(repeating: 0.2, count: n),
-                              stepRewards: n == 0 ? [] : [StepReward(index: n - 1, reward: r)], segments: [],
-                              segmentValues: [], states: [StateMark(index: 0, key: "s")], treePath: ["n\(k)"])
+            var t = Trajectory(tokens: (0..<n).map { ($0 + k) % 3 }, reward: r,
+                               logprobs: Array(repeating: Foundation.log(0.5), count: n),
+                               entropies: (0..<n).map { 0.1 + Double($0) }, values: Array(repeating: 0.2, count: n),
+                               stepRewards: n == 0 ? [] : [StepReward(index: n - 1, reward: r)], segments: [],
+                               segmentValues: [], states: [StateMark(index: 0, key: "s")], treePath: ["n\(k)"])
+            t.turnRewards = [0.1 * Double(k)]
+            return t
         }
         return Group(id: id, trajectories: trajs, positionScores: Array(repeating: 1, count: lengths.max() ?? 0))
     }
@@ -22,7 +24,7 @@ import Testing
     static let groupBaselined: [CreditConfig] = [
         .grpo(.init()), .grpo(.init(stdNormalize: false)), .rloo(.init()), .reinforcePP(.init()),
         .tempo(.init()), .hapo(.init()), .twGRPO(.init()), .hicra(.init(grams: [[0, 1]])),
-        .d3s(.init(sampleKeep: 0.5)), .gigpo(.init(stepWeight: 0)),
+        .d3s(.init(sampleKeep: 0.5)), .gigpo(.init(stepWeight: 0)), .istar(.init(stepWeight: 0)),
     ]
 
     @Test(arguments: groupBaselined)

@@ -162,6 +162,15 @@ final class DistributedCLITests: XCTestCase {
         try assertSameRun(one, two, weights: "adapter_model.safetensors")
     }
 
+    /// iStar on FrozenLake: the process reward model's pairs and update are over every rank's
+    /// episodes. (Unnormalized: at the start π_φ = π_old, and `batch_max` would scale the float noise
+    /// of β·q, which differs between one batch and two, to ±1.)
+    func testTwoRanksTrainISTARAsOneProcess() throws {
+        let (one, two) = try oneAndTwoRanks { self.args($0, ["model.path=tiny-random", "agent.context=512", "credit.method=istar", "istar.lr=0.05", "istar.normalize=none"], preset: "frozenlake-gigpo") }
+        try assertSameRun(one, two, weights: "adapter_model.safetensors")
+        XCTAssertNotNil(try metrics(two).first?["istar_turn_reward_scale"])
+    }
+
     /// Two "machines" (two launchers with --nnodes 2 on loopback) train as one process.
     func testTwoNodesMeetAtNodeZerosStore() throws {
         let root = try temporary()

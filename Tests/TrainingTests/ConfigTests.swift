@@ -95,7 +95,7 @@ final class ConfigTests: XCTestCase {
                        "run.yaml:1: 'rollout.temperature_schedule.name' is 'adaptve'; expected one of constant, adaptive")
         XCTAssertEqual(error("rollout:\n  temperature: [1]\n"), "run.yaml:2: 'rollout.temperature': expected one value, not a list or mapping")
         XCTAssertEqual(error("data:\n  difficulty: 9\n"), "run.yaml: config: 'data.difficulty' must be 1…5, got 9")
-        XCTAssertEqual(error("credit: {method: nope}"), "run.yaml: unknown method 'nope' (known: grpo, rloo, reinforce_pp, gae, tempo, spo_chain, spo_tree, pure, gigpo, hapo, tw_grpo, d3s, hicra)")
+        XCTAssertEqual(error("credit: {method: nope}"), "run.yaml: unknown method 'nope' (known: grpo, rloo, reinforce_pp, gae, tempo, spo_chain, spo_tree, pure, gigpo, hapo, tw_grpo, d3s, hicra, istar)")
         XCTAssertEqual(error("reward: {terms: [{type: correct, extractr: boxed}]}"),
                        "run.yaml: reward term 0 ('correct'): unknown key 'extractr' (known: correct, extractor, incorrect, match, tolerance, weight)")
         XCTAssertTrue(error("objective: {clip_eps: 0.2}").hasPrefix("run.yaml: objective: unknown key 'clip_eps'"), error("objective: {clip_eps: 0.2}"))

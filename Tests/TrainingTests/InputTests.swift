@@ -113,6 +113,10 @@ final class InputTests: XCTestCase {
             XCTAssertEqual(rewards.map(\.count), trajectories.map(\.count), note)
             XCTAssertGreaterThan(Set(rewards.flatMap { $0 }).count, 1, note)
             XCTAssertNotNil(inputs.metrics["token_reward_mean"], note)
+        case .turnRewards:
+            // Only agent runs with an 'istar' section supply them (AgentTrainingTests trains one).
+            XCTAssertFalse(declared, "\(note): one-turn rollouts have no turns to reward")
+            XCTAssertTrue(present(\.turnRewards).isEmpty, note)
         case .states, .planning, .ratios:
             XCTAssertFalse(declared, "\(note) has no provider but was not refused")
             XCTAssertTrue(present(\.states).isEmpty && present(\.planning).isEmpty && present(\.ratios).isEmpty, note)

@@ -9,7 +9,9 @@ state key is the cell. Run it as an environment with
 
 Options for tests: "--crash-after N" exits with status 3 after N replies, "--garbage" answers the
 first step with a line that is not JSON, "--sleep S" sleeps S seconds before each step reply,
-"--double" writes each step reply twice.
+"--double" writes each step reply twice, "--coin" ends each episode at its second action, a success
+(reward 1) when that action's characters sum to an even code (so random text succeeds about half
+the time).
 """
 import json
 import sys
@@ -22,8 +24,9 @@ def main():
     crash_after = int(args[args.index("--crash-after") + 1]) if "--crash-after" in args else None
     garbage = "--garbage" in args
     double = "--double" in args
+    coin = "--coin" in args
     sleep = float(args[args.index("--sleep") + 1]) if "--sleep" in args else 0.0
-    position, replies = 0, 0
+    position, replies, moves = 0, 0, 0
 
     def reply(obj, times=1):
         nonlocal replies
@@ -40,7 +43,7 @@ def main():
     for line in sys.stdin:
         request = json.loads(line)
         if request["op"] == "reset":
-            position = 0
+            position, moves = 0, 0
             reply({"observation": view(), "state": str(position),
                    "instructions": f"Walk right to the end E of the corridor. Reply with left or right."})
         elif request["op"] == "step":
@@ -49,6 +52,12 @@ def main():
             if garbage:
                 sys.stdout.write("this is not json\n")
                 sys.stdout.flush()
+                continue
+            moves += 1
+            if coin:
+                won = moves == 2 and sum(map(ord, request["action"])) % 2 == 0
+                reply({"observation": None if moves == 2 else view(), "state": str(moves), "reward": 1.0 if won else 0.0,
+                       "done": moves == 2, "valid": True, "success": won})
                 continue
             action = request["action"].strip().lower().rstrip(".")
             if action not in ("left", "right"):
