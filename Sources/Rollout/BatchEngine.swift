@@ -59,6 +59,8 @@ public final class BatchEngine: @unchecked Sendable {
     var cancelled = Set<Int>(), jobs: [(run: () -> Void, fail: () -> Void)] = []
     var nextId = 0, running = false, threads = 1
     var stopped: Bool = false
+    /// The engine's thread while its loop runs (nil before `start` and after the loop returned).
+    var thread: Thread?
     /// Live rows of each decode step so far (the latest 4096), and the steps run.
     var rowHistory: [Int] = []
     /// Compactions so far (the cache filled up).
@@ -139,10 +141,12 @@ public final class BatchEngine: @unchecked Sendable {
         threads = Torch.threads
         let t = Thread { [self] in loop() }
         t.stackSize = 16 << 20
+        thread = t
         t.start()
     }
 
-    /// Stops the thread after the current step; queued and live requests fail with `why`.
+    /// Stops the thread after the current step and waits (up to a minute) until it has: no
+    /// libtorch work of the engine's outlives this call. Queued and live requests fail with `why`.
     public func stop(_ why: String = "the server is shutting down") {
         lock.lock()
         stopped = true
@@ -150,10 +154,14 @@ public final class BatchEngine: @unchecked Sendable {
         let waiting = pending, queued = jobs
         pending = []
         jobs = []
-        lock.signal()
+        lock.broadcast()
         lock.unlock()
         for p in waiting { p.sink(.failed(why)) }
         for j in queued { j.fail() }
+        lock.lock()
+        let until = Date().addingTimeInterval(60)
+        while let t = thread, t !== Thread.current, lock.wait(until: until) {}
+        lock.unlock()
     }
 
     // MARK: the engine's thread
@@ -167,6 +175,10 @@ public final class BatchEngine: @unchecked Sendable {
                 lock.unlock()
                 for l in live { l.sink(.failed("the server is shutting down")) }
                 live = []
+                lock.lock()
+                thread = nil
+                lock.broadcast()
+                lock.unlock()
                 return
             }
             let work = jobs, gone = cancelled
