@@ -282,6 +282,7 @@ final class RunTests: XCTestCase {
         // What the arithmetic task cannot supply: a critic, environment states, process rewards, a second engine, turns.
         let refused = ["credit: {method: gae}": "credit.method gae needs critic values",
                        "credit: {method: gigpo}": "credit.method gigpo needs environment states",
+                       "credit: {method: istar}": "credit.method istar needs environment states",
                        "credit: {method: pure}": "credit.method pure needs process rewards ('step_rewards'), but the reward 'reward' gives none",
                        "objective: {mismatch: {mode: icepop}}": "objective.mismatch icepop needs rollout-engine logprobs",
                        "objective: {ratio: turn}": "objective.ratio turn needs turn ids"]
