@@ -10,7 +10,7 @@ import Torch
 /// over the turn's action tokens. The turn's implicit step reward is β·q_k from that forward (before
 /// the update), divided by the step's largest |β·q| (`normalize: batch_max`, `istar_norm:
 /// batch_norm`). Then one update on a trajectory-level Bradley–Terry loss: an episode's Q is the
-/// mean of β·q_k over its turns; within each group every success (reward > 0) is paired with every
+/// mean of β·q_k over its turns; within each group every success (the environment's) is paired with every
 /// failure, and the loss is the mean over pairs of −log σ(Q_success − Q_failure).
 public struct ISTARConfig: Codable, Equatable, Sendable {
     /// `trained`: the loss updates the model (the paper's method); `released`: it never changes, as

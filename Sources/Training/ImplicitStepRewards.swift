@@ -65,7 +65,10 @@ final class ImplicitStepRewards: InputProvider {
         let q = raw.map { $0.isEmpty ? 0 : $0.reduce(0, +) / Double($0.count) }   // Q_i: the mean of β·q over the episode's turns
         var groups = [Range<Int>](), first = 0
         for group in inputs.groups { groups.append(first..<(first + group.trajectories.count)); first += group.trajectories.count }
-        let (lossSum, pairs, g) = Self.bradleyTerry(q, success: trajectories.map { $0.reward > 0 }, groups: groups)
+        // Success is the environment's verdict (a return can be positive without one, e.g. Sokoban's shaped
+        // rewards, or below 0 with one, after invalid-move penalties); a row without an episode falls back to return > 0.
+        let success = zip(inputs.rows, trajectories).map { row, t in inputs.rollouts.rolled[row].episode?.success ?? (t.reward > 0) }
+        let (lossSum, pairs, g) = Self.bradleyTerry(q, success: success, groups: groups)
         let total = try dataParallel.map { try $0.group.sum([lossSum, Double(pairs)]) } ?? [lossSum, Double(pairs)]
         var m = ["istar_prm_pairs": total[1], "istar_prm_loss": total[1] > 0 ? total[0] / total[1] : 0]
         guard total[1] > 0 else { return m }

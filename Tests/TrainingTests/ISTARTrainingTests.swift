@@ -57,6 +57,7 @@ final class ISTARTrainingTests: XCTestCase {
     /// Turn rewards are β·Σ(log π_φ − log π_old) over each turn's action tokens from the process reward
     /// model's own adapters (checked against a pass with them switched in), one per turn; with
     /// successes and failures in a group its adapters move, and the policy's do not take its place.
+    /// Every return is positive here: the pairs come from the environment's success flags.
     func testTheTurnRewardsComeFromTheModelsAdaptersAndItTrains() throws {
         let seeds = [TaskSample(prompt: "", environmentSeed: 1), TaskSample(prompt: "", environmentSeed: 2)]
         func trainer(_ training: ISTARConfig.Training) throws -> (Trainer, Pretrained) {

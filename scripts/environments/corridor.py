@@ -11,7 +11,8 @@ Options for tests: "--crash-after N" exits with status 3 after N replies, "--gar
 first step with a line that is not JSON, "--sleep S" sleeps S seconds before each step reply,
 "--double" writes each step reply twice, "--coin" ends each episode at its second action, a success
 (reward 1) when that action's characters sum to an even code (so random text succeeds about half
-the time).
+the time); its first action earns 0.2 whatever it is, so every return is positive and only the
+success flag tells the outcomes apart.
 """
 import json
 import sys
@@ -56,7 +57,7 @@ def main():
             moves += 1
             if coin:
                 won = moves == 2 and sum(map(ord, request["action"])) % 2 == 0
-                reply({"observation": None if moves == 2 else view(), "state": str(moves), "reward": 1.0 if won else 0.0,
+                reply({"observation": None if moves == 2 else view(), "state": str(moves), "reward": 1.0 if won else (0.2 if moves == 1 else 0.0),
                        "done": moves == 2, "valid": True, "success": won})
                 continue
             action = request["action"].strip().lower().rstrip(".")
