@@ -19,12 +19,14 @@ struct BenchRollout: ParsableCommand {
     @Flag(name: .customLong("compare-naive"), help: "Also time decoding that recomputes the whole sequence every step.") var compareNaive = false
     @Option(help: "Rollout weights: fp32, or bf16 / int8 (a low-precision copy, timed against fp32 in the same run, with its logprob error).")
     var weights = "fp32"
+    @Option(name: .customLong("probe-seconds"), help: "Seconds the memory-bandwidth probe reads (CPU only).") var probeSeconds = 2.0
     @Option(name: .customLong("lora-rank"), help: "With --weights: attach LoRA adapters of this rank (q/k/v/o, random B) and time the copy with them merged against applied on top.")
     var loraRank = 0
 
     func validate() throws {
         guard batch > 0, newTokens > 0 else { throw ValidationError("--batch and --max-new-tokens must be positive") }
         guard batch <= 4096 else { throw ValidationError("--batch must be at most 4096, got \(batch)") }
+        guard probeSeconds > 0, probeSeconds <= 600 else { throw ValidationError("--probe-seconds must be in (0, 600], got \(probeSeconds)") }
         guard (0...256).contains(loraRank) else { throw ValidationError("--lora-rank must be 0…256, got \(loraRank)") }
         guard WeightPrecision(rawValue: weights) != nil else {
             throw ValidationError("--weights must be \(WeightPrecision.allCases.map(\.rawValue).joined(separator: ", ")), got '\(weights)'")
@@ -51,6 +53,7 @@ struct BenchRollout: ParsableCommand {
         print("tokenwise bench rollout — \(p.source), batch \(batch), \(newTokens) new tokens, \(Torch.threads) thread(s), \(device)")
         print("prefill: \(promptTokens) tokens in \(fmt(sampler.lastPrefillSeconds, 3)) s = \(fmt(prefillRate, 0)) tokens/s")
         print("decode:  \(decoded) tokens in \(fmt(sampler.lastDecodeSeconds, 3)) s = \(fmt(decodeRate, 1)) tokens/s")
+        if device == .cpu { Self.printBound(model: p.model, batch: batch, decodeRate: decodeRate, seconds: probeSeconds) }
         print("peak resident memory: \(fmt(Torch.peakResidentMB, 0)) MB")
         if let precision = WeightPrecision(rawValue: weights), precision != .fp32 {
             try compareCopy(precision, model: p.model, sampler: sampler, prompts: prompts, fp32: out, fp32Rate: decodeRate, config: config)

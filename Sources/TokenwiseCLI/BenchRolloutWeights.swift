@@ -1,3 +1,4 @@
+import CTorch
 import Foundation
 import Models
 import Rollout
@@ -65,5 +66,27 @@ extension BenchRollout {
             }
         }
         return (diff / Double(Swift.max(n, 1)), Double(agree) / Double(Swift.max(n, 1)), n)
+    }
+}
+
+extension BenchRollout {
+    /// Bytes of weights one decoding step reads: every matrix once (a tied embedding is the
+    /// vocabulary projection; an untied one is only looked up, a row a token).
+    static func decodeBytes(_ model: CausalLM) -> Int {
+        let untied = model.weights["lm_head.weight"] != nil
+        return model.weights.filter { $0.value.rank == 2 && !(untied && $0.key == "model.embed_tokens.weight") }
+            .reduce(0) { $0 + $1.value.count * $1.value.dtype.byteSize }
+    }
+
+    /// Decode against what memory bandwidth allows: a step streams the weights once for the whole
+    /// batch, so the bound is batch × bandwidth / weight bytes, with the bandwidth measured now by
+    /// reading a buffer of that size on the same threads.
+    static func printBound(model: CausalLM, batch: Int, decodeRate: Double, seconds: Double) {
+        let bytes = decodeBytes(model)
+        let gbps = tw_bench_read_bandwidth(Int32(Torch.threads), Int64(bytes), seconds)
+        guard gbps > 0 else { return print("bandwidth probe: could not allocate \(bytes) bytes") }
+        let bound = Double(batch) * gbps * 1e9 / Double(bytes)
+        print("bandwidth probe: \(fmt(gbps, 1)) GB/s reading \(fmt(Double(bytes) / 1e6, 0)) MB (the weights a step reads) on \(Torch.threads) thread(s); "
+            + "bound at batch \(batch): \(fmt(bound, 1)) tokens/s; decode is \(fmt(100 * decodeRate / bound, 1))% of it")
     }
 }

@@ -148,6 +148,12 @@ tw_tensor tw_matmul(tw_tensor a, tw_tensor b, char **err);
 tw_tensor tw_bmm(tw_tensor a, tw_tensor b, char **err);
 tw_tensor tw_linear(tw_tensor x, tw_tensor w, tw_tensor bias_or_null, char **err);
 tw_tensor tw_embedding(tw_tensor weight, tw_tensor indices, char **err);
+// Per-token log-probabilities of `targets` [B, T] (int64) under softmax(hidden·weightᵀ) and the
+// entropies of those distributions, both [B, T] float32 (float64 for float64 inputs), from hidden [B, T, H] and weight [V, H],
+// `chunk` positions at a time. Differentiable in hidden and weight; the backward recomputes each
+// chunk's logits, so no [B, T, V] tensor is kept for it. Returns 0, or -1 with *err set.
+int tw_token_logprobs(tw_tensor hidden, tw_tensor weight, tw_tensor targets, int64_t chunk, tw_tensor *logprobs,
+                      tw_tensor *entropies, char **err);
 // x·Wᵀ (+ b) for a few rows of x (decoding): float32 CPU tensors, x [M, K], W [N, K]. Streams each
 // row of W once for all rows of x (AVX2+FMA when the CPU has it), parallel over N. No autograd.
 tw_tensor tw_small_linear(tw_tensor x, tw_tensor w, tw_tensor bias_or_null, char **err);
@@ -166,6 +172,16 @@ tw_tensor tw_sdpa(tw_tensor q, tw_tensor k, tw_tensor v, tw_tensor mask_or_null,
                   double scale, int enable_gqa, char **err);
 int tw_topk(tw_tensor t, int64_t k, int64_t dim, int largest, int sorted, tw_tensor *values, tw_tensor *indices, char **err);
 int tw_sort(tw_tensor t, int64_t dim, int descending, int stable, tw_tensor *values, tw_tensor *indices, char **err);
+
+// Gradient checkpointing: fn(ctx, x) computes a block from x (a handle fn owns and frees) and
+// returns a new handle the shim takes, or NULL with *err set (malloc'd); release(ctx) is called once when neither the forward nor a backward needs it any more.
+// tw_checkpoint runs the block on `input` without autograd and, when gradients are wanted (of
+// input or of the `count` params the block reads), records a node whose backward reruns it with
+// autograd and differentiates that. Owns ctx from the call on, even when it fails.
+typedef tw_tensor (*tw_block_fn)(void *ctx, tw_tensor x, char **err);
+typedef void (*tw_release_fn)(void *ctx);
+tw_tensor tw_checkpoint(tw_tensor input, const tw_tensor *params, int64_t count, void *ctx, tw_block_fn fn, tw_release_fn release,
+                        char **err);
 
 // --- in-place ---
 int tw_inplace(int op, tw_tensor self, tw_tensor a, tw_tensor b_or_null, double alpha, char **err);
@@ -204,6 +220,9 @@ int tw_gguf_dequantize(int ggml_type, const void *data, int64_t n, float *out, c
 // CPU supports (AVX-512, AVX2+FMA, else SSE), on `threads` threads for about `seconds` seconds.
 // Returns GFLOP/s (2 flops per FMA lane); *isa names the instruction set used (static string).
 double tw_bench_peak_gflops(int threads, double seconds, const char **isa);
+// Measured read bandwidth in GB/s: `threads` of libtorch's OpenMP threads sum a float32 buffer of
+// `bytes` bytes (each its own share) again and again for about `seconds` seconds. -1: no memory.
+double tw_bench_read_bandwidth(int threads, int64_t bytes, double seconds);
 
 // --- distributed (c10d: a TCPStore for rendezvous, a Gloo process group for collectives) ---
 typedef struct tw_store_s *tw_store;
