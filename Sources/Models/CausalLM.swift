@@ -12,6 +12,14 @@ public final class CausalLM {
     public var lora: LoRA?
     /// The rollout engine's low-precision copy while `using(_:_:)` runs (sampling), else nil.
     private(set) var engine: RolloutWeights?
+    /// Whether `tokenLogprobs` recomputes each chunk's logits in the backward instead of keeping
+    /// them (on with `train.gradient_checkpointing`): far less memory, one more vocabulary
+    /// projection in time (`bench train --compare-logprobs`).
+    public var fusedLogprobs = false
+    /// Whether forward passes with autograd keep only each layer's input and recompute the layer in
+    /// the backward (`train.gradient_checkpointing`): less memory for long responses, one more
+    /// forward of the layers in time.
+    public var gradientCheckpointing = false
     let invFreq: Tensor   // [head_dim / 2], float32
 
     /// Checks every weight against the config: a missing, unused or mis-shaped one is an error naming it.
@@ -264,21 +272,44 @@ public final class CausalLM {
         let index = ids.to(device, dtype: .int64)
         var h = engine?.embed(index, "model.embed_tokens.weight") ?? Tensor.embedding(embedding, index)   // [B, T, D]
         probe?.record(.residual, h)
+        // Checkpointed layers keep only their inputs; the shared prompt pass is not checkpointed
+        // (its keys and values are kept with their history anyway).
+        let checkpoints: [Tensor]? = {
+            guard gradientCheckpointing, probe == nil, tap == nil, Torch.isGradEnabled else { return nil }
+            switch past {
+            case .none: return []
+            case .prefix(let p, _): return p.keys + p.values
+            case .cache, .record: return nil
+            }
+        }()
+        let trainable = checkpoints == nil ? [] : parameters.filter(\.requiresGrad) + (lora?.parameters ?? [])
         for i in 0..<config.numHiddenLayers {
-            let p = "model.layers.\(i)."
-            let a = try attention(rmsNorm(h, weights[p + "input_layernorm.weight"]!), layer: i, cos: cos, sin: sin, mask: mask, past: past, tap: tap)
-            probe?.record(.attention, a)
-            h = h + a
-            probe?.record(.residual, h)
-            let x = rmsNorm(h, weights[p + "post_attention_layernorm.weight"]!)
-            let act = project(x, p + "mlp.gate_proj").silu()
-            probe?.record(.mlp, act)
-            h = h + project(act * project(x, p + "mlp.up_proj"), p + "mlp.down_proj")
-            probe?.record(.residual, h)
+            if let extra = checkpoints {
+                h = Tensor.checkpoint(h, reading: trainable + extra) { [unowned self] x in
+                    try self.layer(x, i, cos: cos, sin: sin, mask: mask, past: past, probe: nil, tap: nil)
+                }
+            } else {
+                h = try layer(h, i, cos: cos, sin: sin, mask: mask, past: past, probe: probe, tap: tap)
+            }
         }
         let out = rmsNorm(h, weights["model.norm.weight"]!)
         probe?.record(.residual, out)
         return out
+    }
+
+    /// Decoder layer `i`: attention and MLP, each a residual branch after its RMSNorm.
+    func layer(_ input: Tensor, _ i: Int, cos: Tensor, sin: Tensor, mask: Tensor?, past: PastKV, probe: ActivationProbe?, tap: AttentionTap?) throws -> Tensor {
+        let p = "model.layers.\(i)."
+        let a = try attention(rmsNorm(input, weights[p + "input_layernorm.weight"]!), layer: i, cos: cos, sin: sin, mask: mask, past: past, tap: tap)
+        probe?.record(.attention, a)
+        var h = input + a
+        probe?.record(.residual, h)
+        let x = rmsNorm(h, weights[p + "post_attention_layernorm.weight"]!)
+        let act = project(x, p + "mlp.gate_proj").silu()
+        probe?.record(.mlp, act)
+        h = h + project(act * project(x, p + "mlp.up_proj"), p + "mlp.down_proj")
+        probe?.record(.residual, h)
+        return h
     }
 
     /// Per-position feature means of the activations of `ids` [B, T] (right-padded; `attentionMask`
@@ -350,8 +381,11 @@ public final class CausalLM {
     /// Per-token log-probabilities of `targets` ([B, T] int64) and the entropies of the predicted
     /// distributions, both [B, T] float32, from hidden states [B, T, hidden]. Logits are formed
     /// `chunk` positions at a time, so at most one [B, chunk, vocab] tensor exists at once.
+    /// With `fusedLogprobs` the backward recomputes each chunk's logits instead of keeping them all
+    /// for it; off (the default), autograd keeps every chunk's softmax until the backward.
     public func tokenLogprobs(hidden: Tensor, targets: Tensor, chunk: Int? = nil) -> (logprobs: Tensor, entropies: Tensor) {
         let t = hidden.size(1), step = Swift.max(1, chunk ?? t)
+        if fusedLogprobs && engine == nil { return hidden.tokenLogprobs(weight: lmHead, targets: targets.to(dtype: .int64), chunk: step) }
         var lps = [Tensor](), ents = [Tensor]()
         for start in stride(from: 0, to: t, by: step) {
             let n = Swift.min(step, t - start)

@@ -23,6 +23,17 @@ struct BenchTrain: ParsableCommand {
     @Option(help: "Then the same steps data-parallel on this many local ranks (c10d over Gloo), against one process in the same run.")
     var nproc = 1
     @Flag(help: "Then the same steps with PPO's critic (GAE + a LoRA value model) on a fresh model, and the cost against the first.") var critic = false
+    @Flag(name: .customLong("gradient-checkpointing"), help: "Recompute each layer in the backward instead of keeping its activations.")
+    var gradientCheckpointing = false
+    @Flag(name: .customLong("fixed-length"), help: "Every response runs to --max-new-tokens (end tokens are ignored).") var fixedLength = false
+    @Option(help: "Per-token logprobs: fused (the backward recomputes each chunk's logits) or unfused (autograd keeps them); default: fused with --gradient-checkpointing, as train.gradient_checkpointing does.")
+    var logprobs: String?
+    @Flag(name: .customLong("compare-logprobs"), help: "Run the steps twice, each in its own process: fused and unfused logprobs (time and peak memory).")
+    var compareLogprobs = false
+    @Flag(help: "Time every response length × group size of --sweep-lengths and --sweep-groups, each point in its own process, with --fixed-length.")
+    var sweep = false
+    @Option(name: .customLong("sweep-lengths"), help: "Response lengths of --sweep.") var sweepLengths = "64,256,1024"
+    @Option(name: .customLong("sweep-groups"), help: "Group sizes (samples per prompt) of --sweep.") var sweepGroups = "4,8,16"
 
     func validate() throws {
         for (name, v, most) in [("--prompts", prompts, 4096), ("--samples", samples, RunConfig.Limits.samples), ("--max-new-tokens", newTokens, 1 << 20),
@@ -30,8 +41,15 @@ struct BenchTrain: ParsableCommand {
             throw ValidationError("\(name) must be 1…\(most), got \(v)")
         }
         guard (1...64).contains(nproc) else { throw ValidationError("--nproc must be 1…64, got \(nproc)") }
-        if nproc > 1 && critic { throw ValidationError("--nproc and --critic are separate comparisons; ask for one") }
         if nproc > prompts { throw ValidationError("--nproc (\(nproc)) must be at most --prompts (\(prompts)): each rank samples whole prompts") }
+        if let logprobs, !["fused", "unfused"].contains(logprobs) { throw ValidationError("--logprobs must be fused or unfused, got '\(logprobs)'") }
+        let separate = [(nproc > 1, "--nproc"), (critic, "--critic"), (compareLogprobs, "--compare-logprobs"), (sweep, "--sweep")].filter(\.0).map(\.1)
+        if separate.count > 1 { throw ValidationError("\(separate.joined(separator: " and ")) are separate comparisons; ask for one") }
+        for (name, list, most) in [("--sweep-lengths", sweepLengths, 1 << 20), ("--sweep-groups", sweepGroups, RunConfig.Limits.samples)] {
+            guard let values = Self.integers(list), !values.isEmpty, values.allSatisfy({ (1...most).contains($0) }) else {
+                throw ValidationError("\(name) must be integers in 1…\(most) separated by commas, got '\(list)'")
+            }
+        }
         guard microBatch >= 0 else { throw ValidationError("--micro-batch must be >= 0 (0: all rows), got \(microBatch)") }
     }
 
@@ -39,6 +57,11 @@ struct BenchTrain: ParsableCommand {
         if let env = try DistributedEnvironment.read(ProcessInfo.processInfo.environment) { return try rank(env) }
         let device = try runtime.apply()
         if nproc > 1 { return try dataParallel(device: device) }
+        if compareLogprobs { return try compareFusedLogprobs() }
+        if sweep { return try runSweep() }
+        if let path = ProcessInfo.processInfo.environment["TOKENWISE_BENCH_RESULT"] {   // a point of a comparison
+            return try JSONEncoder().encode(try phase(critic: false, device: device)).write(to: URL(fileURLWithPath: path))
+        }
         var baseline: Phase? = nil
         for withCritic in critic ? [false, true] : [false] {
             let phase = try self.phase(critic: withCritic, device: device)
@@ -52,7 +75,12 @@ struct BenchTrain: ParsableCommand {
         }
     }
 
-    struct Phase: Codable { var stepSeconds: Double; var residentMB: Double; var criticMB: Double }
+    var fused: Bool { logprobs.map { $0 == "fused" } ?? gradientCheckpointing }
+
+    struct Phase: Codable {
+        var stepSeconds: Double, residentMB: Double, criticMB: Double
+        var peakMB = 0.0, rolloutSeconds = 0.0, trainSeconds = 0.0, tokensPerStep = 0.0
+    }
 
     /// One process, then `nproc` ranks started as `train --nproc` starts them; rank 0 reports its
     /// step time through a file.
@@ -88,7 +116,9 @@ struct BenchTrain: ParsableCommand {
         cfg.critic = withCritic ? .init() : nil
         cfg.train.samplesPerPrompt = samples
         cfg.train.microBatch = microBatch
-        cfg.rollout = SamplingConfig(temperature: 1, maxNewTokens: newTokens, seed: 1)
+        cfg.rollout = SamplingConfig(temperature: 1, maxNewTokens: newTokens, ignoreEos: fixedLength, seed: 1)
+        p.model.fusedLogprobs = fused
+        p.model.gradientCheckpointing = gradientCheckpointing
         let chat = try p.chatTemplate()
         let tasks = try ProceduralTask.arithmetic.samples(count: prompts * steps, difficulty: 1, seed: 7).map {
             TaskSample(prompt: chat.render([ChatMessage(role: "user", content: $0.prompt)], addGenerationPrompt: true), answer: $0.answer)
@@ -97,17 +127,21 @@ struct BenchTrain: ParsableCommand {
         trainer.dataParallel = dp
         let print: (String) -> Void = { line in if dp?.isLeader ?? true { Swift.print(line) } }
         print("tokenwise bench train — \(withCritic ? "GAE + critic (PPO)" : "GRPO"), \(prompts) prompts × \(samples) samples, ≤\(newTokens) new tokens, LoRA, "
-            + "micro-batch \(microBatch == 0 ? "all" : String(microBatch)), \(Torch.threads) thread(s)" + (dp.map { ", \($0.worldSize) ranks" } ?? ""))
-        var times = [Double]()
+            + "micro-batch \(microBatch == 0 ? "all" : String(microBatch)), \(Torch.threads) thread(s)" + (gradientCheckpointing ? ", gradient checkpointing" : "") + (dp.map { ", \($0.worldSize) ranks" } ?? ""))
+        var times = [Double](), parts = [(Double, Double, Double)]()
         for s in 0..<steps {
             let m = try trainer.step(Array(tasks[(s * prompts)..<((s + 1) * prompts)]))
             times.append(m["step_seconds"]!)
+            parts.append((m["rollout_seconds"]!, m["train_seconds"]!, m["response_length"]! * Double(prompts * samples)))
             print("step \(s + 1): \(fmt(m["step_seconds"]!, 1)) s (rollout \(fmt(m["rollout_seconds"]!, 1)) s, train \(fmt(m["train_seconds"]!, 1)) s), "
                 + "reward \(fmt(m["reward_mean"]!, 3)), response \(fmt(m["response_length"]!, 1)) tokens"
                 + (withCritic ? "; critic: values \(fmt(m["inputs_seconds"] ?? .nan, 1)) s, update \(fmt(m["critic_seconds"] ?? .nan, 1)) s (in train), vf_loss \(fmt(m["critic/vf_loss"] ?? .nan, 4))" : ""))
         }
-        let timed = times.count > 1 ? Array(times.dropFirst()) : times
+        let timed = times.count > 1 ? Array(times.dropFirst()) : times, rest = parts.count > 1 ? Array(parts.dropFirst()) : parts
         let criticMB = Double(trainer.critic?.parameters.reduce(0) { $0 + $1.count } ?? 0) * 4 * 3 / 1_048_576
-        return Phase(stepSeconds: timed.reduce(0, +) / Double(timed.count), residentMB: Torch.residentMB, criticMB: criticMB)
+        let n = Double(rest.count)
+        return Phase(stepSeconds: timed.reduce(0, +) / Double(timed.count), residentMB: Torch.residentMB, criticMB: criticMB,
+                     peakMB: Torch.peakResidentMB, rolloutSeconds: rest.map(\.0).reduce(0, +) / n,
+                     trainSeconds: rest.map(\.1).reduce(0, +) / n, tokensPerStep: rest.map(\.2).reduce(0, +) / n)
     }
 }

@@ -52,6 +52,18 @@ extension Tensor {
         }
     }
 
+    /// Per-token log-probabilities of `targets` ([B, T] int64) under `softmax(self · weightᵀ)` for
+    /// hidden states `self` [B, T, H], and the distributions' entropies, both [B, T] float32. Logits
+    /// are formed `chunk` positions at a time and the backward recomputes them, so no [B, T, V]
+    /// tensor outlives its chunk.
+    public func tokenLogprobs(weight: Tensor, targets: Tensor, chunk: Int) -> (logprobs: Tensor, entropies: Tensor) {
+        withExtendedLifetime((self, weight, targets)) {
+            var lp: OpaquePointer? = nil, ent: OpaquePointer? = nil
+            _ = ffiRecording { tw_token_logprobs(handle, weight.handle, targets.handle, Int64(chunk), &lp, &ent, $0) }
+            return (Tensor(handle: lp), Tensor(handle: ent))
+        }
+    }
+
     public func softmax(dim: Int) -> Tensor { op { tw_softmax($0, Int64(dim), 0, $1) } }
     public func logSoftmax(dim: Int) -> Tensor { op { tw_softmax($0, Int64(dim), 1, $1) } }
 

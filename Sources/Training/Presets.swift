@@ -252,6 +252,7 @@ public enum Preset: String, CaseIterable, Sendable {
         "objective": "The policy loss: ratio level, clipping, mismatch correction (needs rollout.weights bf16 or int8), aggregation, KL and entropy terms.",
         "optim": "AdamW; schedule constant|linear|cosine with warm-up.",
         "train": "Steps × prompts per step × samples per prompt; PPO epochs and mini-batches; micro-batches (gradient accumulation); DAPO dynamic sampling.",
+        "train.gradient_checkpointing": "Keep only each layer's input and recompute the layer, and each chunk's logits, in the backward: far less memory for long responses, about one more forward in time (bench train --gradient-checkpointing).",
         "train.dynamic_sampling": "Drop groups whose rewards are all equal and draw more prompts (at most max_refills rounds).",
         "eval": "Held-out evaluation before and after training (and every `every` steps when > 0).",
         "output": "Run folder (default runs/<name>-<time>), checkpoints, samples logged per step, merged model, report.",

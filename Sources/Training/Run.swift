@@ -114,6 +114,8 @@ public final class TrainingRun {
         // Only rank 0 reports progress; every rank still prints its warnings and errors.
         self.console = dataParallel.map { $0.isLeader ? console : .quiet } ?? console
         pretrained = try Pretrained.load(config.model.path, device: device)
+        pretrained.model.gradientCheckpointing = config.train.gradientCheckpointing
+        pretrained.model.fusedLogprobs = config.train.gradientCheckpointing
         if let sft = config.sft {
             data = try TaskData.loadSFT(config.data, config: sft, tokenizer: pretrained.tokenizer, chat: try pretrained.chatTemplate(),
                                         context: pretrained.model.config.maxPositionEmbeddings)

@@ -171,9 +171,13 @@ public struct RunConfig: Codable, Equatable, Sendable {
         public var maxSeconds: Double? = nil
         /// DARS's extra samples for prompts whose pass rate is below ½ (nil: none).
         public var dars: DARSConfig? = nil
+        /// Keep only each layer's input in the policy's forward and recompute the layer in the
+        /// backward: less memory for long responses, one more forward in time.
+        public var gradientCheckpointing = false
         public init() {}
         enum CodingKeys: String, CodingKey {
             case steps, epochs, tree, seed, maxRolloutTokens = "max_rollout_tokens", maxSeconds = "max_seconds", dars
+            case gradientCheckpointing = "gradient_checkpointing"
             case promptsPerStep = "prompts_per_step", samplesPerPrompt = "samples_per_prompt", dynamicSampling = "dynamic_sampling"
             case maxRefills = "max_refills", spoContinuations = "spo_continuations"
             case miniBatches = "mini_batches", microBatch = "micro_batch"
@@ -345,6 +349,8 @@ public struct RunConfig: Codable, Equatable, Sendable {
         try need(train.microBatch >= 0, "'train.micro_batch' must be >= 0, got \(train.microBatch)")
         try need(train.spoContinuations >= 1, "'train.spo_continuations' must be at least 1")
         try need(train.maxRefills >= 0, "'train.max_refills' must be >= 0")
+        try need(!train.gradientCheckpointing || (model.lora?.dropout ?? 0) == 0,
+                 "'train.gradient_checkpointing' recomputes each layer in the backward, where 'model.lora.lora_dropout' (\(model.lora?.dropout ?? 0)) would draw other masks than the forward did: set one of them to 0")
         if let dars = train.dars {
             try need((2...Limits.samples).contains(dars.cap), "'train.dars.n_max' must be 2…\(Limits.samples), got \(dars.cap)")
             try need(dars.cap > train.samplesPerPrompt, "'train.dars.n_max' (\(dars.cap)) must exceed train.samples_per_prompt (\(train.samplesPerPrompt)): it counts the first samples too")

@@ -144,6 +144,30 @@ final class RunTests: XCTestCase {
         XCTAssertThrowsError(try c.validate()) { XCTAssertEqual("\($0)", "config: 'train.max_seconds' must be positive and finite (or null: no time budget)") }
     }
 
+    /// train.gradient_checkpointing recomputes layers and logits in the backward: the first step's
+    /// rollouts, loss and gradient norm are those of the run that keeps its activations.
+    func testGradientCheckpointingTrainsTheSameFirstStep() throws {
+        var c = tinyConfig(steps: 1)
+        c.eval.before = false
+        c.eval.after = false
+        let plain = root.appendingPathComponent("plain"), recomputed = root.appendingPathComponent("recomputed")
+        try TrainingRun.start(config: c, dir: plain, console: .quiet).run()
+        c.train.gradientCheckpointing = true
+        try TrainingRun.start(config: c, dir: recomputed, console: .quiet).run()
+        let a = replayable(plain)[0], b = replayable(recomputed)[0]
+        XCTAssertEqual(Set(a.keys), Set(b.keys))
+        for key in ["loss", "grad_norm", "reward_mean", "response_length", "entropy"] {
+            let x = try XCTUnwrap(a[key], key), y = try XCTUnwrap(b[key], key)
+            XCTAssertEqual(x, y, accuracy: 1e-4 * Swift.max(1, abs(x)), key)
+        }
+        XCTAssertGreaterThan(a["grad_norm"]!, 0)
+        XCTAssertTrue(try String(contentsOf: recomputed.appendingPathComponent("config.yaml"), encoding: .utf8).contains("gradient_checkpointing: true"))
+        c.model.lora?.dropout = 0.1
+        XCTAssertThrowsError(try c.validate()) {
+            XCTAssertEqual("\($0)", "config: 'train.gradient_checkpointing' recomputes each layer in the backward, where 'model.lora.lora_dropout' (0.1) would draw other masks than the forward did: set one of them to 0")
+        }
+    }
+
     /// Resuming from a checkpoint replays the same steps; a damaged newest checkpoint is skipped.
     func testResumeFromADamagedCheckpointReplaysTheSameSteps() throws {
         let whole = root.appendingPathComponent("whole"), cut = root.appendingPathComponent("cut")
