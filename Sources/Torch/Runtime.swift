@@ -23,9 +23,15 @@ public enum Torch {
 
     /// A memory line of /proc/self/status in MB (0 where there is none).
     static func processStatusMB(_ key: String) -> Double {
-        guard let s = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8),
-              let line = s.split(separator: "\n").first(where: { $0.hasPrefix(key) }),
-              let kb = Double(line.split(separator: " ").dropFirst().first ?? "") else { return 0 }
+        guard let s = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8) else { return 0 }
+        return statusMB(key, in: s)
+    }
+
+    /// The kB figure of `key`'s line in /proc status text, in MB. The kernel pads the figure with
+    /// spaces after a tab, and not at all once it has 8 digits (10 GB and more).
+    static func statusMB(_ key: String, in status: String) -> Double {
+        guard let line = status.split(separator: "\n").first(where: { $0.hasPrefix(key) }),
+              let kb = Double(line.dropFirst(key.count).split(whereSeparator: { $0 == " " || $0 == "\t" }).first ?? "") else { return 0 }
         return kb / 1024
     }
 

@@ -27,4 +27,14 @@ final class MemoryTests: XCTestCase {
             XCTAssertLessThan(after - before, 8 << 20, "resident memory grew by \(after - before) bytes")
         }
     }
+
+    /// The kernel pads a status figure after its tab and stops padding at 8 digits: a peak of 10 GB
+    /// or more once read as 0.
+    func testStatusFiguresOfEveryWidthAreRead() {
+        let status = "Name:\ttokenwise\nVmHWM:\t15728640 kB\nVmRSS:\t    2048 kB\n"
+        XCTAssertEqual(Torch.statusMB("VmHWM:", in: status), 15360)
+        XCTAssertEqual(Torch.statusMB("VmRSS:", in: status), 2)
+        XCTAssertEqual(Torch.statusMB("VmSwap:", in: status), 0)
+        XCTAssertGreaterThan(Torch.peakResidentMB, 1)
+    }
 }
