@@ -26,10 +26,10 @@ struct BenchTrain: ParsableCommand {
     @Flag(name: .customLong("gradient-checkpointing"), help: "Recompute each layer in the backward instead of keeping its activations.")
     var gradientCheckpointing = false
     @Flag(name: .customLong("fixed-length"), help: "Every response runs to --max-new-tokens (end tokens are ignored).") var fixedLength = false
-    @Option(help: "Per-token logprobs: fused (the backward recomputes each chunk's logits) or unfused (autograd keeps them); default: fused with --gradient-checkpointing, as train.gradient_checkpointing does.")
-    var logprobs: String?
-    @Flag(name: .customLong("compare-logprobs"), help: "Run the steps twice, each in its own process: fused and unfused logprobs (time and peak memory).")
-    var compareLogprobs = false
+    @Option(help: "Per-token logprobs: fused (the backward recomputes each chunk's logits) or unfused (autograd keeps them), as train.logprobs.")
+    var logprobs = "unfused"
+    @Flag(name: .customLong("compare-memory"), help: "Run the steps keeping every activation, with fused logprobs, and with gradient checkpointing, each in its own process (time and peak memory).")
+    var compareMemory = false
     @Flag(help: "Time every response length × group size of --sweep-lengths and --sweep-groups, each point in its own process, with --fixed-length.")
     var sweep = false
     @Option(name: .customLong("sweep-lengths"), help: "Response lengths of --sweep.") var sweepLengths = "64,256,1024"
@@ -42,8 +42,8 @@ struct BenchTrain: ParsableCommand {
         }
         guard (1...64).contains(nproc) else { throw ValidationError("--nproc must be 1…64, got \(nproc)") }
         if nproc > prompts { throw ValidationError("--nproc (\(nproc)) must be at most --prompts (\(prompts)): each rank samples whole prompts") }
-        if let logprobs, !["fused", "unfused"].contains(logprobs) { throw ValidationError("--logprobs must be fused or unfused, got '\(logprobs)'") }
-        let separate = [(nproc > 1, "--nproc"), (critic, "--critic"), (compareLogprobs, "--compare-logprobs"), (sweep, "--sweep")].filter(\.0).map(\.1)
+        if !["fused", "unfused"].contains(logprobs) { throw ValidationError("--logprobs must be fused or unfused, got '\(logprobs)'") }
+        let separate = [(nproc > 1, "--nproc"), (critic, "--critic"), (compareMemory, "--compare-memory"), (sweep, "--sweep")].filter(\.0).map(\.1)
         if separate.count > 1 { throw ValidationError("\(separate.joined(separator: " and ")) are separate comparisons; ask for one") }
         for (name, list, most) in [("--sweep-lengths", sweepLengths, 1 << 20), ("--sweep-groups", sweepGroups, RunConfig.Limits.samples)] {
             guard let values = Self.integers(list), !values.isEmpty, values.allSatisfy({ (1...most).contains($0) }) else {
@@ -57,7 +57,7 @@ struct BenchTrain: ParsableCommand {
         if let env = try DistributedEnvironment.read(ProcessInfo.processInfo.environment) { return try rank(env) }
         let device = try runtime.apply()
         if nproc > 1 { return try dataParallel(device: device) }
-        if compareLogprobs { return try compareFusedLogprobs() }
+        if compareMemory { return try runMemoryComparison() }
         if sweep { return try runSweep() }
         if let path = ProcessInfo.processInfo.environment["TOKENWISE_BENCH_RESULT"] {   // a point of a comparison
             return try JSONEncoder().encode(try phase(critic: false, device: device)).write(to: URL(fileURLWithPath: path))
@@ -75,7 +75,7 @@ struct BenchTrain: ParsableCommand {
         }
     }
 
-    var fused: Bool { logprobs.map { $0 == "fused" } ?? gradientCheckpointing }
+    var fused: Bool { logprobs == "fused" }
 
     struct Phase: Codable {
         var stepSeconds: Double, residentMB: Double, criticMB: Double

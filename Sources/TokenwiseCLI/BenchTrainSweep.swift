@@ -31,14 +31,21 @@ extension BenchTrain {
         return try JSONDecoder().decode(Phase.self, from: data)
     }
 
-    /// The same steps with fused and with unfused per-token logprobs, each in its own process.
-    func compareFusedLogprobs() throws {
-        let fused = try point(["--logprobs", "fused"], removing: ["--logprobs"], flags: ["--compare-logprobs"])
-        let unfused = try point(["--logprobs", "unfused"], removing: ["--logprobs"], flags: ["--compare-logprobs"])
-        print("fused logprobs: \(fmt(fused.stepSeconds, 2)) s a step (train \(fmt(fused.trainSeconds, 2)) s), peak \(fmt(fused.peakMB, 0)) MB; "
-            + "unfused: \(fmt(unfused.stepSeconds, 2)) s (train \(fmt(unfused.trainSeconds, 2)) s), peak \(fmt(unfused.peakMB, 0)) MB — "
-            + "train time \(fmt(fused.trainSeconds / unfused.trainSeconds, 2))×, peak memory \(fmt(fused.peakMB / unfused.peakMB, 2))× "
-            + "(same run, each in its own process, steps after the first)")
+    /// The same steps keeping every activation, with fused logprobs, and with gradient
+    /// checkpointing and fused logprobs, each in its own process.
+    func runMemoryComparison() throws {
+        let own: Set<String> = ["--logprobs"], flags: Set<String> = ["--compare-memory", "--gradient-checkpointing"]
+        let arms = [("activations kept", ["--logprobs", "unfused"]), ("fused logprobs", ["--logprobs", "fused"]),
+                    ("gradient checkpointing, fused logprobs", ["--gradient-checkpointing", "--logprobs", "fused"])]
+        var rows = [(String, Phase)]()
+        for (name, set) in arms { rows.append((name, try point(set, removing: own, flags: flags))) }
+        let base = rows[0].1
+        print("\nmemory against time (same run, each in its own process, \(steps > 1 ? "steps after the first" : "one step, warm-up included"))")
+        print("| training keeps | s/step | train s | peak MB | train time | peak memory |")
+        print("| --- | --- | --- | --- | --- | --- |")
+        for (name, r) in rows {
+            print("| \(name) | \(fmt(r.stepSeconds, 2)) | \(fmt(r.trainSeconds, 2)) | \(fmt(r.peakMB, 0)) | \(fmt(r.trainSeconds / base.trainSeconds, 2))× | \(fmt(r.peakMB / base.peakMB, 2))× |")
+        }
     }
 
     /// Seconds a step, tokens a second and peak memory for each response length × group size.
@@ -47,8 +54,15 @@ extension BenchTrain {
         var rows = [String]()
         for length in lengths {
             for group in groups {
-                let r = try point(["--max-new-tokens", "\(length)", "--samples", "\(group)", "--fixed-length"],
+                let r: Phase
+                do {
+                    r = try point(["--max-new-tokens", "\(length)", "--samples", "\(group)", "--fixed-length"],
                                   removing: ["--max-new-tokens", "--samples", "--sweep-lengths", "--sweep-groups"], flags: ["--sweep", "--fixed-length"])
+                } catch {
+                    // One point out of memory (or failing otherwise) leaves the others' figures.
+                    rows.append("| \(length) | \(group) | \(error) | | | | |")
+                    continue
+                }
                 rows.append("| \(length) | \(group) | \(fmt(r.stepSeconds, 1)) | \(fmt(r.rolloutSeconds, 1)) | \(fmt(r.trainSeconds, 1)) | "
                     + "\(fmt(r.tokensPerStep / r.stepSeconds, 1)) | \(fmt(r.peakMB, 0)) |")
             }

@@ -115,7 +115,7 @@ public final class TrainingRun {
         self.console = dataParallel.map { $0.isLeader ? console : .quiet } ?? console
         pretrained = try Pretrained.load(config.model.path, device: device)
         pretrained.model.gradientCheckpointing = config.train.gradientCheckpointing
-        pretrained.model.fusedLogprobs = config.train.gradientCheckpointing
+        pretrained.model.fusedLogprobs = config.train.logprobs == "fused"
         if let sft = config.sft {
             data = try TaskData.loadSFT(config.data, config: sft, tokenizer: pretrained.tokenizer, chat: try pretrained.chatTemplate(),
                                         context: pretrained.model.config.maxPositionEmbeddings)

@@ -174,10 +174,13 @@ public struct RunConfig: Codable, Equatable, Sendable {
         /// Keep only each layer's input in the policy's forward and recompute the layer in the
         /// backward: less memory for long responses, one more forward in time.
         public var gradientCheckpointing = false
+        /// `fused`: per-token logprobs recompute each chunk's logits in the backward (less memory);
+        /// `unfused`: autograd keeps them, with the rounding the default job's figures were made with.
+        public var logprobs = "unfused"
         public init() {}
         enum CodingKeys: String, CodingKey {
             case steps, epochs, tree, seed, maxRolloutTokens = "max_rollout_tokens", maxSeconds = "max_seconds", dars
-            case gradientCheckpointing = "gradient_checkpointing"
+            case gradientCheckpointing = "gradient_checkpointing", logprobs
             case promptsPerStep = "prompts_per_step", samplesPerPrompt = "samples_per_prompt", dynamicSampling = "dynamic_sampling"
             case maxRefills = "max_refills", spoContinuations = "spo_continuations"
             case miniBatches = "mini_batches", microBatch = "micro_batch"
@@ -349,6 +352,7 @@ public struct RunConfig: Codable, Equatable, Sendable {
         try need(train.microBatch >= 0, "'train.micro_batch' must be >= 0, got \(train.microBatch)")
         try need(train.spoContinuations >= 1, "'train.spo_continuations' must be at least 1")
         try need(train.maxRefills >= 0, "'train.max_refills' must be >= 0")
+        try need(["fused", "unfused"].contains(train.logprobs), "'train.logprobs' must be fused or unfused, got '\(train.logprobs)'")
         try need(!train.gradientCheckpointing || (model.lora?.dropout ?? 0) == 0,
                  "'train.gradient_checkpointing' recomputes each layer in the backward, where 'model.lora.lora_dropout' (\(model.lora?.dropout ?? 0)) would draw other masks than the forward did: set one of them to 0")
         if let dars = train.dars {

@@ -182,16 +182,19 @@ final class CausalLMTests: XCTestCase {
                 let ids = Tensor([1, 2, 3, 4, 5, 6, 7] as [Int64], shape: [1, 7])
                 let input = ids.narrowed(dim: 1, start: 0, length: 6), targets = ids.narrowed(dim: 1, start: 1, length: 6)
                 let h = try m.hidden(input)
-                let (lp, ent) = m.tokenLogprobs(hidden: h, targets: targets)
-                let (lp2, ent2) = m.tokenLogprobs(hidden: h, targets: targets, chunk: 4)
-                XCTAssertLessThan(maxDiff(try lp.floats(), try lp2.floats()), 1e-6)
-                XCTAssertLessThan(maxDiff(try ent.floats(), try ent2.floats()), 1e-6)
                 let full = try m(input).to(dtype: .float32).logSoftmax(dim: -1)
                 let expected = full.gather(dim: -1, index: targets.unsqueezed(dim: -1)).squeezed(dim: -1)
-                XCTAssertLessThan(maxDiff(try lp.floats(), try expected.floats()), 1e-5)
                 let expectedEnt = -(full.exp() * full).sum(dim: -1)
-                XCTAssertLessThan(maxDiff(try ent.floats(), try expectedEnt.floats()), 1e-5)
-                XCTAssertEqual(lp.dtype, .float32)
+                for fused in [true, false] {
+                    m.fusedLogprobs = fused
+                    let (lp, ent) = m.tokenLogprobs(hidden: h, targets: targets)
+                    let (lp2, ent2) = m.tokenLogprobs(hidden: h, targets: targets, chunk: 4)
+                    XCTAssertLessThan(maxDiff(try lp.floats(), try lp2.floats()), 1e-6)
+                    XCTAssertLessThan(maxDiff(try ent.floats(), try ent2.floats()), 1e-6)
+                    XCTAssertLessThan(maxDiff(try lp.floats(), try expected.floats()), 1e-5, "fused \(fused)")
+                    XCTAssertLessThan(maxDiff(try ent.floats(), try expectedEnt.floats()), 1e-5, "fused \(fused)")
+                    XCTAssertEqual(lp.dtype, .float32)
+                }
             }
         }
     }

@@ -144,8 +144,9 @@ final class RunTests: XCTestCase {
         XCTAssertThrowsError(try c.validate()) { XCTAssertEqual("\($0)", "config: 'train.max_seconds' must be positive and finite (or null: no time budget)") }
     }
 
-    /// train.gradient_checkpointing recomputes layers and logits in the backward: the first step's
-    /// rollouts, loss and gradient norm are those of the run that keeps its activations.
+    /// train.gradient_checkpointing and train.logprobs fused recompute layers and logits in the
+    /// backward: the first step's rollouts, loss and gradient norm are those of the run that keeps
+    /// its activations.
     func testGradientCheckpointingTrainsTheSameFirstStep() throws {
         var c = tinyConfig(steps: 1)
         c.eval.before = false
@@ -153,6 +154,7 @@ final class RunTests: XCTestCase {
         let plain = root.appendingPathComponent("plain"), recomputed = root.appendingPathComponent("recomputed")
         try TrainingRun.start(config: c, dir: plain, console: .quiet).run()
         c.train.gradientCheckpointing = true
+        c.train.logprobs = "fused"
         try TrainingRun.start(config: c, dir: recomputed, console: .quiet).run()
         let a = replayable(plain)[0], b = replayable(recomputed)[0]
         XCTAssertEqual(Set(a.keys), Set(b.keys))
@@ -161,7 +163,11 @@ final class RunTests: XCTestCase {
             XCTAssertEqual(x, y, accuracy: 1e-4 * Swift.max(1, abs(x)), key)
         }
         XCTAssertGreaterThan(a["grad_norm"]!, 0)
-        XCTAssertTrue(try String(contentsOf: recomputed.appendingPathComponent("config.yaml"), encoding: .utf8).contains("gradient_checkpointing: true"))
+        let written = try String(contentsOf: recomputed.appendingPathComponent("config.yaml"), encoding: .utf8)
+        XCTAssertTrue(written.contains("gradient_checkpointing: true") && written.contains("logprobs: fused"), written)
+        c.train.logprobs = "chunked"
+        XCTAssertThrowsError(try c.validate()) { XCTAssertEqual("\($0)", "config: 'train.logprobs' must be fused or unfused, got 'chunked'") }
+        c.train.logprobs = "fused"
         c.model.lora?.dropout = 0.1
         XCTAssertThrowsError(try c.validate()) {
             XCTAssertEqual("\($0)", "config: 'train.gradient_checkpointing' recomputes each layer in the backward, where 'model.lora.lora_dropout' (0.1) would draw other masks than the forward did: set one of them to 0")
