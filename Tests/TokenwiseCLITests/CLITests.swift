@@ -76,6 +76,28 @@ final class CLITests: XCTestCase {
         let bad = try tokenwise(["bench", "matmul", "--threads", "0"])
         XCTAssertNotEqual(bad.status, 0)
         XCTAssertTrue(bad.stderr.contains("--threads must be at least 1, got 0"), bad.stderr)
+        let rollout = try tokenwise(["bench", "rollout", "--model", "tiny-random", "--batch", "2", "--max-new-tokens", "4", "--threads", "1", "--probe-seconds", "0.05"])
+        XCTAssertEqual(rollout.status, 0, rollout.stderr)
+        XCTAssertTrue(rollout.stdout.contains("bandwidth probe:") && rollout.stdout.contains("% of it"), rollout.stdout)
+    }
+
+    /// Each point of a sweep and each arm of the memory comparison runs in a process of its own
+    /// and reports back its figures, peak memory included.
+    func testTrainBenchSweepAndMemoryComparison() throws {
+        let common = ["bench", "train", "--model", "tiny-random", "--prompts", "1", "--steps", "1", "--threads", "1"]
+        let sweep = try tokenwise(common + ["--sweep", "--sweep-lengths", "2,4", "--sweep-groups", "2"])
+        XCTAssertEqual(sweep.status, 0, sweep.stderr)
+        let rows = sweep.stdout.split(separator: "\n").filter { $0.hasPrefix("| 2 | 2 |") || $0.hasPrefix("| 4 | 2 |") }
+        XCTAssertEqual(rows.count, 2, sweep.stdout)
+        for row in rows {
+            let peak = row.split(separator: "|").last.map { $0.trimmingCharacters(in: .whitespaces) } ?? ""
+            XCTAssertGreaterThan(Double(peak) ?? 0, 1, "peak MB of \(row)")
+        }
+        let memory = try tokenwise(common + ["--samples", "2", "--max-new-tokens", "4", "--compare-memory"])
+        XCTAssertEqual(memory.status, 0, memory.stderr)
+        for arm in ["| activations kept |", "| fused logprobs |", "| gradient checkpointing, fused logprobs |"] {
+            XCTAssertTrue(memory.stdout.contains(arm), memory.stdout)
+        }
     }
 
     func lines(_ url: URL) -> [[String: Any]] {
@@ -229,6 +251,10 @@ final class CLITests: XCTestCase {
             (["generate", "--model", "tiny-random", "--prompt", "hi", "--max-tokens", "4"], "--max-tokens is now --max-new-tokens (the token limit has one name everywhere, as rollout.max_new_tokens)"),
             (["bench", "rollout", "--new-tokens", "4"], "--new-tokens is now --max-new-tokens (the token limit has one name everywhere, as rollout.max_new_tokens)"),
             (["bench", "train", "--model", "tiny-random", "--steps", "-1"], "--steps must be 1…100000, got -1"),
+            (["bench", "train", "--model", "tiny-random", "--logprobs", "chunked"], "--logprobs must be fused or unfused, got 'chunked'"),
+            (["bench", "train", "--model", "tiny-random", "--sweep", "--compare-memory"], "--compare-memory and --sweep are separate comparisons; ask for one"),
+            (["bench", "train", "--model", "tiny-random", "--sweep", "--sweep-lengths", "64,x"], "--sweep-lengths must be integers in 1…1048576 separated by commas, got '64,x'"),
+            (["bench", "rollout", "--model", "tiny-random", "--probe-seconds", "0"], "--probe-seconds must be in (0, 600], got 0.0"),
             // These hung (1000 spinning threads; a 100 GB text; a 4 TB matrix) or exhausted memory.
             (["bench", "matmul", "--threads", "1000"], "--threads must be at most"),
             (["bench", "tokenizer", "--model", "tiny-random", "--megabytes", "100000"], "--megabytes must be in (0, 1024], got 100000.0"),
