@@ -17,15 +17,17 @@ export SWIFT_BACKTRACE="${SWIFT_BACKTRACE:-enable=yes,interactive=no}"
 set +e
 swift test 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}
-# An XCTest process killed by a signal (not a failed assertion: one full run in several here has
-# died with SIGSEGV, once in a Gloo broadcast test, not reproduced alone; its cause is open) runs the
-# suite once more, and the crash is reported either way.
-if grep -q "exited with unexpected signal code" "$log"; then
+# An XCTest process killed by a signal (not a failed assertion) runs the suite again, at most twice,
+# and every crash is reported. Its cause is open: `swift test --filter DistributedTests` dies with
+# SIGSEGV inside libstdc++ on a Gloo thread in 2–4 runs of 10 here (3 ranks as threads of one
+# process, in the all-reduce and all-gather tests), at this commit and before this session's work.
+for rerun in 1 2; do
+  grep -q "exited with unexpected signal code" "$log" || break
   crashed=$(grep -E "^Test Case '.*' started" "$log" | tail -n 1)
-  echo "tokenwise: the XCTest process was killed by a signal during: ${crashed:-?}; running the suite once more"
+  echo "tokenwise: the XCTest process was killed by a signal during: ${crashed:-?}; running the suite again ($rerun of 2)"
   swift test 2>&1 | tee "$log"
   status=${PIPESTATUS[0]}
-fi
+done
 set -e
 # XCTest (Torch, CLI) and Swift Testing (Credit, with property tests) each print a summary.
 # (A run with skipped tests says "with N tests skipped and M failures".)
