@@ -4,7 +4,10 @@ import Foundation
 /// tiles F without falling into a hole H. Slippery ice moves the intended way with probability
 /// 1/3 and to either side with 1/3 each. Maps are random (each tile frozen with probability
 /// `frozenProbability`) and always have a path from S to G. Reward 1 on reaching G, else 0; an
-/// invalid action costs `invalidPenalty` and leaves the agent where it is.
+/// invalid action costs `invalidPenalty` and leaves the agent where it is. `distanceReward` (off
+/// by default, as Gymnasium and verl-agent) adds that much per tile a move brings P closer to G
+/// and takes it per tile away: a difference of potentials (Ng et al. 1999, γ = 1), so an episode's
+/// shaping sums to the distance it closed and cannot pay for walking in circles.
 public final class FrozenLake: Environment {
     public struct Config: Codable, Equatable, Sendable {
         public var size = 4
@@ -15,16 +18,19 @@ public final class FrozenLake: Environment {
         /// Actions must be exactly a move word (or one inside <action>…</action>); false: the first
         /// move word in the text counts.
         public var strictActions = false
+        /// Reward per tile of Manhattan distance to G closed by a move (negative when it opens); 0: none.
+        public var distanceReward = 0.0
         /// A fixed map (rows of S, F, H, G; S top left and G somewhere) instead of random ones.
         public var map: [String]? = nil
         public init(size: Int = 4, slippery: Bool = false, frozenProbability: Double = 0.8, maxTurns: Int = 8, invalidPenalty: Double = -0.1,
-                    map: [String]? = nil) {
+                    distanceReward: Double = 0, map: [String]? = nil) {
             self.size = size; self.slippery = slippery; self.frozenProbability = frozenProbability; self.maxTurns = maxTurns; self.invalidPenalty = invalidPenalty
-            self.map = map
+            self.distanceReward = distanceReward; self.map = map
         }
 
         enum CodingKeys: String, CodingKey {
             case size, slippery, map, frozenProbability = "frozen_probability", maxTurns = "max_turns", invalidPenalty = "invalid_penalty", strictActions = "strict_actions"
+            case distanceReward = "distance_reward"
         }
 
         /// Keys left away keep their defaults.
@@ -36,6 +42,7 @@ public final class FrozenLake: Environment {
             maxTurns = try c.decodeIfPresent(Int.self, forKey: .maxTurns) ?? d.maxTurns
             invalidPenalty = try c.decodeIfPresent(Double.self, forKey: .invalidPenalty) ?? d.invalidPenalty
             strictActions = try c.decodeIfPresent(Bool.self, forKey: .strictActions) ?? d.strictActions
+            distanceReward = try c.decodeIfPresent(Double.self, forKey: .distanceReward) ?? d.distanceReward
             map = try c.decodeIfPresent([String].self, forKey: .map)
         }
 
@@ -48,6 +55,7 @@ public final class FrozenLake: Environment {
             try c.encode(maxTurns, forKey: .maxTurns)
             try c.encode(invalidPenalty, forKey: .invalidPenalty)
             try c.encode(strictActions, forKey: .strictActions)
+            try c.encode(distanceReward, forKey: .distanceReward)
             try c.encodeIfPresent(map, forKey: .map)
         }
 
@@ -56,6 +64,9 @@ public final class FrozenLake: Environment {
             guard frozenProbability > 0.3 && frozenProbability <= 1 else { throw EnvironmentError("frozenlake: 'frozen_probability' must be in (0.3, 1], got \(frozenProbability)") }
             guard (1...100).contains(maxTurns) else { throw EnvironmentError("frozenlake: 'max_turns' must be 1…100, got \(maxTurns)") }
             guard invalidPenalty.isFinite && invalidPenalty <= 0 else { throw EnvironmentError("frozenlake: 'invalid_penalty' must be ≤ 0, got \(invalidPenalty)") }
+            guard distanceReward.isFinite && (0...1).contains(distanceReward) else {
+                throw EnvironmentError("frozenlake: 'distance_reward' must be in [0, 1] (0: none), got \(distanceReward)")
+            }
             if let map {
                 guard (2...8).contains(map.count), map.allSatisfy({ $0.count == map.count }) else {
                     throw EnvironmentError("frozenlake: 'map' must be a square of 2…8 rows of equal length, got \(map.map(\.count))")
@@ -96,10 +107,16 @@ public final class FrozenLake: Environment {
     /// it counts grid characters); the first one also asks the question, which later turns keep in
     /// context (short observations keep long episodes cheap).
     func observation(first: Bool = false) -> Observation {
-        let goal = Array(map.joined()).firstIndex(of: "G").map { (row: $0 / map.count, col: $0 % map.count) } ?? (row: 0, col: 0)
         let place = "P: row \(position.row + 1), column \(position.col + 1). G: row \(goal.row + 1), column \(goal.col + 1)."
         return Observation(text: render + "\n" + place + (first ? "\n" + Self.question : ""), stateKey: "\(position.row),\(position.col)")
     }
+
+    var goal: (row: Int, col: Int) {
+        Array(map.joined()).firstIndex(of: "G").map { (row: $0 / map.count, col: $0 % map.count) } ?? (row: 0, col: 0)
+    }
+
+    /// Manhattan distance from P to G.
+    var distance: Int { abs(goal.row - position.row) + abs(goal.col - position.col) }
 
     public func reset(seed: UInt64) throws -> Observation { try reset(seed: seed, episode: 0) }
 
@@ -150,14 +167,15 @@ public final class FrozenLake: Environment {
             let draw = Int.random(in: 0..<3, using: &rng)
             if draw > 0 { move = sides[draw - 1] }
         }
-        let n = map.count
+        let n = map.count, before = distance
         position = (Swift.min(n - 1, Swift.max(0, position.row + move.delta.row)), Swift.min(n - 1, Swift.max(0, position.col + move.delta.col)))
         let tile = map[position.row][position.col]
         let info = ["moved": move.rawValue]
+        let shaping = config.distanceReward * Double(before - distance)
         switch tile {
-        case "G": return StepOutcome(observation: nil, reward: 1, done: true, success: true, info: info)
-        case "H": return StepOutcome(observation: nil, reward: 0, done: true, info: info)
-        default: return StepOutcome(observation: observation(), reward: 0, done: false, info: info)
+        case "G": return StepOutcome(observation: nil, reward: 1 + shaping, done: true, success: true, info: info)
+        case "H": return StepOutcome(observation: nil, reward: shaping, done: true, info: info)
+        default: return StepOutcome(observation: observation(), reward: shaping, done: false, info: info)
         }
     }
 }

@@ -42,7 +42,7 @@ public enum Preset: String, CaseIterable, Sendable {
         case .spoTree: "tree rollouts (2-way branching) with SPO-tree credit"
         case .ppo: "PPO: a LoRA critic on the policy's base, GAE (γ 1, λ 0.95, whitened as verl), the clipped value loss"
         case .ppoTVM: "PPO with a token-supervised value model: the critic learns TVM's per-prefix success probabilities, GAE reads them"
-        case .frozenlakeGiGPO: "an agent on FrozenLake 4×4 (non-slippery, up to 8 moves) with GiGPO's episode and step groups"
+        case .frozenlakeGiGPO: "an agent on FrozenLake 4×4 (non-slippery, up to 8 moves, 0.1 reward per tile closer to G) with GiGPO's episode and step groups"
         case .sokobanGiGPO: "an agent on Sokoban (4×4 rooms, one box, up to 8 moves) with GiGPO's episode and step groups"
         case .countdownTool: "an agent on countdown (3 numbers) with a calculator tool called as <calc>…</calc>, answering <answer>…</answer>; GiGPO credit"
         case .maPPO: "MA-RLHF: PPO over 5-token macro actions (macro-level GAE γ 1, λ 0.95, KL 0.05 in the reward, value clip 0.2)"
@@ -116,7 +116,9 @@ public enum Preset: String, CaseIterable, Sendable {
             var agent = RunConfig.AgentSection()
             agent.environment = self == .frozenlakeGiGPO ? .frozenlake : self == .sokobanGiGPO ? .sokoban : .countdown
             // Only the kind's own section: a run writes no other (and would refuse one on reading).
-            if self == .frozenlakeGiGPO { agent.frozenlake = .init(size: 4, slippery: false, maxTurns: 8) }
+            // The distance reward is this recipe's, not verl-agent's (0/1 at G): without it no episode of a
+            // 12-step run reached G, so nothing rewarded reaching it (held-out success stayed 0/64).
+            if self == .frozenlakeGiGPO { agent.frozenlake = .init(size: 4, slippery: false, maxTurns: 8, distanceReward: 0.1) }
             if self == .sokobanGiGPO { agent.sokoban = .init(size: 4, boxes: 1, reverseSteps: 12, maxTurns: 8) }
             agent.context = 2048
             c.agent = agent

@@ -46,6 +46,31 @@ import Testing
         #expect(!bad.valid && !bad.done && bad.reward == -0.1 && bad.observation?.stateKey == "0,0")
     }
 
+    /// `distance_reward`: each move pays the distance to G it closed; a wall, a step back and a hole
+    /// are hand-counted, and the success path's shaping sums to the start's distance (6 × 0.1).
+    @Test func frozenLakeDistanceRewardIsADifferenceOfPotentials() throws {
+        let env = try FrozenLake(.init(distanceReward: 0.1, map: lake))
+        _ = try env.reset(seed: 1)
+        var rewards = [Double]()
+        for move in ["down", "down", "right", "right", "down", "right"] { rewards.append(try env.step(move).reward) }
+        #expect(zip(rewards, [0.1, 0.1, 0.1, 0.1, 0.1, 1.1]).allSatisfy { abs($0 - $1) < 1e-12 }, "\(rewards)")
+        _ = try env.reset(seed: 1)
+        #expect(try env.step("left").reward == 0, "a wall leaves the distance as it is")
+        #expect(abs(try env.step("right").reward - 0.1) < 1e-12)
+        #expect(abs(try env.step("left").reward + 0.1) < 1e-12, "a step away costs as much")
+        _ = try env.reset(seed: 1)
+        _ = try env.step("right")
+        let fall = try env.step("down")
+        #expect(fall.done && !fall.success && abs(fall.reward - 0.1) < 1e-12, "a hole ends the episode with the move's shaping only")
+        #expect(throws: EnvironmentError("frozenlake: 'distance_reward' must be in [0, 1] (0: none), got -0.5")) {
+            try FrozenLake(.init(distanceReward: -0.5))
+        }
+        // Off by default: the plain 0/1 reward.
+        let plain = try FrozenLake(.init(map: lake))
+        _ = try plain.reset(seed: 1)
+        #expect(try plain.step("down").reward == 0)
+    }
+
     @Test func slipperyIceSlidesAThirdOfTheTimeEachWay() throws {
         let env = try FrozenLake(.init(slippery: true, map: ["SFFFFFFF"] + Array(repeating: "FFFFFFFF", count: 6) + ["FFFFFFFG"]))
         var counts: [String: Int] = [:]
