@@ -124,12 +124,18 @@ public struct Completion: Equatable, Sendable {
 /// Where training rollouts are sampled: in this process, or by an inference server over HTTP.
 public enum RolloutEngineKind: String, Codable, CaseIterable, Sendable { case local, remote }
 
-/// `rollout.remote`: an OpenAI-compatible server that samples the rollouts (`tokenwise serve`, or
-/// vLLM with LoRA adapters enabled), sent token ids and returning token ids and logprobs. The API
-/// key is read from the environment variable named here, never written into a run's files.
+/// How the trainer talks to the server: vLLM's OpenAI-compatible routes (`/v1/completions`,
+/// `/v1/load_lora_adapter`; also `tokenwise serve`), or SGLang's native ones (`/generate`,
+/// `/load_lora_adapter`, `/unload_lora_adapter`; `tokenwise serve` answers them too).
+public enum RemoteAPI: String, Codable, CaseIterable, Sendable { case openai, sglang }
+
+/// `rollout.remote`: a server that samples the rollouts (`tokenwise serve`, vLLM or SGLang with
+/// LoRA adapters enabled), sent token ids and returning token ids and logprobs. The API key is read
+/// from the environment variable named here, never written into a run's files.
 public struct RemoteEngineConfig: Codable, Hashable, Sendable {
     /// `http://host:port` (an optional path prefix before `/v1`).
     public var url = ""
+    public var api = RemoteAPI.openai
     public var apiKeyEnv = "TOKENWISE_API_KEY"
     /// Seconds a request may take, and how many times a failed one is tried again (with backoff).
     public var timeout = 600.0
@@ -140,12 +146,13 @@ public struct RemoteEngineConfig: Codable, Hashable, Sendable {
     public init(url: String = "") { self.url = url }
 
     enum CodingKeys: String, CodingKey {
-        case url, timeout, retries, apiKeyEnv = "api_key_env", adapterName = "adapter_name"
+        case url, api, timeout, retries, apiKeyEnv = "api_key_env", adapterName = "adapter_name"
     }
 
     public init(from decoder: Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self), d = RemoteEngineConfig()
         url = try c.decodeIfPresent(String.self, forKey: .url) ?? d.url
+        api = try c.decodeIfPresent(RemoteAPI.self, forKey: .api) ?? d.api
         apiKeyEnv = try c.decodeIfPresent(String.self, forKey: .apiKeyEnv) ?? d.apiKeyEnv
         timeout = try c.decodeIfPresent(Double.self, forKey: .timeout) ?? d.timeout
         retries = try c.decodeIfPresent(Int.self, forKey: .retries) ?? d.retries

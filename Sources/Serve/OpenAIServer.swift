@@ -17,6 +17,8 @@ public final class OpenAIServer: @unchecked Sendable {
     var inFlight = 0
     /// The loaded LoRA adapter's name (requests must name it while it is loaded).
     var adapter: String?
+    /// Where the loaded adapter was read from (SGLang's `loaded_adapters` reports it).
+    var adapterPath: String?
     var currentAdapter: String? {
         get { lock.lock(); defer { lock.unlock() }; return adapter }
         set { lock.lock(); adapter = newValue; lock.unlock() }
@@ -68,6 +70,7 @@ public final class OpenAIServer: @unchecked Sendable {
         r.post("/v1/chat/completions") { [self] request, _ in try await generate(request, chat: true) }
         r.post("/v1/load_lora_adapter") { [self] request, _ in try loadAdapter(try await body(request)) }
         r.post("/v1/unload_lora_adapter") { [self] request, _ in try unloadAdapter(try await body(request)) }
+        sglangRoutes(r)
         return r
     }
 

@@ -10,7 +10,8 @@ import Rollout
 /// re-tokenised text; the server reports no entropies, so the learner's are used. The learner recomputes the old logprobs (`LearnerLogprobs`), so the
 /// server's logprobs are the mismatch corrections' `rollout_logprobs`. A server that is down,
 /// slow or refuses gets its requests tried again with backoff, then fails the step with the URL
-/// and the server's answer; the run's checkpoints are untouched.
+/// and the server's answer; the run's checkpoints are untouched. `api: sglang` speaks SGLang's
+/// native routes instead (`RemoteRollouts+SGLang.swift`).
 final class RemoteRollouts: RolloutSource {
     let remote: RemoteEngineConfig
     let model: CausalLM
@@ -19,6 +20,8 @@ final class RemoteRollouts: RolloutSource {
     let endpoint: (host: String, port: Int, prefix: String)
     /// The adapter folder the server reads (this process's own; removed with it).
     let folder: URL
+    /// Whether this process has loaded its adapter on the server (SGLang must unload it before loading it again).
+    var loaded = false
 
     init(remote: RemoteEngineConfig, model: CausalLM, tokenizer: Tokenizer, n: Int) throws {
         guard model.lora != nil else {
@@ -47,8 +50,7 @@ final class RemoteRollouts: RolloutSource {
             do {
                 let r = try http(endpoint.port, "POST", endpoint.prefix + path, json: body, headers: headers, host: endpoint.host, timeout: remote.timeout)
                 if r.status == 200 { return r }
-                let message = ((r.json["error"] as? [String: Any])?["message"] as? String) ?? String(r.text.prefix(300))
-                last = "HTTP \(r.status): \(message)"
+                last = "HTTP \(r.status): \(Self.message(r))"
                 if r.status < 500 && r.status != 429 { break }   // the request itself is wrong: trying again changes nothing
             } catch {
                 last = "\(error)"
@@ -57,14 +59,26 @@ final class RemoteRollouts: RolloutSource {
         throw TrainingError("rollout: the server at \(serverURL) failed \(path) (\(remote.retries + 1) tries): \(last)")
     }
 
+    /// A refusal's text in the shapes servers use: OpenAI's and SGLang's `{"error": {"message"}}`,
+    /// FastAPI's `{"object": "error", "message"}`, SGLang's LoRA `{"error_message"}`, else the body.
+    static func message(_ r: HTTPReply) -> String {
+        let j = r.json
+        return ((j["error"] as? [String: Any])?["message"] as? String) ?? (j["message"] as? String) ?? (j["error_message"] as? String)
+            ?? String(r.text.prefix(300))
+    }
+
     /// The trainer's current adapter, loaded in place on the server.
     func pushAdapter() throws {
         try model.lora!.save(to: folder)
-        _ = try post("/v1/load_lora_adapter", ["lora_name": remote.adapterName, "lora_path": folder.path, "load_inplace": true])
+        switch remote.api {
+        case .openai: _ = try post("/v1/load_lora_adapter", ["lora_name": remote.adapterName, "lora_path": folder.path, "load_inplace": true])
+        case .sglang: try pushSGLangAdapter()
+        }
     }
 
     func rollouts(_ prompts: [[Int]], _ sampling: SamplingConfig, _ schedule: TemperatureSchedule) throws -> [Rolled] {
         try pushAdapter()
+        if remote.api == .sglang { return try sglangRollouts(prompts, sampling) }
         var body: [String: Any] = ["model": remote.adapterName, "prompt": prompts, "n": n, "max_tokens": sampling.maxNewTokens,
                                    "temperature": sampling.temperature, "top_p": sampling.topP, "top_k": sampling.topK, "min_p": sampling.minP,
                                    "seed": Int64(bitPattern: sampling.seed), "ignore_eos": sampling.ignoreEos, "logprobs": 0, "return_token_ids": true]

@@ -9,17 +9,20 @@ import XCTest
 
 /// `rollout.engine: remote` against `tokenwise serve` on the same weights: the trainer pushes its
 /// adapter every step and samples through HTTP, and gets the in-process run's rollouts and rewards.
+/// `tokenwise serve` on the trainer's weights (same seed), on a free loopback port.
+func remoteServer() throws -> (port: Int, stop: @Sendable () -> Void, engine: BatchEngine) {
+    let (m, tok) = try tiny()   // the trainer's model: same seed, same weights
+    var c = ServeConfig()
+    c.port = 0
+    c.context = 128
+    let engine = try BatchEngine(sampler: Sampler(model: m, tokenizer: tok), maxRows: 8, context: 128)
+    let s = try OpenAIServer(engine: engine, template: nil, config: c)
+    let (port, stop) = try s.startInBackground()
+    return (port, stop, engine)
+}
+
 final class RemoteRolloutsTests: XCTestCase {
-    func server() throws -> (port: Int, stop: @Sendable () -> Void, engine: BatchEngine) {
-        let (m, tok) = try tiny()   // the trainer's model: same seed, same weights
-        var c = ServeConfig()
-        c.port = 0
-        c.context = 128
-        let engine = try BatchEngine(sampler: Sampler(model: m, tokenizer: tok), maxRows: 8, context: 128)
-        let s = try OpenAIServer(engine: engine, template: nil, config: c)
-        let (port, stop) = try s.startInBackground()
-        return (port, stop, engine)
-    }
+    func server() throws -> (port: Int, stop: @Sendable () -> Void, engine: BatchEngine) { try remoteServer() }
 
     func testRemoteRolloutsMatchTheInProcessRun() throws {
         let (port, stop, engine) = try server()
@@ -86,5 +89,48 @@ final class RemoteRolloutsTests: XCTestCase {
         XCTAssertEqual(refused { $0.rollout.remote?.url = "https://x:1" },
                        "rollout: 'remote.url' must use http (got 'https'); put a TLS-terminating proxy in front of the server for https")
         XCTAssertEqual(refused { $0.rollout.engine = .local }, "rollout: 'remote' is set but 'engine' is local; set engine: remote or remove it")
+    }
+}
+
+/// `rollout.remote.api: sglang` against `tokenwise serve`'s SGLang routes: each step unloads and
+/// loads the trainer's adapter under its name and samples through `/generate`, and the rollouts
+/// and rewards are the in-process run's.
+final class SGLangRemoteRolloutsTests: XCTestCase {
+    func testSGLangRolloutsMatchTheInProcessRun() throws {
+        let (port, stop, engine) = try remoteServer()
+        defer { stop() }
+        let local = tinyTrainerConfig()
+        var remote = local
+        remote.rollout.engine = .remote
+        var r = RemoteEngineConfig(url: "http://127.0.0.1:\(port)")
+        r.api = .sglang
+        remote.rollout.remote = r
+        let samples = [TaskSample(prompt: "abc", answer: "1"), TaskSample(prompt: "hello there", answer: "2")]
+        let (m1, tok) = try tiny(), (m2, _) = try tiny()
+        let t1 = try Trainer(model: m1, tokenizer: tok, reward: LetterReward(), config: local)
+        let t2 = try Trainer(model: m2, tokenizer: tok, reward: LetterReward(), config: remote)
+        for s in 0..<3 {
+            let r1 = try t1.step(samples, seed: UInt64(s)), r2 = try t2.step(samples, seed: UInt64(s))
+            XCTAssertEqual(t2.lastInputs!.rowResponses, t1.lastInputs!.rowResponses, "step \(s + 1)")
+            XCTAssertEqual(r2["reward_mean"], r1["reward_mean"], "step \(s + 1)")
+            for (x, y) in zip(t1.lastRecords, t2.lastRecords) {
+                for (p, q) in zip(x.logprobs, y.logprobs) { XCTAssertEqual(p, q, accuracy: 1e-4, "step \(s + 1)") }
+            }
+            XCTAssertNotNil(r2["mismatch/k1"])
+        }
+        let served = try XCTUnwrap(engine.sampler.model.lora), trained = try XCTUnwrap(m2.lora)
+        XCTAssertEqual(Set(served.adapters.keys), Set(trained.adapters.keys))
+        // The body the trainer sends: SGLang's names, -1 for the whole vocabulary, the step's seed.
+        let (m3, _) = try tiny()
+        _ = try LoRA(attachingTo: m3, config: .init(rank: 2, alpha: 4), seed: 1)
+        let source = try RemoteRollouts(remote: r, model: m3, tokenizer: tok, n: 3)
+        let body = source.sglangBody([[1, 2]], SamplingConfig(temperature: 0.7, maxNewTokens: 5, seed: 9))
+        XCTAssertEqual(body["lora_path"] as? String, "tokenwise-policy")
+        XCTAssertEqual(body["return_logprob"] as? Bool, true)
+        let params = try XCTUnwrap(body["sampling_params"] as? [String: Any])
+        XCTAssertEqual(params["top_k"] as? Int, -1)
+        XCTAssertEqual(params["n"] as? Int, 3)
+        XCTAssertEqual(params["max_new_tokens"] as? Int, 5)
+        XCTAssertEqual(params["sampling_seed"] as? Int64, 9)
     }
 }
