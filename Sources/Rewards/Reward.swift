@@ -24,13 +24,13 @@ public struct RewardInput: Sendable {
 
 /// A reward at a position of the response: `offset` counts UTF-8 bytes of the response up to the
 /// end of the step (the trainer maps it to the token that covers it).
-public struct StepScore: Equatable, Sendable {
+public struct StepScore: Codable, Equatable, Sendable {
     public var offset: Int
     public var reward: Double
     public init(offset: Int, reward: Double) { self.offset = offset; self.reward = reward }
 }
 
-public struct RewardScore: Equatable, Sendable {
+public struct RewardScore: Codable, Equatable, Sendable {
     /// The scalar outcome reward.
     public var value: Double
     /// Named parts (for metrics), e.g. "correct", "format", "length".

@@ -96,7 +96,7 @@ public struct RolloutError: Error, CustomStringConvertible, Equatable {
 public enum FinishReason: String, Codable, Sendable { case eos, stop, length }
 
 /// One sampled response with what RL needs per token.
-public struct Completion: Equatable, Sendable {
+public struct Completion: Codable, Equatable, Sendable {
     public var promptIndex: Int
     public var sampleIndex: Int
     public var tokens: [Int]

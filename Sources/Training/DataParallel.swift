@@ -94,8 +94,9 @@ extension RunConfig {
         if train.dars != nil {
             throw TrainingError("config: 'train.dars' adds samples and drops groups rank by rank, so a rank may be left with none; it is not data-parallel yet; run without --nproc (\(why))")
         }
-        if train.dynamicSampling {
-            throw TrainingError("config: 'train.dynamic_sampling' refills prompts one process at a time and is not data-parallel yet; set it to false or run without --nproc (\(why))")
+        if train.dynamicSampling && aepo != nil {
+            throw TrainingError("config: 'aepo' shapes the rewards of the kept groups, which data-parallel dynamic sampling moves between ranks after counting the step's rewards; "
+                + "set train.dynamic_sampling to false or run without --nproc (\(why))")
         }
         if train.promptsPerStep < world {
             let what = offline == nil ? "each rank samples whole prompt groups" : "each rank trains on its share of a step's \(sft == nil ? "pairs" : "examples")"

@@ -7,7 +7,7 @@ import Rollout
 /// One played episode as training reads it: the rendered first prompt (instructions and first
 /// observation, with the generation prompt), then every later token of the dialogue — the model's
 /// actions and the observations between them, which are context only (`actionMask` false).
-public struct Episode: Equatable, Sendable {
+public struct Episode: Codable, Equatable, Sendable {
     public struct Turn: Codable, Equatable, Sendable {
         /// The observation the action answers, and its state key.
         public var observation: String, stateKey: String

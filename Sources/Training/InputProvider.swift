@@ -33,19 +33,16 @@ struct StepInputs {
     /// The step's sampling settings (its seed included).
     let sampling: SamplingConfig
     let progress: Double
-    /// The step's index of this batch's first prompt (past the earlier ranks' prompts).
-    let firstGroup: Int
 
-    /// `firstGroup`: the step's index of this batch's first prompt (a data-parallel rank's share
-    /// starts past the others'), so group ids are those of the whole step.
-    init(_ rollouts: StepRollouts, sampling: SamplingConfig, progress: Double, firstGroup: Int = 0) {
+    /// Group ids are the prompts' indices among the whole step's (`StepRollouts.groupOf`: a
+    /// data-parallel rank's share starts past the others').
+    init(_ rollouts: StepRollouts, sampling: SamplingConfig, progress: Double) {
         self.rollouts = rollouts
-        self.firstGroup = firstGroup
         self.sampling = sampling
         self.progress = progress
         members = rollouts.kept.map { rollouts.rolloutsOf[$0] }
         groups = zip(members, rollouts.kept).map { members, p in
-            Credit.Group(id: "p\(p + firstGroup)", trajectories: members.map { i in
+            Credit.Group(id: "p\(rollouts.groupOf[p])", trajectories: members.map { i in
                 let c = rollouts.rolled[i].completion
                 // An episode brings its turns: a state mark and the environment's reward for each.
                 return rollouts.rolled[i].episode?.trajectory

@@ -4,7 +4,7 @@ import Rewards
 import Rollout
 
 /// A rollout with the tree structure a tree rollout gives it.
-struct Rolled {
+struct Rolled: Codable {
     var completion: Completion
     var treePath: [String]?
     var segments: [Int]?
@@ -52,6 +52,12 @@ struct StepRollouts {
     /// DARS's second stage: prompts that got extra samples, and how many.
     var extra = (prompts: 0, samples: 0)
 
+    /// Kept prompts per refill round on every rank (data-parallel dynamic sampling).
+    var keptPerRound: [[Int]] = []
+    /// The refill round each prompt was sampled in, and its index among the step's prompts on
+    /// every rank (round by round, rank by rank: its group's id, as one process numbers it).
+    var roundOf: [Int] = [], groupOf: [Int] = []
+
     /// How a step collects its rollouts.
     struct Plan {
         let source: RolloutSource
@@ -63,26 +69,39 @@ struct StepRollouts {
         let maxRefills: Int
         /// DARS's extra samples for low pass-rate prompts, drawn by the flat source's sampler.
         var dars: DARSConfig? = nil
+        /// Data-parallel: each round's prompts are split over the ranks, and what is kept counted over all.
+        var dp: DataParallel? = nil
+        /// Readies the sampler for this rank's `share` of a round's `batch` (its seeds depend on the prompts before it).
+        var prepare: ([TaskSample], Range<Int>) -> Void = { _, _ in }
     }
 
+    /// The step's rollouts of `samples` (every rank's; this rank samples its share of each round).
+    /// With dynamic sampling the step keeps the first `samples.count` groups of every rank, round
+    /// by round and rank by rank (the order one process keeps them in); refills are drawn for the
+    /// whole step, so every rank draws the same ones.
     static func collect(_ samples: [TaskSample], _ plan: Plan, sampling start: SamplingConfig, schedule: TemperatureSchedule,
                         more: ((Int) -> [TaskSample])?) throws -> StepRollouts {
         let began = DispatchTime.now().uptimeNanoseconds
-        var r = StepRollouts(), sampling = start, batch = samples, round = 0
+        var r = StepRollouts(), sampling = start, batch = samples, round = 0, keptSoFar = 0, mine = [[Int]](), roundStart = 0
         while true {
-            let offset = r.samples.count
-            var tokens = batch.map { plan.tokenizer.encode($0.prompt) }
-            r.rolloutsOf += batch.map { _ in [] }
-            for var one in try plan.source.rollouts(batch, tokens, sampling, schedule) {
+            let offset = r.samples.count, share = plan.dp?.share(batch.count) ?? batch.indices
+            r.groupOf += share.map { roundStart + $0 }
+            roundStart += batch.count
+            plan.prepare(batch, share)
+            let local = Array(batch[share])
+            var tokens = local.map { plan.tokenizer.encode($0.prompt) }
+            r.rolloutsOf += local.map { _ in [] }
+            for var one in local.isEmpty ? [] : try plan.source.rollouts(local, tokens, sampling, schedule) {
                 // An episode's prompt is the environment's first observation, rendered.
                 if let e = one.episode { tokens[one.completion.promptIndex] = e.prompt }
                 one.completion.promptIndex += offset
                 r.rolloutsOf[one.completion.promptIndex].append(r.rolled.count)
-                r.scores.append(try one.score ?? plan.reward.score(one.completion, of: batch[one.completion.promptIndex - offset], tokenizer: plan.tokenizer))
+                r.scores.append(try one.score ?? plan.reward.score(one.completion, of: local[one.completion.promptIndex - offset], tokenizer: plan.tokenizer))
                 r.rolled.append(one)
             }
-            r.samples += batch
+            r.samples += local
             r.prompts += tokens
+            r.roundOf += local.map { _ in round }
             if let dars = plan.dars {
                 // Validation admits DARS only for flat rollouts from the local sampler.
                 guard let flat = plan.source as? FlatRollouts else { throw TrainingError("train.dars draws flat samples of one-turn prompts; this run's rollouts are not flat") }
@@ -90,16 +109,31 @@ struct StepRollouts {
                 r.kept += try (offset..<r.samples.count).filter { try r.keptByDARS($0) }
                 break
             }
-            r.kept += (offset..<r.samples.count).filter { p in !plan.dynamicSampling || Set(r.rolloutsOf[p].map { r.scores[$0].value }).count > 1 }
-            guard plan.dynamicSampling, r.kept.count < samples.count, round < plan.maxRefills, let more else { break }
+            let now = (offset..<r.samples.count).filter { p in !plan.dynamicSampling || Set(r.rolloutsOf[p].map { r.scores[$0].value }).count > 1 }
+            mine.append(now)
+            let counts = try plan.dynamicSampling ? plan.dp.map { try $0.group.allGather([Double(now.count)]).map { Int($0[0]) } } ?? [now.count] : [now.count]
+            r.keptPerRound.append(counts)
+            keptSoFar += counts.reduce(0, +)
+            guard plan.dynamicSampling, keptSoFar < samples.count, round < plan.maxRefills, let more else { break }
             round += 1
-            batch = more(samples.count - r.kept.count)
+            batch = more(samples.count - keptSoFar)
             if batch.isEmpty { break }
             sampling.seed &+= 0x9E37_79B9
         }
-        r.kept = Array(r.kept.prefix(samples.count))
+        r.kept = plan.dars != nil ? r.kept : r.firstKept(mine, limit: samples.count, rank: plan.dp?.rank ?? 0)
         r.seconds = Double(DispatchTime.now().uptimeNanoseconds - began) / 1e9
         return r
+    }
+
+    /// This rank's kept prompts of each round, cut to the step's first `limit` over all ranks.
+    func firstKept(_ mine: [[Int]], limit: Int, rank: Int) -> [Int] {
+        var before = 0, out = [Int]()
+        for (k, kept) in mine.enumerated() {
+            let counts = keptPerRound[k], start = before + (counts.count > 1 ? counts[..<rank].reduce(0, +) : 0)
+            out += kept.prefix(Swift.max(0, Swift.min(kept.count, limit - start)))
+            before += counts.reduce(0, +)
+        }
+        return out
     }
 
     /// The step's rollout metrics: rewards and their parts, accuracy, length, speed, groups.

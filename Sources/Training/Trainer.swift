@@ -122,13 +122,8 @@ public final class Trainer {
     public func step(_ samples: [TaskSample], progress: Double = 0, seed: UInt64? = nil,
                      more: ((Int) -> [TaskSample])? = nil) throws -> [String: Double] {
         guard !samples.isEmpty else { throw TrainingError("train: a step needs at least one prompt") }
-        let dp = dataParallel, share = dp?.share(samples.count) ?? samples.indices
-        // The prompts of the ranks before this one, for the sampler's repeat count.
-        sampler.priorRepeats = samples[..<share.lowerBound].reduce(into: [:]) { $0[tokenizer.encode($1.prompt), default: 0] += 1 }
-        let episodes = source as? EpisodeRollouts
-        episodes?.firstEpisode = share.lowerBound * config.train.samplesPerPrompt
+        let dp = dataParallel, episodes = source as? EpisodeRollouts
         defer { sampler.priorRepeats = [:]; episodes?.firstEpisode = 0 }
-        let samples = Array(samples[share])
         let start = DispatchTime.now().uptimeNanoseconds
         func seconds(_ from: UInt64) -> Double { Double(DispatchTime.now().uptimeNanoseconds - from) / 1e9 }
         var sampling = config.rollout
@@ -139,10 +134,21 @@ public final class Trainer {
         let refreshSeconds = seconds(refreshStart)
         let collection = StepRollouts.Plan(source: source, tokenizer: tokenizer, reward: reward,
                                            dynamicSampling: config.train.dynamicSampling, maxRefills: config.train.maxRefills,
-                                           dars: config.train.dars)
+                                           dars: config.train.dars, dp: dp) { [self] batch, share in
+            // The prompts of the ranks before this one, for the sampler's repeat count.
+            sampler.priorRepeats = batch[..<share.lowerBound].reduce(into: [:]) { $0[tokenizer.encode($1.prompt), default: 0] += 1 }
+            episodes?.firstEpisode = share.lowerBound * config.train.samplesPerPrompt
+        }
         var rollouts = try StepRollouts.collect(samples, collection, sampling: sampling, schedule: schedule, more: more)
+        // Data-parallel dynamic sampling: the rollout metrics are over everything the ranks sampled,
+        // then each rank takes its share of the kept groups in one process's order.
+        var sampled: [String: Double] = [:], keptGroups = rollouts.kept.count
+        if let dp, config.train.dynamicSampling {
+            sampled = try dp.mergeStep(rollouts.metrics, rollouts: rollouts.rolled.count)
+            keptGroups = try rollouts.spread(dp)
+        }
         let shaping = try aepo?.shape(&rollouts, dp: dp) ?? [:]
-        var metrics = rollouts.metrics.merging(shaping) { $1 }
+        var metrics = (sampled.isEmpty ? rollouts.metrics : sampled).merging(shaping) { $1 }
         metrics["lr"] = optimizer.learningRate
         if let copy = sampler.weights {
             metrics["rollout_copy_mb"] = Double(copy.bytes) / 1e6
@@ -151,7 +157,7 @@ public final class Trainer {
         stepsDone += 1
         lastRecords = []
         lastInputs = nil
-        guard !rollouts.kept.isEmpty else {
+        guard keptGroups > 0 else {
             // Every group agreed: nothing to learn from this step.
             metrics["step_seconds"] = seconds(start)
             return metrics
@@ -160,7 +166,7 @@ public final class Trainer {
             throw TrainingError("training diverged at step \(stepsDone): the policy's logprobs are not finite (its weights are NaN or infinite); "
                 + "lower optim.lr and start again from the last checkpoint")
         }
-        var inputs = StepInputs(rollouts, sampling: sampling, progress: progress, firstGroup: share.lowerBound)
+        var inputs = StepInputs(rollouts, sampling: sampling, progress: progress)
         let inputsStart = DispatchTime.now().uptimeNanoseconds
         for p in providers { try p.provide(&inputs) }
         if let selfRewards, selfRewards.config.lossActive(at: stepsDone) { try selfRewards.provide(&inputs, step: stepsDone, dp: dp) }
@@ -188,7 +194,7 @@ public final class Trainer {
         metrics["train_tokens_per_second"] = Double(trainedTokens * config.train.epochs) / Swift.max(seconds(trainStart), 1e-9)
         metrics["step_seconds"] = seconds(start)
         for (k, v) in credit.diagnostics { metrics["credit_\(k)"] = v }
-        if let dp { metrics = try dp.mergeStep(metrics, rollouts: rollouts.rolled.count) }
+        if let dp { metrics = try dp.mergeStep(metrics.filter { sampled[$0.key] == nil }, rollouts: rollouts.rolled.count).merging(sampled) { $1 } }
         entropyStatistics = try nextEntropyStatistics(inputs)
         // Every rank's rollouts, in step order, for rank 0's samples.jsonl.
         lastRecords = try dp.map { try $0.gather(records(inputs, credit)).flatMap { $0 } } ?? records(inputs, credit)
@@ -215,7 +221,7 @@ public final class Trainer {
         return inputs.rows.enumerated().map { j, i in
             let c = r.rolled[i].completion, s = r.samples[c.promptIndex], score = r.scores[i], episode = r.rolled[i].episode
             var record = SampleRecord(prompt: episode.map { tokenizer.decode($0.prompt) } ?? s.prompt, answer: s.answer, response: c.text, reward: score.value,
-                                components: score.components, group: c.promptIndex + inputs.firstGroup, tokens: c.tokens, pieces: c.tokens.map { tokenizer.decode([$0]) },
+                                components: score.components, group: r.groupOf[c.promptIndex], tokens: c.tokens, pieces: c.tokens.map { tokenizer.decode([$0]) },
                                 advantages: advantages[j], logprobs: c.logprobs, entropies: c.entropies.isEmpty ? entropies[j] : c.entropies,
                                 finishReason: episode?.finish ?? c.finishReason.rawValue, turns: episode?.turns, actionMask: episode?.actionMask)
             let (group, t) = trajectories[j]

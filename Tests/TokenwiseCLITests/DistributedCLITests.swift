@@ -102,6 +102,44 @@ final class DistributedCLITests: XCTestCase {
         XCTAssertEqual(try metrics(one).map { $0["examples"] }, [3, 3, 3])
     }
 
+    /// DAPO's dynamic sampling over 2 ranks: a reward that leaves many groups all equal (a
+    /// character sum's residue) makes steps drop groups and refill them, the refills split over
+    /// the ranks; the refills, the kept groups, their order (group ids in samples.jsonl) and the
+    /// weights are one process's. With 3 ranks and no refills, a step can keep fewer groups than
+    /// there are ranks, so a rank trains on none and still takes part.
+    func testRanksTrainWithDynamicSamplingAsOneProcess() throws {
+        let script = try temporary().appendingPathComponent("residue.py")
+        func reward(_ modulus: Int) throws -> String {
+            try Data("""
+                import json, sys
+                for line in sys.stdin:
+                    r = json.loads(line)["response"]
+                    print(json.dumps({"reward": 1.0 if sum(map(ord, r)) % \(modulus) == 0 else 0.0}), flush=True)
+                """.utf8).write(to: script)
+            return "reward.terms=[{type: command, command: \"python3 \(script.path)\"}]"
+        }
+        let sets = ["train.dynamic_sampling=true", "train.max_refills=3", "train.prompts_per_step=4", "output.samples_per_step=16",
+                    "train.mini_batches=2", try reward(5)]
+        let (one, two) = try oneAndTwoRanks { self.args($0, sets) }
+        try assertSameRun(one, two, weights: "adapter_model.safetensors")
+        let sampled = try metrics(one).map { $0["groups_sampled"] ?? 0 }
+        XCTAssertGreaterThan(sampled.max() ?? 0, 5, "a step refilled more than one prompt: \(sampled)")
+        let (sa, sb) = (try samples(one), try samples(two))
+        XCTAssertEqual(sa.map { $0["tokens"] as! [Int] }, sb.map { $0["tokens"] as! [Int] })
+        XCTAssertEqual(sa.map { $0["group"] as! Int }, sb.map { $0["group"] as! Int })
+        XCTAssertGreaterThan(sa.map { $0["group"] as! Int }.max() ?? 0, 3, "a refilled group trained")
+        // Three ranks, no refills: steps that keep 2 of 4 groups leave a rank without any.
+        let few = ["train.dynamic_sampling=true", "train.max_refills=0", "train.prompts_per_step=4", "train.mini_batches=2", try reward(9)]
+        let root = try temporary()
+        let a = try tokenwise(args(root.appendingPathComponent("one"), few) + ["--threads", "1"])
+        let b = try tokenwise(args(root.appendingPathComponent("three"), few) + ["--nproc", "3"])
+        XCTAssertEqual(a.status, 0, a.stderr)
+        XCTAssertEqual(b.status, 0, b.stderr)
+        let kept = try metrics(root.appendingPathComponent("one")).map { $0["groups_kept"] ?? 0 }
+        XCTAssertTrue(kept.contains { $0 < 3 }, "a step kept fewer groups than ranks: \(kept)")
+        try assertSameRun(root.appendingPathComponent("one"), root.appendingPathComponent("three"), weights: "adapter_model.safetensors")
+    }
+
     func testTwoRanksTrainAsOneProcessWithLoRAAndABF16RolloutCopy() throws {
         // The learner rescores a bf16 engine's samples; TIS corrects, and the mismatch metrics are token means.
         let (one, two) = try oneAndTwoRanks { self.args($0, ["rollout.weights=bf16", "objective.mismatch.mode=tis"]) }
@@ -251,8 +289,8 @@ final class DistributedCLITests: XCTestCase {
         XCTAssertNotEqual(few.status, 0)
         XCTAssertTrue(few.stderr.contains("'train.prompts_per_step' (1) must be at least the number of ranks (2)"), few.stderr)
         XCTAssertFalse(few.stderr.contains("[rank"), "no rank was started: \(few.stderr)")
-        let dynamic = try tokenwise(args(dir.appendingPathComponent("b"), ["train.dynamic_sampling=true"]) + ["--nproc", "2"])
-        XCTAssertTrue(dynamic.stderr.contains("'train.dynamic_sampling' refills prompts one process at a time"), dynamic.stderr)
+        let dynamic = try tokenwise(args(dir.appendingPathComponent("b"), ["train.dynamic_sampling=true"], preset: "aepo") + ["--nproc", "2"])
+        XCTAssertTrue(dynamic.stderr.contains("config: 'aepo' shapes the rewards of the kept groups, which data-parallel dynamic sampling moves"), dynamic.stderr)
         let occupied = dir.appendingPathComponent("e")
         try FileManager.default.createDirectory(at: occupied, withIntermediateDirectories: true)
         try Data("mine".utf8).write(to: occupied.appendingPathComponent("notes.txt"))
