@@ -21,6 +21,25 @@ func remoteServer() throws -> (port: Int, stop: @Sendable () -> Void, engine: Ba
     return (port, stop, engine)
 }
 
+/// Three steps of the same two prompts in process and through the server: the same rollouts,
+/// rewards and (to 1e-4) logprobs each step. Returns the remote trainer's model.
+func threeStepsMatch(_ local: RunConfig, _ remote: RunConfig) throws -> CausalLM {
+    let samples = [TaskSample(prompt: "abc", answer: "1"), TaskSample(prompt: "hello there", answer: "2")]
+    let (m1, tok) = try tiny(), (m2, _) = try tiny()
+    let t1 = try Trainer(model: m1, tokenizer: tok, reward: LetterReward(), config: local)
+    let t2 = try Trainer(model: m2, tokenizer: tok, reward: LetterReward(), config: remote)
+    for s in 0..<3 {
+        let r1 = try t1.step(samples, seed: UInt64(s)), r2 = try t2.step(samples, seed: UInt64(s))
+        XCTAssertEqual(t2.lastInputs!.rowResponses, t1.lastInputs!.rowResponses, "step \(s + 1)")
+        XCTAssertEqual(r2["reward_mean"], r1["reward_mean"], "step \(s + 1)")
+        for (x, y) in zip(t1.lastRecords, t2.lastRecords) {
+            for (p, q) in zip(x.logprobs, y.logprobs) { XCTAssertEqual(p, q, accuracy: 1e-4, "step \(s + 1)") }
+        }
+        XCTAssertNotNil(r2["mismatch/k1"])
+    }
+    return m2
+}
+
 final class RemoteRolloutsTests: XCTestCase {
     func server() throws -> (port: Int, stop: @Sendable () -> Void, engine: BatchEngine) { try remoteServer() }
 
@@ -42,15 +61,7 @@ final class RemoteRolloutsTests: XCTestCase {
         XCTAssertNotNil(metrics["mismatch/k1"])
         XCTAssertGreaterThan(engine.rowsPerStep.max() ?? 0, 1)
         // Three steps: the adapter the server loads each step is the trainer's, so the rollouts stay the in-process ones.
-        let samples = [TaskSample(prompt: "abc", answer: "1"), TaskSample(prompt: "hello there", answer: "2")]
-        let (m1, tok) = try tiny(), (m2, _) = try tiny()
-        let t1 = try Trainer(model: m1, tokenizer: tok, reward: LetterReward(), config: local)
-        let t2 = try Trainer(model: m2, tokenizer: tok, reward: LetterReward(), config: remote)
-        for s in 0..<3 {
-            let r1 = try t1.step(samples, seed: UInt64(s)), r2 = try t2.step(samples, seed: UInt64(s))
-            XCTAssertEqual(t2.lastInputs!.rowResponses, t1.lastInputs!.rowResponses, "step \(s + 1)")
-            XCTAssertEqual(r2["reward_mean"], r1["reward_mean"], "step \(s + 1)")
-        }
+        let m2 = try threeStepsMatch(local, remote)
         // What the server samples with is the adapter after step 2 (pushed before step 3), not the fresh one.
         let served = try XCTUnwrap(engine.sampler.model.lora), trained = try XCTUnwrap(m2.lora)
         XCTAssertEqual(Set(served.adapters.keys), Set(trained.adapters.keys))
@@ -105,19 +116,8 @@ final class SGLangRemoteRolloutsTests: XCTestCase {
         var r = RemoteEngineConfig(url: "http://127.0.0.1:\(port)")
         r.api = .sglang
         remote.rollout.remote = r
-        let samples = [TaskSample(prompt: "abc", answer: "1"), TaskSample(prompt: "hello there", answer: "2")]
-        let (m1, tok) = try tiny(), (m2, _) = try tiny()
-        let t1 = try Trainer(model: m1, tokenizer: tok, reward: LetterReward(), config: local)
-        let t2 = try Trainer(model: m2, tokenizer: tok, reward: LetterReward(), config: remote)
-        for s in 0..<3 {
-            let r1 = try t1.step(samples, seed: UInt64(s)), r2 = try t2.step(samples, seed: UInt64(s))
-            XCTAssertEqual(t2.lastInputs!.rowResponses, t1.lastInputs!.rowResponses, "step \(s + 1)")
-            XCTAssertEqual(r2["reward_mean"], r1["reward_mean"], "step \(s + 1)")
-            for (x, y) in zip(t1.lastRecords, t2.lastRecords) {
-                for (p, q) in zip(x.logprobs, y.logprobs) { XCTAssertEqual(p, q, accuracy: 1e-4, "step \(s + 1)") }
-            }
-            XCTAssertNotNil(r2["mismatch/k1"])
-        }
+        let m2 = try threeStepsMatch(local, remote)
+        let (_, tok) = try tiny()
         let served = try XCTUnwrap(engine.sampler.model.lora), trained = try XCTUnwrap(m2.lora)
         XCTAssertEqual(Set(served.adapters.keys), Set(trained.adapters.keys))
         // The body the trainer sends: SGLang's names, -1 for the whole vocabulary, the step's seed.
