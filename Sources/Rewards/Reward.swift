@@ -13,12 +13,15 @@ public struct RewardInput: Sendable {
     /// such as EOS); empty when the caller has no tokens (the `confidence` term then gives 0).
     public var tokenLogprobs: [Double]
     public var tokenEnds: [Int]
+    /// The optimizer steps taken before the response was sampled (0 outside training): what
+    /// curricula such as `length_budget` read.
+    public var step: Int
 
     public init(prompt: String = "", response: String, answer: String? = nil, responseTokens: Int = 0, truncated: Bool = false,
-                tokenLogprobs: [Double] = [], tokenEnds: [Int] = []) {
+                tokenLogprobs: [Double] = [], tokenEnds: [Int] = [], step: Int = 0) {
         self.prompt = prompt; self.response = response; self.answer = answer
         self.responseTokens = responseTokens; self.truncated = truncated
-        self.tokenLogprobs = tokenLogprobs; self.tokenEnds = tokenEnds
+        self.tokenLogprobs = tokenLogprobs; self.tokenEnds = tokenEnds; self.step = step
     }
 }
 

@@ -47,7 +47,7 @@ public struct RewardConfig: Codable, Equatable, Sendable {
 
         static let keys: [String: Set<String>] = [
             "correct": ["extractor", "match", "tolerance", "correct", "incorrect"],
-            "format": ["extractor"], "length": ["budget", "per_token"],
+            "format": ["extractor"], "length": ["budget", "per_token"], "length_budget": ["budget", "decay", "every", "peak", "shape"],
             "overlong": ["max_length", "cache", "factor"], "countdown": ["step_reward"], "confidence": ["extractor"], "command": ["command", "timeout", "steps"], "http": ["url", "timeout", "steps"],
         ]
 
@@ -101,6 +101,17 @@ public struct RewardConfig: Codable, Equatable, Sendable {
             case "length":
                 guard let budget: Int = try value("budget", Optional<Int>.none) else { throw RewardError("\(where_) ('length'): missing 'budget'") }
                 reward = LengthPenalty(budget: budget, perToken: try value("per_token", 0.01))
+            case "length_budget":
+                let raw: String = try value("shape", "triangular")
+                guard let shape = LengthBudgetReward.Shape(rawValue: raw) else {
+                    throw RewardError("\(where_) ('length_budget'): shape '\(raw)' is not triangular or band")
+                }
+                do {
+                    reward = try LengthBudgetReward(budget: try value("budget", 256), decay: try value("decay", 0.7), every: try value("every", 150),
+                                                    peak: try value("peak", 1.0), shape: shape)
+                } catch let e as RewardError {
+                    throw RewardError(e.message.replacingOccurrences(of: "reward term (", with: "\(where_) ("))
+                }
             case "overlong":
                 guard let maxLength: Int = try value("max_length", Optional<Int>.none), let cache: Int = try value("cache", Optional<Int>.none) else {
                     throw RewardError("\(where_) ('overlong'): needs 'max_length' and 'cache'")

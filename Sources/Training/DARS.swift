@@ -57,7 +57,7 @@ extension StepRollouts {
     /// each copy of a prompt one sample, seeded apart from the first stage), appended to its
     /// rollouts and scored. Returns how many prompts got extra samples and how many samples.
     mutating func addDARSRollouts(from first: Int, _ dars: DARSConfig, sampler: Sampler, reward: RewardFunction,
-                                  sampling: SamplingConfig, schedule: TemperatureSchedule) throws -> (prompts: Int, samples: Int) {
+                                  sampling: SamplingConfig, schedule: TemperatureSchedule, step: Int = 0) throws -> (prompts: Int, samples: Int) {
         var copies = [Int]()
         for p in first..<samples.count {
             let n = rolloutsOf[p].count
@@ -72,7 +72,7 @@ extension StepRollouts {
             let p = copies[c.promptIndex]
             c.promptIndex = p
             rolloutsOf[p].append(rolled.count)
-            scores.append(try reward.score(c, of: samples[p], tokenizer: sampler.tokenizer))
+            scores.append(try reward.score(c, of: samples[p], tokenizer: sampler.tokenizer, step: step))
             rolled.append(Rolled(completion: c))
         }
         return (Set(copies).count, copies.count)

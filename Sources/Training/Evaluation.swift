@@ -147,7 +147,7 @@ public struct Reranker {
 /// `progress` hears, after each batch when there is more than one, the prompts done, of how many,
 /// and the seconds so far.
 public func evaluate(model: CausalLM, tokenizer: Tokenizer, samples: [TaskSample], reward: RewardFunction,
-                     samplesPerPrompt: Int, config: SamplingConfig, batchPrompts: Int = 64, rerank: Reranker? = nil,
+                     samplesPerPrompt: Int, config: SamplingConfig, batchPrompts: Int = 64, rerank: Reranker? = nil, step: Int = 0,
                      progress: ((Int, Int, Double) -> Void)? = nil,
                      generated: ((TaskSample, Completion, RewardScore) throws -> Void)? = nil) throws -> EvalResult {
     guard !samples.isEmpty else { throw TrainingError("eval: no prompts") }
@@ -162,7 +162,7 @@ public func evaluate(model: CausalLM, tokenizer: Tokenizer, samples: [TaskSample
         let part = Array(samples[chunk..<Swift.min(samples.count, chunk + perBatch)])
         let out = try sampler.sample(prompts: part.map { tokenizer.encode($0.prompt) }, n: samplesPerPrompt, config: config)
         var perPrompt = [Double](repeating: 0, count: part.count), right = [Int](repeating: 0, count: part.count)
-        let scores = try out.map { try reward.score($0, of: part[$0.promptIndex], tokenizer: tokenizer) }
+        let scores = try out.map { try reward.score($0, of: part[$0.promptIndex], tokenizer: tokenizer, step: step) }
         if let rerank {
             let verdict = try rerank.score(part.map { tokenizer.encode($0.prompt) }, out.map(\.promptIndex), out)
             for p in part.indices {

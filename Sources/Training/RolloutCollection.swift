@@ -71,6 +71,8 @@ struct StepRollouts {
         var dars: DARSConfig? = nil
         /// Data-parallel: each round's prompts are split over the ranks, and what is kept counted over all.
         var dp: DataParallel? = nil
+        /// Optimizer steps taken before this one (reward curricula read it).
+        var step = 0
         /// Readies the sampler for this rank's `share` of a round's `batch` (its seeds depend on the prompts before it).
         var prepare: ([TaskSample], Range<Int>) -> Void = { _, _ in }
     }
@@ -96,7 +98,8 @@ struct StepRollouts {
                 if let e = one.episode { tokens[one.completion.promptIndex] = e.prompt }
                 one.completion.promptIndex += offset
                 r.rolloutsOf[one.completion.promptIndex].append(r.rolled.count)
-                r.scores.append(try one.score ?? plan.reward.score(one.completion, of: local[one.completion.promptIndex - offset], tokenizer: plan.tokenizer))
+                r.scores.append(try one.score ?? plan.reward.score(one.completion, of: local[one.completion.promptIndex - offset], tokenizer: plan.tokenizer,
+                                                                   step: plan.step))
                 r.rolled.append(one)
             }
             r.samples += local
@@ -105,7 +108,8 @@ struct StepRollouts {
             if let dars = plan.dars {
                 // Validation admits DARS only for flat rollouts from the local sampler.
                 guard let flat = plan.source as? FlatRollouts else { throw TrainingError("train.dars draws flat samples of one-turn prompts; this run's rollouts are not flat") }
-                r.extra = try r.addDARSRollouts(from: offset, dars, sampler: flat.sampler, reward: plan.reward, sampling: sampling, schedule: schedule)
+                r.extra = try r.addDARSRollouts(from: offset, dars, sampler: flat.sampler, reward: plan.reward, sampling: sampling, schedule: schedule,
+                                                 step: plan.step)
                 r.kept += try (offset..<r.samples.count).filter { try r.keptByDARS($0) }
                 break
             }
@@ -164,9 +168,10 @@ struct StepRollouts {
 extension RewardFunction {
     /// The reward of a sampled completion of `sample`'s prompt, with each token's logprob and where
     /// its bytes end in the text (`tokenizer` decodes them).
-    func score(_ c: Completion, of sample: TaskSample, tokenizer: Tokenizer) throws -> RewardScore {
+    /// `step`: the optimizer steps taken before `c` was sampled.
+    func score(_ c: Completion, of sample: TaskSample, tokenizer: Tokenizer, step: Int = 0) throws -> RewardScore {
         try checkedScore(RewardInput(prompt: sample.prompt, response: c.text, answer: sample.answer, responseTokens: c.tokens.count,
-                          truncated: c.finishReason == .length, tokenLogprobs: c.logprobs, tokenEnds: c.byteEnds(tokenizer)))
+                          truncated: c.finishReason == .length, tokenLogprobs: c.logprobs, tokenEnds: c.byteEnds(tokenizer), step: step))
     }
 }
 

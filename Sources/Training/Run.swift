@@ -83,6 +83,7 @@ public final class TrainingRun {
             }
             try Checkpoint.restore(checkpoint, pretrained: run.pretrained, optimizer: run.optimizer, critic: run.trainer?.critic, prm: run.trainer?.prm)
             run.trainer?.entropyStatistics = state.entropyStatistics
+            run.trainer?.stepsDone = state.step
             if let aepo = state.aepo { run.trainer?.aepo?.state = aepo }
             run.startStep = state.step
             run.spent = (state.rolloutTokens ?? 0, state.seconds ?? 0)
@@ -224,7 +225,7 @@ public final class TrainingRun {
                 r = try trainer!.evaluateEpisodes(data.eval, samples: config.eval.samples, sampling: config.evalSampling)
             } else {
                 r = try Training.evaluate(model: pretrained.model, tokenizer: pretrained.tokenizer, samples: data.eval, reward: data.reward,
-                                      samplesPerPrompt: config.eval.samples, config: config.evalSampling) { done, total, seconds in
+                                      samplesPerPrompt: config.eval.samples, config: config.evalSampling, step: step) { done, total, seconds in
                     if done < total { self.say("  " + EvalResult.progressLine(done: done, of: total, seconds: seconds)) }
                 }
             }

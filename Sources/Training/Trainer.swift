@@ -26,7 +26,8 @@ public final class Trainer {
     let selfRewards: SelfRewards?
     /// AEPO's reward shaping, when the config has an `aepo` section.
     let aepo: AEPOShaping?
-    public private(set) var stepsDone = 0
+    /// Optimizer steps taken, those before a resume included (warm-ups and curricula count them).
+    public internal(set) var stepsDone = 0
     /// The last step's trained rollouts with their per-token advantages, in group order.
     public private(set) var lastRecords: [SampleRecord] = []
     /// The last step's credit inputs (what the providers supplied), for inspection.
@@ -134,7 +135,7 @@ public final class Trainer {
         let refreshSeconds = seconds(refreshStart)
         let collection = StepRollouts.Plan(source: source, tokenizer: tokenizer, reward: reward,
                                            dynamicSampling: config.train.dynamicSampling, maxRefills: config.train.maxRefills,
-                                           dars: config.train.dars, dp: dp) { [self] batch, share in
+                                           dars: config.train.dars, dp: dp, step: stepsDone) { [self] batch, share in
             // The prompts of the ranks before this one, for the sampler's repeat count.
             sampler.priorRepeats = batch[..<share.lowerBound].reduce(into: [:]) { $0[tokenizer.encode($1.prompt), default: 0] += 1 }
             episodes?.firstEpisode = share.lowerBound * config.train.samplesPerPrompt

@@ -108,7 +108,7 @@ final class RewardConfigTests: XCTestCase {
     func testBadConfigsNameTheTermAndKey() {
         XCTAssertEqual(error(#"{"terms": []}"#), "reward: 'terms' is empty")
         XCTAssertEqual(error(#"{"terms": [{"weight": 1}]}"#), "reward term 0: missing 'type'")
-        XCTAssertEqual(error(#"{"terms": [{"type": "bleu"}]}"#), "reward term 0: unknown type 'bleu' (known: command, confidence, correct, countdown, format, http, length, overlong)")
+        XCTAssertEqual(error(#"{"terms": [{"type": "bleu"}]}"#), "reward term 0: unknown type 'bleu' (known: command, confidence, correct, countdown, format, http, length, length_budget, overlong)")
         XCTAssertEqual(error(#"{"terms": [{"type": "format"}, {"type": "correct", "extrator": "boxed"}]}"#),
                        "reward term 1 ('correct'): unknown key 'extrator' (known: correct, extractor, incorrect, match, tolerance, weight)")
         XCTAssertEqual(error(#"{"terms": [{"type": "correct", "extractor": "last_line"}]}"#),

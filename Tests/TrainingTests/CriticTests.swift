@@ -155,6 +155,9 @@ final class CriticTests: XCTestCase {
         c.credit = .gae(.init())
         c.critic = .init()
         c.critic?.lr = 1e-2
+        // The policy first trains at step 3, after the checkpoint the run resumes from: a resumed
+        // run must count the steps before it (its warm-up is over).
+        c.critic?.warmupSteps = 2
         c.train.steps = 4
         c.output.checkpointEvery = 2
         c.output.saveModel = false
@@ -169,6 +172,8 @@ final class CriticTests: XCTestCase {
         XCTAssertEqual(a.count, 4)
         XCTAssertEqual(a, b)
         XCTAssertNotNil(a.last?["critic/vf_loss"])
+        XCTAssertNil(a[1]["loss"], "step 2 trains the critic only")
+        XCTAssertNotNil(a[2]["loss"], "step 3 trains the policy")
         XCTAssertTrue(FileManager.default.fileExists(atPath: Checkpoint.folder(cut, step: 4).appendingPathComponent(Critic.file).path))
     }
 }
