@@ -56,13 +56,20 @@ extension StepRollouts {
     /// DARS's second stage for the prompts from `first` on: each prompt's extra samples (one call,
     /// each copy of a prompt one sample, seeded apart from the first stage), appended to its
     /// rollouts and scored. Returns how many prompts got extra samples and how many samples.
+    /// Data-parallel (`dp`): the earlier ranks' copies count toward each prompt's repeats, so every
+    /// copy is seeded as one process would seed it.
     mutating func addDARSRollouts(from first: Int, _ dars: DARSConfig, sampler: Sampler, reward: RewardFunction,
-                                  sampling: SamplingConfig, schedule: TemperatureSchedule, step: Int = 0) throws -> (prompts: Int, samples: Int) {
+                                  sampling: SamplingConfig, schedule: TemperatureSchedule, step: Int = 0,
+                                  dp: DataParallel? = nil) throws -> (prompts: Int, samples: Int) {
         var copies = [Int]()
         for p in first..<samples.count {
             let n = rolloutsOf[p].count
             let extra = dars.extra(correct: try rolloutsOf[p].filter { try passed($0) }.count, of: n)
             copies += Array(repeating: p, count: extra)
+        }
+        if let dp {
+            let earlier = try dp.gather(copies.map { prompts[$0] }).prefix(dp.rank).flatMap { $0 }
+            sampler.priorRepeats = earlier.reduce(into: [:]) { $0[$1, default: 0] += 1 }
         }
         guard !copies.isEmpty else { return (0, 0) }
         var stage = sampling

@@ -91,9 +91,6 @@ extension RunConfig {
     public func validateDataParallel(_ world: Int, device: Device) throws {
         guard world > 1 else { return }
         let why = "with \(world) ranks"
-        if train.dars != nil {
-            throw TrainingError("config: 'train.dars' adds samples and drops groups rank by rank, so a rank may be left with none; it is not data-parallel yet; run without --nproc (\(why))")
-        }
         if train.dynamicSampling && aepo != nil {
             throw TrainingError("config: 'aepo' shapes the rewards of the kept groups, which data-parallel dynamic sampling moves between ranks after counting the step's rewards; "
                 + "set train.dynamic_sampling to false or run without --nproc (\(why))")
@@ -172,7 +169,7 @@ enum MetricMerge {
             let v = pairs.map(\.0)
             // Σ wᵣ·valueᵣ / Σ wᵣ, a rank without the key counting 0.
             func mean(_ w: [Double]) -> Double { zip(all, w).reduce(0) { $0 + ($1.0[k] ?? 0) * $1.1 } / Swift.max(w.reduce(0, +), 1e-300) }
-            if k.hasPrefix("groups_") || k.hasSuffix("tokens_per_second") || k == "mismatch/tokens" || k == "rollout_tokens" { out[k] = v.reduce(0, +) }
+            if k.hasPrefix("groups_") || k.hasPrefix("dars_") || k.hasSuffix("tokens_per_second") || k == "mismatch/tokens" || k == "rollout_tokens" { out[k] = v.reduce(0, +) }
             // Means over the tokens the learner rescored: weighted by each rank's count of them.
             else if k.hasPrefix("mismatch/") && !k.hasSuffix("_max") { out[k] = mean(all.map { $0["mismatch/tokens"] ?? 0 }) }
             // A reward term or accuracy a rank's scores lack counts 0 for its rollouts, as in one process.

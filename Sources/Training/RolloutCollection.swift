@@ -109,7 +109,7 @@ struct StepRollouts {
                 // Validation admits DARS only for flat rollouts from the local sampler.
                 guard let flat = plan.source as? FlatRollouts else { throw TrainingError("train.dars draws flat samples of one-turn prompts; this run's rollouts are not flat") }
                 r.extra = try r.addDARSRollouts(from: offset, dars, sampler: flat.sampler, reward: plan.reward, sampling: sampling, schedule: schedule,
-                                                 step: plan.step)
+                                                 step: plan.step, dp: plan.dp)
                 r.kept += try (offset..<r.samples.count).filter { try r.keptByDARS($0) }
                 break
             }

@@ -147,6 +147,9 @@ public final class Trainer {
         if let dp, config.train.dynamicSampling {
             sampled = try dp.mergeStep(rollouts.metrics, rollouts: rollouts.rolled.count)
             keptGroups = try rollouts.spread(dp)
+        } else if let dp, config.train.dars != nil {
+            // DARS drops groups rank by rank (in one process's order already): whether any rank kept one.
+            keptGroups = Int(try dp.group.sum([Double(rollouts.kept.count)])[0])
         }
         let shaping = try aepo?.shape(&rollouts, dp: dp) ?? [:]
         var metrics = (sampled.isEmpty ? rollouts.metrics : sampled).merging(shaping) { $1 }

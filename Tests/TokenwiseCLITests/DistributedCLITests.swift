@@ -140,6 +140,27 @@ final class DistributedCLITests: XCTestCase {
         try assertSameRun(root.appendingPathComponent("one"), root.appendingPathComponent("three"), weights: "adapter_model.safetensors")
     }
 
+    /// DARS over 2 ranks: each rank adds its prompts' extra samples (seeded as one process seeds
+    /// them) and drops its all-pass or all-fail groups; a rank may be left with none.
+    func testTwoRanksTrainDARSAsOneProcess() throws {
+        let script = try temporary().appendingPathComponent("residue.py")
+        try Data("""
+            import json, sys
+            for line in sys.stdin:
+                r = json.loads(line)["response"]
+                ok = 1.0 if sum(map(ord, r)) % 4 == 0 else 0.0
+                print(json.dumps({"reward": ok, "components": {"correct": ok}}), flush=True)
+            """.utf8).write(to: script)
+        let sets = ["train.dars={schedule: et, n_max: 8}", "train.prompts_per_step=4", "output.samples_per_step=64", "train.mini_batches=2",
+                    "reward.terms=[{type: command, command: \"python3 \(script.path)\"}]"]
+        let (one, two) = try oneAndTwoRanks { self.args($0, sets) }
+        try assertSameRun(one, two, weights: "adapter_model.safetensors")
+        XCTAssertGreaterThan(try metrics(one).compactMap { $0["dars_extra_rollouts"] }.max() ?? 0, 0, "DARS added samples")
+        let (sa, sb) = (try samples(one), try samples(two))
+        XCTAssertEqual(sa.map { $0["tokens"] as! [Int] }, sb.map { $0["tokens"] as! [Int] })
+        XCTAssertEqual(sa.map { $0["group"] as! Int }, sb.map { $0["group"] as! Int })
+    }
+
     func testTwoRanksTrainAsOneProcessWithLoRAAndABF16RolloutCopy() throws {
         // The learner rescores a bf16 engine's samples; TIS corrects, and the mismatch metrics are token means.
         let (one, two) = try oneAndTwoRanks { self.args($0, ["rollout.weights=bf16", "objective.mismatch.mode=tis"]) }
