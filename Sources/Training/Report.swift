@@ -47,21 +47,32 @@ public enum Report {
                 return (s, v)
             }
         }
-        for (key, title) in curves {
-            let points = series(key)
-            guard !points.isEmpty else { continue }
-            // A curve that never moves is a line of text, not a panel.
-            if points.count > 1, let v = points.first?.1, points.allSatisfy({ $0.1 == v }) {
-                flat.append("\(title) \(axis(v))")
-                continue
+        func panels(_ list: [(String, String)]) {
+            for (key, title) in list {
+                let points = series(key)
+                guard !points.isEmpty else { continue }
+                // A curve that never moves is a line of text, not a panel.
+                if points.count > 1, let v = points.first?.1, points.allSatisfy({ $0.1 == v }) {
+                    flat.append("\(title) \(axis(v))")
+                    continue
+                }
+                // The reward with ± its std over the step's rollouts.
+                let std = key == "reward_mean" ? Dictionary(series("reward_std"), uniquingKeysWith: { a, _ in a }) : [:]
+                let band = std.isEmpty ? nil : points.compactMap { p in std[p.0].map { (p.0, p.1 - $0, p.1 + $0) } }
+                body += chart(title: title, points: points, band: band)
             }
-            // The reward with ± its std over the step's rollouts.
-            let std = key == "reward_mean" ? Dictionary(series("reward_std"), uniquingKeysWith: { a, _ in a }) : [:]
-            let band = std.isEmpty ? nil : points.compactMap { p in std[p.0].map { (p.0, p.1 - $0, p.1 + $0) } }
-            body += chart(title: title, points: points, band: band)
         }
+        panels(curves)
         body += "</div>\n"
+        // What the credit method reports about its advantages (group sizes, weights, shares), by its own names.
+        let credit = Set(metrics.flatMap { $0.keys.filter { $0.hasPrefix("credit_") } }).sorted()
+        if !credit.isEmpty {
+            body += "<h2>Credit diagnostics</h2>\n<div class=grid>\n"
+            panels(credit.map { ($0, String($0.dropFirst(7)).replacingOccurrences(of: "_", with: " ")) })
+            body += "</div>\n"
+        }
         if !flat.isEmpty { body += "<p class=sub>The same at every step (not drawn): \(escape(flat.joined(separator: " · ")))</p>\n" }
+        body += settingsTable(config)
         body += sampleSection(samples)
         body += "<h2>Configuration</h2>\n<details><summary>config.yaml (resolved)</summary><pre>\(escape(config))</pre></details>\n"
         return page(body)

@@ -18,10 +18,11 @@ final class ReportChartTests: FolderTestCase {
     func testPanelsOfARun() throws {
         let dir = root.appendingPathComponent("run")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-        try Data("model: {path: tiny-random}\n".utf8).write(to: dir.appendingPathComponent("config.yaml"))
+        try Data("model: {path: tiny-random}\noptim: {lr: 0.005, weight_decay: 0.0}\nrollout: {temperature: 1.0}\n".utf8).write(to: dir.appendingPathComponent("config.yaml"))
         for step in 1...4 {
             try JSONLines.append(["step": step, "reward_mean": 0.1 * Double(step), "reward_std": 0.05, "clip_fraction_low": 0, "clip_fraction_high": 0,
-                                  "loss": 1.0 / Double(step), "self_reward_accuracy": 0.5 + 0.1 * Double(step)], to: dir.appendingPathComponent("metrics.jsonl"))
+                                  "loss": 1.0 / Double(step), "self_reward_accuracy": 0.5 + 0.1 * Double(step),
+                                  "credit_gigpo_step_group_size_mean": 1 + 0.5 * Double(step), "credit_gigpo_step_groups": 3], to: dir.appendingPathComponent("metrics.jsonl"))
         }
         let html = try Report.render(run: dir)
         XCTAssertTrue(html.contains("aria-label=\"reward (mean)\""))
@@ -34,5 +35,14 @@ final class ReportChartTests: FolderTestCase {
         XCTAssertTrue(html.contains(">step</text>"))
         XCTAssertTrue(html.contains("class=ay>0.5</text>"), "a round y tick")
         XCTAssertEqual(html.components(separatedBy: "<polygon").count - 1, 1, "only the reward has a band")
+        // The credit method's diagnostics: drawn when they move, folded into the line when flat.
+        XCTAssertTrue(html.contains("<h2>Credit diagnostics</h2>"))
+        XCTAssertTrue(html.contains("aria-label=\"gigpo step group size mean\""), html)
+        XCTAssertTrue(html.contains("gigpo step groups 3"))
+        // The settings: headline ones always, others only where they leave the defaults.
+        XCTAssertTrue(html.contains("<tr><td><code>model.path</code></td><td>tiny-random</td><td>default</td></tr>"), html)
+        XCTAssertTrue(html.contains("<tr><td><code>optim.lr</code></td><td>0.005</td><td>1e-05</td></tr>"), html)
+        XCTAssertTrue(html.contains("<tr><td><code>rollout.temperature</code></td><td>1.0</td><td>1.0</td></tr>"), "a headline setting at its default")
+        XCTAssertFalse(html.contains("<code>optim.weight_decay</code>"), "a setting at its default is left out")
     }
 }
