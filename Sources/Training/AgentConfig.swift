@@ -57,7 +57,9 @@ extension RunConfig {
             func encode(to encoder: Encoder) throws {
                 var c = encoder.container(keyedBy: DataSection.CodingKeys.self)
                 try c.encode(data.trainSize, forKey: .trainSize)
-                try c.encode(data.evalSize, forKey: .evalSize)
+                // A count of episodes, written as one (32, not 32.0); a fraction, which training refuses, as it is.
+                let e = data.evalSize
+                if e >= 0, e == e.rounded(), e < 1e15 { try c.encode(Int(e), forKey: .evalSize) } else { try c.encode(e, forKey: .evalSize) }
                 try c.encode(data.seed, forKey: .seed)
             }
         }

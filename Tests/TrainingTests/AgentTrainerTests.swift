@@ -184,6 +184,7 @@ final class AgentTrainerTests: XCTestCase {
             XCTAssertEqual(try RunConfig.load(yaml: try c.yaml()), c, "\(preset): config.yaml (as --resume reads it)")
             XCTAssertEqual(try RunConfig.load(yaml: try preset.template()), c, "\(preset): --print-config")
             XCTAssertFalse(try c.yaml().contains("task:"), "\(preset): an agent run's data section has its seed keys only")
+            XCTAssertTrue(try c.yaml().contains("eval_size: 32\n"), "\(preset): a count of episodes is written as an integer")
         }
         // A run folder's config.yaml from an earlier version (every environment section, the prompt task) still resumes.
         let earlier = "data: {task: arithmetic, difficulty: 1, train_size: 4096, eval_size: 32, seed: 0}\ncredit: {method: gigpo}\n"
