@@ -112,22 +112,10 @@ public final class OpenAIServer: @unchecked Sendable {
         let data = try await body(request)
         let g = chat ? try GenerationRequest.chat(data, limits: config, tokenizer: tokenizer, template: template)
             : try GenerationRequest.completion(data, limits: config, tokenizer: tokenizer)
-        try g.check(limits: config, vocab: engine.sampler.model.config.vocabSize, served: served)
-        let count = g.prompts.count * g.n
-        try reserve(count)
+        let run = try start(g)
         let shape = ResponseJSON(id: (chat ? "chatcmpl-" : "cmpl-") + UUID().uuidString.lowercased(), created: Int(Date().timeIntervalSince1970),
                                  model: g.model, chat: chat, tokenizer: tokenizer, request: g)
-        // The reservation ends with the request's `Running` (whenever it is released: done, failed, or dropped unsent).
-        let run = try Running(g, engine: engine, onEnd: { [self] in release(count) })
-        if !g.stream {
-            try await withTaskCancellationHandler { try await run.finish() } onCancel: { run.cancel() }
-            guard run.choices.allSatisfy(\.done) else {
-                run.cancel()
-                throw APIError(499, "the request was cancelled")
-            }
-            if let failed = run.choices.first(where: { $0.failure != nil }) { throw APIError(500, "generation failed: \(failed.failure!)") }
-            return json(shape.whole(run.choices))
-        }
+        if !g.stream { return json(shape.whole(try await whole(run))) }
         return Response(status: .ok, headers: [.contentType: "text/event-stream", .cacheControl: "no-cache"],
                         body: ResponseBody { writer in
             do {
@@ -137,6 +125,28 @@ public final class OpenAIServer: @unchecked Sendable {
                 throw error
             }
         })
+    }
+}
+
+extension OpenAIServer {
+    /// Checks `g` against the limits, reserves room for its choices and submits them. The
+    /// reservation ends with the returned `Running` (whenever it is released: done, failed, or dropped unsent).
+    func start(_ g: GenerationRequest) throws -> Running {
+        try g.check(limits: config, vocab: engine.sampler.model.config.vocabSize, served: served)
+        let count = g.prompts.count * g.n
+        try reserve(count)
+        return try Running(g, engine: engine, onEnd: { [self] in release(count) })
+    }
+
+    /// Every choice of `run` once all are done: a cancelled request is a 499, a failed choice a 500.
+    func whole(_ run: Running) async throws -> [Choice] {
+        try await withTaskCancellationHandler { try await run.finish() } onCancel: { run.cancel() }
+        guard run.choices.allSatisfy(\.done) else {
+            run.cancel()
+            throw APIError(499, "the request was cancelled")
+        }
+        if let failed = run.choices.first(where: { $0.failure != nil }) { throw APIError(500, "generation failed: \(failed.failure!)") }
+        return run.choices
     }
 }
 

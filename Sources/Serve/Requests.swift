@@ -18,16 +18,15 @@ struct GenerationRequest {
     static let samplingFields: Set<String> = ["model", "max_tokens", "temperature", "top_p", "top_k", "min_p", "n", "seed", "stop",
                                               "stop_token_ids", "ignore_eos", "stream", "stream_options", "return_token_ids"]
 
-    /// The sampling settings and the other shared fields; `maxTokens` is the endpoint's key for it.
-    static func common(_ f: RequestFields, limits: ServeConfig, maxTokensKey: [String]) throws -> GenerationRequest {
-        guard let model = try f.string("model") else { throw APIError(400, "'model' is required", param: "model") }
+    /// The sampling settings both APIs take, under the request's names for the token limit (and
+    /// its default) and the seed; a request without a seed gets a random one.
+    static func sampling(_ f: RequestFields, limits: ServeConfig, maxTokens key: String, default tokens: Int, seed seedKey: String) throws -> SamplingConfig {
         var s = SamplingConfig()
         s.weights = limits.weights
-        let key = maxTokensKey.first { f[$0] != nil } ?? maxTokensKey[0]
-        s.maxNewTokens = try f.int(key, 16, in: 1...limits.context)!
+        s.maxNewTokens = try f.int(key, tokens, in: 1...limits.context)!
         s.temperature = try f.double("temperature", 1, in: 0...100)
         s.topP = try f.double("top_p", 1, in: 1e-9...1)
-        // vLLM's "off" is -1; 0 is off here too.
+        // vLLM's and SGLang's "off" is -1; 0 is off here too.
         let topK = try f.int("top_k", 0, in: -1...1_000_000)!
         s.topK = Swift.max(0, topK)
         s.minP = try f.double("min_p", 0, in: 0...0.999_999)
@@ -36,9 +35,17 @@ struct GenerationRequest {
         guard s.stop.count <= 16 else { throw APIError(400, "'stop' lists more than 16 strings", param: "stop") }
         s.stopTokenIds = try f.ints("stop_token_ids")
         s.ignoreEos = try f.bool("ignore_eos", false)
-        if let seed = try f.int("seed", nil, in: Int(Int64.min)...Int(Int64.max)) { s.seed = UInt64(bitPattern: Int64(seed)) } else {
+        if let seed = try f.int(seedKey, nil, in: Int(Int64.min)...Int(Int64.max)) { s.seed = UInt64(bitPattern: Int64(seed)) } else {
             s.seed = UInt64.random(in: 0...UInt64.max)
         }
+        return s
+    }
+
+    /// The sampling settings and the other shared fields; `maxTokens` is the endpoint's key for it.
+    static func common(_ f: RequestFields, limits: ServeConfig, maxTokensKey: [String]) throws -> GenerationRequest {
+        guard let model = try f.string("model") else { throw APIError(400, "'model' is required", param: "model") }
+        let key = maxTokensKey.first { f[$0] != nil } ?? maxTokensKey[0]
+        let s = try sampling(f, limits: limits, maxTokens: key, default: 16, seed: "seed")
         let n = try f.int("n", 1, in: 1...limits.maxChoices)!
         var includeUsage = false
         if let o = f["stream_options"] {

@@ -12,7 +12,7 @@ import Rollout
 /// are unknown ones; `stream` is refused (the OpenAI routes stream).
 extension OpenAIServer {
     static let sglangFields: Set<String> = ["input_ids", "text", "sampling_params", "return_logprob", "top_logprobs_num",
-                                            "logprob_start_len", "lora_path", "stream", "rid"]
+                                            "logprob_start_len", "lora_path", "stream"]
     static let sglangSampling: Set<String> = ["max_new_tokens", "temperature", "top_p", "top_k", "min_p", "stop", "stop_token_ids",
                                               "ignore_eos", "n", "sampling_seed", "skip_special_tokens", "no_stop_trim"]
 
@@ -100,21 +100,10 @@ extension OpenAIServer {
         }
         let p = RequestFields(object: object)
         do {
-            var s = SamplingConfig()
-            s.weights = config.weights
-            s.maxNewTokens = try p.int("max_new_tokens", 128, in: 1...config.context)!
-            s.temperature = try p.double("temperature", 1, in: 0...100)
-            s.topP = try p.double("top_p", 1, in: 1e-9...1)
-            s.topK = Swift.max(0, try p.int("top_k", -1, in: -1...1_000_000)!)
-            s.minP = try p.double("min_p", 0, in: 0...0.999_999)
-            s.stop = try p.strings("stop")
-            s.stopTokenIds = try p.ints("stop_token_ids")
-            s.ignoreEos = try p.bool("ignore_eos", false)
-            _ = try p.bool("skip_special_tokens", true)
-            _ = try p.bool("no_stop_trim", false)
-            if let seed = try p.int("sampling_seed", nil, in: Int(Int64.min)...Int(Int64.max)) { s.seed = UInt64(bitPattern: Int64(seed)) } else {
-                s.seed = UInt64.random(in: 0...UInt64.max)
-            }
+            let s = try GenerationRequest.sampling(p, limits: config, maxTokens: "max_new_tokens", default: 128, seed: "sampling_seed")
+            // The text is always decoded without the end token and cut before a stop string: SGLang's defaults, and only those.
+            guard try p.bool("skip_special_tokens", true) else { throw APIError(400, "'skip_special_tokens' false is not supported here") }
+            guard try !p.bool("no_stop_trim", false) else { throw APIError(400, "'no_stop_trim' true is not supported here (the text is cut before a stop string)") }
             let n = try p.int("n", 1, in: 1...config.maxChoices)!
             return GenerationRequest(model: "", prompts: [], sampling: s, n: n, logprobs: nil, stream: false, includeUsage: false, returnTokenIds: true)
         } catch let e as APIError {
@@ -124,17 +113,7 @@ extension OpenAIServer {
 
     func sglangGenerate(_ data: Data) async throws -> Response {
         let (g, single) = try sglangRequest(data)
-        try g.check(limits: config, vocab: engine.sampler.model.config.vocabSize, served: served)
-        let count = g.prompts.count * g.n
-        try reserve(count)
-        let run = try Running(g, engine: engine, onEnd: { [self] in release(count) })
-        try await withTaskCancellationHandler { try await run.finish() } onCancel: { run.cancel() }
-        guard run.choices.allSatisfy(\.done) else {
-            run.cancel()
-            throw APIError(499, "the request was cancelled")
-        }
-        if let failed = run.choices.first(where: { $0.failure != nil }) { throw APIError(500, "generation failed: \(failed.failure!)") }
-        let items = run.choices.map { sglangItem($0, g) }
+        let items = try await whole(try start(g)).map { sglangItem($0, g) }
         return single ? json(items[0]) : json(items)
     }
 

@@ -75,7 +75,14 @@ final class SGLangRoutesTests: XCTestCase {
         XCTAssertEqual(try refusal(["input_ids": [1, 2], "logprob_start_len": 0]), "'logprob_start_len' other than -1 (no prompt logprobs) is not supported here")
         XCTAssertEqual(try refusal(["input_ids": [1, 2], "lora_path": "nope"]), "model 'nope' is not served here (served: tokenwise)")
         XCTAssertEqual(try refusal(["input_ids": [[1, 2], ["a"]]]), "'input_ids' must be a list of token ids or a list of such lists, got an array")
-        XCTAssertEqual(try generate(["input_ids": [1, 2], "sampling_params": ["max_new_tokens": 2]]).status, 200, "still serving")
+        XCTAssertEqual(try refusal(["input_ids": [1, 2], "sampling_params": ["stop": ["a", ""]]]), "sampling_params: 'stop'[1] is an empty string")
+        XCTAssertEqual(try refusal(["input_ids": [1, 2], "sampling_params": ["no_stop_trim": true]]),
+                       "sampling_params: 'no_stop_trim' true is not supported here (the text is cut before a stop string)")
+        XCTAssertEqual(try refusal(["input_ids": [1, 2], "sampling_params": ["skip_special_tokens": false]]),
+                       "sampling_params: 'skip_special_tokens' false is not supported here")
+        XCTAssertTrue(try refusal(["input_ids": [1, 2], "rid": "abc"]).hasPrefix("unknown field 'rid'"))
+        XCTAssertEqual(try generate(["input_ids": [1, 2], "sampling_params": ["max_new_tokens": 2, "skip_special_tokens": true, "no_stop_trim": false]]).status,
+                       200, "still serving, and SGLang's defaults given explicitly are accepted")
     }
 
     func testSGLangLoRARoutes() throws {
