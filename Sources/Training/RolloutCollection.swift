@@ -113,27 +113,32 @@ struct StepRollouts {
                 r.kept += try (offset..<r.samples.count).filter { try r.keptByDARS($0) }
                 break
             }
-            let now = (offset..<r.samples.count).filter { p in !plan.dynamicSampling || Set(r.rolloutsOf[p].map { r.scores[$0].value }).count > 1 }
+            guard plan.dynamicSampling else {
+                r.kept = Array(offset..<r.samples.count)
+                break
+            }
+            let now = (offset..<r.samples.count).filter { p in Set(r.rolloutsOf[p].map { r.scores[$0].value }).count > 1 }
             mine.append(now)
-            let counts = try plan.dynamicSampling ? plan.dp.map { try $0.group.allGather([Double(now.count)]).map { Int($0[0]) } } ?? [now.count] : [now.count]
+            let counts = try plan.dp.map { try $0.group.allGather([Double(now.count)]).map { Int($0[0]) } } ?? [now.count]
             r.keptPerRound.append(counts)
             keptSoFar += counts.reduce(0, +)
-            guard plan.dynamicSampling, keptSoFar < samples.count, round < plan.maxRefills, let more else { break }
+            guard keptSoFar < samples.count, round < plan.maxRefills, let more else { break }
             round += 1
             batch = more(samples.count - keptSoFar)
             if batch.isEmpty { break }
             sampling.seed &+= 0x9E37_79B9
         }
-        r.kept = plan.dars != nil ? r.kept : r.firstKept(mine, limit: samples.count, rank: plan.dp?.rank ?? 0)
+        if plan.dynamicSampling { r.kept = r.firstKept(mine, limit: samples.count, rank: plan.dp?.rank ?? 0) }
         r.seconds = Double(DispatchTime.now().uptimeNanoseconds - began) / 1e9
         return r
     }
 
-    /// This rank's kept prompts of each round, cut to the step's first `limit` over all ranks.
+    /// This rank's kept prompts of each round, cut to the step's first `limit` over all ranks
+    /// (`keptPerRound` holds every rank's counts).
     func firstKept(_ mine: [[Int]], limit: Int, rank: Int) -> [Int] {
         var before = 0, out = [Int]()
         for (k, kept) in mine.enumerated() {
-            let counts = keptPerRound[k], start = before + (counts.count > 1 ? counts[..<rank].reduce(0, +) : 0)
+            let counts = keptPerRound[k], start = before + counts[..<rank].reduce(0, +)
             out += kept.prefix(Swift.max(0, Swift.min(kept.count, limit - start)))
             before += counts.reduce(0, +)
         }

@@ -21,6 +21,15 @@ func remoteServer() throws -> (port: Int, stop: @Sendable () -> Void, engine: Ba
     return (port, stop, engine)
 }
 
+/// `config` sampling through the server on `port` with `api`.
+func remoteConfig(_ config: RunConfig, port: Int, api: RemoteAPI) -> RunConfig {
+    var c = config
+    c.rollout.engine = .remote
+    c.rollout.remote = RemoteEngineConfig(url: "http://127.0.0.1:\(port)")
+    c.rollout.remote!.api = api
+    return c
+}
+
 /// Three steps of the same two prompts in process and through the server: the same rollouts,
 /// rewards and (to 1e-4) logprobs each step. Returns the remote trainer's model.
 func threeStepsMatch(_ local: RunConfig, _ remote: RunConfig) throws -> CausalLM {
@@ -41,15 +50,10 @@ func threeStepsMatch(_ local: RunConfig, _ remote: RunConfig) throws -> CausalLM
 }
 
 final class RemoteRolloutsTests: XCTestCase {
-    func server() throws -> (port: Int, stop: @Sendable () -> Void, engine: BatchEngine) { try remoteServer() }
-
     func testRemoteRolloutsMatchTheInProcessRun() throws {
-        let (port, stop, engine) = try server()
+        let (port, stop, engine) = try remoteServer()
         defer { stop() }
-        let local = tinyTrainerConfig()
-        var remote = local
-        remote.rollout.engine = .remote
-        remote.rollout.remote = RemoteEngineConfig(url: "http://127.0.0.1:\(port)")
+        let local = tinyTrainerConfig(), remote = remoteConfig(local, port: port, api: .openai)
         let (a, _) = try trainTiny(local, steps: 1)
         let (b, metrics) = try trainTiny(remote, steps: 1)
         XCTAssertEqual(b.lastInputs!.rowResponses, a.lastInputs!.rowResponses, "the server sampled other tokens")
@@ -110,12 +114,7 @@ final class SGLangRemoteRolloutsTests: XCTestCase {
     func testSGLangRolloutsMatchTheInProcessRun() throws {
         let (port, stop, engine) = try remoteServer()
         defer { stop() }
-        let local = tinyTrainerConfig()
-        var remote = local
-        remote.rollout.engine = .remote
-        var r = RemoteEngineConfig(url: "http://127.0.0.1:\(port)")
-        r.api = .sglang
-        remote.rollout.remote = r
+        let local = tinyTrainerConfig(), remote = remoteConfig(local, port: port, api: .sglang), r = remote.rollout.remote!
         let m2 = try threeStepsMatch(local, remote)
         let (_, tok) = try tiny()
         let served = try XCTUnwrap(engine.sampler.model.lora), trained = try XCTUnwrap(m2.lora)
